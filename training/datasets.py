@@ -1,0 +1,150 @@
+"""Datasets behind one interface: uint8 images (N, H, W, C) and int labels.
+
+Nothing is downloaded: Fashion-MNIST comes from Debian's
+``dataset-fashion-mnist`` (installed by ``make setup``), digits from
+scikit-learn; MNIST and CIFAR-10 are read from a folder the user provides,
+in their standard file formats.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FASHION_MNIST_DIR = Path(os.environ.get("FLIPFLOW_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+class DatasetError(FileNotFoundError):
+    """A dataset's files are missing or malformed; the message says how to get them."""
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # (N, H, W, C) uint8
+    labels: np.ndarray  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def head(self, n: int | None) -> "Split":
+        return self if n is None else Split(self.images[:n], self.labels[:n])
+
+
+@dataclass
+class Dataset:
+    name: str
+    classes: list[str]
+    train: Split
+    test: Split
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.test.images.shape[1:])
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally .gz), the MNIST / Fashion-MNIST format."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError as e:
+        raise DatasetError(f"{path} is missing") from e
+    except (OSError, EOFError) as e:
+        raise DatasetError(f"{path}: unreadable ({e})") from e
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise DatasetError(f"{path}: not an unsigned-byte IDX file (bad magic {data[:4]!r})")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise DatasetError(f"{path}: header says {dims} but holds {body.size} bytes (truncated?)")
+    return body.reshape(dims)
+
+
+def _idx_pair(folder: Path, prefix: str) -> Split:
+    def find(stem: str) -> Path:
+        for name in (f"{stem}.gz", stem):
+            if (folder / name).exists():
+                return folder / name
+        raise DatasetError(f"{folder}: {stem}[.gz] not found")
+
+    images = read_idx(find(f"{prefix}-images-idx3-ubyte"))
+    labels = read_idx(find(f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
+    if len(images) != len(labels):
+        raise DatasetError(f"{folder}: {len(images)} {prefix} images but {len(labels)} labels")
+    return Split(images[..., None], labels)
+
+
+def fashion_mnist(folder: Path | None = None) -> Dataset:
+    folder = Path(folder or FASHION_MNIST_DIR)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} not found: install Debian's dataset-fashion-mnist (`make setup`) or set FLIPFLOW_FASHION_MNIST")
+    return Dataset("fashion_mnist", FASHION_CLASSES, _idx_pair(folder, "train"), _idx_pair(folder, "t10k"))
+
+
+def mnist(folder: Path) -> Dataset:
+    """MNIST from the four standard IDX files in ``folder``."""
+    folder = Path(folder)
+    return Dataset("mnist", [str(i) for i in range(10)], _idx_pair(folder, "train"), _idx_pair(folder, "t10k"))
+
+
+def digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
+    """scikit-learn's 8x8 digits (0..16 grey levels scaled to 0..255), split deterministically."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.round(d.images * (255 / 16)).astype(np.uint8)[..., None]
+    order = np.random.default_rng(seed).permutation(len(images))
+    n_test = int(len(images) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    labels = d.target.astype(np.int64)
+    return Dataset("digits", [str(i) for i in range(10)], Split(images[train], labels[train]), Split(images[test], labels[test]))
+
+
+def cifar10(folder: Path) -> Dataset:
+    """CIFAR-10 from the standard python pickle batches in ``folder``."""
+    folder = Path(folder)
+
+    def batch(name: str) -> Split:
+        path = folder / name
+        if not path.exists():
+            raise DatasetError(f"{path} is missing: point to the extracted cifar-10-batches-py folder")
+        with open(path, "rb") as f:
+            try:
+                d = pickle.load(f, encoding="bytes")
+            except Exception as e:  # pickle raises many kinds on corrupt input
+                raise DatasetError(f"{path}: not a CIFAR-10 batch ({e})") from e
+        data = np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return Split(np.ascontiguousarray(data), np.asarray(d[b"labels"], np.int64))
+
+    train = [batch(f"data_batch_{i}") for i in range(1, 6)]
+    return Dataset(
+        "cifar10",
+        CIFAR10_CLASSES,
+        Split(np.concatenate([s.images for s in train]), np.concatenate([s.labels for s in train])),
+        batch("test_batch"),
+    )
+
+
+LOADERS = {"fashion_mnist": fashion_mnist, "digits": digits, "mnist": mnist, "cifar10": cifar10}
+
+
+def load(name: str, folder: Path | None = None) -> Dataset:
+    if name not in LOADERS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(LOADERS)}")
+    if name in ("mnist", "cifar10"):
+        if folder is None:
+            raise DatasetError(f"{name} cannot be downloaded here: pass --data-dir with its standard files")
+        return LOADERS[name](folder)
+    if name == "fashion_mnist":
+        return fashion_mnist(folder)
+    return digits()
