@@ -2,6 +2,9 @@
 
 Every architecture maps onto the hardware: fixed-point first and last
 layers, binary layers in between, every pool on binary data a max-pool (OR).
+Each builder takes any input (H, W, C) and class list, plus ``widths``: the
+output channels of every prunable layer in order (everything but the last),
+so a pruned network is the same builder with narrower widths.
 """
 
 from __future__ import annotations
@@ -11,11 +14,23 @@ from typing import Callable
 from flipflow.training.blocks import Arch, LayerSpec as L
 
 NIN_WIDTHS = (192, 160, 96, 192, 192, 192, 192, 192)
+CNV_WIDTHS = (64, 64, 128, 128, 256, 256, 512, 512)
+LFC_WIDTHS = (1024, 1024, 1024)
+SFC_WIDTHS = (256, 256, 256)
+TFC_WIDTHS = (64, 64, 64)
+ALEXNET_WIDTHS = (96, 256, 384, 384, 256, 1024, 1024)
+
+
+def _check_widths(name: str, widths: tuple[int, ...], n: int) -> tuple[int, ...]:
+    widths = tuple(int(w) for w in widths)
+    if len(widths) != n or min(widths) < 1:
+        raise ValueError(f"{name}: needs {n} positive widths, got {widths}")
+    return widths
 
 
 def nin(input_shape: tuple[int, int, int], classes: list[str], widths: tuple[int, ...] = NIN_WIDTHS) -> Arch:
     """The 9-layer binary NIN of XNOR-Net-PyTorch (shared/REFERENCE.md section 2)."""
-    w = widths
+    w = _check_widths("nin", widths, 8)
     return Arch("nin", tuple(input_shape), list(classes), [
         L("input_conv", w[0], 5, 1, 2),
         L("binary_conv", w[1], 1),
@@ -32,7 +47,82 @@ def nin(input_shape: tuple[int, int, int], classes: list[str], widths: tuple[int
     ])
 
 
-ARCHS: dict[str, Callable[..., Arch]] = {"nin": nin}
+def _cnv_fits_unpadded(h: int) -> bool:
+    """FINN's CNV uses valid 3x3 convolutions: 32x32 ends at 1x1."""
+    for _ in range(2):
+        h = (h - 4) // 2
+    return h - 4 >= 1
+
+
+def cnv(input_shape: tuple[int, int, int], classes: list[str], widths: tuple[int, ...] = CNV_WIDTHS,
+        pad: int | None = None) -> Arch:
+    """FINN / BNN-PYNQ CNV-W1A1: 6 conv 3x3 (64-64-128-128-256-256), two 2x2
+    max-pools, FC 512-512-classes. Valid padding as in FINN (32x32 -> 1x1);
+    inputs too small for that (e.g. 28x28) get pad 1 unless ``pad`` says."""
+    w = _check_widths("cnv", widths, 8)
+    if pad is None:
+        pad = 0 if _cnv_fits_unpadded(min(input_shape[:2])) else 1
+    return Arch("cnv", tuple(input_shape), list(classes), [
+        L("input_conv", w[0], 3, 1, pad),
+        L("binary_conv", w[1], 3, 1, pad),
+        L("maxpool", 0, 2, 2, 0),
+        L("binary_conv", w[2], 3, 1, pad),
+        L("binary_conv", w[3], 3, 1, pad),
+        L("maxpool", 0, 2, 2, 0),
+        L("binary_conv", w[4], 3, 1, pad),
+        L("binary_conv", w[5], 3, 1, pad),
+        L("binary_dense", w[6]),
+        L("binary_dense", w[7]),
+        L("output_dense", len(classes)),
+    ])
+
+
+def _mlp(name: str, input_shape: tuple[int, int, int], classes: list[str], widths: tuple[int, ...]) -> Arch:
+    """FINN's fully connected topologies: three hidden layers."""
+    w = _check_widths(name, widths, 3)
+    return Arch(name, tuple(input_shape), list(classes), [
+        L("input_dense", w[0]),
+        L("binary_dense", w[1]),
+        L("binary_dense", w[2]),
+        L("output_dense", len(classes)),
+    ])
+
+
+def lfc(input_shape: tuple[int, int, int], classes: list[str], widths: tuple[int, ...] = LFC_WIDTHS) -> Arch:
+    """FINN LFC: 3 x 1024 hidden units."""
+    return _mlp("lfc", input_shape, classes, widths)
+
+
+def sfc(input_shape: tuple[int, int, int], classes: list[str], widths: tuple[int, ...] = SFC_WIDTHS) -> Arch:
+    """FINN SFC: 3 x 256 hidden units."""
+    return _mlp("sfc", input_shape, classes, widths)
+
+
+def tfc(input_shape: tuple[int, int, int], classes: list[str], widths: tuple[int, ...] = TFC_WIDTHS) -> Arch:
+    """FINN TFC: 3 x 64 hidden units."""
+    return _mlp("tfc", input_shape, classes, widths)
+
+
+def alexnet(input_shape: tuple[int, int, int], classes: list[str], widths: tuple[int, ...] = ALEXNET_WIDTHS) -> Arch:
+    """CIFAR-style binary AlexNet: conv 5x5 96, conv 5x5 256, conv 3x3
+    384-384-256 with three 3/2 max-pools, FC 1024-1024-classes."""
+    w = _check_widths("alexnet", widths, 7)
+    return Arch("alexnet", tuple(input_shape), list(classes), [
+        L("input_conv", w[0], 5, 1, 2),
+        L("maxpool", 0, 3, 2, 1),
+        L("binary_conv", w[1], 5, 1, 2),
+        L("maxpool", 0, 3, 2, 1),
+        L("binary_conv", w[2], 3, 1, 1),
+        L("binary_conv", w[3], 3, 1, 1),
+        L("binary_conv", w[4], 3, 1, 1),
+        L("maxpool", 0, 3, 2, 1),
+        L("binary_dense", w[5]),
+        L("binary_dense", w[6]),
+        L("output_dense", len(classes)),
+    ])
+
+
+ARCHS: dict[str, Callable[..., Arch]] = {"nin": nin, "cnv": cnv, "lfc": lfc, "sfc": sfc, "tfc": tfc, "alexnet": alexnet}
 
 
 def build_arch(name: str, input_shape: tuple[int, int, int], classes: list[str], **kw) -> Arch:
