@@ -1,0 +1,230 @@
+"""Weight and threshold layout of a folded matrix-vector unit (MVU).
+
+This module is a contract shared by the HLS and the RTL backends: both read
+their weight memories and threshold tables from here, so both pad the same way.
+
+Folding (shared/DESIGN.md, FINN's MVU): a layer with ``rows`` output channels
+and fan-in ``cols`` = K runs on PE rows x SIMD lanes. Its weight matrix
+W[rows, cols] (row o = output channel o, column i = element i of the window
+vector flattened (ky, kx, c) with c fastest, or the flat (h, w, c) input of a
+dense layer) is split into
+
+    NF = ceil(rows / PE) neuron folds    and    SF = ceil(cols / SIMD) synapse folds.
+
+The unit loops ``for nf in range(NF): for sf in range(SF)`` (one step per
+cycle); at step (nf, sf) PE p handles output row ``nf * PE + p`` and lane s
+input element ``sf * SIMD + s``. Tile ``t = nf * SF + sf`` is the weight memory
+address; ``tiles[t, p, s] = W[nf * PE + p, sf * SIMD + s]``.
+
+Padding when PE or SIMD do not divide the widths (provably result-neutral):
+
+* Input columns beyond K: the input vector is padded with 0 in every layer
+  (bit 0 for binary inputs, pixel 0 for the 8-bit input layer).
+* Binary weights (1 bit, XNOR-popcount layers) are padded with bit 1: a lane
+  with weight 1 and input 0 never matches, so it adds 0 to P = popcount(XNOR)
+  and the thresholds stay exactly the IR's. Note the accumulator counts
+  *matches* over all lanes; computing K - popcount(XOR) would count the pad
+  lanes as mismatches, so backends must count matches.
+* Fixed-point weights (input and output layers) are padded with 0: the
+  product is 0 whatever the input element.
+* Rows beyond ``rows`` (when PE does not divide it): weights are padded like
+  columns (all bits 1 / all 0) and thresholds are 0; the unit computes them
+  and drops them, they never reach the output.
+
+Word packing (LSB-first, DESIGN.md): a PE x SIMD weight word holds lane s of
+PE p at element position ``p * SIMD + s``, each element ``elem_bits`` wide
+(1 for binary, weight_bits two's complement for fixed point), so PE 0 sits in
+the least significant bits. ``simd_words`` gives the per-PE view (FINN's
+``weights[PE][TILES]`` of SIMD-element words) that both backends use for
+memories that are partitioned by PE.
+
+Thresholds are an int64 table [NF, PE] (``thresholds[nf, p]`` for row
+nf * PE + p); ``emulate`` is the numpy model of the whole folded unit on
+these arrays and is proved equal to sim/golden.py by tests/test_pack.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from flipflow.generator.folding import FoldingError, LayerFolding
+from flipflow.ir import Layer
+
+BINARY_MVU_KINDS = ("binary_conv", "binary_dense")
+FIXED_INPUT_KINDS = ("input_conv", "input_dense")
+SCORE_KINDS = ("output_conv", "output_dense")
+MVU_KINDS = FIXED_INPUT_KINDS + BINARY_MVU_KINDS + SCORE_KINDS
+
+BINARY_WEIGHT_PAD = 1  # never matches the 0 that pads the input
+FIXED_WEIGHT_PAD = 0  # product 0
+INPUT_PAD = 0
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Shape of one folded MVU. ``tiles`` = NF * SF weight words per PE."""
+
+    rows: int  # output channels (exact, from the IR)
+    cols: int  # fan-in K (exact)
+    pe: int
+    simd: int
+
+    @property
+    def nf(self) -> int:
+        return math.ceil(self.rows / self.pe)
+
+    @property
+    def sf(self) -> int:
+        return math.ceil(self.cols / self.simd)
+
+    @property
+    def rows_padded(self) -> int:
+        return self.nf * self.pe
+
+    @property
+    def cols_padded(self) -> int:
+        return self.sf * self.simd
+
+    @property
+    def tiles(self) -> int:
+        return self.nf * self.sf
+
+
+def geometry(layer: Layer, folding: LayerFolding) -> Geometry:
+    """The folded shape of an MVU layer; rejects foldings it cannot implement."""
+    if layer.kind not in MVU_KINDS:
+        raise FoldingError(f"layer {layer.name}: {layer.kind} has no matrix-vector unit to fold")
+    if not 1 <= folding.pe <= layer.out_ch:
+        raise FoldingError(f"layer {layer.name}: PE={folding.pe} must be in [1, out_ch={layer.out_ch}]")
+    if not 1 <= folding.simd <= layer.fan_in:
+        raise FoldingError(f"layer {layer.name}: SIMD={folding.simd} must be in [1, K={layer.fan_in}]")
+    return Geometry(layer.out_ch, layer.fan_in, folding.pe, folding.simd)
+
+
+def is_binary(layer: Layer) -> bool:
+    """True when weights are single bits combined by XNOR (binary_conv/dense)."""
+    return layer.kind in BINARY_MVU_KINDS
+
+
+def elem_bits(layer: Layer) -> int:
+    """Bits per weight element in a packed word."""
+    return 1 if is_binary(layer) else layer.weight_bits
+
+
+def weight_pad(layer: Layer) -> int:
+    return BINARY_WEIGHT_PAD if is_binary(layer) else FIXED_WEIGHT_PAD
+
+
+def padded_matrix(layer: Layer, g: Geometry) -> np.ndarray:
+    """W padded to [rows_padded, cols_padded] (int64) with the layer's pad value."""
+    w = np.full((g.rows_padded, g.cols_padded), weight_pad(layer), np.int64)
+    w[: g.rows, : g.cols] = layer.weights.reshape(g.rows, g.cols)
+    return w
+
+
+def tiles(layer: Layer, folding: LayerFolding) -> np.ndarray:
+    """Weight tiles [TILES, PE, SIMD] (int64 element values; bits or signed ints)."""
+    g = geometry(layer, folding)
+    w = padded_matrix(layer, g).reshape(g.nf, g.pe, g.sf, g.simd)
+    return w.transpose(0, 2, 1, 3).reshape(g.tiles, g.pe, g.simd)
+
+
+def _pack(elements: np.ndarray, bits: int) -> int:
+    """Element 0 in the least significant bits; negative values in two's complement."""
+    mask = (1 << bits) - 1
+    word = 0
+    for i, v in enumerate(elements.tolist()):
+        word |= (int(v) & mask) << (i * bits)
+    return word
+
+
+def words(layer: Layer, folding: LayerFolding) -> list[int]:
+    """One PE*SIMD*elem_bits-wide word per tile; PE 0 lane 0 in the LSBs."""
+    t = tiles(layer, folding)
+    bits = elem_bits(layer)
+    return [_pack(tile.reshape(-1), bits) for tile in t]
+
+
+def simd_words(layer: Layer, folding: LayerFolding) -> list[list[int]]:
+    """Per-PE memories: ``[p][t]`` is the SIMD*elem_bits-wide word of PE p, tile t."""
+    t = tiles(layer, folding)
+    bits = elem_bits(layer)
+    return [[_pack(t[i, p], bits) for i in range(t.shape[0])] for p in range(t.shape[1])]
+
+
+def accumulator_range(layer: Layer) -> tuple[int, int]:
+    """Inclusive [min, max] of any real (unpadded) row's accumulator."""
+    w = layer.weights.reshape(layer.out_ch, -1).astype(np.int64)
+    if is_binary(layer):
+        return 0, layer.fan_in
+    if layer.kind in FIXED_INPUT_KINDS:  # sum(w * pixel), pixel in [0, 255]
+        return int(np.minimum(w, 0).sum(1).min() * 255), int(np.maximum(w, 0).sum(1).max() * 255)
+    return int(-np.abs(w).sum(1).max()), int(np.abs(w).sum(1).max())  # sum(w * +-1)
+
+
+def thresholds(layer: Layer, folding: LayerFolding) -> np.ndarray:
+    """Thresholds [NF, PE] (int64); pad rows get 0.
+
+    Clamped to [acc_min, acc_max + 1], which changes no output bit (a threshold
+    below every reachable accumulator always fires, one above never does) and
+    bounds the threshold's bit width by the accumulator's.
+    """
+    g = geometry(layer, folding)
+    if not layer.is_thresholded:
+        raise FoldingError(f"layer {layer.name}: {layer.kind} has no thresholds")
+    lo, hi = accumulator_range(layer)
+    t = np.zeros(g.rows_padded, np.int64)
+    t[: g.rows] = np.clip(layer.thresholds, lo, hi + 1)
+    return t.reshape(g.nf, g.pe)
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Smallest two's complement width holding [lo, hi]."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+def unsigned_bits(hi: int) -> int:
+    """Smallest unsigned width holding [0, hi]."""
+    return max(1, int(hi).bit_length())
+
+
+def pad_vectors(vectors: np.ndarray, g: Geometry) -> np.ndarray:
+    """Input vectors [N, cols] -> [N, SF, SIMD] padded with INPUT_PAD."""
+    n = vectors.shape[0]
+    x = np.full((n, g.cols_padded), INPUT_PAD, np.int64)
+    x[:, : g.cols] = vectors
+    return x.reshape(n, g.sf, g.simd)
+
+
+def emulate(layer: Layer, folding: LayerFolding, vectors: np.ndarray) -> np.ndarray:
+    """Numpy model of the folded MVU on the packed arrays.
+
+    ``vectors`` [N, K]: window vectors (bits, or pixels for the input layer).
+    Returns [N, rows]: output bits for thresholded layers, integer scores for
+    output layers. It steps through (nf, sf) exactly as the hardware does,
+    vectorised over images and PEs, and drops the pad rows at the end.
+    """
+    g = geometry(layer, folding)
+    t = tiles(layer, folding).reshape(g.nf, g.sf, g.pe, g.simd)
+    x = pad_vectors(np.asarray(vectors, np.int64), g)
+    out = np.zeros((x.shape[0], g.nf, g.pe), np.int64)
+    thr = thresholds(layer, folding) if layer.is_thresholded else None
+    for nf in range(g.nf):
+        acc = np.zeros((x.shape[0], g.pe), np.int64)
+        for sf in range(g.sf):
+            w = t[nf, sf][None]  # [1, PE, SIMD]
+            xs = x[:, sf][:, None, :]  # [N, 1, SIMD]
+            if is_binary(layer):
+                acc += (w == xs).sum(-1)  # matches: XNOR popcount
+            elif layer.kind in FIXED_INPUT_KINDS:
+                acc += (w * xs).sum(-1)
+            else:
+                acc += (w * (2 * xs - 1)).sum(-1)
+        out[:, nf] = (acc >= thr[nf][None]) if thr is not None else acc
+    return out.reshape(x.shape[0], g.rows_padded)[:, : g.rows]
