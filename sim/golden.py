@@ -28,10 +28,10 @@ def check_images(net: Network, images: np.ndarray) -> np.ndarray:
     """Return images as (N, H, W, C) uint8, or raise naming the expected layout."""
     images = np.asarray(images)
     h, w, c = net.input_shape
-    if images.ndim == 3 and c == 1:
+    if images.shape == (h, w, c)[: images.ndim] and images.ndim >= 2:  # one image, (H, W) or (H, W, C)
+        images = images.reshape(1, h, w, c)
+    elif images.ndim == 3 and c == 1 and images.shape[1:] == (h, w):  # (N, H, W) grey images
         images = images[..., None]
-    if images.ndim == 3 and images.shape == (h, w, c):
-        images = images[None]
     if images.dtype != np.uint8:
         raise ImageShapeError(f"{net.name} takes uint8 pixels, got dtype {images.dtype}: convert with .astype(np.uint8) from 0..255 values")
     if images.ndim != 4 or images.shape[1:] != (h, w, c):

@@ -24,13 +24,12 @@ def run(model, net, images: np.ndarray, labels: np.ndarray, batch: int = 256) ->
 
     from flipflow.training.blocks import images_to_input
 
-    torch.set_num_threads(torch.get_num_threads())
 
     def brevitas_scores(imgs: np.ndarray) -> np.ndarray:
         out = []
         with torch.no_grad():
             for i in range(0, len(imgs), batch):
-                x = images_to_input(torch.from_numpy(np.ascontiguousarray(imgs[i : i + batch])).permute(0, 3, 1, 2))
+                x = images_to_input(imgs[i : i + batch])
                 out.append(model(x).numpy())
         return np.concatenate(out) / model.output_scale()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
@@ -188,11 +189,17 @@ class BNN(nn.Module):
     def output_scale(self) -> float:
         """Logits = output_scale() x integer scores."""
         head = next(b for b in self.blocks if b.kind.startswith("output_"))
-        return float(head.op.quant_weight().scale.flatten()[0])
+        return float(head.op.quant_weight().scale.detach().flatten()[0])
 
 
-def images_to_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 NCHW (or NHWC numpy-style, converted by the caller) -> exact float input."""
+def images_to_input(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """uint8 pixels -> the model's exact float input (pixel / 256), NCHW.
+
+    Takes a torch tensor already NCHW, or a numpy array (N, H, W, C) as the
+    datasets and the golden model hold images.
+    """
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.array(images, copy=True)).permute(0, 3, 1, 2)
     return images.float() * PIXEL_SCALE
 
 

@@ -21,7 +21,7 @@ def calibrated_model(arch: Arch, images: np.ndarray, seed: int = 0, negative_sca
     for bn in bns:
         bn.momentum = None  # cumulative average over the calibration pass
     model.train()
-    model(images_to_input(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)))
+    model(images_to_input(images))
     for bn in bns:
         scale = torch.rand(bn.num_features, generator=gen) + 0.5
         flip = torch.rand(bn.num_features, generator=gen) < negative_scale_share

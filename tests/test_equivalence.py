@@ -1,0 +1,148 @@
+"""Rung 1 == rung 2: the Brevitas model in eval mode and the golden model on
+its exported IR agree on every layer's binary activations and on the final
+integer scores, on real images and on random architectures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flipflow import ir
+from flipflow.sim import golden
+from flipflow.training import models
+from flipflow.training.blocks import Arch, LayerSpec, images_to_input
+from flipflow.training.export import export
+from flipflow.training.synthetic import calibrated_model
+
+
+def assert_layers_equal(model, net: ir.Network, images: np.ndarray) -> None:
+    """Compare every layer; the message names the first mismatching layer, pixel and channel."""
+    with torch.no_grad():
+        ref = model.forward_layers(images_to_input(images))
+    got = golden.run_layers(net, images)
+    scale = model.output_scale()
+    for layer, r in zip(net.layers, ref):
+        r = r.permute(0, 2, 3, 1).numpy()
+        expected = r / scale if layer.kind in ir.OUTPUT_KINDS + ir.REDUCE_KINDS else (r > 0).astype(np.uint8)
+        g = got[layer.name]
+        assert g.shape == expected.shape, f"{layer.name}: shape {g.shape} != {expected.shape}"
+        bad = np.argwhere(g != expected)
+        if len(bad):
+            n, y, x, c = bad[0]
+            pytest.fail(
+                f"{layer.name} ({layer.kind}): {len(bad)} mismatches; first at image {n}, pixel ({y},{x}), "
+                f"channel {c}: golden {g[n, y, x, c]} vs Brevitas {expected[n, y, x, c]}"
+            )
+
+
+def roundtrip(net: ir.Network, tmp_path) -> ir.Network:
+    return ir.load(net.save(tmp_path / f"{net.name}.ir.npz"))
+
+
+def test_nin_on_fashion_mnist(fashion, tmp_path):
+    arch = models.nin(fashion.input_shape, fashion.classes, widths=(37, 29, 19, 33, 31, 27, 23, 21))
+    model = calibrated_model(arch, fashion.train.images[:256], seed=1)
+    net = roundtrip(export(model, "nin_small", "fashion_mnist"), tmp_path)
+    assert_layers_equal(model, net, fashion.test.images[:300])
+
+
+def test_mlp_on_digits(digits, tmp_path):
+    arch = Arch("mlp", digits.input_shape, digits.classes, [
+        LayerSpec("input_dense", 45), LayerSpec("binary_dense", 33), LayerSpec("binary_dense", 17), LayerSpec("output_dense", 10),
+    ])
+    model = calibrated_model(arch, digits.train.images, seed=2)
+    net = roundtrip(export(model, "mlp", "digits"), tmp_path)
+    assert_layers_equal(model, net, digits.test.images)
+
+
+def test_negative_bn_scale_rows_are_inverted(fashion):
+    arch = Arch("one", (28, 28, 1), fashion.classes, [
+        LayerSpec("input_conv", 8, 3, 1, 1), LayerSpec("binary_conv", 12, 3, 1, 1), LayerSpec("output_conv", 10), LayerSpec("global_sum"),
+    ])
+    model = calibrated_model(arch, fashion.train.images[:128], seed=3, negative_scale_share=0.5)
+    net = export(model, "one", "fashion_mnist")
+    neg = (model.blocks[1].bn.weight.detach() < 0).numpy()
+    assert neg.any() and (~neg).any()
+    latent_bits = (model.blocks[1].op.quant_weight().value.detach() > 0).numpy().transpose(0, 2, 3, 1)
+    exported = net.layers[1].weights
+    assert np.array_equal(exported[neg], 1 - latent_bits[neg])
+    assert np.array_equal(exported[~neg], latent_bits[~neg])
+    assert_layers_equal(model, net, fashion.test.images[:100])
+
+
+def test_threshold_ties_follow_brevitas_sign_of_zero(fashion):
+    """A channel whose BN output is exactly 0 at some accumulator must fire there (sign(0) = +1)."""
+    arch = Arch("tie", (28, 28, 1), fashion.classes, [
+        LayerSpec("input_conv", 4, 3, 1, 1), LayerSpec("binary_conv", 6, 3), LayerSpec("output_conv", 10), LayerSpec("global_sum"),
+    ])
+    model = calibrated_model(arch, fashion.train.images[:64], seed=4)
+    bn = model.blocks[1].bn
+    with torch.no_grad():  # BN(x) = x - 4 (up to float): zero exactly at acc = 2P - K = 4
+        bn.running_mean.fill_(4.0)
+        bn.running_var.fill_(1.0 - bn.eps)
+        bn.weight.fill_(1.0)
+        bn.bias.fill_(0.0)
+    net = export(model, "tie", "fashion_mnist")
+    k = net.layers[1].fan_in
+    assert (net.layers[1].thresholds == (4 + k) // 2).all()  # P = (acc + K) / 2 fires, one less does not
+    assert_layers_equal(model, net, fashion.test.images[:100])
+
+
+# -- random architectures ------------------------------------------------------
+
+@st.composite
+def architectures(draw) -> tuple[Arch, int]:
+    """Random hardware-mappable nets: odd widths, 1/3/5 kernels, stride 2,
+    padding, overlapping max-pool, optional dense layers after conv."""
+    size = draw(st.integers(9, 16))
+    in_ch = draw(st.sampled_from([1, 3]))
+    h = size
+    width = st.integers(1, 23)
+    layers = []
+    first_k = draw(st.sampled_from([1, 3, 5]))
+    first_pad = draw(st.integers(0, first_k // 2))
+    layers.append(LayerSpec("input_conv", draw(width), first_k, 1, first_pad))
+    h = h + 2 * first_pad - first_k + 1
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.booleans()) and h >= 3:
+            k = draw(st.integers(2, 3))
+            s = draw(st.integers(1, 2))
+            p = draw(st.integers(0, k // 2))
+            layers.append(LayerSpec("maxpool", 0, k, s, p))
+            h = (h + 2 * p - k) // s + 1
+        k = draw(st.sampled_from([1, 3, 5]))
+        p = draw(st.integers(0, k - 1))
+        if h + 2 * p < k:
+            k, p = 1, 0
+        s = draw(st.integers(1, 2))
+        layers.append(LayerSpec("binary_conv", draw(width), k, s, p))
+        h = (h + 2 * p - k) // s + 1
+    if draw(st.booleans()):
+        for _ in range(draw(st.integers(1, 2))):
+            layers.append(LayerSpec("binary_dense", draw(width)))
+        layers.append(LayerSpec("output_dense", 10))
+    else:
+        k = 3 if h >= 3 and draw(st.booleans()) else 1
+        layers += [LayerSpec("output_conv", 10, k, 1, draw(st.integers(0, k - 1))), LayerSpec("global_sum")]
+    seed = draw(st.integers(0, 2**16))
+    return Arch("random", (size, size, in_ch), [str(i) for i in range(10)], layers), seed
+
+
+def crops(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Real images cut to (H, W) and stacked to C channels."""
+    h, w, c = shape
+    x = images[:, 2 : 2 + h, 3 : 3 + w, 0]
+    return np.ascontiguousarray(np.stack([np.roll(x, i, axis=0) for i in range(c)], axis=-1))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(architectures())
+def test_random_architectures(fashion, case):
+    arch, seed = case
+    images = crops(fashion.test.images[:96], arch.input_shape)
+    model = calibrated_model(arch, images[:64], seed=seed)
+    net = export(model, "random", "fashion_mnist")
+    assert_layers_equal(model, net, images)
