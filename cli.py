@@ -17,6 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pruned binary neural networks on FPGAs: train, prune, generate HLS/RTL, simulate, deploy.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    info = sub.add_parser("info", help="show a model's layers, shapes and binary operations")
+    info.add_argument("model", help="zoo name (e.g. nin_pruned) or IR file")
+    info.set_defaults(func=_info)
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -26,6 +29,22 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     return parser
+
+
+def _info(args: argparse.Namespace) -> int:
+    from flipflow import ir
+
+    net = ir.load_model(args.model)
+    print(f"{net.name}: {net.dataset}, input {net.input_shape} (H, W, C), {len(net.classes)} classes")
+    print(f"{'layer':<18}{'kind':<14}{'in':>14}{'out':>14}{'k/s/p':>8}{'K':>7}{'MACs':>12}")
+    for l in net.layers:
+        ksp = f"{l.kernel}/{l.stride}/{l.pad}"
+        print(f"{l.name:<18}{l.kind:<14}{str(l.in_shape):>14}{str(l.out_shape):>14}{ksp:>8}{l.fan_in if l.has_weights else '':>7}{l.macs:>12,}")
+    print(f"binary operations per image: {net.binary_ops:,}")
+    for key, value in {**net.provenance, **net.metrics}.items():
+        if key != "arch":
+            print(f"{key}: {value}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,43 @@
+"""The one `flipflow` command and the Makefile's setup."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import flipflow
+from flipflow import cli
+
+ROOT = Path(flipflow.__file__).resolve().parent
+
+
+def test_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "flipflow.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("info", "golden"):
+        assert command in out
+    for name, parser in cli.build_parser()._subparsers._group_actions[0].choices.items():
+        assert parser.format_help(), name  # every subcommand has its own --help
+
+
+def test_bad_model_is_a_clean_error(capsys):
+    assert cli.main(["info", "no_such_model"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_model" in err and "zoo models" in err and "Traceback" not in err
+
+
+def test_info_prints_the_layer_table(tmp_path, capsys):
+    from test_ir import small_net
+
+    path = small_net().save(tmp_path / "m.ir.npz")
+    assert cli.main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "binary_conv" in out and f"{small_net().binary_ops:,}" in out
+
+
+def test_second_setup_does_nothing_and_is_fast():
+    t0 = time.monotonic()
+    out = subprocess.run(["make", "-s", "setup"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert time.monotonic() - t0 < 20
+    assert "installing" not in out.stdout + out.stderr and "creating" not in out.stdout + out.stderr
