@@ -147,6 +147,7 @@ class StandInAccelerator:
         self.pixels = bytearray()
         self.results: list[np.ndarray] = []  # pending output words, one array per image (TLAST at its end)
         self.stalled = False  # fault: never produces results (e.g. a bitstream for another input size)
+        self.corrupt_class_id = False  # fault: sends a class id that is not the argmax
         self.images_done = 0
         self.ctrl = 0
         regs = types.SimpleNamespace(CTRL=0)
@@ -164,7 +165,10 @@ class StandInAccelerator:
         while len(self.pixels) >= per and not self.stalled:
             img = np.frombuffer(bytes(self.pixels[:per]), np.uint8).reshape((1, *self.net.input_shape))
             del self.pixels[:per]
-            self.results.append(stream.pack_output(golden.scores(self.net, img)))
+            words = stream.pack_output(golden.scores(self.net, img))
+            if self.corrupt_class_id:
+                words[-1] = (words[-1] + 1) % len(self.net.classes)
+            self.results.append(words)
             self.images_done += 1
 
     @property
@@ -211,7 +215,7 @@ class StandInChannel:
             raise ValueError(f"Transfer size is {nbytes} bytes, which exceeds the maximum DMA buffer size {self.dma.buffer_max_size}.")
         if (array.physical_address + start) % 4:
             raise RuntimeError("DMA does not support unaligned transfers; Starting address must be aligned to 4 bytes.")
-        if self.tx:
+        if self.tx and self.dma.cache_ops:
             array.flush()  # pynq's sendchannel flushes the array it sends
         self._active, self._nbytes, self._busy = array, nbytes, True
         self._address = array.physical_address + start
@@ -231,7 +235,7 @@ class StandInChannel:
             raise AssertionError("stand-in: pynq's wait() would spin forever here; the driver must poll idle with a deadline")
         while not self.idle:
             pass
-        if not self.tx:
+        if not self.tx and self.dma.cache_ops:
             self._active.invalidate()  # pynq's recvchannel invalidates after the transfer
 
 
@@ -240,6 +244,7 @@ class StandInDMA:
 
     def __init__(self, acc: StandInAccelerator, memory: _Memory, buffer_max_size: int = (1 << 26) - 1):
         self.acc, self.memory, self.buffer_max_size = acc, memory, buffer_max_size
+        self.cache_ops = True  # False: a DMA driver that leaves flush/invalidate to the caller
         self.hang_forever = True  # pynq's wait() spins while busy; the driver must never call it then
         self.sendchannel = StandInChannel(self, tx=True)
         self.recvchannel = StandInChannel(self, tx=False)
