@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 FASHION_MNIST_DIR = Path(os.environ.get("FLIPFLOW_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -36,6 +37,23 @@ class Split:
 
     def head(self, n: int | None) -> "Split":
         return self if n is None else Split(self.images[:n], self.labels[:n])
+
+    def subset(self, n: int | None, seed: int = 0) -> "Split":
+        """A fixed random subset of ``n`` images (same seed, same subset), in a random order."""
+        if n is None or n >= len(self):
+            return self
+        if n < 1:
+            raise DatasetError(f"a subset needs at least one image, got {n}")
+        keep = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return Split(self.images[keep], self.labels[keep])
+
+    def split(self, n_second: int, seed: int = 0) -> tuple["Split", "Split"]:
+        """Deterministic disjoint (rest, n_second images), e.g. (train, validation)."""
+        if not 0 < n_second < len(self):
+            raise DatasetError(f"cannot hold out {n_second} of {len(self)} images")
+        order = np.random.default_rng(seed).permutation(len(self))
+        rest, held = np.sort(order[n_second:]), np.sort(order[:n_second])
+        return Split(self.images[rest], self.labels[rest]), Split(self.images[held], self.labels[held])
 
 
 @dataclass
@@ -133,6 +151,20 @@ def cifar10(folder: Path) -> Dataset:
         Split(np.concatenate([s.images for s in train]), np.concatenate([s.labels for s in train])),
         batch("test_batch"),
     )
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, shift: int = 2, hflip: bool = True) -> torch.Tensor:
+    """Random translation by up to ``shift`` pixels (new pixels are 0, like the
+    input layer's padding) and random horizontal flips, on a uint8 NCHW batch."""
+    n, _, h, w = images.shape
+    if hflip:
+        flip = torch.rand(n, generator=generator) < 0.5
+        images = torch.where(flip[:, None, None, None], images.flip(3), images)
+    if shift:
+        padded = torch.nn.functional.pad(images, (shift,) * 4)
+        dy, dx = (torch.randint(0, 2 * shift + 1, (2, n), generator=generator)).tolist()
+        images = torch.stack([padded[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(dy, dx))])
+    return images
 
 
 LOADERS = {"fashion_mnist": fashion_mnist, "digits": digits, "mnist": mnist, "cifar10": cifar10}

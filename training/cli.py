@@ -1,0 +1,164 @@
+"""`flipflow train`, `flipflow prune` and `flipflow table`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_OUT = Path("build")
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _schedule_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data and schedule")
+    g.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist (default), digits, mnist, cifar10")
+    g.add_argument("--data-dir", type=Path, default=None, help="folder with the dataset's standard files (mnist, cifar10)")
+    g.add_argument("--train-subset", type=int, default=None, help="train on a fixed random subset of N images (default: all)")
+    g.add_argument("--epochs", type=int, default=10)
+    g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    g.add_argument("--lr-steps", type=_ints, default=None, help="epochs after which lr *= --lr-gamma (default: at 50%% and 75%%)")
+    g.add_argument("--lr-gamma", type=float, default=0.1)
+    g.add_argument("--augment", action="store_true", help="random +-2 px shifts and horizontal flips")
+    g.add_argument("--flip-epochs", type=int, default=1, help="pruning interval: track flips over the last K epochs")
+    g.add_argument("--flip-sample", choices=("step", "epoch"), default="step", help="sample signs after every optimizer step or every epoch")
+    g.add_argument("--eval-images", type=int, default=None, help="test images evaluated after each epoch (default all)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+
+def _config(args: argparse.Namespace, prefix: str = ""):
+    from flipflow.training.train import TrainConfig
+
+    epochs = getattr(args, f"{prefix}epochs")
+    steps = getattr(args, f"{prefix}lr_steps")
+    if steps is None:
+        steps = sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)} - {epochs})
+    return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=getattr(args, f"{prefix}lr"), lr_steps=steps,
+                       lr_gamma=args.lr_gamma, augment=args.augment, flip_epochs=min(args.flip_epochs, epochs),
+                       flip_sample=args.flip_sample, eval_images=args.eval_images, seed=args.seed, device=args.device)
+
+
+def _dataset(args: argparse.Namespace):
+    from flipflow.training import datasets
+
+    return datasets.load(args.dataset, args.data_dir)
+
+
+def _arch(name: str, data, widths: list[int] | None):
+    from flipflow.training import models
+
+    return models.build_arch(name, data.input_shape, data.classes, **({"widths": tuple(widths)} if widths else {}))
+
+
+def _command() -> str:
+    return "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from flipflow.training.models import ARCHS
+
+    p = sub.add_parser("train", help="train a BNN with flip tracking; export its IR and test accuracy")
+    p.add_argument("arch", choices=sorted(ARCHS), help="architecture")
+    p.add_argument("--widths", type=_ints, default=None, help="output channels of every prunable layer, comma-separated")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default build/train/ARCH)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--zoo", default=None, metavar="NAME", help="also copy the result to zoo/NAME")
+    _schedule_args(p)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("prune", help="weight-flipping pruning rounds; --compare adds the latent and uniform baselines and the table")
+    p.add_argument("model", help="architecture name (trains the baseline first) or a checkpoint.pt with flip counts")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default build/prune/MODEL)")
+    p.add_argument("--criterion", choices=("flip", "latent", "uniform"), default="flip")
+    p.add_argument("--rule", choices=("flip", "latent"), default="flip", help="which channels go: most flipping, or smallest |latent|")
+    p.add_argument("--tau", type=int, default=0, help="a weight is insensitive when it flipped more than tau times")
+    p.add_argument("--budget", type=int, default=None, help="binary ops per image (latent / uniform criteria)")
+    p.add_argument("--multiple", type=int, default=1, help="round pruned widths to this hardware multiple (PE/SIMD)")
+    p.add_argument("--max-share", type=float, default=0.9, help="at most this share of a layer's channels go per round")
+    p.add_argument("--rounds", type=int, default=3, help="at most this many rounds (stops when max p_l stops decreasing)")
+    p.add_argument("--mode", choices=("finetune", "scratch"), default="finetune", help="fine-tune the survivors or retrain from scratch")
+    p.add_argument("--ft-epochs", type=int, default=4, help="fine-tuning epochs per round")
+    p.add_argument("--ft-lr", type=float, default=1e-4)
+    p.add_argument("--ft-lr-steps", type=_ints, default=None)
+    p.add_argument("--compare", action="store_true", help="also prune by latent magnitude and uniform width to the flip net's budget; write table.md")
+    p.add_argument("--zoo", type=Path, default=None, metavar="DIR", help="with --compare: write DIR/ARCH and DIR/ARCH_pruned")
+    _schedule_args(p)
+    p.set_defaults(func=_prune)
+
+    p = sub.add_parser("table", help="print the comparison table (markdown) of a `prune --compare` run")
+    p.add_argument("run", type=Path, nargs="?", default=DEFAULT_OUT / "prune" / "nin", help="run folder (default build/prune/nin)")
+    p.set_defaults(func=_table)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from flipflow.training import rounds
+    from flipflow.training.blocks import BNN
+
+    t0 = time.perf_counter()
+    data = _dataset(args)
+    arch = _arch(args.arch, data, args.widths)
+    cfg = _config(args)
+    out = args.out or DEFAULT_OUT / "train" / args.arch
+    if (out / "checkpoint.pt").exists() and not args.resume:
+        raise ValueError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+    model, payload = rounds._trained(out, BNN(arch), cfg, data, args.train_subset, args.seed, args.arch, {"command": _command()})
+    _, acc = rounds.evaluate(model, data, out, args.arch, {"run": str(out), "round": 0, "command": _command()})
+    rounds._report(model, payload, out, "unpruned", 0, acc, 0, {}, time.perf_counter() - t0)
+    print(f"{args.arch}: top-1 {100 * acc:.2f}% on {len(data.test)} test images (golden model on the exported IR); {out}")
+    if args.zoo:
+        print(f"zoo: {rounds.to_zoo(out, Path(__file__).resolve().parent.parent / 'zoo', args.zoo)}")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from flipflow.training import checkpoint, models, reports, rounds
+
+    data = _dataset(args)
+    base_cfg, ft_cfg = _config(args), _config(args, "ft_")
+    name = Path(args.model).parent.name if args.model.endswith(".pt") else args.model
+    out = args.out or DEFAULT_OUT / "prune" / name
+    pcfg = rounds.PruneConfig(criterion=args.criterion, rule=args.rule, tau=args.tau, multiple=args.multiple,
+                              max_share=args.max_share, rounds=args.rounds, mode=args.mode, budget=args.budget)
+    if args.compare:
+        if args.model not in models.ARCHS:
+            raise ValueError(f"--compare trains its own baseline: give an architecture name ({', '.join(models.ARCHS)})")
+        result = rounds.compare(_arch(args.model, data, None), data, base_cfg, ft_cfg, pcfg, out, args.train_subset, _command())
+        print(reports.comparison_table(result["rows"]))
+        if args.zoo:
+            final = max(r["round"] for r in result["rows"] if r["criterion"] == "flip")
+            for folder, zoo_name in ((out / "unpruned", args.model), (out / "flip" / f"round{final}", f"{args.model}_pruned")):
+                print(f"zoo: {rounds.to_zoo(folder, args.zoo, zoo_name)}")
+        return 0
+    if args.model in models.ARCHS:
+        base, payload, _ = rounds.baseline(_arch(args.model, data, None), data, base_cfg, out, args.train_subset, _command())
+    else:
+        base, payload = checkpoint.load(args.model)
+    if args.criterion == "flip":
+        reps = rounds.flip_rounds(base, payload, data, pcfg, ft_cfg, base_cfg, out / "flip", args.train_subset, _command(), f"{name}_pruned")
+    else:
+        _, _, rep = rounds.one_round(base, payload, data, pcfg, ft_cfg, base_cfg, out / args.criterion / "round1", 1,
+                                     args.train_subset, _command(), f"{name}_{args.criterion}")
+        reps = [rep]
+    for r in reps:
+        print(f"{r['criterion']} round {r['round']}: {r['binary_ops'] / 1e6:.2f}M binary ops, top-1 {100 * r['accuracy']:.2f}%")
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from flipflow.training import reports, rounds
+
+    path = Path(args.run) / "comparison.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `flipflow prune MODEL --compare --out {args.run}` first")
+    print(reports.comparison_table(rounds.json.loads(path.read_text())["rows"]), end="")
+    return 0

@@ -1,0 +1,93 @@
+"""Per-round JSON reports, plots (matplotlib, Agg) and the comparison table,
+all written atomically under the run's folder."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from flipflow.training.train import write_json  # noqa: E402
+
+
+def _save_figure(fig: "plt.Figure", path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def write_report(report: dict[str, Any], folder: Path) -> Path:
+    path = Path(folder) / "report.json"
+    write_json(path, report)
+    return path
+
+
+def plot_flip_histograms(histograms: dict[str, list[int]], path: Path, title: str) -> Path:
+    """One panel per tracked layer: how many weights flipped 0, 1, 2, ... times."""
+    names = list(histograms)
+    cols = min(4, max(1, len(names)))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        h = histograms[name]
+        ax.bar(range(len(h)), h, width=1.0, color="tab:blue")
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("flips", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return _save_figure(fig, Path(path))
+
+
+def plot_accuracy_vs_ops(points: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """Accuracy (%) against binary ops, one series per criterion."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    markers = {"unpruned": "*", "flip": "o", "latent": "s", "uniform": "^"}
+    for crit in dict.fromkeys(p["criterion"] for p in points):
+        pts = sorted((p for p in points if p["criterion"] == crit), key=lambda p: p["binary_ops"])
+        ax.plot([p["binary_ops"] / 1e6 for p in pts], [100 * p["accuracy"] for p in pts],
+                marker=markers.get(crit, "o"), label=crit, linestyle="-" if len(pts) > 1 else "none", markersize=8)
+    ax.set_xlabel("binary ops per image (M)")
+    ax.set_ylabel("top-1 accuracy (%), full test set")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title, fontsize=10)
+    return _save_figure(fig, Path(path))
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table; the first row is the unpruned reference."""
+    ref = rows[0]
+    lines = [
+        "| model | criterion | widths | binary ops/image | ops vs unpruned | top-1 (full test set) | vs unpruned |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ops_change = 100.0 * (r["binary_ops"] / ref["binary_ops"] - 1.0)
+        acc_change = 100.0 * (r["accuracy"] - ref["accuracy"])
+        lines.append(
+            f"| {r['name']} | {r['criterion']} | {'-'.join(str(w) for w in r['widths'])} | {r['binary_ops'] / 1e6:.2f}M "
+            f"| {ops_change:+.1f}% | {100 * r['accuracy']:.2f}% | {acc_change:+.2f} pt |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path

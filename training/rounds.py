@@ -1,0 +1,199 @@
+"""Pruning rounds and the criterion comparison, end to end.
+
+Folder layout of a comparison run (``out``):
+  baseline/            the unpruned net trained on the base schedule (flip counts inside)
+  unpruned/            the baseline fine-tuned on the same schedule as every pruned net
+  flip/round1..N/      flip pruning rounds (iterated while max p_l decreases)
+  latent/round1/       latent-magnitude pruning to the flip net's binary-op budget
+  uniform/round1/      uniform width scaling to the same budget
+  comparison.json, table.md, accuracy_vs_ops.png
+Each trained folder holds checkpoint.pt, log.json, model.ir.npz, report.json
+(and flip_histograms.png where flips were tracked). Every step resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flipflow import ir
+from flipflow.sim import golden
+from flipflow.training import checkpoint, prune, reports
+from flipflow.training.blocks import BNN, Arch
+from flipflow.training.datasets import Dataset
+from flipflow.training.export import export
+from flipflow.training.flips import histograms, insensitive_portion
+from flipflow.training.train import TrainConfig, load_flip_counts, train, write_json
+
+
+@dataclass
+class PruneConfig:
+    criterion: str = "flip"
+    rule: str = "flip"  # which channels go: "flip" (most flipping first) or "latent" (smallest |w| first)
+    tau: int = 0
+    multiple: int = 1  # round widths to this hardware multiple
+    max_share: float = 0.9  # never remove more than this share of a layer in one round
+    rounds: int = 1
+    mode: str = "finetune"  # "finetune" from the survivors or "scratch"
+    budget: int | None = None  # binary ops per image, for latent / uniform
+
+
+def evaluate(model: BNN, data: Dataset, folder: Path, name: str, provenance: dict[str, Any]) -> tuple[ir.Network, float]:
+    """Export to IR and measure top-1 with the golden model on the full test set."""
+    net = export(model, name, data.name, provenance=provenance)
+    acc = golden.accuracy(net, data.test.images, data.test.labels)
+    net.metrics.update({"accuracy": acc, "test_images": len(data.test), "binary_ops": sum(prune.binary_ops(model.arch).values())})
+    net.save(folder / "model.ir.npz")
+    return net, acc
+
+
+def _trained(folder: Path, model: BNN, cfg: TrainConfig, data: Dataset, train_subset: int | None, seed: int,
+             desc: str, extra: dict[str, Any]) -> tuple[BNN, dict[str, Any]]:
+    """Train (or resume, or reuse a finished run in) ``folder``."""
+    train(model, cfg, data.train.subset(train_subset, seed), data.test, folder, resume=True, extra=extra, desc=desc)
+    return checkpoint.load(folder / "checkpoint.pt")
+
+
+def _report(model: BNN, payload: dict[str, Any], folder: Path, criterion: str, rnd: int, acc: float, tau: int,
+            portions: dict[int, float], t_s: float) -> dict[str, Any]:
+    ops = prune.binary_ops(model.arch)
+    layer = lambda i: f"{i:02d}_{model.arch.layers[i].kind}"  # noqa: E731  (the IR's layer names)
+    report = {
+        "criterion": criterion,
+        "round": rnd,
+        "accuracy": acc,
+        "binary_ops": sum(ops.values()),
+        "binary_ops_per_layer": {layer(i): v for i, v in ops.items()},
+        "widths": {layer(i): w for i, w in prune.widths(model.arch).items()},
+        "pruned_by": {layer(i): p for i, p in portions.items()},
+        "tau": tau,
+        "train_log": payload.get("log", []),
+        "wall_s": t_s,
+    }
+    if payload.get("flips", {}).get("counts"):
+        counts = load_flip_counts(payload)
+        report["p_l"] = {layer(i): p for i, p in insensitive_portion(counts, tau).items()}
+        report["flip_samples"] = payload["flips"]["samples"]
+        hist = {layer(i): h for i, h in histograms(counts).items()}
+        report["flip_histograms"] = hist
+        reports.plot_flip_histograms(hist, folder / "flip_histograms.png", f"{criterion} round {rnd}: weight flips per layer")
+    reports.write_report(report, folder)
+    return report
+
+
+def baseline(arch: Arch, data: Dataset, cfg: TrainConfig, out: Path, train_subset: int | None, command: str) -> tuple[BNN, dict, dict]:
+    t0 = time.perf_counter()
+    folder = out / "baseline"
+    model, payload = _trained(folder, BNN(arch), cfg, data, train_subset, cfg.seed, "baseline", {"command": command})
+    _, acc = evaluate(model, data, folder, arch.name, {"run": str(folder), "round": 0, "command": command})
+    return model, payload, _report(model, payload, folder, "unpruned", 0, acc, 0, {}, time.perf_counter() - t0)
+
+
+def one_round(model: BNN, payload: dict[str, Any], data: Dataset, pcfg: PruneConfig, ft_cfg: TrainConfig, scratch_cfg: TrainConfig,
+              folder: Path, rnd: int, train_subset: int | None, command: str, name: str) -> tuple[BNN, dict, dict]:
+    """Plan widths, cut, train (fine-tune or from scratch), export, report."""
+    t0 = time.perf_counter()
+    counts = load_flip_counts(payload) if pcfg.criterion == "flip" or pcfg.rule == "flip" else None
+    new_widths, portions = prune.plan(model, pcfg.criterion, flip_counts=counts, tau=pcfg.tau, budget=pcfg.budget,
+                                      multiple=pcfg.multiple, max_share=pcfg.max_share)
+    keep = prune.keep_sets(model, new_widths, pcfg.rule, counts)
+    cut = prune.surgery(model, keep)
+    if pcfg.mode == "scratch":
+        cut, cfg = BNN(cut.arch), scratch_cfg
+    elif pcfg.mode == "finetune":
+        cfg = ft_cfg
+    else:
+        raise ValueError(f"unknown mode {pcfg.mode!r}; choose finetune or scratch")
+    extra = {"command": command, "prune": dataclasses.asdict(pcfg), "round": rnd}
+    trained, tpayload = _trained(folder, cut, cfg, data, train_subset, cfg.seed, f"{pcfg.criterion} r{rnd}", extra)
+    _, acc = evaluate(trained, data, folder, name, {"run": str(folder), "round": rnd, "criterion": pcfg.criterion, "command": command})
+    rep = _report(trained, tpayload, folder, pcfg.criterion, rnd, acc, pcfg.tau, portions, time.perf_counter() - t0)
+    print(f"{pcfg.criterion} round {rnd}: {rep['binary_ops'] / 1e6:.2f}M binary ops, top-1 {100 * acc:.2f}%", file=sys.stderr)
+    return trained, tpayload, rep
+
+
+def flip_rounds(model: BNN, payload: dict, data: Dataset, pcfg: PruneConfig, ft_cfg: TrainConfig, scratch_cfg: TrainConfig,
+                out: Path, train_subset: int | None, command: str, name: str) -> list[dict]:
+    """Iterate while max p_l decreases (at most ``pcfg.rounds`` rounds)."""
+    out_reports = []
+    last_max = max(insensitive_portion(load_flip_counts(payload), pcfg.tau).values())
+    for rnd in range(1, pcfg.rounds + 1):
+        model, payload, rep = one_round(model, payload, data, pcfg, ft_cfg, scratch_cfg, out / f"round{rnd}", rnd,
+                                        train_subset, command, name)
+        out_reports.append(rep)
+        now_max = max(rep["p_l"].values()) if rep.get("p_l") else 0.0
+        if now_max >= last_max:
+            break
+        last_max = now_max
+    return out_reports
+
+
+def scaled(cfg: TrainConfig, factor: int) -> TrainConfig:
+    """The same schedule stretched ``factor`` times (for baselines matching an N-round flip run)."""
+    return dataclasses.replace(cfg, epochs=cfg.epochs * factor, lr_steps=[s * factor for s in cfg.lr_steps])
+
+
+def _row(name: str, rep: dict) -> dict:
+    return {"name": name, "criterion": rep["criterion"], "round": rep["round"], "accuracy": rep["accuracy"],
+            "binary_ops": rep["binary_ops"], "widths": list(rep["widths"].values())}
+
+
+def compare(arch: Arch, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfig, pcfg: PruneConfig, out: Path,
+            train_subset: int | None, command: str) -> dict[str, Any]:
+    """Baseline, flip rounds, then latent and uniform at the flip net's budget; the table."""
+    out = Path(out)
+    t0 = time.perf_counter()
+    base, base_payload, base_rep = baseline(arch, data, base_cfg, out, train_subset, command)
+    flip_cfg = dataclasses.replace(pcfg, criterion="flip", budget=None)
+    flips = flip_rounds(base, base_payload, data, flip_cfg, ft_cfg, base_cfg, out / "flip", train_subset, command, f"{arch.name}_pruned")
+    rounds_done = len(flips)
+    final = flips[-1]
+    ft_long = scaled(ft_cfg, rounds_done)
+    # the unpruned reference gets exactly the pruned nets' extra training
+    ref_folder = out / "unpruned"
+    ref, ref_payload = _trained(ref_folder, base, ft_long, data, train_subset, ft_cfg.seed, "unpruned", {"command": command})
+    _, ref_acc = evaluate(ref, data, ref_folder, arch.name, {"run": str(ref_folder), "round": 0, "command": command})
+    ref_rep = _report(ref, ref_payload, ref_folder, "unpruned", 0, ref_acc, pcfg.tau, {}, 0.0)
+    rows = [_row(arch.name, ref_rep)] + [_row(f"{arch.name}_pruned r{r['round']}", r) for r in flips]
+    for crit in ("latent", "uniform"):
+        c = dataclasses.replace(pcfg, criterion=crit, rule="latent", budget=final["binary_ops"], rounds=1)
+        _, _, rep = one_round(base, base_payload, data, c, ft_long, base_cfg, out / crit / "round1", 1, train_subset, command,
+                              f"{arch.name}_{crit}")
+        rows.append(_row(f"{arch.name}_{crit}", rep))
+    points = [dict(r) for r in rows] + [dict(_row(f"{arch.name} baseline", base_rep), criterion="unpruned")]
+    result = {"rows": rows, "baseline": _row("baseline", base_rep), "wall_s": time.perf_counter() - t0, "command": command,
+              "base_schedule": dataclasses.asdict(base_cfg), "finetune_schedule": dataclasses.asdict(ft_long),
+              "prune": dataclasses.asdict(pcfg), "train_subset": train_subset}
+    write_json(out / "comparison.json", result)
+    reports.write_text(out / "table.md", reports.comparison_table(rows))
+    reports.plot_accuracy_vs_ops(points, out / "accuracy_vs_ops.png", f"{arch.name} on {data.name}: accuracy vs binary ops")
+    return result
+
+
+def to_zoo(folder: Path, zoo_dir: Path, name: str) -> Path:
+    """Copy a trained folder's model (weights only, no optimizer state) into the zoo."""
+    model, payload = checkpoint.load(folder / "checkpoint.pt")
+    dest = Path(zoo_dir) / name
+    dest.mkdir(parents=True, exist_ok=True)
+    keep = {k: payload[k] for k in ("log", "train_config", "command", "prune", "round", "epoch") if k in payload}
+    checkpoint.save(dest / "checkpoint.pt", model, **keep)
+    net = ir.load(folder / "model.ir.npz")
+    net.name = name
+    net.save(dest / "model.ir.npz")
+    rep = reports_json(folder)
+    metrics = {k: rep[k] for k in ("accuracy", "binary_ops", "binary_ops_per_layer", "widths", "criterion", "round") if k in rep}
+    metrics.update({"test_images": net.metrics.get("test_images"), "source": str(folder), "command": payload.get("command")})
+    write_json(dest / "metrics.json", metrics)
+    if (folder / "flip_histograms.png").exists():
+        shutil.copyfile(folder / "flip_histograms.png", dest / "flip_histograms.png")
+    return dest
+
+
+def reports_json(folder: Path) -> dict:
+    return json.loads((Path(folder) / "report.json").read_text())
