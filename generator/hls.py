@@ -1,0 +1,372 @@
+"""Render a flipflow IR into a self-contained Vitis HLS project, and C-simulate it.
+
+The project (``render``) holds readable C++ built from hls_templates/hls/:
+one dataflow process per IR layer sized to the IR's exact channel counts,
+the weights and thresholds of each layer in ``weights/<layer>.h`` (layout of
+generator/pack.py), a testbench, ``build_hls.tcl`` (vitis_hls: csim, csynth,
+export as IP for xc7z020clg400-1 at 100 MHz) and ``build_bitstream.tcl``
+(Vivado: PYNQ-Z2 block design with Zynq PS + AXI DMA + the accelerator,
+writes .bit and .hwh).
+
+Without Vitis, ``compile_csim`` builds the same C++ with g++ against the
+ap_int headers of the hls4ml wheel and flipflow's own hls::stream shim, and
+``run_csim`` runs it on images and returns the output words and, optionally,
+every layer's output for comparison with sim/golden.py.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from flipflow import ROOT
+from flipflow.generator import pack, stream
+from flipflow.generator.folding import Folding, FoldingError, LayerFolding, layer_cycles
+from flipflow.ir import Layer, Network
+
+TEMPLATES = ROOT / "hls_templates" / "hls"
+STATIC_FILES = ("flipflow_kernels.h", "flipflow_io.h")
+CSIM_INCLUDE = "csim_include"
+MAX_WORD_BITS = 4096  # AP_INT_MAX_W set in flipflow_kernels.h (Vitis HLS' limit)
+PART = "xc7z020clg400-1"
+CLOCK_MHZ = 100
+
+
+class HLSError(ValueError):
+    """The network or folding cannot be built by the HLS templates; names the layer."""
+
+
+def ap_types_dir() -> Path:
+    """Xilinx's Apache-2.0 ap_int headers, shipped in the hls4ml wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is None or not spec.submodule_search_locations:
+        raise HLSError("hls4ml is not installed (its ap_int.h headers are needed for C simulation): run `make setup`")
+    path = Path(list(spec.submodule_search_locations)[0]) / "templates" / "vivado" / "ap_types"
+    if not (path / "ap_int.h").is_file():
+        raise HLSError(f"{path}/ap_int.h missing: reinstall hls4ml (`make setup`)")
+    return path
+
+
+# -- folding -------------------------------------------------------------------
+
+def default_folding(net: Network, lanes: int = 2048, max_pe: int = 32, max_simd: int = 64) -> Folding:
+    """A simple balanced folding: every layer gets the fewest PE x SIMD lanes
+    that meet a common cycle target, set so that the whole network uses about
+    ``lanes`` lanes; the slowest capped layer then relaxes the target for all.
+    (The folding optimizer in generator/folding.py replaces this when present.)
+    """
+    weighted = [l for l in net if l.has_weights]
+    target = max(1, math.ceil(sum(l.macs for l in weighted) / lanes))
+
+    def cheapest(layer: Layer, goal: int) -> LayerFolding:
+        best: tuple[int, int, LayerFolding] | None = None
+        for pe in range(1, min(layer.out_ch, max_pe) + 1):
+            for simd in range(1, min(layer.fan_in, max_simd) + 1):
+                f = LayerFolding(pe, simd)
+                cycles = layer_cycles(layer, f)
+                key = (pe * simd, cycles) if cycles <= goal else (10**12 + cycles, pe * simd)
+                if best is None or key < best[:2]:
+                    best = (*key, f)
+        assert best is not None
+        return best[2]
+
+    first = {l.name: cheapest(l, target) for l in weighted}
+    target = max(target, *(layer_cycles(l, first[l.name]) for l in weighted))
+    return {l.name: cheapest(l, target) for l in weighted}
+
+
+def check_folding(net: Network, folding: Folding) -> None:
+    names = {l.name for l in net if l.has_weights}
+    unknown = sorted(set(folding) - names)
+    if unknown:
+        raise FoldingError(f"folding names layers the network does not have: {', '.join(unknown)} "
+                           f"(layers with weights: {', '.join(sorted(names))})")
+    for l in net:
+        if l.has_weights:
+            if l.name not in folding:
+                raise FoldingError(f"layer {l.name}: no folding given (add it to the folding JSON)")
+            pack.geometry(l, folding[l.name])
+
+
+# -- planning: everything the templates need, checked before rendering ----------
+
+def c_name(name: str) -> str:
+    ident = re.sub(r"\W", "_", name)
+    return ident if re.match(r"[A-Za-z_]", ident) else f"l_{ident}"
+
+
+@dataclass
+class Plan:
+    net: Network
+    folding: Folding
+    layers: list[dict[str, Any]]
+    score_bits: int
+
+
+def _word(bits: int, where: str, what: str) -> int:
+    if bits > MAX_WORD_BITS:
+        raise HLSError(f"layer {where}: {what} would be {bits} bits wide, over the {MAX_WORD_BITS}-bit ap_uint "
+                       "limit of Vitis HLS; reduce the channels or SIMD")
+    return bits
+
+
+def plan(net: Network, folding: Folding) -> Plan:
+    """Check that every layer maps onto a template and compute its parameters.
+
+    Raises HLSError/FoldingError naming the layer for anything the templates
+    cannot implement, before a single file is written.
+    """
+    net.validate()
+    check_folding(net, folding)
+    names = [c_name(l.name) for l in net]
+    if len(set(names)) != len(names):
+        raise HLSError(f"layer names {[l.name for l in net]} collide as C identifiers {names}; rename the layers")
+    h0, w0, c0 = net.input_shape
+    elem_bits = 8  # bits per channel of the stream entering the next layer
+    score_bits = 0
+    layers = []
+    for l, name in zip(net, names):
+        ih, iw, ch = l.in_shape
+        oh, ow, oc = l.out_shape
+        d: dict[str, Any] = dict(name=name, ir_name=l.name, kind=l.kind, ih=ih, iw=iw, oh=oh, ow=ow, ch=ch,
+                                 k=l.kernel, s=l.stride, p=l.pad, in_elem_bits=elem_bits, thresholded=False,
+                                 weights_header=None, details=[])
+        d["in_t"] = f"ap_uint<{_word(ch * elem_bits, l.name, 'the input pixel word')}>"
+        geometry = f"{ih}x{iw}x{ch} -> {oh}x{ow}x{oc}"
+        if l.kind == "maxpool":
+            if elem_bits != 1:
+                raise HLSError(f"layer {l.name}: maxpool is implemented on binary maps only, "
+                               f"but its input has {elem_bits}-bit elements")
+            d["summary"] = f"max-pool (OR) {l.kernel}x{l.kernel} stride {l.stride} pad {l.pad} (-1), {geometry}"
+            d["out_t"] = d["in_t"]
+            d["out_elem_bits"] = 1
+        elif l.kind == "global_sum":
+            if elem_bits == 1 or layers[-1]["kind"] not in pack.SCORE_KINDS:
+                raise HLSError(f"layer {l.name}: global_sum is implemented on the output layer's scores only; "
+                               "put it directly after output_conv")
+            lo, hi = layers[-1]["acc_range"]
+            out_bits = pack.signed_bits(lo * ih * iw, hi * ih * iw)
+            d.update(summary=f"global sum of the class scores over {ih}x{iw} pixels", out_elem_bits=out_bits)
+            d["out_t"] = f"ap_uint<{_word(ch * out_bits, l.name, 'the output word')}>"
+            elem_bits = score_bits = out_bits
+        else:
+            elem_bits = _plan_mvu(l, folding[l.name], d, elem_bits, geometry)
+            if l.kind in pack.SCORE_KINDS:
+                score_bits = elem_bits
+        layers.append(d)
+    if score_bits > 32:
+        raise HLSError(f"layer {net.layers[-1].name}: class scores need {score_bits} bits, "
+                       "more than the 32-bit output beats (generator/stream.py)")
+    return Plan(net, folding, layers, score_bits)
+
+
+def _plan_mvu(l: Layer, f: LayerFolding, d: dict[str, Any], elem_bits: int, geometry: str) -> int:
+    g = pack.geometry(l, f)
+    dense = l.kind.endswith("_dense")
+    expect_bits = 8 if l.kind in pack.FIXED_INPUT_KINDS else 1
+    if elem_bits != expect_bits:
+        raise HLSError(f"layer {l.name}: {l.kind} needs {expect_bits}-bit input elements, got {elem_bits}")
+    lo, hi = pack.accumulator_range(l)
+    wb = pack.elem_bits(l)
+    d.update(pe=g.pe, simd=g.simd, nf=g.nf, sf=g.sf, rows=g.rows, tiles=g.tiles, weight_elem_bits=wb,
+             acc_range=(lo, hi), cycles=layer_cycles(l, f))
+    d["window"] = not dense and (l.kernel, l.stride, l.pad) != (1, 1, 0)
+    d["words_per_vector"] = l.in_shape[0] * l.in_shape[1] if dense else l.kernel * l.kernel
+    d["vectors"] = 1 if dense else l.out_shape[0] * l.out_shape[1]
+    d["simd_word_bits"] = _word(g.simd * elem_bits, l.name, "the SIMD input word")
+    d["simd_weight_bits"] = _word(g.simd * wb, l.name, "the SIMD weight word")
+    _word((l.in_ch + g.simd) * elem_bits, l.name, "the width converter buffer")
+    d["acc_t"] = f"{d['name']}_acc_t"
+    d["weights_header"] = f"{d['name']}.h"
+    shape = "dense" if dense else f"{l.kernel}x{l.kernel} stride {l.stride} pad {l.pad}"
+    if l.kind in pack.BINARY_MVU_KINDS:
+        d["dot"] = f"XnorDot<{g.simd}>"
+        d["acc_t_def"] = f"ap_uint<{pack.unsigned_bits(hi)}>"
+        d["acc_note"] = f"popcount(XNOR) in [0, {hi}]"
+        d["pad_note"] = "weight bit 1 against input bit 0 never matches (adds 0)"
+        what = f"binary XNOR-popcount {shape} (-1 padding)"
+    else:
+        d["dot"] = f"{'PixelDot' if l.kind in pack.FIXED_INPUT_KINDS else 'BipolarDot'}<{g.simd}, {wb}>"
+        d["acc_t_def"] = f"ap_int<{pack.signed_bits(lo, hi)}>"
+        d["acc_note"] = f"in [{lo}, {hi}]"
+        d["pad_note"] = "weight 0 (product 0)"
+        what = (f"8-bit pixels x {wb}-bit weights {shape} (pixel-0 padding)" if l.kind in pack.FIXED_INPUT_KINDS
+                else f"binary (+-1) x {wb}-bit weights {shape} -> integer scores (-1 padding)")
+    if l.is_thresholded:
+        t = pack.thresholds(l, f)
+        d["thresholded"] = True
+        d["thr_t"] = f"{d['name']}_threshold_t"
+        tlo, thi = int(t.min()), int(t.max())
+        d["thr_t_def"] = (f"ap_uint<{pack.unsigned_bits(thi)}>" if l.kind in pack.BINARY_MVU_KINDS
+                          else f"ap_int<{pack.signed_bits(min(tlo, lo), max(thi, hi + 1))}>")
+        d["act"] = f"{d['name']}_thresholds"
+        out_bits = 1
+    else:
+        out_bits = pack.signed_bits(lo, hi)
+        d["act"] = f"PassThrough<{out_bits}>()"
+    d["out_t"] = f"ap_uint<{_word(l.out_ch * out_bits, l.name, 'the output pixel word')}>"
+    d["out_elem_bits"] = out_bits
+    d["summary"] = f"{l.kind}, {what}, {geometry}"
+    d["details"] = [f"K = {g.cols}, PE = {g.pe}, SIMD = {g.simd}: NF = {g.nf} x SF = {g.sf} steps per vector, "
+                    f"{d['cycles']} cycles per image at II=1"]
+    if g.rows_padded != g.rows or g.cols_padded != g.cols:
+        d["details"].append(f"padded to {g.rows_padded} rows x {g.cols_padded} columns; "
+                            "the padding provably changes no result (generator/pack.py)")
+    return out_bits
+
+
+# -- rendering -------------------------------------------------------------------
+
+def _literal(value: int, bits: int) -> str:
+    digits = max(1, math.ceil(bits / 4))
+    if bits <= 64:
+        return f"0x{value:0{digits}x}ULL" if bits > 32 else f"0x{value:0{digits}x}"
+    return f'ap_uint<{bits}>("0x{value:0{digits}x}", 16)'
+
+
+def _rows(values: list[list[int]], fmt, per_line: int) -> list[str]:
+    rows = []
+    for row in values:
+        chunks = [", ".join(fmt(v) for v in row[i : i + per_line]) for i in range(0, len(row), per_line)]
+        rows.append(",\n     ".join(chunks))
+    return rows
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0) -> Plan:
+    """Write the HLS project for ``net`` into ``out_dir`` (checked by ``plan`` first)."""
+    p = plan(net, folding)
+    out_dir = Path(out_dir)
+    env = _environment()
+    stream_types = [dict(name="pixel_word", bits=net.input_shape[2] * 8,
+                         comment=f"{net.input_shape[2]} channels of 8-bit pixels")]
+    ctx = dict(net=net, layers=p.layers, classes=len(net.classes), score_bits=p.score_bits,
+               pixel_t=f"ap_uint<{net.input_shape[2] * 8}>", stream_types=stream_types,
+               in_bytes=stream.words_per_image_in(net.input_shape), part=PART, clock_mhz=CLOCK_MHZ,
+               period_ns=1000 / CLOCK_MHZ, top=stream.TOP_NAME, csim_images=csim_images)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in STATIC_FILES:
+        shutil.copyfile(TEMPLATES / name, out_dir / name)
+    shutil.copytree(TEMPLATES / CSIM_INCLUDE, out_dir / CSIM_INCLUDE, dirs_exist_ok=True)
+    for template, target in [("flipflow_top.h.j2", "flipflow_top.h"), ("flipflow_top.cpp.j2", "flipflow_top.cpp"),
+                             ("tb_flipflow.cpp.j2", "tb_flipflow.cpp"), ("build_hls.tcl.j2", "build_hls.tcl"),
+                             ("build_bitstream.tcl.j2", "build_bitstream.tcl"), ("Makefile.csim.j2", "Makefile"),
+                             ("README.md.j2", "README.md")]:
+        _atomic_write(out_dir / target, env.get_template(template).render(**ctx))
+    weights_template = env.get_template("weights/layer_weights.h.j2")
+    for d, l in zip(p.layers, net.layers):
+        if not d["weights_header"]:
+            continue
+        f = folding[l.name]
+        wbits = d["simd_weight_bits"]
+        weight_rows = _rows(pack.simd_words(l, f), lambda v: _literal(v, wbits), 4 if wbits > 64 else 8)
+        threshold_rows = _rows(pack.thresholds(l, f).T.tolist(), str, 16) if d["thresholded"] else []
+        text = weights_template.render(l=d, weight_rows=weight_rows, threshold_rows=threshold_rows)
+        _atomic_write(out_dir / "weights" / d["weights_header"], text)
+    return p
+
+
+# -- C simulation with g++ -------------------------------------------------------------
+
+CXXFLAGS = ["-O2", "-std=c++14", "-Wall", "-Werror", "-Wno-unknown-pragmas"]
+
+
+def compile_csim(project: Path, fast_popcount: bool = True, binary: str = "tb_flipflow") -> Path:
+    """Compile the project's testbench + top with g++; returns the executable.
+
+    ap_int headers are included as system headers (their own warnings are not
+    ours); the generated code itself compiles with -Wall -Werror.
+    """
+    project = Path(project)
+    exe = project / binary
+    cmd = ["g++", *CXXFLAGS, *(["-DFLIPFLOW_FAST_CSIM"] if fast_popcount else []),
+           "-I", str(project), "-I", str(project / CSIM_INCLUDE), "-isystem", str(ap_types_dir()),
+           str(project / "tb_flipflow.cpp"), str(project / "flipflow_top.cpp"), "-o", str(exe)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode:
+        raise HLSError(f"g++ failed to compile the C simulation in {project}:\n{result.stderr[-6000:]}")
+    return exe
+
+
+@dataclass
+class CsimResult:
+    words: np.ndarray  # uint32 out_stream words
+    scores: np.ndarray  # (N, classes) int64
+    class_ids: np.ndarray  # (N,)
+    layers: dict[str, np.ndarray]  # IR layer name -> (N, H, W, C) output, when dumped
+    seconds: float
+
+
+def _words_to_tensor(raw: bytes, shape: tuple[int, int, int], elem_bits: int, n: int) -> np.ndarray:
+    h, w, c = shape
+    word_bytes = math.ceil(c * elem_bits / 8)
+    data = np.frombuffer(raw, np.uint8)
+    if data.size != n * h * w * word_bytes:
+        raise HLSError(f"layer dump holds {data.size} bytes, expected {n * h * w * word_bytes}")
+    bits = np.unpackbits(data.reshape(-1, word_bytes), axis=1, bitorder="little")[:, : c * elem_bits]
+    if elem_bits == 1:
+        return bits.reshape(n, h, w, c)
+    weights = (1 << np.arange(elem_bits, dtype=np.int64))
+    values = (bits.reshape(-1, c, elem_bits).astype(np.int64) * weights).sum(-1)
+    values = np.where(values >= 1 << (elem_bits - 1), values - (1 << elem_bits), values)  # two's complement
+    return values.reshape(n, h, w, c)
+
+
+def run_csim(exe: Path, p: Plan, images: np.ndarray, expected_words: np.ndarray | None = None,
+             dump: bool = False) -> CsimResult:
+    """Run the compiled testbench on (N, H, W, C) uint8 images."""
+    import time
+
+    net = p.net
+    n = len(images)
+    with tempfile.TemporaryDirectory(prefix="flipflow_csim_") as tmp:
+        tmp_path = Path(tmp)
+        (tmp_path / "input.bin").write_bytes(stream.pack_images(images).tobytes())
+        cmd = [str(exe), str(tmp_path / "input.bin"), str(tmp_path / "output.bin"), str(n)]
+        if expected_words is not None:
+            (tmp_path / "expected.bin").write_bytes(np.asarray(expected_words, "<u4").tobytes())
+            cmd += ["--expected", str(tmp_path / "expected.bin")]
+        if dump:
+            (tmp_path / "dump").mkdir()
+            cmd += ["--dump", str(tmp_path / "dump")]
+        start = time.perf_counter()
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        out_file = tmp_path / "output.bin"
+        if result.returncode not in (0, 1) or not out_file.is_file():
+            raise HLSError(f"C simulation failed (exit {result.returncode}): {result.stderr.strip()[-3000:]}")
+        words = np.frombuffer(out_file.read_bytes(), "<u4").copy()
+        scores, ids = stream.unpack_output(words, len(net.classes))
+        layers = {}
+        if dump:
+            for d, l in zip(p.layers, net.layers):
+                raw = (tmp_path / "dump" / f"{d['name']}.bin").read_bytes()
+                layers[l.name] = _words_to_tensor(raw, l.out_shape, d["out_elem_bits"], n)
+    return CsimResult(words, scores, ids, layers, seconds)
+
+
+def progress(msg: str) -> None:
+    print(f"flipflow hls: {msg}", file=sys.stderr, flush=True)

@@ -1,0 +1,70 @@
+// flipflow accelerator I/O: the AXI-Stream byte layout of generator/stream.py.
+//  in_stream : 8-bit beats, one pixel channel each, (h, w, c) order; TLAST on
+//              the last byte of an image (not needed: the size is fixed).
+//  out_stream: 32-bit beats, per image every class score (int32) and then the
+//              class id (argmax, lowest index wins ties) with TLAST.
+#ifndef FLIPFLOW_IO_H
+#define FLIPFLOW_IO_H
+
+#include <ap_axi_sdata.h>
+#include <ap_int.h>
+#include <hls_stream.h>
+
+namespace flipflow {
+
+typedef ap_axiu<8, 0, 0, 0> pixel_beat;
+typedef ap_axiu<32, 0, 0, 0> score_beat;
+
+// Byte beats -> one word per pixel holding its C 8-bit channels (channel 0 low).
+template <unsigned C, unsigned PIXELS>
+void read_pixels(hls::stream<pixel_beat> &in, hls::stream<ap_uint<C * 8>> &out, unsigned images) {
+    ap_uint<C * 8> pixel = 0;
+    unsigned c = 0;
+    for (unsigned beat = 0; beat < images * PIXELS * C; beat++) {
+#pragma HLS PIPELINE II=1
+        const pixel_beat b = in.read();
+        pixel.range(c * 8 + 7, c * 8) = b.data;
+        if (++c == C) {
+            out.write(pixel);
+            c = 0;
+        }
+    }
+}
+
+// One word of CLASSES signed SB-bit scores per image -> CLASSES int32 beats,
+// then the class id with TLAST.
+template <unsigned CLASSES, unsigned SB>
+void write_scores(hls::stream<ap_uint<CLASSES * SB>> &in, hls::stream<score_beat> &out, unsigned images) {
+    static_assert(SB <= 32, "scores must fit the 32-bit output beats");
+    for (unsigned n = 0; n < images; n++) {
+        const ap_uint<CLASSES * SB> word = in.read();
+        ap_int<SB> best = word.range(SB - 1, 0);
+        ap_uint<32> best_class = 0;
+        for (unsigned c = 1; c < CLASSES; c++) {
+#pragma HLS UNROLL
+            const ap_int<SB> score = word.range(c * SB + SB - 1, c * SB);
+            if (score > best) {  // strict: the lowest index wins ties
+                best = score;
+                best_class = c;
+            }
+        }
+        for (unsigned c = 0; c <= CLASSES; c++) {
+#pragma HLS PIPELINE II=1
+            score_beat b;
+            if (c < CLASSES) {
+                const ap_int<SB> score = word.range(c * SB + SB - 1, c * SB);
+                b.data = ap_int<32>(score);  // sign-extended
+            } else {
+                b.data = best_class;
+            }
+            b.keep = -1;
+            b.strb = -1;
+            b.last = (c == CLASSES);
+            out.write(b);
+        }
+    }
+}
+
+}  // namespace flipflow
+
+#endif  // FLIPFLOW_IO_H

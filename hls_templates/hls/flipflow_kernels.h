@@ -1,0 +1,305 @@
+// flipflow streaming kernels for Vitis HLS, in the spirit of finn-hlslib:
+// every kernel is one short templated function that reads and writes
+// hls::stream and runs at II=1 in its inner loop.
+//
+// Conventions (flipflow shared/DESIGN.md, generator/pack.py):
+//  * A feature-map pixel travels as ONE stream word holding all its channels,
+//    channel c in bits [c*EB, (c+1)*EB) (EB = 1 for binary maps, 8 for the
+//    input pixels). Widths are the network's exact channel counts.
+//  * Binary bit 1 = +1, bit 0 = -1. Binary padding is bit 0 (-1); the input
+//    layer pads with pixel 0.
+//  * A matrix-vector unit with PE rows and SIMD lanes steps through
+//    NF = ceil(rows/PE) x SF = ceil(K/SIMD) tiles per input vector at II=1.
+//    Inputs are padded with 0 to SF*SIMD; weights are padded so that the pad
+//    lanes add nothing (binary: weight 1 never matches input 0; fixed point:
+//    weight 0). Pad rows are computed and dropped.
+#ifndef FLIPFLOW_KERNELS_H
+#define FLIPFLOW_KERNELS_H
+
+// Words up to 4096 bits (a pixel of a wide layer, a SIMD word); Vitis HLS' default is 1024.
+#ifndef AP_INT_MAX_W
+#define AP_INT_MAX_W 4096
+#endif
+// GCC >= 11 at -O2 flags reads of not-yet-initialised members inside the C
+// simulation model of ap_int (ap_private's constructors): a false positive
+// located in that header, silenced for that header only. Our own code stays
+// under -Wall -Werror.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <ap_int.h>
+#pragma GCC diagnostic pop
+#include <hls_stream.h>
+
+namespace flipflow {
+
+// Bits needed to hold the unsigned value v (at least 1).
+constexpr unsigned bits_for(unsigned long long v) { return v < 2 ? 1 : 1 + bits_for(v >> 1); }
+constexpr unsigned ceil_div(unsigned a, unsigned b) { return (a + b - 1) / b; }
+
+// ---------------------------------------------------------------------------
+// Population count of an N-bit word.
+template <unsigned N>
+ap_uint<bits_for(N)> popcount(const ap_uint<N> &x) {
+#ifdef FLIPFLOW_FAST_CSIM
+    // C simulation only: 64 bits at a time with the CPU's popcount. The tests
+    // compile the plain loop below too and check that both agree.
+    unsigned count = 0;
+    for (unsigned lo = 0; lo < N; lo += 64) {
+        const unsigned hi = (lo + 63 < N - 1) ? lo + 63 : N - 1;
+        count += __builtin_popcountll(x.range(hi, lo).to_uint64());
+    }
+    return count;
+#else
+    ap_uint<bits_for(N)> count = 0;
+    for (unsigned i = 0; i < N; i++) {
+#pragma HLS UNROLL
+        count += x[i];
+    }
+    return count;
+#endif
+}
+
+// ---------------------------------------------------------------------------
+// Dot products of one SIMD-wide weight word with one SIMD-wide input word.
+
+// Binary x binary: number of lanes where weight == input (popcount of XNOR).
+template <unsigned SIMD>
+struct XnorDot {
+    static const unsigned W_BITS = 1, IN_BITS = 1;
+    template <typename Acc>
+    static Acc dot(const ap_uint<SIMD> &w, const ap_uint<SIMD> &x) {
+#pragma HLS INLINE
+        const ap_uint<SIMD> matches = ~(w ^ x);
+        return popcount<SIMD>(matches);
+    }
+};
+
+// Signed WB-bit weights x unsigned 8-bit pixels (first layer).
+template <unsigned SIMD, unsigned WB>
+struct PixelDot {
+    static const unsigned W_BITS = WB, IN_BITS = 8;
+    template <typename Acc>
+    static Acc dot(const ap_uint<SIMD * WB> &w, const ap_uint<SIMD * 8> &x) {
+#pragma HLS INLINE
+        Acc sum = 0;
+        for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+            const ap_int<WB> weight = w.range(s * WB + WB - 1, s * WB);
+            const ap_uint<8> pixel = x.range(s * 8 + 7, s * 8);
+            sum += weight * pixel;
+        }
+        return sum;
+    }
+};
+
+// Signed WB-bit weights x binary inputs read as +1/-1 (last layer).
+template <unsigned SIMD, unsigned WB>
+struct BipolarDot {
+    static const unsigned W_BITS = WB, IN_BITS = 1;
+    template <typename Acc>
+    static Acc dot(const ap_uint<SIMD * WB> &w, const ap_uint<SIMD> &x) {
+#pragma HLS INLINE
+        Acc sum = 0;
+        for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+            const ap_int<WB> weight = w.range(s * WB + WB - 1, s * WB);
+            if (x[s]) sum += weight; else sum -= weight;
+        }
+        return sum;
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Activations: what a PE emits once its accumulator has seen all SF folds.
+
+// Output bit = (acc >= threshold), one threshold per output channel.
+template <unsigned PE, unsigned NF, typename T>
+struct Thresholds {
+    static const unsigned OUT_BITS = 1;
+    T t[PE][NF];
+    template <typename Acc>
+    ap_uint<1> activate(unsigned nf, unsigned pe, const Acc &acc) const {
+#pragma HLS INLINE
+        return acc >= t[pe][nf];
+    }
+};
+
+// Integer class scores: the accumulator itself, as OB-bit two's complement.
+template <unsigned OB>
+struct PassThrough {
+    static const unsigned OUT_BITS = OB;
+    template <typename Acc>
+    ap_uint<OB> activate(unsigned, unsigned, const Acc &acc) const {
+#pragma HLS INLINE
+        return ap_int<OB>(acc);
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Matrix-vector unit: `vectors` input vectors of SF SIMD-words each; for every
+// vector one output word with ROWS channels of Act::OUT_BITS bits.
+// One flattened loop of vectors x NF x SF steps at II=1 (FINN's MVAU): the
+// input vector is read during the first neuron fold and reused from a buffer.
+template <unsigned ROWS, unsigned PE, unsigned SIMD, unsigned NF, unsigned SF,
+          typename Dot, typename Acc, typename Act>
+void matrix_vector_unit(hls::stream<ap_uint<SIMD * Dot::IN_BITS>> &in,
+                        hls::stream<ap_uint<ROWS * Act::OUT_BITS>> &out,
+                        const ap_uint<SIMD * Dot::W_BITS> weights[PE][NF * SF],
+                        const Act &act, unsigned vectors) {
+    static_assert(NF * PE >= ROWS && (NF - 1) * PE < ROWS, "NF must be ceil(ROWS / PE)");
+    const unsigned OB = Act::OUT_BITS;
+    ap_uint<SIMD * Dot::IN_BITS> vector_buf[SF];
+    Acc acc[PE];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+    // Output channels collect here, PE at a time; after NF shifts channel 0
+    // sits in the least significant bits. Pad rows land above ROWS and are dropped.
+    ap_uint<NF * PE * OB> result = 0;
+    unsigned nf = 0, sf = 0, tile = 0;
+    for (unsigned step = 0; step < vectors * NF * SF; step++) {
+#pragma HLS PIPELINE II=1
+        ap_uint<SIMD * Dot::IN_BITS> x;
+        if (nf == 0) {
+            x = in.read();
+            vector_buf[sf] = x;
+        } else {
+            x = vector_buf[sf];
+        }
+        ap_uint<PE * OB> fold_out = 0;
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            const Acc partial = Dot::template dot<Acc>(weights[p][tile], x);
+            acc[p] = (sf == 0) ? partial : Acc(acc[p] + partial);
+            fold_out.range(p * OB + OB - 1, p * OB) = act.activate(nf, p, acc[p]);
+        }
+        if (sf == SF - 1) {
+            result = (result >> (PE * OB)) | (ap_uint<NF * PE * OB>(fold_out) << ((NF - 1) * PE * OB));
+            if (nf == NF - 1) out.write(result.range(ROWS * OB - 1, 0));
+        }
+        // advance (sf, nf, tile) through the NF x SF schedule
+        tile++;
+        if (++sf == SF) {
+            sf = 0;
+            if (++nf == NF) {
+                nf = 0;
+                tile = 0;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Width converter: a vector of WORDS stream words of C elements (EB bits each)
+// leaves as SF = ceil(WORDS*C / SIMD) words of SIMD elements, the last one
+// zero-padded (the MVU's input padding). Elements keep their order, so a
+// k x k window of C-channel pixels becomes the (ky, kx, c) window vector.
+template <unsigned C, unsigned EB, unsigned WORDS, unsigned SIMD>
+void vector_to_simd(hls::stream<ap_uint<C * EB>> &in, hls::stream<ap_uint<SIMD * EB>> &out,
+                    unsigned vectors) {
+    const unsigned SF = ceil_div(WORDS * C, SIMD);
+    for (unsigned v = 0; v < vectors; v++) {
+        ap_uint<(C + SIMD) * EB> buf = 0;  // holds < C + SIMD elements at any time
+        unsigned fill = 0, words_read = 0, emitted = 0;
+        while (emitted < SF) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=SF max=WORDS+SF
+            if (fill < SIMD && words_read < WORDS) {
+                buf |= ap_uint<(C + SIMD) * EB>(in.read()) << (fill * EB);
+                fill += C;
+                words_read++;
+            }
+            if (fill >= SIMD || words_read == WORDS) {
+                out.write(buf.range(SIMD * EB - 1, 0));
+                buf >>= SIMD * EB;
+                fill = (fill >= SIMD) ? fill - SIMD : 0;
+                emitted++;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sliding-window generator: a line buffer of K input rows. For each output
+// pixel it emits the K x K window (ky, kx order; each word one whole input
+// pixel), with out-of-image positions replaced by T(0): bit 0 (-1) for
+// binary maps, pixel 0 for the input image.
+template <unsigned K, unsigned S, unsigned P, unsigned IH, unsigned IW,
+          unsigned OH, unsigned OW, typename T>
+void sliding_window(hls::stream<T> &in, hls::stream<T> &out, unsigned images) {
+    T lines[K][IW];  // input row r lives in lines[r % K]
+    for (unsigned n = 0; n < images; n++) {
+        int rows_read = 0;
+        for (unsigned oy = 0; oy < OH; oy++) {
+            // Buffer the input rows this output row needs that have not arrived yet.
+            const int last_needed = int(oy * S) - int(P) + int(K) - 1;
+            const int last_row = last_needed < int(IH) - 1 ? last_needed : int(IH) - 1;
+            for (; rows_read <= last_row; rows_read++) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=K
+                for (unsigned x = 0; x < IW; x++) {
+#pragma HLS PIPELINE II=1
+                    lines[rows_read % K][x] = in.read();
+                }
+            }
+            for (unsigned i = 0; i < OW * K * K; i++) {
+#pragma HLS PIPELINE II=1
+                const unsigned ox = i / (K * K), ky = (i / K) % K, kx = i % K;
+                const int y = int(oy * S + ky) - int(P), x = int(ox * S + kx) - int(P);
+                const bool inside = y >= 0 && y < int(IH) && x >= 0 && x < int(IW);
+                out.write(inside ? lines[y % K][x] : T(0));
+            }
+        }
+        // Bottom rows no window covers (stride/padding) still leave the stream.
+        for (; rows_read < int(IH); rows_read++) {
+#pragma HLS LOOP_TRIPCOUNT min=0 max=K
+            for (unsigned x = 0; x < IW; x++) {
+#pragma HLS PIPELINE II=1
+                in.read();
+            }
+        }
+    }
+}
+
+// Max-pool on binary maps: OR of the WINDOW words of each window (max of +-1
+// is OR of the bits; the -1 padding is neutral).
+template <unsigned WINDOW, typename T>
+void window_or(hls::stream<T> &in, hls::stream<T> &out, unsigned windows) {
+    for (unsigned w = 0; w < windows; w++) {
+        T acc = 0;
+        for (unsigned i = 0; i < WINDOW; i++) {
+#pragma HLS PIPELINE II=1
+            acc |= in.read();
+        }
+        out.write(acc);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Global sum: per image, the sum over PIXELS words of CH signed IB-bit
+// scores, emitted as one word of CH signed OB-bit sums.
+template <unsigned CH, unsigned IB, unsigned OB, unsigned PIXELS>
+void global_sum(hls::stream<ap_uint<CH * IB>> &in, hls::stream<ap_uint<CH * OB>> &out,
+                unsigned images) {
+    for (unsigned n = 0; n < images; n++) {
+        ap_int<OB> sums[CH];
+#pragma HLS ARRAY_PARTITION variable=sums complete
+        for (unsigned px = 0; px < PIXELS; px++) {
+#pragma HLS PIPELINE II=1
+            const ap_uint<CH * IB> word = in.read();
+            for (unsigned c = 0; c < CH; c++) {
+#pragma HLS UNROLL
+                const ap_int<IB> score = word.range(c * IB + IB - 1, c * IB);
+                sums[c] = (px == 0) ? ap_int<OB>(score) : ap_int<OB>(sums[c] + score);
+            }
+        }
+        ap_uint<CH * OB> result;
+        for (unsigned c = 0; c < CH; c++) {
+#pragma HLS UNROLL
+            result.range(c * OB + OB - 1, c * OB) = sums[c];
+        }
+        out.write(result);
+    }
+}
+
+}  // namespace flipflow
+
+#endif  // FLIPFLOW_KERNELS_H
