@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 
 import flipflow
 from flipflow.generator import pack, stream
@@ -88,13 +89,26 @@ def _pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+def window_cycles(layer: Layer) -> int:
+    """Cycles per frame of the window unit in front of a layer (k*k beats per
+    output pixel, one input pixel written per cycle); 0 where there is none."""
+    if layer.kind.endswith("_dense") or layer.kind == "global_sum":
+        return 0
+    if layer.kind != "maxpool" and (layer.kernel, layer.stride, layer.pad) == (1, 1, 0):
+        return 0
+    ho, wo, _ = layer.out_shape
+    return max(layer.in_shape[0] * layer.in_shape[1], layer.kernel**2 * ho * wo)
+
+
 def default_folding(net: Network, max_lanes: int = 1024) -> Folding:
-    """A simple folding for simulation when none is given: every layer gets about
-    as fast as the input stream (one byte per cycle) allows, within ``max_lanes``
-    PE x SIMD lanes, preferring divisors (no padding) and SIMD over PE."""
-    in_beats = net.input_shape[0] * net.input_shape[1] * net.input_shape[2]
+    """A simple folding for simulation when none is given: every layer about as
+    fast as the slowest fixed-rate part of the pipeline (input stream at one byte
+    per cycle, window units) or the heaviest layer on ``max_lanes`` PE x SIMD
+    lanes allows; each layer then gets the fewest lanes reaching that rate,
+    preferring divisors (no padding)."""
+    in_beats = int(np.prod(net.input_shape))
     heaviest = max(l.macs for l in net.layers if l.has_weights)
-    target = max(in_beats, math.ceil(heaviest / max_lanes))
+    target = max([in_beats, math.ceil(heaviest / max_lanes)] + [window_cycles(l) for l in net.layers])
     folding: Folding = {}
     for layer in net.layers:
         if not layer.has_weights:
@@ -126,7 +140,7 @@ def _mvu_unit(layer: Layer, f: LayerFolding, src: str, positions: int, ew: int, 
     if kind == "binary":
         aw = max(2, pack.unsigned_bits(hi + 1))
     elif kind == "input":
-        aw = max(9, wb + 1, pack.signed_bits(lo, hi + 1))
+        aw = max(wb + 10, pack.signed_bits(lo, hi + 1))  # >= one 9 x WB-bit product + sign
     else:
         aw = max(wb + 1, pack.signed_bits(lo, hi))
     name = ident(layer.name)

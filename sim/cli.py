@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, default=None, help="write the result as JSON here")
     p.set_defaults(func=_golden)
 
+    from flipflow.sim import rtl_cli  # `flipflow sim` (RTL simulation) lives in its own module
+
+    rtl_cli.register(sub)
+
 
 def _golden(args: argparse.Namespace) -> int:
     from flipflow.sim import golden, golden_bench

