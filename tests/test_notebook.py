@@ -41,13 +41,18 @@ def test_notebook_is_packaged():
     assert (flipflow.ROOT / "notebooks" / NOTEBOOK).is_file()
 
 
-def test_notebook_runs_headless_on_golden(deployed, monkeypatch, fashion):
+@pytest.mark.parametrize(
+    "backend",
+    ["golden", pytest.param("sim", marks=[pytest.mark.slow, pytest.mark.xdist_group("host_sim")])],
+)
+def test_notebook_runs_headless(deployed, monkeypatch, fashion, tmp_path_factory, backend):
     net, folder = deployed
-    nb = run_notebook(folder, monkeypatch, "golden")
+    monkeypatch.setenv("FLIPFLOW_CACHE", str(tmp_path_factory.getbasetemp() / "flipflow_cache"))  # shared with test_host_sim
+    nb = run_notebook(folder, monkeypatch, backend)
     text = outputs(nb)
     expected = golden.accuracy(net, fashion.test.images[:40], fashion.test.labels[:40])
     assert f"accuracy: {expected:.2%} on 40 test images" in text
     assert "scores identical to the golden model" in text
-    assert "throughput[images/s]" in text and "backend='golden'" in text
+    assert "throughput[images/s]" in text and f"backend='{backend}'" in text
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 1  # the prediction grid
