@@ -78,13 +78,17 @@ def _newest(paths: list[Path]) -> Path | None:
 
 
 def find_bitstream(build: Path) -> tuple[Path, Path] | None:
-    """The newest .bit under ``build`` and its .hwh (same stem next to it, else the newest .hwh)."""
-    bit = _newest([p for p in build.rglob("*.bit") if "deploy" not in p.parts])
+    """The newest .bit under ``build`` that has its .hwh beside it (as the Vivado Tcl
+    leaves flipflow.bit/.hwh), else the newest .bit and the newest .hwh."""
+    bits = [p for p in build.rglob("*.bit") if "deploy" not in p.parts]
+    paired = [b for b in bits if b.with_suffix(".hwh").is_file()]
+    if paired:
+        bit = _newest(paired)
+        return bit, bit.with_suffix(".hwh")
+    bit = _newest(bits)
     if bit is None:
         return None
-    hwh = bit.with_suffix(".hwh")
-    if not hwh.is_file():
-        hwh = _newest([p for p in build.rglob("*.hwh") if "deploy" not in p.parts])
+    hwh = _newest([p for p in build.rglob("*.hwh") if "deploy" not in p.parts])
     if hwh is None:
         raise DeployError(f"{bit}: found a bitstream but no .hwh under {build}; Vivado writes it with the block design (write_hw_platform / hw_handoff)")
     return bit, hwh
@@ -172,11 +176,17 @@ def _readme(net: ir.Network, meta: Metadata, folder_name: str, bitstream: bool, 
         lines += [f"`{meta.bitstream}` and `{Path(meta.bitstream).with_suffix('.hwh').name}` come from the Vivado build of this model."]
     else:
         lines += [
-            "**No bitstream yet.** Vivado (not available where this folder was made) builds it:",
-            f"run `make hls MODEL={meta.model}` to get the Vitis HLS project and its Tcl, copy that project folder to a",
-            "machine with Vitis HLS and Vivado, run its build script (the Vitis HLS Tcl exports the IP, the Vivado Tcl",
-            "makes the PYNQ-Z2 block design with the AXI DMA and writes the .bit and .hwh), then copy both here as",
-            f"`{meta.bitstream}` and `{Path(meta.bitstream).with_suffix('.hwh').name}` (same name, side by side), or rerun `make deploy`.",
+            "**No bitstream yet.** Vivado (not available where this folder was made) builds it.",
+            f"`make hls MODEL={meta.model}` writes the self-contained Vitis HLS project `build/{meta.model}/hls/`; copy it to a",
+            "machine with Vitis HLS and Vivado (and the PYNQ-Z2 board files) and run, in that folder:",
+            "",
+            "```sh",
+            "vitis_hls -f build_hls.tcl                        # C simulation, synthesis, IP export",
+            "vivado -mode batch -source build_bitstream.tcl    # Zynq PS + AXI DMA + accelerator -> flipflow.bit, flipflow.hwh",
+            "```",
+            "",
+            "Bring `flipflow.bit` and `flipflow.hwh` back into that folder and rerun `make deploy` (it checks and ships them),",
+            f"or copy both here next to `{FILENAME}` (same name, side by side).",
         ]
         if tcl:
             lines += ["", "The build's Tcl scripts are in `tcl/`: " + ", ".join(f"`{t}`" for t in tcl) + "."]

@@ -23,7 +23,8 @@ board. Format (version 1)::
       "output": {"port": "out_stream", "bits": 32, "n_classes": 10, "words_per_image": 11,
                  "layout": "int32 score per class, then class id with TLAST"},
       "clock_mhz": 100.0, "part": "xc7z020clg400-1", "board": "pynq-z2",
-      "hardware": {"dma": "axi_dma_0", "accelerator": "flipflow_top_0", "control": "ap_ctrl_hs"},
+      "hardware": {"dma": "axi_dma", "accelerator": "flipflow_top_0", "control": "ap_ctrl_hs",
+                   "count_register": 16},       # AXI-Lite offset of the image count, or null
       "bitstream": "flipflow.bit",
       "cycles_per_frame": 12345 | null,
       "folding": {"<layer>": {"pe": 4, "simd": 32}, ...} | null,
@@ -50,7 +51,15 @@ FORMAT = "flipflow-accelerator"
 VERSION = 1
 FILENAME = "accelerator.json"
 CONTROL_MODES = ("ap_ctrl_hs", "ap_ctrl_none")
-DEFAULT_HARDWARE = {"dma": "axi_dma_0", "accelerator": f"{stream.TOP_NAME}_0", "control": "ap_ctrl_hs"}
+# Cell names of the block design (hls_templates/hls/build_bitstream.tcl) and the
+# accelerator's control: ap_ctrl_hs with the image count in an AXI-Lite register
+# (the HLS top's `images` argument at 0x10), or ap_ctrl_none (free-running).
+DEFAULT_HARDWARE: dict[str, Any] = {
+    "dma": "axi_dma",
+    "accelerator": f"{stream.TOP_NAME}_0",
+    "control": "ap_ctrl_hs",
+    "count_register": 0x10,
+}
 
 
 class MetadataError(ValueError):
@@ -129,7 +138,7 @@ class Metadata:
     part: str = "xc7z020clg400-1"
     board: str = "pynq-z2"
     top: str = stream.TOP_NAME
-    hardware: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_HARDWARE))
+    hardware: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_HARDWARE))
     bitstream: str = "flipflow.bit"
     cycles_per_frame: int | None = None
     folding: dict[str, dict[str, int]] | None = None
@@ -185,7 +194,7 @@ def from_network(
     clock_mhz: float = 100.0,
     cycles_per_frame: int | None = None,
     folding: dict[str, Any] | None = None,
-    hardware: dict[str, str] | None = None,
+    hardware: dict[str, Any] | None = None,
     bitstream: str = "flipflow.bit",
 ) -> Metadata:
     """Metadata for an accelerator generated from the IR network ``net``.
@@ -276,6 +285,9 @@ def from_json(d: dict[str, Any], where: str = "metadata") -> Metadata:
             raise MetadataError(f"{where}: input.words_per_image is {inp[key]} but shape {list(shape)} gives {expect}")
     if "words_per_image" in out and out["words_per_image"] != meta.output.words_per_image:
         raise MetadataError(f"{where}: output.words_per_image is {out['words_per_image']}, expected {meta.output.words_per_image}")
+    count = meta.hardware.get("count_register")
+    if count is not None and (not isinstance(count, int) or count < 0 or count % 4):
+        raise MetadataError(f"{where}: hardware.count_register must be a word-aligned AXI-Lite offset or null, got {count!r}")
     if meta.hardware["control"] not in CONTROL_MODES:
         raise MetadataError(f"{where}: hardware.control must be one of {CONTROL_MODES}, got {meta.hardware['control']!r}")
     return meta

@@ -5,11 +5,13 @@ simple-mode S2MM transfer completes at the first TLAST, so each result needs
 its own receive transfer; sending per image keeps TLAST on each image's last
 pixel as the stream contract says):
 
+    start: images register <- n, ap_start    (ap_ctrl_hs with a count register)
     send(0)
     for i in 0..n-1:
         recv.transfer(result i)          # armed before we block on anything
         if i + 1 < n: wait(send i); send(i + 1)   # the next image streams in
         wait(recv i)                               # while image i computes
+    wait until ap_idle
 
 Images sit in one pynq.allocate buffer at a 64-byte stride (so every slice
 meets any DMA alignment), results in another. Slices of a PynqBuffer are
@@ -37,7 +39,8 @@ from flipflow.host.hwh import BitstreamError, HardwareInfo
 from flipflow.host.metadata import Metadata
 
 ALIGN = 64  # bytes; a cache line, and a multiple of every AXI DMA memory-map width
-AP_START, AUTO_RESTART = 0x01, 0x80  # HLS ap_ctrl_hs control register bits (offset 0x00)
+CTRL = 0x00  # HLS ap_ctrl_hs control register and its bits
+AP_START, AP_IDLE, AUTO_RESTART = 0x01, 0x04, 0x80
 
 
 class DMATimeoutError(TimeoutError):
@@ -108,8 +111,7 @@ class PynqBackend:
         self.dma = getattr(self.overlay, names["dma"])
         self.acc = getattr(self.overlay, names["accelerator"])
         self._check_model_id()
-        if self.meta.hardware["control"] == "ap_ctrl_hs":
-            self.acc.write(0x00, AP_START | AUTO_RESTART)  # free-running: one start serves every image
+        self._start_free_running()
         width_limit = hardware.dma_max_transfer_bytes
         self.max_transfer = int(getattr(self.dma, "buffer_max_size", 0) or width_limit or (1 << 23) - 1)
         biggest = max(self.in_bytes, self.out_words * 4)
@@ -141,8 +143,34 @@ class PynqBackend:
         self.acc = getattr(self.overlay, self.names["accelerator"])
         for ch in (self.dma.sendchannel, self.dma.recvchannel):
             ch.start()  # sets the run bit again and lets the first transfer through
-        if self.meta.hardware["control"] == "ap_ctrl_hs":
-            self.acc.write(0x00, AP_START | AUTO_RESTART)
+        self._start_free_running()
+
+    # -- accelerator control ------------------------------------------------
+    @property
+    def _counted(self) -> bool:
+        """ap_ctrl_hs with an image-count register: one start per batch."""
+        return self.meta.hardware["control"] == "ap_ctrl_hs" and self.meta.hardware.get("count_register") is not None
+
+    def _start_free_running(self) -> None:
+        if self.meta.hardware["control"] == "ap_ctrl_hs" and not self._counted:
+            self.acc.write(CTRL, AP_START | AUTO_RESTART)  # no count register: one start serves every image
+
+    def _wait_accelerator_idle(self, when: str) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while not self.acc.read(CTRL) & AP_IDLE:
+            if time.monotonic() > deadline:
+                raise DMATimeoutError(
+                    f"the accelerator is not idle {when} (control register {self.acc.read(CTRL):#x} after "
+                    f"{self.timeout_s:g} s): it is still waiting for pixels or for result space, e.g. after an aborted "
+                    "batch or with a bitstream built for another image size. Fix: call reset() to reload the overlay; "
+                    "use the .bit/.hwh from the same build as accelerator.json."
+                )
+
+    def _start_batch(self, n_images: int) -> None:
+        if self._counted:
+            self._wait_accelerator_idle("before a new batch")
+            self.acc.write(self.meta.hardware["count_register"], n_images)
+            self.acc.write(CTRL, AP_START)
 
     # -- buffers -----------------------------------------------------------
     def _ensure_buffers(self, n: int) -> None:
@@ -206,6 +234,7 @@ class PynqBackend:
             return ob[i * self.out_stride : i * self.out_stride + self.out_words]
 
         t0 = time.perf_counter()
+        self._start_batch(n_images)
         send.transfer(image(0))
         for i in range(n_images):
             recv.transfer(result(i))
@@ -221,6 +250,8 @@ class PynqBackend:
                     f"{self.meta.model!r}; use the .bit/.hwh from the same build as accelerator.json"
                 )
         self._wait(send, "sendchannel (MM2S, images)", n_images - 1, n_images)
+        if self._counted:
+            self._wait_accelerator_idle("after its last result")
         seconds = time.perf_counter() - t0
         ob[: n_images * self.out_stride].invalidate()
         words = ob[: n_images * self.out_stride].reshape(n_images, self.out_stride)[:, : self.out_words]

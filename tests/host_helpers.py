@@ -71,12 +71,12 @@ def make_build(net: ir.Network, folder: Path, hwh: bool = True, **meta_kw) -> Pa
     return folder
 
 
-def hwh_text(accelerator: str = "flipflow_top_0", dma: str = "axi_dma_0", mm2s_width: int = 8, s2mm_width: int = 32,
+def hwh_text(accelerator: str = "flipflow_top_0", dma: str = "axi_dma", mm2s_width: int = 8, s2mm_width: int = 32,
              length_width: int = 26, with_dma: bool = True, with_acc: bool = True) -> str:
     """A minimal hardware handoff in Vivado's .hwh schema (the elements and attributes pynq reads)."""
     modules = ['    <MODULE FULLNAME="/processing_system7_0" INSTANCE="processing_system7_0" MODTYPE="processing_system7" VLNV="xilinx.com:ip:processing_system7:5.5"/>']
     if with_acc:
-        modules.append(f'    <MODULE FULLNAME="/{accelerator}" INSTANCE="{accelerator}" MODTYPE="flipflow_top" VLNV="xilinx.com:hls:flipflow_top:1.0"/>')
+        modules.append(f'    <MODULE FULLNAME="/{accelerator}" INSTANCE="{accelerator}" MODTYPE="flipflow_top" VLNV="flipflow.org:hls:flipflow_top:1.0"/>')
     if with_dma:
         modules.append(
             f'    <MODULE FULLNAME="/{dma}" INSTANCE="{dma}" MODTYPE="axi_dma" VLNV="xilinx.com:ip:axi_dma:7.1">\n'
@@ -140,7 +140,12 @@ class StandInBuffer(np.ndarray):
 
 
 class StandInAccelerator:
-    """The stream contract in front of the golden model, with fault injection."""
+    """The stream contract in front of the golden model, with fault injection.
+
+    Control as the HLS top (hls_templates/hls): ap_ctrl_hs at 0x00 (bit 0
+    ap_start, bit 2 ap_idle, bit 7 auto_restart) and the image count at 0x10.
+    It takes pixels only while started, and goes idle after ``count`` images.
+    """
 
     def __init__(self, net: ir.Network, register_model_id: int | None = None):
         self.net = net
@@ -148,8 +153,10 @@ class StandInAccelerator:
         self.results: list[np.ndarray] = []  # pending output words, one array per image (TLAST at its end)
         self.stalled = False  # fault: never produces results (e.g. a bitstream for another input size)
         self.corrupt_class_id = False  # fault: sends a class id that is not the argmax
-        self.images_done = 0
-        self.ctrl = 0
+        self.regs = {0x10: 0}
+        self.remaining = 0  # images left in the current run
+        self.free_running = False
+        self.starts = 0
         regs = types.SimpleNamespace(CTRL=0)
         if register_model_id is not None:
             regs.model_id = register_model_id
@@ -157,23 +164,39 @@ class StandInAccelerator:
 
     def write(self, offset: int, value: int) -> None:
         if offset == 0x00:
-            self.ctrl = value
+            if value & 0x01 and self.idle:
+                self.starts += 1
+                self.free_running = bool(value & 0x80)
+                self.remaining = self.regs[0x10]
+        else:
+            self.regs[offset] = value
+
+    def read(self, offset: int) -> int:
+        if offset == 0x00:
+            return 0x04 if self.idle else 0x01
+        return self.regs.get(offset, 0)
+
+    @property
+    def idle(self) -> bool:
+        """Done with the run: every counted image's result has left (not free-running)."""
+        return not self.free_running and self.remaining == 0 and not self.results
+
+    @property
+    def accepting(self) -> bool:
+        return self.free_running or self.remaining > 0
 
     def accept(self, data: bytes) -> None:
         self.pixels.extend(data)
         per = stream.words_per_image_in(self.net.input_shape)
-        while len(self.pixels) >= per and not self.stalled:
+        while len(self.pixels) >= per and not self.stalled and self.accepting:
             img = np.frombuffer(bytes(self.pixels[:per]), np.uint8).reshape((1, *self.net.input_shape))
             del self.pixels[:per]
             words = stream.pack_output(golden.scores(self.net, img))
             if self.corrupt_class_id:
                 words[-1] = (words[-1] + 1) % len(self.net.classes)
             self.results.append(words)
-            self.images_done += 1
-
-    @property
-    def started(self) -> bool:
-        return bool(self.ctrl & 0x01)
+            if not self.free_running:
+                self.remaining -= 1
 
 
 class StandInChannel:
@@ -252,9 +275,9 @@ class StandInDMA:
     def step(self) -> None:
         """Advance the hardware: MM2S hands its bytes over, S2MM takes one result up to TLAST."""
         send, recv = getattr(self, "sendchannel", None), getattr(self, "recvchannel", None)
-        if send is None or recv is None or not self.acc.started:
+        if send is None or recv is None:
             return
-        if send._busy:
+        if send._busy and self.acc.accepting:
             data = bytes(self.memory.view(send._address, send._nbytes))
             self.memory.reads += len(data)
             self.acc.accept(data)
@@ -280,14 +303,14 @@ class StandInOverlay:
         m = self._module
         self.downloads += 1
         acc = StandInAccelerator(m.net, m.register_model_id)
-        self.ip_dict = {m.acc_name: {"type": "xilinx.com:hls:flipflow_top:1.0"}, m.dma_name: {"type": "xilinx.com:ip:axi_dma:7.1"}}
+        self.ip_dict = {m.acc_name: {"type": "flipflow.org:hls:flipflow_top:1.0"}, m.dma_name: {"type": "xilinx.com:ip:axi_dma:7.1"}}
         setattr(self, m.acc_name, acc)
         setattr(self, m.dma_name, StandInDMA(acc, m.memory, m.buffer_max_size))
         m.overlay = self
 
 
 def standin_pynq(net: ir.Network, *, register_model_id: int | None = None, acc_name: str = "flipflow_top_0",
-                 dma_name: str = "axi_dma_0", buffer_max_size: int = (1 << 26) - 1, fail_load: str = "") -> types.ModuleType:
+                 dma_name: str = "axi_dma", buffer_max_size: int = (1 << 26) - 1, fail_load: str = "") -> types.ModuleType:
     """A module object that stands in for ``pynq`` (see this file's docstring)."""
     m = types.ModuleType("pynq_standin")
     m.net, m.register_model_id, m.acc_name, m.dma_name = net, register_model_id, acc_name, dma_name

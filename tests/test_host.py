@@ -110,9 +110,18 @@ def test_driver_flushes_and_invalidates_itself(net, build, images):
     np.testing.assert_array_equal(acc.execute(images[:30]).scores, golden.scores(net, images[:30]))
 
 
-def test_accelerator_is_started_free_running(net, build, images):
-    acc = Accelerator(build, "pynq", pynq=standin_pynq(net))
-    assert acc.backend.acc.ctrl == 0x81  # ap_start | auto_restart
+def test_accelerator_started_once_per_batch_with_its_image_count(net, build, images):
+    acc = Accelerator(build, "pynq", pynq=standin_pynq(net), batch_size=4)
+    np.testing.assert_array_equal(acc.execute(images[:10]).scores, golden.scores(net, images[:10]))
+    hw = acc.backend.acc
+    assert hw.starts == 3 and hw.regs[0x10] == 2 and hw.idle  # batches of 4, 4, 2; idle afterwards
+
+
+def test_free_running_accelerator_without_count_register(net, tmp_path, images):
+    build = make_build(net, tmp_path, hardware={"count_register": None})
+    acc = Accelerator(build, "pynq", pynq=standin_pynq(net), batch_size=4)
+    np.testing.assert_array_equal(acc.execute(images[:10]).scores, golden.scores(net, images[:10]))
+    assert acc.backend.acc.starts == 1 and acc.backend.acc.free_running  # ap_start | auto_restart, once
 
 
 def test_dma_timeout_names_the_channel_and_the_fix_then_reset_recovers(net, build, images):
@@ -159,7 +168,7 @@ def test_dma_too_narrow_for_one_image(net, build):
 
 
 def test_overlay_without_the_named_ip(net, build):
-    with pytest.raises(BitstreamError, match="no IP 'axi_dma_0'"):
+    with pytest.raises(BitstreamError, match="no IP 'axi_dma'"):
         Accelerator(build, "pynq", pynq=standin_pynq(net, dma_name="axi_dma_1"))
 
 
