@@ -16,6 +16,7 @@ and one .tar.gz, atomically (a crash leaves the previous deploy intact).
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -95,12 +96,22 @@ def find_bitstream(build: Path) -> tuple[Path, Path] | None:
 
 
 def _metadata(net: ir.Network, build: Path) -> tuple[Metadata, list[str]]:
+    """The build's accelerator.json; else one made from the IR plus the build's folding.json and
+    report.json (cycles per frame), after checking that the build was made from this IR."""
     path = build / FILENAME
     if path.is_file():
         meta = load_metadata(path)
         meta.check_network(net, where=str(path))
         return meta, []
-    return from_network(net), [f"{path} not found (no `flipflow hls` build yet): wrote metadata from the IR with the default clock and cell names"]
+    built_ir = build / IR_FILE
+    if built_ir.is_file():
+        from_network(ir.load(built_ir)).check_network(net, where=f"the build in {build}")
+    folding = json.loads((build / "folding.json").read_text()) if (build / "folding.json").is_file() else None
+    report = json.loads((build / "report.json").read_text()) if (build / "report.json").is_file() else {}
+    meta = from_network(net, folding=folding, cycles_per_frame=report.get("cycles_per_frame_estimate"))
+    used = [n for n, x in (("folding.json", folding), ("report.json", report)) if x]
+    source = f"the IR and {' + '.join(used)}" if used else "the IR alone (default clock, cell names and control)"
+    return meta, [f"{path} not found: wrote the metadata from {source}"]
 
 
 def _test_set(net: ir.Network, n: int | None, data_dir: Path | None) -> dict[str, np.ndarray]:
@@ -196,6 +207,13 @@ def _readme(net: ir.Network, meta: Metadata, folder_name: str, bitstream: bool, 
     return "\n".join(lines) + "\n"
 
 
+def _normal_permissions(folder: Path) -> None:
+    """rwxr-xr-x folders, rw-r--r-- files (temp files are created private)."""
+    folder.chmod(0o755)
+    for p in folder.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
 def _swap_in(tmp: Path, out: Path) -> None:
     """Replace ``out`` by ``tmp`` with renames only."""
     old = None
@@ -213,6 +231,7 @@ def _archive(folder: Path, archive: Path, root_name: str) -> None:
     try:
         with tarfile.open(tmp, "w:gz") as tar:
             tar.add(folder, arcname=root_name)
+        Path(tmp).chmod(0o644)
         os.replace(tmp, archive)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -274,6 +293,7 @@ def deploy(
         root_name = f"flipflow_{meta.model}"
         (tmp / "README.md").write_text(_readme(net, meta, root_name, bool(pair), [str(t.relative_to(build_dir)) for t in tcl], notes))
         files.append("README.md")
+        _normal_permissions(tmp)
         archive = out.parent / f"{root_name}.tar.gz"
         _archive(tmp, archive, root_name)
         _swap_in(tmp, out)

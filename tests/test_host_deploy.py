@@ -37,7 +37,7 @@ def test_deploy_without_bitstream_explains_vivado(net, tmp_path, capsys):
     readme = (out / "README.md").read_text()
     assert "No bitstream yet" in readme and "Vivado" in readme and "jupyter_notebooks" in readme and "pip install" in readme
     assert (out / "tcl" / "hls" / "vivado_pynq_z2.tcl").is_file()
-    assert "flipflow hls" in " ".join(summary["notes"])  # metadata had to come from the IR
+    assert "from the IR alone" in " ".join(summary["notes"])  # no build: metadata had to come from the IR
     for name in ("accelerator.json", "model.ir.npz", "flipflow_pynq.ipynb", "test_set.npz", "driver/flipflow/host/accelerator.py"):
         assert (out / name).is_file(), name
     with np.load(out / "test_set.npz") as f:
@@ -45,6 +45,21 @@ def test_deploy_without_bitstream_explains_vivado(net, tmp_path, capsys):
     with tarfile.open(summary["archive"]) as tar:
         names = tar.getnames()
     assert "flipflow_host_small/accelerator.json" in names and "flipflow_host_small/driver/flipflow/ir.py" in names
+
+
+def test_deploy_after_hls_only_takes_folding_and_cycles_from_the_build(net, tmp_path):
+    build = tmp_path / "build"
+    build.mkdir()
+    net.save(build / "model.ir.npz")
+    folding = {l.name: {"pe": 1, "simd": 2} for l in net.layers if l.has_weights}
+    (build / "folding.json").write_text(json.dumps(folding))
+    (build / "report.json").write_text(json.dumps({"cycles_per_frame_estimate": 4321}))
+    result = deploy(build / "model.ir.npz", build / "deploy", test_images=5)
+    meta = json.loads((result.folder / "accelerator.json").read_text())
+    assert meta["folding"] == folding and meta["cycles_per_frame"] == 4321
+    assert "folding.json + report.json" in result.notes[0]
+    assert (result.folder / "accelerator.json").stat().st_mode & 0o777 == 0o644  # readable by the board's user
+    assert result.archive.stat().st_mode & 0o777 == 0o644
 
 
 def test_deploy_ships_a_checked_bitstream_and_replaces_the_old_folder(net, tmp_path):
