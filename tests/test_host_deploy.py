@@ -109,3 +109,15 @@ def test_shipped_driver_runs_on_its_own(net, tmp_path, fashion_test_images):
     run = subprocess.run([sys.executable, "-c", code], cwd=out, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     np.testing.assert_array_equal(np.load(out / "scores.npy"), golden.scores(net, fashion_test_images[:20]))
+
+
+def test_shipped_driver_parses_on_the_board_python(net, tmp_path):
+    """PYNQ-Z2 image v3.0 runs Python 3.10: the driver files must not use newer syntax."""
+    import ast
+
+    build = make_build(net, tmp_path / "build")
+    out = deploy(build / "model.ir.npz", build / "deploy", test_images=1).folder
+    files = sorted((out / "driver").rglob("*.py"))
+    assert len(files) >= 10
+    for path in files:
+        ast.parse(path.read_text(), filename=str(path), feature_version=(3, 10))
