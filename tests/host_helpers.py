@@ -153,6 +153,7 @@ class StandInAccelerator:
         self.results: list[np.ndarray] = []  # pending output words, one array per image (TLAST at its end)
         self.stalled = False  # fault: never produces results (e.g. a bitstream for another input size)
         self.corrupt_class_id = False  # fault: sends a class id that is not the argmax
+        self.refuse_pixels = False  # fault: in_stream never ready (a hung pipeline)
         self.regs = {0x10: 0}
         self.remaining = 0  # images left in the current run
         self.free_running = False
@@ -183,7 +184,7 @@ class StandInAccelerator:
 
     @property
     def accepting(self) -> bool:
-        return self.free_running or self.remaining > 0
+        return not self.refuse_pixels and (self.free_running or self.remaining > 0)
 
     def accept(self, data: bytes) -> None:
         self.pixels.extend(data)

@@ -137,6 +137,15 @@ def test_dma_timeout_names_the_channel_and_the_fix_then_reset_recovers(net, buil
     np.testing.assert_array_equal(acc.execute(images[:4]).scores, golden.scores(net, images[:4]))
 
 
+def test_send_timeout_when_the_accelerator_takes_no_pixels(net, build, images):
+    acc = Accelerator(build, "pynq", pynq=standin_pynq(net), timeout_s=0.1)
+    acc.backend.acc.refuse_pixels = True
+    with pytest.raises(DMATimeoutError, match=r"sendchannel \(MM2S, images\) did not finish image 0 of 3.*stopped accepting pixels"):
+        acc.execute(images[:3])
+    with pytest.raises(DMATimeoutError, match="not idle before a new batch.*reset()"):
+        acc.execute(images[:3])  # the aborted batch still holds the accelerator
+
+
 def test_default_timeout_follows_the_expected_frame_time(net, tmp_path):
     build = make_build(net, tmp_path, cycles_per_frame=50_000_000)  # 0.5 s per image at 100 MHz
     assert Accelerator(build, "golden").default_timeout_s() == pytest.approx(5.0)
