@@ -15,6 +15,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from flipflow.ir import Layer, Network
 
 
@@ -65,3 +67,262 @@ def save(folding: Folding, path: Path) -> None:
 
 def load(path: Path) -> Folding:
     return {k: LayerFolding(**v) for k, v in json.loads(Path(path).read_text()).items()}
+
+
+# -- folding search ---------------------------------------------------------------
+#
+# For a device budget, pick (PE, SIMD) per layer so that the slowest layer is as
+# fast as possible (or meets a target), then spend as little as possible on the
+# others: a faster-than-needed layer only costs area in a pipeline.
+#
+# Per layer only Pareto-optimal candidates matter. For a cycle bound T the
+# feasibility question is a multiple-choice knapsack in four resources; it is
+# solved exactly by merging the layers' Pareto fronts of resource vectors
+# (small in practice: the cheap candidates under a bound are few). Feasibility
+# grows with T, so the smallest feasible T is found by bisection over the
+# distinct cycle counts the candidates can reach.
+
+RESOURCE_KEYS = ("LUT", "FF", "BRAM36", "DSP")
+FRONT_LIMIT = 400  # partial sums kept per step; beyond it the front is thinned (no longer proven optimal)
+OPTION_LIMIT = 48  # cheapest Pareto candidates per layer under a bound, same caveat
+
+
+class BudgetError(FoldingError):
+    """The model cannot fit the device at any folding, or cannot reach the target rate."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    folding: LayerFolding
+    cycles: int
+    resources: tuple[float, float, float, float]  # RESOURCE_KEYS order
+
+
+@dataclass
+class Plan:
+    """A chosen folding with its predicted cycles, resources and bottleneck."""
+
+    folding: Folding
+    layer_cycles: dict[str, int]
+    layer_resources: dict[str, dict[str, float]]
+    device: dict
+    objective: str
+    optimal: bool  # False when a Pareto front had to be thinned
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return max(self.layer_cycles.values())
+
+    @property
+    def bottleneck(self) -> str:
+        return max(self.layer_cycles, key=self.layer_cycles.__getitem__)
+
+    @property
+    def fps(self) -> float:
+        return self.device["mhz"] * 1e6 / self.cycles_per_frame
+
+    @property
+    def totals(self) -> dict[str, float]:
+        return {k: sum(r[k] for r in self.layer_resources.values()) for k in RESOURCE_KEYS}
+
+    def to_dict(self) -> dict:
+        return {
+            "device": self.device,
+            "objective": self.objective,
+            "optimal": self.optimal,
+            "cycles_per_frame": self.cycles_per_frame,
+            "fps": self.fps,
+            "bottleneck": self.bottleneck,
+            "totals": self.totals,
+            "layers": [
+                {
+                    "name": name,
+                    **({"pe": self.folding[name].pe, "simd": self.folding[name].simd} if name in self.folding else {}),
+                    "cycles": self.layer_cycles[name],
+                    **self.layer_resources[name],
+                }
+                for name in self.layer_cycles
+            ],
+        }
+
+
+def _fold_widths(n: int) -> list[int]:
+    """The smallest parallelism reaching each distinct fold count ceil(n / p)."""
+    widths = sorted({math.ceil(n / folds) for folds in range(1, n + 1)})
+    return widths
+
+
+def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_simd: int | None = None) -> list[Candidate]:
+    """Pareto-optimal (cycles, LUT, FF, BRAM36, DSP) foldings of one layer.
+
+    Only the smallest PE (SIMD) of each distinct fold count is tried: any wider
+    one needs the same cycles and more hardware. Among equal candidates a
+    divisor of the width (no padding) is kept."""
+    from flipflow.generator import cost  # cost imports this module
+
+    c = coefficients or cost.Coefficients.load()
+    pes = [p for p in _fold_widths(layer.out_ch) if max_pe is None or p <= max_pe]
+    simds = [s for s in _fold_widths(layer.fan_in) if max_simd is None or s <= max_simd]
+    found = []
+    for pe in pes:
+        for simd in simds:
+            f = LayerFolding(pe, simd)
+            lc = cost.layer_cost(layer, f, c)
+            padded = (layer.out_ch % pe != 0) + (layer.fan_in % simd != 0)
+            found.append((lc.cycles, (lc.lut, lc.ff, lc.bram36, lc.dsp), padded, f))
+    found.sort(key=lambda x: (x[0], sum(x[1]), x[2]))
+    keep = _pareto([res for _, res, _, _ in found])  # sorted by cycles: a later one must be cheaper somewhere
+    return [Candidate(found[i][3], found[i][0], found[i][1]) for i in keep]
+
+
+def _pareto(points, limit: int | None = None) -> list[int]:
+    """Indices of the points not weakly dominated by an earlier point of the list
+    (the first ``limit`` of them)."""
+    kept: list[int] = []
+    if len(points) == 0:
+        return kept
+    arr = np.asarray(points, dtype=float).reshape(len(points), -1)
+    for i, p in enumerate(arr):
+        if kept and np.all(arr[kept] <= p, axis=1).any():
+            continue
+        kept.append(i)
+        if limit is not None and len(kept) >= limit:
+            break
+    return kept
+
+
+def _merge(front: tuple[np.ndarray, list[tuple]], options: list[Candidate], budget: np.ndarray, weights: np.ndarray):
+    """Pareto front of (summed resources, choices) after adding one more layer's options,
+    cheapest (weighted) first; thinned to FRONT_LIMIT. Returns (front, exact)."""
+    totals, choices = front
+    opt_res = np.array([o.resources for o in options], dtype=float).reshape(len(options), 4)
+    merged = (totals[:, None, :] + opt_res[None, :, :]).reshape(-1, 4)
+    ok = np.flatnonzero(np.all(merged <= budget + 1e-9, axis=1))
+    order = ok[np.argsort(merged[ok] @ weights, kind="stable")]
+    kept = _pareto(merged[order], FRONT_LIMIT + 1)
+    exact = len(kept) <= FRONT_LIMIT
+    picked = order[kept[:FRONT_LIMIT]]
+    n_opt = len(options)
+    return (merged[picked], [choices[i // n_opt] + (options[i % n_opt],) for i in picked]), exact
+
+
+def _weights(budget: tuple) -> tuple:
+    return tuple(1.0 / b if b > 0 else 1e9 for b in budget)
+
+
+def optimize(
+    net: Network,
+    device=None,
+    target_fps: float | None = None,
+    coefficients=None,
+    max_pe: int | None = None,
+    max_simd: int | None = None,
+) -> Plan:
+    """Fastest folding inside ``device``'s budget, or (``target_fps``) the cheapest
+    one reaching that rate. Cheapest = least sum of budget shares used.
+
+    Raises BudgetError naming the layer when nothing fits or the rate is out of reach."""
+    from flipflow.generator import cost, devices
+
+    device = device or devices.get()
+    c = coefficients or cost.Coefficients.load()
+    budget_d = device.budget()
+    fixed = {l.name: cost.layer_cost(l, None, c) for l in net.layers if not l.has_weights}
+    fixed_res = tuple(sum(fc.resources()[k] for fc in fixed.values()) for k in RESOURCE_KEYS)
+    budget = tuple(budget_d[k] - u for k, u in zip(RESOURCE_KEYS, fixed_res))
+    weights = _weights(tuple(budget_d[k] for k in RESOURCE_KEYS))
+    options = {l.name: candidates(l, c, max_pe, max_simd) for l in net.layers if l.has_weights}
+    floor = max([fc.cycles for fc in fixed.values()] + [min(o.cycles for o in opts) for opts in options.values()])
+
+    budget_arr, weights_arr = np.array(budget, dtype=float), np.array(weights)
+
+    def solve(bound: int) -> tuple[dict[str, Candidate], bool] | None:
+        front: tuple[np.ndarray, list[tuple]] = (np.zeros((1, 4)), [()])
+        exact = True
+        for opts in options.values():
+            usable = [o for o in opts if o.cycles <= bound]
+            by_cost = sorted(usable, key=lambda o: float(np.dot(o.resources, weights_arr)))
+            usable = [by_cost[i] for i in _pareto([o.resources for o in by_cost], OPTION_LIMIT + 1)]
+            exact = exact and len(usable) <= OPTION_LIMIT
+            front, ok = _merge(front, usable[:OPTION_LIMIT], budget_arr, weights_arr)
+            exact = exact and ok
+            if not len(front[1]):
+                return None
+        return dict(zip(options, front[1][0])), exact  # the front is sorted by weighted cost
+
+    if target_fps is not None:
+        if target_fps <= 0:
+            raise BudgetError(f"--target-fps must be positive, got {target_fps}")
+        bound = int(device.mhz * 1e6 // target_fps)
+        if bound < floor:
+            slow = _slowest_at_best(fixed, options)
+            raise BudgetError(
+                f"{target_fps:g} frames/s needs <= {bound} cycles per frame at {device.mhz:g} MHz, but layer {slow[0]} "
+                f"needs at least {slow[1]} cycles even fully parallel (max {device.mhz * 1e6 / slow[1]:.1f} frames/s)"
+            )
+        solved = solve(bound)
+        if solved is None:
+            raise _over_budget(net, device, budget_d, fixed, options, c, bound)
+        objective = f"fewest resources at >= {target_fps:g} frames/s"
+    else:
+        bounds = sorted({o.cycles for opts in options.values() for o in opts if o.cycles >= floor} | {floor})
+        if solve(bounds[-1]) is None:
+            raise _over_budget(net, device, budget_d, fixed, options, c, bounds[-1])
+        lo, hi = 0, len(bounds) - 1  # bounds[hi] is feasible
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if solve(bounds[mid]) is None:
+                lo = mid + 1
+            else:
+                hi = mid
+        solved = solve(bounds[hi])
+        objective = "max frames/s in budget, then fewest resources"
+    chosen, exact = solved
+    folding = {name: cand.folding for name, cand in chosen.items()}
+    return make_plan(net, folding, device, c, objective, exact)
+
+
+def make_plan(net: Network, folding: Folding, device=None, coefficients=None, objective: str = "given", optimal: bool = False) -> Plan:
+    """Predicted cycles and resources of a given folding."""
+    from flipflow.generator import cost, devices
+
+    device = device or devices.get()
+    check(net, folding)
+    nc = cost.network_cost(net, folding, coefficients)
+    return Plan(
+        folding={l.name: folding[l.name] for l in net.layers if l.has_weights},
+        layer_cycles={name: lc.cycles for name, lc in nc.layers.items()},
+        layer_resources={name: lc.resources() for name, lc in nc.layers.items()},
+        device=device.to_dict(),
+        objective=objective,
+        optimal=optimal,
+    )
+
+
+def _slowest_at_best(fixed: dict, options: dict[str, list[Candidate]]) -> tuple[str, int]:
+    best = {name: fc.cycles for name, fc in fixed.items()}
+    best.update({name: min(o.cycles for o in opts) for name, opts in options.items()})
+    name = max(best, key=best.__getitem__)
+    return name, best[name]
+
+
+def _over_budget(net, device, budget_d, fixed, options, c, bound) -> BudgetError:
+    """Explain why nothing fits: the cheapest choice of every layer, the resource most
+    over budget and the layer that uses most of it."""
+    weights = _weights(tuple(budget_d[k] for k in RESOURCE_KEYS))
+    use: dict[str, dict[str, float]] = {name: fc.resources() for name, fc in fixed.items()}
+    for name, opts in options.items():
+        usable = [o for o in opts if o.cycles <= bound] or opts
+        best = min(usable, key=lambda o: sum(w * r for w, r in zip(weights, o.resources)))
+        use[name] = dict(zip(RESOURCE_KEYS, best.resources))
+    totals = {k: sum(u[k] for u in use.values()) for k in RESOURCE_KEYS}
+    ratios = {k: totals[k] / budget_d[k] if budget_d[k] else math.inf for k in RESOURCE_KEYS}
+    worst = max(ratios, key=ratios.__getitem__)
+    layer = max(use, key=lambda n: use[n][worst])
+    over = totals[worst] - budget_d[worst]
+    return BudgetError(
+        f"{net.name} does not fit {device.name} ({device.part}) at any folding: {worst} {totals[worst]:,.1f} of "
+        f"{budget_d[worst]:,.1f} ({100 * ratios[worst]:.0f}%, {over:,.1f} over) with every layer at its cheapest; "
+        f"layer {layer} alone needs {use[layer][worst]:,.1f} {worst}. "
+        f"Prune that layer, or pick a bigger device (--device zcu104) or a larger budget (--{worst.lower().rstrip('36')} N)"
+    )
