@@ -60,7 +60,10 @@ def synthesize(rtl_dir: str | Path, timeout: float = 1800) -> dict:
             f"synth_xilinx -family xc7 -top {rtl.TOP_NAME}",
             f"tee -q -o {stat} stat -json",
         ])
-        result = subprocess.run([yosys, "-q", "-p", script], cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
+        try:
+            result = subprocess.run([yosys, "-q", "-p", script], cwd=rtl_dir, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            raise SynthesisError(f"yosys did not finish within {timeout:.0f} s in {rtl_dir} (use --yosys-timeout)") from e
         if result.returncode != 0 or not stat.is_file():
             raise SynthesisError(f"yosys failed in {rtl_dir}:\n{(result.stdout + result.stderr)[-3000:]}")
         data = json.loads(stat.read_text())

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folding", type=Path, default=None, help="folding JSON (generator.folding.save); default: "
                    "<out>/folding.json if the HLS step wrote one, else a simple default")
     p.add_argument("--no-resources", action="store_true", help="skip the yosys resource estimate")
+    p.add_argument("--yosys-timeout", type=float, default=3600, help="seconds for yosys synth_xilinx (default 3600)")
     p.set_defaults(func=_sim)
 
 
@@ -92,10 +93,15 @@ def _sim(args: argparse.Namespace) -> int:
     if not args.no_resources:
         print("flipflow sim: yosys synth_xilinx resource estimate", file=sys.stderr)
         t0 = time.perf_counter()
-        est = resources.synthesize(sim.rtl_dir)
-        report["resources"] = est["total"]
-        report["resources_note"] = est["note"]
-        report["resources_per_layer"] = est["layers"]
+        try:
+            est = resources.synthesize(sim.rtl_dir, timeout=args.yosys_timeout)
+            report["resources"] = est["total"]
+            report["resources_note"] = est["note"]
+            report["resources_per_layer"] = est["layers"]
+        except resources.SynthesisError as e:
+            report["resources"] = None
+            report["resources_note"] = str(e)
+            print(f"flipflow sim: {e}", file=sys.stderr)
         report["times_s"]["yosys"] = round(time.perf_counter() - t0, 1)
     _write_json(report, out / "sim_report.json")
     summary = {k: report[k] for k in ("model", "images", "mismatches", "cycles_per_frame", "latency_cycles", "fps_at_100mhz")}
