@@ -294,21 +294,36 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0) 
 CXXFLAGS = ["-O2", "-std=c++14", "-Wall", "-Werror", "-Wno-unknown-pragmas"]
 
 
+def _compile_command(project: Path, exe: Path, fast_popcount: bool) -> list[str]:
+    return ["g++", *CXXFLAGS, *(["-DFLIPFLOW_FAST_CSIM"] if fast_popcount else []),
+            "-I", str(project), "-I", str(project / CSIM_INCLUDE), "-isystem", str(ap_types_dir()),
+            str(project / "tb_flipflow.cpp"), str(project / "flipflow_top.cpp"), "-o", str(exe)]
+
+
+class Compilation:
+    """A g++ build of the project's testbench + top running in the background."""
+
+    def __init__(self, project: Path, fast_popcount: bool = True, binary: str = "tb_flipflow"):
+        self.project = Path(project)
+        self.exe = self.project / binary
+        self.process = subprocess.Popen(_compile_command(self.project, self.exe, fast_popcount),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait(self) -> Path:
+        _, stderr = self.process.communicate()
+        if self.process.returncode:
+            raise HLSError(f"g++ failed to compile the C simulation in {self.project}:\n{stderr[-6000:]}")
+        return self.exe
+
+
 def compile_csim(project: Path, fast_popcount: bool = True, binary: str = "tb_flipflow") -> Path:
     """Compile the project's testbench + top with g++; returns the executable.
 
-    ap_int headers are included as system headers (their own warnings are not
-    ours); the generated code itself compiles with -Wall -Werror.
+    ap_int headers are included as system headers; flipflow_kernels.h silences
+    only GCC's (maybe-)uninitialized false positives inside ap_private. The
+    generated code itself compiles with -Wall -Werror.
     """
-    project = Path(project)
-    exe = project / binary
-    cmd = ["g++", *CXXFLAGS, *(["-DFLIPFLOW_FAST_CSIM"] if fast_popcount else []),
-           "-I", str(project), "-I", str(project / CSIM_INCLUDE), "-isystem", str(ap_types_dir()),
-           str(project / "tb_flipflow.cpp"), str(project / "flipflow_top.cpp"), "-o", str(exe)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode:
-        raise HLSError(f"g++ failed to compile the C simulation in {project}:\n{result.stderr[-6000:]}")
-    return exe
+    return Compilation(project, fast_popcount, binary).wait()
 
 
 @dataclass
@@ -370,3 +385,95 @@ def run_csim(exe: Path, p: Plan, images: np.ndarray, expected_words: np.ndarray 
 
 def progress(msg: str) -> None:
     print(f"flipflow hls: {msg}", file=sys.stderr, flush=True)
+
+
+# -- `flipflow hls`: the whole flow ---------------------------------------------------------
+
+def choose_folding(net: Network, folding_path: Path | None) -> tuple[Folding, str]:
+    """The folding to build: a JSON file when given (e.g. from the folding optimizer), else the
+    balanced default, which takes well under a second (the optimizer can take minutes on a NIN)."""
+    from flipflow.generator import folding as folding_mod
+
+    if folding_path is not None:
+        path = Path(folding_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such folding file (JSON {{layer: {{\"pe\": P, \"simd\": S}}}})")
+        try:
+            return folding_mod.load(path), f"file {path}"
+        except (ValueError, TypeError) as e:
+            raise FoldingError(f"{path}: not a folding JSON ({{layer: {{\"pe\": P, \"simd\": S}}}}): {e}") from e
+    return default_folding(net), "balanced default (generator/hls.py)"
+
+
+def vitis_hls_available() -> bool:
+    return shutil.which("vitis_hls") is not None
+
+
+def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_images: int = 100) -> dict[str, Any]:
+    """`flipflow hls`: project + IR + folding + C simulation (or Vitis HLS) + report.json in ``out``."""
+    import time
+
+    from flipflow import ir
+    from flipflow.generator import folding as folding_mod
+    from flipflow.generator import report
+    from flipflow.sim import golden
+    from flipflow.training import datasets
+
+    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+    out = Path(out)
+    ir_path = ir.resolve(model)
+    net = ir.load(ir_path)
+    folding, source = choose_folding(net, folding_path)
+    project = out / "hls"
+    progress(f"{net.name}: planning {len(net.layers)} layers ({source})")
+    p = plan(net, folding)  # every check before anything is written
+
+    out.mkdir(parents=True, exist_ok=True)
+    net.save(out / "model.ir.npz")
+    folding_mod.save(folding, out / "folding.json")
+    test = datasets.load(net.dataset).test
+    if csim_images < 1:
+        raise HLSError(f"--images must be >= 1, got {csim_images}")
+    csim_images = min(csim_images, len(test))
+    images = test.images[:csim_images]
+    expected = stream.pack_output(golden.scores(net, images))
+    render(net, folding, project, csim_images)
+    (project / "csim_data").mkdir(exist_ok=True)
+    (project / "csim_data" / "input.bin").write_bytes(stream.pack_images(images).tobytes())
+    (project / "csim_data" / "expected.bin").write_bytes(np.asarray(expected, "<u4").tobytes())
+    seconds["render"] = time.perf_counter() - t0
+
+    # g++ compiles in the background while the golden model scores the full test set.
+    progress(f"compiling the C simulation with g++ in the background ({project})")
+    t = time.perf_counter()
+    compilation = Compilation(project)
+    progress(f"golden model accuracy on the full {net.dataset} test set ({len(test)} images)")
+    accuracy = golden.accuracy(net, test.images, test.labels)
+    seconds["golden_accuracy"] = time.perf_counter() - t
+    exe = compilation.wait()
+    seconds["csim_compile_and_golden"] = time.perf_counter() - t
+    progress(f"C simulation of {csim_images} test images")
+    result = run_csim(exe, p, images, expected)
+    seconds["csim_run"] = result.seconds
+    mismatches = int((result.words.reshape(csim_images, -1) != expected.reshape(csim_images, -1)).any(1).sum())
+    csim = dict(images=csim_images, mismatches=mismatches, compiler="g++",
+                accuracy=float((result.class_ids == test.labels[:csim_images]).mean()))
+
+    if vitis_hls_available():
+        progress("vitis_hls found: running csim, csynth and export (build_hls.tcl)")
+        t = time.perf_counter()
+        run = subprocess.run(["vitis_hls", "-f", "build_hls.tcl"], cwd=project)
+        seconds["vitis_hls"] = time.perf_counter() - t
+        if run.returncode:
+            raise HLSError(f"vitis_hls failed (exit {run.returncode}); see {project}/vitis_hls.log")
+        vitis = "ran"
+    else:
+        vitis = "absent"
+        print("flipflow hls: vitis_hls is not on PATH: C simulation ran with g++; synthesis (csynth, IP export) "
+              f"needs Vitis HLS: run `vitis_hls -f build_hls.tcl` in {project} on a machine that has it, then "
+              "`vivado -mode batch -source build_bitstream.tcl` for the PYNQ-Z2 bitstream.")
+    seconds["total"] = time.perf_counter() - t0
+    data = report.hls_report(net, folding, source, accuracy, len(test), csim, vitis, project, seconds)
+    report.write_json(data, out / "report.json")
+    return data

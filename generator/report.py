@@ -1,0 +1,64 @@
+"""report.json of `flipflow hls`: what was built, how fast it should run, and
+whether the C simulation agreed with the golden model."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flipflow.generator.folding import Folding, layer_cycles
+from flipflow.ir import Network
+
+CLOCK_HZ = 100e6
+
+
+def layer_table(net: Network, folding: Folding) -> list[dict[str, Any]]:
+    rows = []
+    for l in net:
+        f = folding.get(l.name)
+        cycles = layer_cycles(l, f)  # type: ignore[arg-type]  # f is None only for layers without weights
+        rows.append(dict(name=l.name, kind=l.kind, in_ch=l.in_ch, out_ch=l.out_ch,
+                         k=l.kernel, stride=l.stride, pad=l.pad,
+                         pe=f.pe if f else None, simd=f.simd if f else None, cycles=int(cycles)))
+    return rows
+
+
+def hls_report(net: Network, folding: Folding, folding_source: str, accuracy: float, test_images: int,
+               csim: dict[str, Any], vitis_hls: str, project: Path, seconds: dict[str, float]) -> dict[str, Any]:
+    layers = layer_table(net, folding)
+    slowest = max(layers, key=lambda r: r["cycles"])
+    cycles = slowest["cycles"]
+    return {
+        "model": net.name,
+        "dataset": net.dataset,
+        "accuracy": accuracy,
+        "accuracy_images": test_images,
+        "binary_ops": net.binary_ops,
+        "layers": layers,
+        "folding_source": folding_source,
+        "bottleneck_layer": slowest["name"],
+        "cycles_per_frame_estimate": cycles,
+        "fps_at_100mhz_estimate": CLOCK_HZ / cycles,
+        "latency_cycles_estimate": sum(r["cycles"] for r in layers),
+        "csim": csim,
+        "vitis_hls": vitis_hls,
+        "hls_project": str(project),
+        "seconds": seconds,
+    }
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    """Atomic: a crash leaves the old report or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
