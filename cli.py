@@ -8,7 +8,13 @@ import importlib
 import sys
 
 # Subpackages whose `cli` module adds subcommands, in --help order.
-COMMAND_MODULES = ["flipflow.training.cli", "flipflow.generator.cli", "flipflow.sim.cli", "flipflow.host.cli"]
+COMMAND_MODULES = [
+    "flipflow.training.cli",
+    "flipflow.generator.cli",
+    "flipflow.generator.bench_cli",
+    "flipflow.sim.cli",
+    "flipflow.host.cli",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
