@@ -1,0 +1,91 @@
+"""`flipflow fold` (folding search in a device budget) and `flipflow bench`
+(baseline vs pruned report). Registered through cli.COMMAND_MODULES."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from flipflow.generator import devices
+
+
+def _budget_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=devices.DEFAULT_DEVICE, help=f"device budget by name ({', '.join(devices.DEVICES)}); default pynq-z2")
+    p.add_argument("--lut", type=int, default=None, help="override the LUT budget")
+    p.add_argument("--ff", type=int, default=None, help="override the FF budget")
+    p.add_argument("--bram", type=float, default=None, help="override the BRAM36 budget (RAMB18 = 0.5)")
+    p.add_argument("--dsp", type=int, default=None, help="override the DSP budget")
+    p.add_argument("--mhz", type=float, default=None, help="clock for frames/s (default: the device's, 100 MHz)")
+    p.add_argument("--fraction", type=float, default=1.0, help="use this share of every budget (e.g. 0.8 for shell + routing headroom)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fold", help="choose PE/SIMD per layer: max frames/s in a device budget, or a target rate with the fewest resources")
+    p.add_argument("model", help="zoo name (e.g. nin_pruned) or IR file")
+    _budget_args(p)
+    p.add_argument("--target-fps", type=float, default=None, help="meet this frame rate with the fewest resources instead of maximising it")
+    p.add_argument("--out", type=Path, default=Path("folding.json"), help='folding JSON {layer: {"pe": P, "simd": S}} (default: folding.json)')
+    p.add_argument("--report", type=Path, default=None, help="also write the plan (per-layer cycles, resources, bottleneck) as JSON")
+    p.set_defaults(func=_fold)
+
+    b = sub.add_parser("bench", help="nin vs nin_pruned (same and best folding) and FINN's CNV-W1A1: report.{md,json,png}")
+    b.add_argument("--out", type=Path, default=Path("build/bench"), help="output folder (default: build/bench)")
+    b.add_argument("--models", nargs=2, default=["nin", "nin_pruned"], metavar=("BASELINE", "PRUNED"),
+                   help="zoo names or IR files (default: nin nin_pruned)")
+    b.add_argument("--device", default=devices.DEFAULT_DEVICE, help="device budget by name (default: pynq-z2)")
+    b.add_argument("--sim-frames", type=int, default=4, help="frames per RTL simulation (steady state from the second half)")
+    b.add_argument("--sim-timeout", type=float, default=1200, help="seconds allowed per RTL simulation (compile + run)")
+    b.add_argument("--no-sim", action="store_true", help="skip the RTL simulations (predicted cycles only)")
+    b.add_argument("--no-cnv", action="store_true", help="leave out the CNV-W1A1 row")
+    b.add_argument("--images", type=int, default=None, help="first N test images for accuracy (default: the full test set)")
+    b.set_defaults(func=_bench)
+
+
+def plan_table(plan) -> str:
+    from flipflow.generator.folding import RESOURCE_KEYS
+
+    d = plan.to_dict()
+    head = f"{'layer':<22}{'PE':>5}{'SIMD':>6}{'cycles':>11}" + "".join(f"{k:>9}" for k in RESOURCE_KEYS)
+    lines = [head, "-" * len(head)]
+    for l in d["layers"]:
+        mark = "  <- bottleneck" if l["name"] == d["bottleneck"] else ""
+        lines.append(f"{l['name']:<22}{l.get('pe', ''):>5}{l.get('simd', ''):>6}{l['cycles']:>11,}"
+                     + "".join(f"{l[k]:>9,.1f}" if k == "BRAM36" else f"{l[k]:>9,.0f}" for k in RESOURCE_KEYS) + mark)
+    dev = d["device"]
+    budget = {"LUT": dev["lut"], "FF": dev["ff"], "BRAM36": dev["bram36"], "DSP": dev["dsp"]}
+    lines.append("-" * len(head))
+    lines.append(f"{'total':<22}{'':>11}{d['cycles_per_frame']:>11,}" + "".join(
+        f"{d['totals'][k]:>9,.1f}" if k == "BRAM36" else f"{d['totals'][k]:>9,.0f}" for k in RESOURCE_KEYS))
+    lines.append(f"{'budget ' + dev['name']:<22}{'':>22}" + "".join(f"{budget[k]:>9,g}" for k in RESOURCE_KEYS))
+    lines.append(f"{d['fps']:,.0f} frames/s at {dev['mhz']:g} MHz; bottleneck {d['bottleneck']}; {d['objective']}"
+                 + ("" if d["optimal"] else " (search fronts were thinned: near-optimal)"))
+    return "\n".join(lines)
+
+
+def _fold(args: argparse.Namespace) -> int:
+    from flipflow import ir
+    from flipflow.generator import folding
+
+    net = ir.load_model(args.model)
+    dev = devices.custom(args.device, lut=args.lut, ff=args.ff, bram36=args.bram, dsp=args.dsp, mhz=args.mhz, fraction=args.fraction)
+    plan = folding.optimize(net, dev, target_fps=args.target_fps)
+    print(plan_table(plan))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    folding.save(plan.folding, args.out)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(plan.to_dict(), indent=1))
+    print(f"flipflow fold: wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from flipflow.generator import bench
+
+    bench.run(args.out, tuple(args.models), args.device, sim_frames=args.sim_frames, sim_timeout=args.sim_timeout,
+                       with_cnv=not args.no_cnv, images=args.images, simulate_rtl=not args.no_sim)
+    print((args.out / "report.md").read_text())
+    print(f"flipflow bench: wrote {args.out}/report.md, report.json, report.png", file=sys.stderr)
+    return 0

@@ -1,0 +1,164 @@
+"""Folding search, cycle model and resource model (generator/folding.py, cost.py, devices.py)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from flipflow import ir
+from flipflow.generator import bench, cost, devices
+from flipflow.generator import folding as fold
+from flipflow.generator.folding import LayerFolding
+from flipflow.training.blocks import Arch, LayerSpec as L
+
+FINN_CNV_LAYER_CYCLES = [32_400, 28_224, 20_736, 28_800, 20_736, 18_432, 32_768, 32_768, 1_024]
+
+
+@pytest.fixture(scope="module")
+def cnv() -> ir.Network:
+    return bench.cnv_model().net
+
+
+@pytest.fixture(scope="module")
+def tiny(digits) -> ir.Network:
+    """A digits-sized net small enough to enumerate every folding."""
+    from flipflow.training import export, synthetic
+
+    arch = Arch("tiny", digits.input_shape, digits.classes, [L("input_dense", 3), L("binary_dense", 4), L("output_dense", 10)])
+    return export.export(synthetic.calibrated_model(arch, digits.train.images[:64]), "tiny", "digits")
+
+
+def test_cnv_cycles_at_finn_folding_match_finn(cnv):
+    """Hand-checked: (MH/PE) * (MW/SIMD) * pixels per layer, slowest = FINN's 32,768."""
+    f = bench.finn_cnv_folding(cnv)
+    weighted = [l for l in cnv.layers if l.has_weights]
+    assert [fold.layer_cycles(l, f[l.name]) for l in weighted] == FINN_CNV_LAYER_CYCLES
+    plan = fold.make_plan(cnv, f)
+    assert plan.cycles_per_frame == 32_768
+    assert plan.bottleneck == weighted[6].name  # the first FC layer (ties go to the earliest)
+
+
+def test_cycles_ceil_for_widths_the_folding_does_not_divide(cnv):
+    layer = cnv.layers[1]  # 64 -> 64, K = 576, 28 x 28 outputs
+    assert fold.layer_cycles(layer, LayerFolding(7, 100)) == math.ceil(64 / 7) * math.ceil(576 / 100) * 784
+    # the RTL's window unit needs k*k beats per output pixel: a floor under the MVU cycles
+    assert cost.mvu_cycles(layer, LayerFolding(64, 576)) == 9 * 784
+    assert cost.layer_cost(layer, LayerFolding(64, 576)).cycles == 9 * 784
+
+
+@pytest.mark.parametrize("width, depth, blocks", [
+    (72, 512, 1.0), (36, 1024, 1.0), (18, 1024, 0.5), (1, 16384, 0.5), (1, 32768, 1.0), (144, 512, 2.0),
+    (64, 4096, 8.0), (0, 100, 0.0),
+])
+def test_bram36_mapping(width, depth, blocks):
+    assert cost.bram36_blocks(width, depth) == blocks
+
+
+def test_shallow_memories_go_to_lutram():
+    c = cost.Coefficients()
+    m = cost.memory(100, 64, c)
+    assert (m.bram36, m.lut) == (0.0, 100)
+    deep = cost.memory(100, 65, c)
+    assert deep.bram36 == cost.bram36_blocks(100, 65) and deep.lut == 0
+
+
+def test_devices_by_name_and_numbers():
+    z2 = devices.get("PYNQ-Z2")
+    assert (z2.lut, z2.ff, z2.bram36, z2.dsp, z2.mhz) == (53_200, 106_400, 140, 220, 100.0)
+    assert devices.get("zcu104").lut == 230_400
+    custom = devices.custom("pynq-z2", bram36=100, fraction=0.5)
+    assert (custom.lut, custom.bram36) == (26_600, 50)
+    with pytest.raises(devices.DeviceError, match="known devices: .*pynq-z2"):
+        devices.get("virtex9000")
+
+
+def _options(layer: ir.Layer) -> list[tuple[LayerFolding, int, tuple]]:
+    out = []
+    for pe in range(1, layer.out_ch + 1):
+        for simd in range(1, layer.fan_in + 1):
+            f = LayerFolding(pe, simd)
+            c = cost.layer_cost(layer, f, cost.Coefficients())
+            out.append((f, c.cycles, (c.lut, c.ff, c.bram36, c.dsp)))
+    return out
+
+
+def _brute_force(net: ir.Network, dev: devices.Device) -> tuple[int, float] | None:
+    """Fastest feasible cycles over every (PE, SIMD) of every layer, and the least
+    budget share used at that speed (all combinations, vectorised)."""
+    per_layer = [np.array([(o[1],) + o[2] for o in _options(l)]) for l in net.layers if l.has_weights]
+    fixed = [cost.layer_cost(l, None, cost.Coefficients()) for l in net.layers if not l.has_weights]
+    budget = np.array([dev.lut, dev.ff, dev.bram36, dev.dsp], float)
+    cycles = np.zeros(1)
+    res = np.zeros((1, 4)) + sum(np.array([f.lut, f.ff, f.bram36, f.dsp]) for f in fixed)
+    for opts in per_layer:  # outer sum over one more layer's options
+        cycles = np.maximum(cycles[:, None], opts[None, :, 0]).reshape(-1)
+        res = (res[:, None, :] + opts[None, :, 1:]).reshape(-1, 4)
+    cycles = np.maximum(cycles, max([f.cycles for f in fixed], default=0))
+    ok = np.all(res <= budget + 1e-9, axis=1)
+    if not ok.any():
+        return None
+    best = cycles[ok].min()
+    share = (res[ok & (cycles == best)] / budget).sum(axis=1).min()
+    return int(best), float(share)
+
+
+@pytest.mark.parametrize("lut, dsp", [(1200, 8), (2000, 20), (900, 4), (5000, 220)])
+def test_search_is_optimal_against_brute_force(tiny, lut, dsp):
+    dev = devices.custom("pynq-z2", lut=lut, dsp=dsp)
+    expected = _brute_force(tiny, dev)
+    assert expected is not None
+    plan = fold.optimize(tiny, dev, coefficients=cost.Coefficients())
+    assert plan.optimal
+    totals = plan.totals
+    share = sum(totals[k] / dev.budget()[k] for k in fold.RESOURCE_KEYS)
+    assert plan.cycles_per_frame == expected[0]
+    assert share == pytest.approx(expected[1], rel=1e-9)
+
+
+def test_search_respects_budget_and_balances(cnv):
+    for dev in (devices.get("pynq-z2"), devices.custom("pynq-z2", lut=30_000, bram36=70, dsp=60)):
+        plan = fold.optimize(cnv, dev)
+        for key, used in plan.totals.items():
+            assert used <= dev.budget()[key] + 1e-9, key
+        assert plan.bottleneck in plan.layer_cycles
+        # balance: giving any non-bottleneck layer less hardware would not slow the pipeline below... and
+        # the bottleneck layer is no faster than the chosen rate
+        assert plan.layer_cycles[plan.bottleneck] == plan.cycles_per_frame
+    small = fold.optimize(cnv, devices.custom("pynq-z2", lut=30_000, bram36=70, dsp=60))
+    big = fold.optimize(cnv, devices.get("zcu104"))
+    assert big.cycles_per_frame <= small.cycles_per_frame
+
+
+def test_target_fps_uses_fewest_resources(cnv):
+    dev = devices.get("pynq-z2")
+    fastest = fold.optimize(cnv, dev)
+    slow = fold.optimize(cnv, dev, target_fps=fastest.fps / 4)
+    assert slow.cycles_per_frame <= dev.mhz * 1e6 / (fastest.fps / 4)
+    assert slow.totals["LUT"] < fastest.totals["LUT"]
+    with pytest.raises(fold.BudgetError, match="needs at least"):
+        fold.optimize(cnv, dev, target_fps=1e9)
+
+
+def test_over_budget_error_names_layer_and_excess(cnv):
+    dev = devices.custom("pynq-z2", lut=2_000, bram36=3, dsp=220)
+    with pytest.raises(fold.BudgetError) as err:
+        fold.optimize(cnv, dev)
+    msg = str(err.value)
+    assert "does not fit" in msg and "over" in msg and "%" in msg
+    assert any(f"layer {l.name} " in msg for l in cnv.layers)
+
+
+def test_pruned_widths_need_no_power_of_two(tiny):
+    plan = fold.make_plan(tiny, {"00_input_dense": LayerFolding(2, 7), "01_binary_dense": LayerFolding(3, 2),
+                                 "02_output_dense": LayerFolding(4, 3)})
+    assert plan.layer_cycles["00_input_dense"] == max(2 * math.ceil(64 / 7), 64)  # 64 pixel beats per image
+    assert plan.layer_cycles["01_binary_dense"] == 2 * 2
+
+
+def test_folding_json_round_trip(tmp_path, tiny):
+    plan = fold.optimize(tiny, devices.get("pynq-z2"))
+    fold.save(plan.folding, tmp_path / "f.json")
+    assert fold.load(tmp_path / "f.json") == plan.folding
