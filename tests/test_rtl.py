@@ -151,3 +151,18 @@ def test_whole_network_verilator_fashion(tmp_path, fashion_test_images):
     assert abs(run.latency_cycles - model["latency_cycles"]) <= 0.05 * model["latency_cycles"]
     stressed = sim.run(images[:5], idle=0.3, stall=0.3, seed=1)
     assert np.array_equal(stressed.words, run.words[: stressed.words.size])
+
+
+def test_yosys_resources_per_layer(digit_images, tmp_path):
+    """yosys synth_xilinx counts for every layer; the input layer's 8-bit products use DSPs."""
+    from flipflow.sim import resources
+
+    net = rtl_nets.build("res", digit_images, rtl_nets.layer_case("binary_conv", 4), 10, 4)
+    rtl.generate(net, {l.name: rtl.LayerFolding(2, 4) for l in net.layers if l.has_weights}, tmp_path)
+    est = resources.synthesize(tmp_path)
+    assert set(est["total"]) == {"LUT", "FF", "BRAM36", "DSP"} and "relative" in est["note"]
+    assert set(est["layers"]) == {l.name for l in net.layers} | {"stream_io"}
+    for name, figures in est["layers"].items():
+        assert figures["LUT"] > 0 and figures["FF"] > 0, name
+    assert est["layers"][net.layers[0].name]["DSP"] > 0
+    assert sum(l["LUT"] for l in est["layers"].values()) == pytest.approx(est["total"]["LUT"], rel=0.05)
