@@ -252,8 +252,10 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
       input stream at one byte per cycle);
     * ``folding_cycles_per_frame``: max of folding.layer_cycles alone;
     * ``latency_cycles``: first frame, from a row-level dataflow recurrence:
-      a unit finishes output row r once the input rows its windows need are
-      done and its previous row is done, plus the row's compute time.
+      a window unit starts output row r once the input rows its windows need
+      are written and its previous row is done; a 1x1 matrix-vector unit ends
+      row r at the later of its own compute time and one window after the row
+      arrived; dense units wait for the whole input.
     """
     in_beats = int(np.prod(net.input_shape))
     folding = {k: rtl.LayerFolding(**v) for k, v in design.folding.items()}
@@ -262,30 +264,37 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
     # rows of the input stream: one byte per cycle
     h, w, c = net.input_shape
     done = [(r + 1) * w * c for r in range(h)]  # cycle at which input row r is complete
+    window = None  # parameters of a window unit feeding the next unit
     for unit in design.units:
         p = unit.params
         if unit.template == "swu.v.j2":
-            # output row oy needs input rows up to min(oy*s - pad + k, H) - 1; k*k beats per output pixel
-            rows = []
-            t = 0
-            for oy in range(p["ho"]):
-                need = min(oy * p["s"] - p["pad"] + p["k"], p["h"]) - 1
-                t = max(t, done[max(need, 0)]) + p["wo"] * p["k"] * p["k"]
-                rows.append(t)
-            done = rows
+            window = p
+            continue
+        if window is not None:
+            # window unit + its consumer: output row oy starts once the input rows its
+            # windows need are written and the previous row is done; each output
+            # pixel takes the slower of k*k window beats and the consumer's time
+            per_pixel = max(window["k"] ** 2, p["nf"] * p["sf"] if unit.template == "mvu.v.j2" else 1)
+            rows, t = [], 0
+            for oy in range(window["ho"]):
+                need = min(oy * window["s"] - window["pad"] + window["k"], window["h"]) - 1
+                t = max(t, done[max(need, 0)]) + window["wo"] * per_pixel
+                rows.append(t + 3)  # read, load and compute pipeline stages
+            done, window = rows, None
         elif unit.template == "mvu.v.j2":
             per_window = p["nf"] * p["sf"]
-            layer = net.layer(unit.layer)
-            if layer.kind.endswith("_dense"):
-                done = [done[-1] + max(per_window, 1) + 2]
+            if p["positions"] > 1 or len(done) == 1:  # dense: needs the whole input vector
+                done = [done[-1] + per_window + 2]
             else:
-                ho, wo = layer.out_shape[:2]
+                # 1x1: row r ends at the later of its own compute time and one window
+                # after the upstream delivered the row's last pixel
+                wo = len(done) and net.layer(unit.layer).out_shape[1]
                 rows, t = [], 0
-                for r in range(ho):
-                    t = max(t, done[r]) + wo * per_window
+                for r in range(len(done)):
+                    t = max(t + wo * per_window, done[r] + per_window)
                     rows.append(t)
                 done = [x + 2 for x in rows]  # two pipeline stages
-        elif unit.template in ("maxpool.v.j2", "gather.v.j2"):
+        elif unit.template == "gather.v.j2":
             done = [x + 1 for x in done]
         elif unit.template == "global_sum.v.j2":
             done = [done[-1] + 1]
