@@ -48,6 +48,7 @@ class BenchModel:
     name: str
     net: ir.Network
     source: str  # where it came from, for the report
+    role: str = "baseline"  # baseline | pruned | reference
 
 
 # -- models -------------------------------------------------------------------------
@@ -83,11 +84,13 @@ def load_models(names: tuple[str, str]) -> list[BenchModel]:
     for name in names:
         try:
             path = ir.resolve(name)
-            found.append(BenchModel(name, ir.load(path), f"zoo: {path.relative_to(ir.ZOO.parent) if path.is_relative_to(ir.ZOO.parent) else path}"))
+            net = ir.load(path)
+            where = path.relative_to(ir.ZOO.parent) if path.is_relative_to(ir.ZOO.parent) else path
+            found.append(BenchModel(net.name, net, f"{where}"))
         except ir.IRError:
             found.append(None)
     if all(found):
-        return found
+        return _roles(found)
     fm = datasets.fashion_mnist()
     out = []
     for name, have in zip(names, found):
@@ -99,13 +102,18 @@ def load_models(names: tuple[str, str]) -> list[BenchModel]:
         net = synthetic("nin", name, fm.input_shape, fm.classes, "fashion_mnist", widths=widths)
         how = f"widths x{SYNTHETIC_PRUNE_SCALE} of nin's" if pruned else "nin widths"
         out.append(BenchModel(name, net, f"synthetic stand-in (zoo/{name} missing): untrained BN-calibrated NIN, {how}"))
-    return out
+    return _roles(out)
+
+
+def _roles(pair: list[BenchModel]) -> list[BenchModel]:
+    pair[0].role, pair[1].role = "baseline", "pruned"
+    return pair
 
 
 def cnv_model() -> BenchModel:
     net = synthetic("cnv", "cnv_w1a1", (32, 32, 3), [str(i) for i in range(10)], "cifar10")
     return BenchModel("cnv_w1a1", net, "FINN CNV-W1A1 topology, untrained BN-calibrated on Fashion-MNIST images "
-                                       "padded to 32x32x3 (no CIFAR-10 here): cycles and resources only")
+                                       "padded to 32x32x3 (no CIFAR-10 here): cycles and resources only", "reference")
 
 
 def finn_cnv_folding(net: ir.Network) -> fold.Folding:
@@ -205,6 +213,7 @@ def _row(model: BenchModel, label: str, plan: fold.Plan, accuracy: float | None,
     budget = plan.device
     return {
         "model": model.name,
+        "role": model.role,
         "folding": label,
         "source": model.source,
         "accuracy": accuracy,
@@ -269,17 +278,14 @@ def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), device: 
     return report
 
 
-def _find(rows: list[dict], model_kind: str, label: str) -> dict | None:
-    for r in rows:
-        if r["folding"] == label and (("pruned" in r["model"]) == (model_kind == "pruned")) and not r["model"].startswith("cnv"):
-            return r
-    return None
+def _find(rows: list[dict], role: str, label: str) -> dict | None:
+    return next((r for r in rows if r["role"] == role and r["folding"] == label), None)
 
 
 def summarize(rows: list[dict]) -> dict:
     out: dict = {}
     for label in ("same", "best"):
-        b, p = _find(rows, "base", label), _find(rows, "pruned", label)
+        b, p = _find(rows, "baseline", label), _find(rows, "pruned", label)
         if b and p:
             out[f"speedup_{label}_predicted"] = b["cycles_per_frame_predicted"] / p["cycles_per_frame_predicted"]
             if b["cycles_per_frame_simulated"] and p["cycles_per_frame_simulated"]:
@@ -288,7 +294,7 @@ def summarize(rows: list[dict]) -> dict:
     best_sim = out.get("speedup_best_simulated")
     out["bar_speedup_best"] = {"target": SPEEDUP_BAR, "value": best_sim, "met": bool(best_sim and best_sim >= SPEEDUP_BAR),
                                "basis": "simulated cycles, best folding of each in the same budget"}
-    cnv = next((r for r in rows if r["model"].startswith("cnv")), None)
+    cnv = next((r for r in rows if r["role"] == "reference"), None)
     if cnv:
         sim = cnv["cycles_per_frame_simulated"]
         out["cnv_vs_finn"] = {

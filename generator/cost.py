@@ -10,7 +10,7 @@ Each function models the hardware unit the generator emits for that kind
 * ``global_sum``: one accumulator per channel.
 
 Cycles (as the RTL backend, generator/rtl.py, runs them): the matrix-vector
-unit needs max(ceil(out/PE) * ceil(K/SIMD), beats per window) cycles per
+unit needs max(ceil(out/PE) * ceil(K/SIMD), beats per window + 1) cycles per
 output pixel at II = 1, where a conv window is k*k pixel beats and a dense
 layer reads every input pixel (``folding.layer_cycles`` is the first term);
 a window unit writes one input pixel per cycle and emits k*k pixel beats per
@@ -184,10 +184,11 @@ def mvu_positions(layer: Layer) -> int:
 
 def mvu_cycles(layer: Layer, f: LayerFolding) -> int:
     """The matrix-vector unit takes NF x SF cycles per window, but no fewer than the
-    beats it must load (the next window loads while the current one computes)."""
+    beats it must load plus one: the next window loads while the current one
+    computes, and the single load buffer is handed over in a cycle of its own."""
     nf = math.ceil(layer.out_ch / f.pe)
     sf = math.ceil(layer.fan_in / f.simd)
-    return max(nf * sf, mvu_positions(layer)) * layer.out_shape[0] * layer.out_shape[1]
+    return max(nf * sf, mvu_positions(layer) + 1) * layer.out_shape[0] * layer.out_shape[1]
 
 
 def _mvau(layer: Layer, f: LayerFolding, lane_bits: int, acc_bits: int, res_bits: int, datapath: Cost,
