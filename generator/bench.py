@@ -354,6 +354,10 @@ def markdown(report: dict) -> str:
                  f"predicted {_fmt(s.get('speedup_best_predicted'), '.2f')}x; at the same folding predicted "
                  f"{_fmt(s.get('speedup_same_predicted'), '.2f')}x, simulated {_fmt(s.get('speedup_same_simulated'), '.2f')}x; "
                  f"binary ops -{100 * s.get('binary_ops_reduction', 0):.1f}%.")
+    capped = [r for r in report["rows"] if r["role"] == "pruned" and r["folding"] == "best" and r["bottleneck_limit"] != "folding"]
+    for r in capped:
+        lines.append(f"- {r['model']} at its best folding is capped by {r['bottleneck']}'s {r['bottleneck_limit']}: more PE/SIMD "
+                     f"cannot make it faster, so the budget freed by pruning is not turned into frames/s there.")
     if "cnv_vs_finn" in s:
         c = s["cnv_vs_finn"]
         err = f"{100 * c['simulated_error']:+.2f}%" if c["simulated_error"] is not None else "n/a"

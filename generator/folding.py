@@ -77,10 +77,12 @@ def load(path: Path) -> Folding:
 #
 # Per layer only Pareto-optimal candidates matter. For a cycle bound T the
 # feasibility question is a multiple-choice knapsack in four resources; it is
-# solved exactly by merging the layers' Pareto fronts of resource vectors
-# (small in practice: the cheap candidates under a bound are few). Feasibility
-# grows with T, so the smallest feasible T is found by bisection over the
-# distinct cycle counts the candidates can reach.
+# solved by merging the layers' Pareto fronts of summed resource vectors,
+# cheapest (in budget shares) first. Exact while the fronts stay under
+# FRONT_LIMIT / OPTION_LIMIT (small networks: tested against brute force);
+# beyond that they are thinned to their cheapest points and the plan says
+# ``optimal: false``. Feasibility grows with T, so the smallest feasible T is
+# found by bisection over the distinct cycle counts the candidates reach.
 
 RESOURCE_KEYS = ("LUT", "FF", "BRAM36", "DSP")
 FRONT_LIMIT = 400  # partial sums kept per step; beyond it the front is thinned (no longer proven optimal)
@@ -148,8 +150,7 @@ class Plan:
 
 def _fold_widths(n: int) -> list[int]:
     """The smallest parallelism reaching each distinct fold count ceil(n / p)."""
-    widths = sorted({math.ceil(n / folds) for folds in range(1, n + 1)})
-    return widths
+    return sorted({math.ceil(n / folds) for folds in range(1, n + 1)})
 
 
 def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_simd: int | None = None) -> list[Candidate]:
