@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="zoo name (e.g. nin_pruned) or IR file")
     _budget_args(p)
     p.add_argument("--target-fps", type=float, default=None, help="meet this frame rate with the fewest resources instead of maximising it")
+    p.add_argument("--max-pe", type=int, default=None, help="cap PE per layer (e.g. a tool's unroll limit)")
+    p.add_argument("--max-simd", type=int, default=None, help="cap SIMD per layer")
     p.add_argument("--out", type=Path, default=Path("folding.json"), help='folding JSON {layer: {"pe": P, "simd": S}} (default: folding.json)')
     p.add_argument("--report", type=Path, default=None, help="also write the plan (per-layer cycles, resources, bottleneck) as JSON")
     p.set_defaults(func=_fold)
@@ -70,7 +72,7 @@ def _fold(args: argparse.Namespace) -> int:
 
     net = ir.load_model(args.model)
     dev = devices.custom(args.device, lut=args.lut, ff=args.ff, bram36=args.bram, dsp=args.dsp, mhz=args.mhz, fraction=args.fraction)
-    plan = folding.optimize(net, dev, target_fps=args.target_fps)
+    plan = folding.optimize(net, dev, target_fps=args.target_fps, max_pe=args.max_pe, max_simd=args.max_simd)
     print(plan_table(plan))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     folding.save(plan.folding, args.out)
