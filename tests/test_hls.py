@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from flipflow import cli, ir
@@ -101,14 +101,20 @@ def _csim_matches_golden(net: Network, folding, images: np.ndarray, project: Pat
     return result
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# No shrinking: every example costs a g++ build (~30 s); a failure prints its network and folding.
+@settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=networks())
 def test_random_layers_bit_exact_per_layer(case, tmp_path_factory):
-    """One g++ build per random network; every layer's output stream is compared."""
+    """One g++ build per random network; every layer's output stream is compared.
+
+    Built without FLIPFLOW_FAST_CSIM, i.e. with the synthesizable popcount loop;
+    the other tests cover the fast C-simulation popcount.
+    """
     net, folding = case
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, *net.input_shape), dtype=np.uint8)
-    _csim_matches_golden(net, folding, images, tmp_path_factory.mktemp("random_net"))
+    _csim_matches_golden(net, folding, images, tmp_path_factory.mktemp("random_net"), fast=False)
 
 
 # -- a small real model ------------------------------------------------------------
@@ -154,11 +160,6 @@ def test_small_model_cli_report_and_bit_exact(small_net, digits, tmp_path, capsy
     assert "synthesis" in capsys.readouterr().out.lower() or report["vitis_hls"] == "ran"
 
 
-def test_plain_popcount_equals_fast_csim_path(small_net, digits, tmp_path):
-    """The synthesizable popcount loop (compiled without FLIPFLOW_FAST_CSIM) gives the same outputs."""
-    _csim_matches_golden(small_net, hls.default_folding(small_net), digits.test.images[:20], tmp_path, fast=False)
-
-
 @pytest.mark.slow
 def test_nin_pruned_bit_exact_on_100_fashion_images(fashion, tmp_path):
     """The pruned NIN (zoo model when shipped, else a calibrated one with pruned odd widths)."""
@@ -172,7 +173,7 @@ def test_nin_pruned_bit_exact_on_100_fashion_images(fashion, tmp_path):
     ir_path = net.save(tmp_path / "nin_pruned.ir.npz")
     data = hls.build(ir_path, tmp_path / "build", csim_images=100)
     assert data["csim"]["images"] == 100 and data["csim"]["mismatches"] == 0
-    assert 148 in [r["out_ch"] for r in data["layers"]] or net.name != "nin_pruned" or True
+    assert [r["out_ch"] for r in data["layers"]] == [l.out_ch for l in net.layers]
 
 
 # -- rejected before rendering -------------------------------------------------------
@@ -234,6 +235,7 @@ def test_cli_unknown_model_is_a_clean_error(capsys):
 def test_cli_bad_folding_file(tmp_path, capsys):
     net = _tiny(np.random.default_rng(0))
     path = net.save(tmp_path / "tiny.ir.npz")
-    (tmp_path / "f.json").write_text(json.dumps({"fc1": {"pe": 99, "simd": 1}}))
+    folding = {name: {"pe": f.pe, "simd": f.simd} for name, f in hls.default_folding(net).items()}
+    (tmp_path / "f.json").write_text(json.dumps({**folding, "fc1": {"pe": 99, "simd": 1}}))
     assert cli.main(["hls", str(path), "--out", str(tmp_path / "o"), "--folding", str(tmp_path / "f.json")]) == 2
     assert "layer fc1: PE=99" in capsys.readouterr().err
