@@ -70,14 +70,15 @@ class FlipTracker:
             "samples": self.samples,
             "overhead_s": self.overhead_s,
             "prev": {i: t.cpu() for i, t in self.prev.items()},
-            "counts": {i: t.cpu() for i, t in self.counts.items()},
+            # int16 keeps checkpoints small; more than 32767 flips says nothing more
+            "counts": {i: t.clamp(max=32767).to(torch.int16).cpu() for i, t in self.counts.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
         dev = {i: b.op.weight.device for i, b in self.layers.items()}
         self.active, self.samples, self.overhead_s = state["active"], state["samples"], state["overhead_s"]
         self.prev = {int(i): t.to(dev[int(i)]) for i, t in state["prev"].items()}
-        self.counts = {int(i): t.to(dev[int(i)]) for i, t in state["counts"].items()}
+        self.counts = {int(i): t.to(device=dev[int(i)], dtype=torch.int32) for i, t in state["counts"].items()}
 
 
 def insensitive_portion(counts: dict[int, np.ndarray], tau: int = 0) -> dict[int, float]:

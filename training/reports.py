@@ -22,6 +22,7 @@ def _save_figure(fig: "plt.Figure", path: Path) -> Path:
     os.close(fd)
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
 
@@ -89,5 +90,6 @@ def write_text(path: Path, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path

@@ -61,6 +61,7 @@ def write_json(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=2)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be read
     os.replace(tmp, path)
 
 
@@ -131,7 +132,10 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
             raise ValueError(f"{ckpt_path} was written with a different training configuration; "
                              f"use another --out or drop --resume to start over")
         model.load_state_dict(saved.state_dict())
-        opt.load_state_dict(payload["optimizer"])
+        if "optimizer" in payload:  # finished runs may be stored without it (zoo, transfers)
+            opt.load_state_dict(payload["optimizer"])
+        elif payload["epoch"] < cfg.epochs:
+            raise ValueError(f"{ckpt_path} holds no optimizer state, so it cannot be resumed; start a new run")
         tracker.load_state_dict(payload["flips"])
         log, start_epoch = payload["log"], payload["epoch"]
         print(f"{desc}: resuming {ckpt_path} after epoch {start_epoch}", file=sys.stderr)
@@ -204,4 +208,4 @@ def load_flip_counts(payload: dict) -> dict[int, np.ndarray]:
     flips = payload.get("flips")
     if not flips or not flips.get("counts"):
         raise ValueError("the checkpoint holds no flip counts: train with flip_epochs >= 1")
-    return {int(i): t.numpy() for i, t in flips["counts"].items()}
+    return {int(i): t.numpy().astype(np.int32) for i, t in flips["counts"].items()}
