@@ -261,10 +261,8 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0) 
     p = plan(net, folding)
     out_dir = Path(out_dir)
     env = _environment()
-    stream_types = [dict(name="pixel_word", bits=net.input_shape[2] * 8,
-                         comment=f"{net.input_shape[2]} channels of 8-bit pixels")]
     ctx = dict(net=net, layers=p.layers, classes=len(net.classes), score_bits=p.score_bits,
-               pixel_t=f"ap_uint<{net.input_shape[2] * 8}>", stream_types=stream_types,
+               pixel_t=f"ap_uint<{net.input_shape[2] * 8}>",
                in_bytes=stream.words_per_image_in(net.input_shape), part=PART, clock_mhz=CLOCK_MHZ,
                period_ns=1000 / CLOCK_MHZ, top=stream.TOP_NAME, csim_images=csim_images)
     out_dir.mkdir(parents=True, exist_ok=True)
