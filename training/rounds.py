@@ -13,6 +13,7 @@ Each trained folder holds checkpoint.pt, log.json, model.ir.npz, report.json
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import multiprocessing
@@ -193,7 +194,8 @@ def compare(arch: Arch, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfi
     ft_long = scaled(ft_cfg, rounds_done)
     # the unpruned reference gets exactly the pruned nets' extra training
     ref_folder = out / "unpruned"
-    ref, ref_payload = _trained(ref_folder, base, ft_long, data, train_subset, ft_cfg.seed, "unpruned", {"command": command})
+    ref, ref_payload = _trained(ref_folder, copy.deepcopy(base), ft_long, data, train_subset, ft_cfg.seed, "unpruned",
+                                {"command": command})
     _, ref_acc = evaluate(ref, data, ref_folder, arch.name, {"run": str(ref_folder), "round": 0, "command": command})
     ref_rep = _report(ref, ref_payload, ref_folder, "unpruned", 0, ref_acc, pcfg.tau, {}, 0.0)
     rows = [_row(arch.name, ref_rep)] + [_row(f"{arch.name}_pruned r{r['round']}", r) for r in flips]

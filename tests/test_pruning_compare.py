@@ -1,0 +1,49 @@
+"""End to end: `flipflow prune --compare` on digits with a TFC, then `flipflow table` and the zoo export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from flipflow import cli, ir
+from flipflow.sim import golden
+from flipflow.training import checkpoint, datasets
+
+
+@pytest.mark.slow
+def test_compare_run_writes_reports_table_and_zoo(tmp_path, capsys):
+    out, zoo = tmp_path / "run", tmp_path / "zoo"
+    args = ["prune", "tfc", "--compare", "--dataset", "digits", "--epochs", "3", "--lr", "3e-3", "--flip-epochs", "2",
+            "--ft-epochs", "1", "--tau", "0", "--rounds", "2", "--out", str(out), "--zoo", str(zoo)]
+    assert cli.main(args) == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    rows = {r["criterion"]: r for r in comparison["rows"]}
+    assert set(rows) == {"unpruned", "flip", "latent", "uniform"}
+    for crit in ("latent", "uniform"):  # baselines meet the flip net's budget
+        assert rows[crit]["binary_ops"] <= rows["flip"]["binary_ops"]
+    flip_report = json.loads((out / "flip" / "round1" / "report.json").read_text())
+    assert set(flip_report) >= {"accuracy", "binary_ops", "binary_ops_per_layer", "widths", "p_l", "flip_histograms"}
+    assert (out / "flip" / "round1" / "flip_histograms.png").stat().st_size > 1000
+    assert (out / "accuracy_vs_ops.png").stat().st_size > 1000
+    table = (out / "table.md").read_text()
+    assert table.count("\n") == 2 + len(comparison["rows"]) and "| tfc |" in table
+    capsys.readouterr()
+    assert cli.main(["table", str(out)]) == 0
+    assert capsys.readouterr().out == table
+    # the zoo model: IR accuracy re-measured by the golden model equals its metrics
+    digits = datasets.digits()
+    for name in ("tfc", "tfc_pruned"):
+        net = ir.load(zoo / name / "model.ir.npz")
+        metrics = json.loads((zoo / name / "metrics.json").read_text())
+        assert golden.accuracy(net, digits.test.images, digits.test.labels) == pytest.approx(metrics["accuracy"])
+        assert net.provenance["command"].startswith("flipflow prune tfc --compare")
+        model, payload = checkpoint.load(zoo / name / "checkpoint.pt")
+        assert "optimizer" not in payload
+    assert np.all(np.array(rows["flip"]["widths"]) <= np.array(rows["unpruned"]["widths"]))
+
+
+def test_table_without_a_run_says_how_to_make_one(tmp_path, capsys):
+    assert cli.main(["table", str(tmp_path)]) == 2
+    assert "--compare" in capsys.readouterr().err
