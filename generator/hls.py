@@ -414,6 +414,7 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     from flipflow import ir
     from flipflow.generator import folding as folding_mod
     from flipflow.generator import report
+    from flipflow.host.metadata import write_metadata
     from flipflow.sim import golden
     from flipflow.training import datasets
 
@@ -474,4 +475,6 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     seconds["total"] = time.perf_counter() - t0
     data = report.hls_report(net, folding, source, accuracy, len(test), csim, vitis, project, seconds)
     report.write_json(data, out / "report.json")
+    # The host driver's view of this build: shapes, stream widths, classes, model hash.
+    write_metadata(net, out, folding=folding, cycles_per_frame=data["cycles_per_frame_estimate"])
     return data

@@ -147,6 +147,10 @@ def test_small_model_cli_report_and_bit_exact(small_net, digits, tmp_path, capsy
     assert report["fps_at_100mhz_estimate"] == pytest.approx(1e8 / report["cycles_per_frame_estimate"])
     assert ir.load(out / "model.ir.npz").name == "small_digits"
     assert (out / "folding.json").is_file()
+    from flipflow.host import metadata
+
+    meta = metadata.load_metadata(out / "accelerator.json")  # what the host driver reads
+    assert meta.model_hash == metadata.model_hash(small_net) and meta.cycles_per_frame == report["cycles_per_frame_estimate"]
     project = out / "hls"
     top = (project / "flipflow_top.cpp").read_text()
     assert "#pragma HLS DATAFLOW" in top and "s_axilite port=return" in top and "axis port=out_stream" in top
