@@ -15,6 +15,7 @@ loads by default, with the residuals before and after the fit.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -39,8 +40,8 @@ def sample_networks(n: int, rng: random.Random) -> list[ir.Network]:
     classes = [str(i) for i in range(10)]
     nets = []
     for i in range(n):
-        c1, c2, c3, d = rng.randint(3, 24), rng.randint(5, 40), rng.randint(7, 48), rng.randint(8, 64)
-        size = rng.choice([8, 12, 16])
+        c1, c2, c3, d = rng.randint(3, 16), rng.randint(5, 24), rng.randint(7, 32), rng.randint(8, 32)
+        size = rng.choice([6, 8, 10])
         if i % 2 == 0:
             layers = [L("input_conv", c1, 3, 1, 1), L("binary_conv", c2, 3, 1, 1), L("maxpool", 0, 2, 2, 0),
                       L("binary_conv", c3, 1), L("binary_dense", d), L("output_dense", 10)]
@@ -61,12 +62,14 @@ def _build(name: str, shape: tuple[int, int, int], classes: list[str], layers: l
     return export.export(model, name, "fashion_mnist")
 
 
-def random_folding(net: ir.Network, rng: random.Random) -> dict[str, LayerFolding]:
+def random_folding(net: ir.Network, rng: random.Random, max_lanes: int = 64) -> dict[str, LayerFolding]:
+    """PE and SIMD drawn per layer (dividing and not dividing the widths), at most
+    ``max_lanes`` PE x SIMD lanes so that yosys finishes in seconds."""
     out = {}
     for layer in net.layers:
         if layer.has_weights:
-            pe = rng.choice([1, rng.randint(1, layer.out_ch), layer.out_ch])
-            simd = rng.choice([1, rng.randint(1, min(layer.fan_in, 64)), min(layer.fan_in, 32)])
+            pe = rng.randint(1, min(layer.out_ch, 16))
+            simd = rng.randint(1, max(1, min(layer.fan_in, max_lanes // pe)))
             out[layer.name] = LayerFolding(pe, simd)
     return out
 
@@ -88,12 +91,23 @@ def measure(nets: list[ir.Network], rng: random.Random) -> list[tuple[ir.Layer, 
     return samples
 
 
+BRAM_THRESHOLDS = (0, 1024, 2048, 4096, 8192, 16384, 32768)
+
+
 def fit(samples, base: cost.Coefficients) -> tuple[cost.Coefficients, dict]:
-    """Per-kind LUT/FF scale factors and the residuals before/after."""
+    """The LUTRAM/BRAM size threshold that best matches yosys' BRAM counts (the
+    smallest among equals), then per-kind LUT/FF scale factors; residuals after."""
+    def bram_error(bits: int) -> float:
+        c = cost.Coefficients(**{**base.__dict__, "bram_min_bits": bits})
+        return sum(abs(cost.KIND_COST[l.kind](l, f, c).bram36 - y["BRAM36"]) for l, f, y in samples)
+
+    errors = {bits: bram_error(bits) for bits in BRAM_THRESHOLDS}
+    best_bits = min(BRAM_THRESHOLDS, key=lambda b: (errors[b], b))
+    base = cost.Coefficients(**{**base.__dict__, "bram_min_bits": best_bits})
     by_kind: dict[str, list[tuple[cost.Cost, dict]]] = defaultdict(list)
     for layer, f, measured in samples:
         by_kind[layer.kind].append((cost.KIND_COST[layer.kind](layer, f, base), measured))
-    lut_scale, ff_scale, residuals = {}, {}, {}
+    lut_scale, ff_scale, residuals = {}, {}, {"bram_threshold_errors": errors}
     for kind, pairs in by_kind.items():
         model = {k: np.array([getattr(m, k.lower()) for m, _ in pairs], float) for k in KEYS}
         real = {k: np.array([y[k] for _, y in pairs], float) for k in KEYS}
@@ -117,15 +131,41 @@ def fit(samples, base: cost.Coefficients) -> tuple[cost.Coefficients, dict]:
     return out, residuals
 
 
+def save_samples(samples, path: Path) -> None:
+    """Keep the yosys measurements so that a model change can be refitted without yosys."""
+    rows = [{"layer": l.header(), "folding": f.__dict__ if f else None, "yosys": y} for l, f, y in samples]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows))
+    tmp.replace(path)
+
+
+def load_samples(path: Path):
+    out = []
+    for row in json.loads(path.read_text()):
+        h = row["layer"]
+        layer = ir.Layer(h["name"], h["kind"], tuple(h["in_shape"]), tuple(h["out_shape"]), h["kernel"], h["stride"],
+                         h["pad"], h["weight_bits"], h["weight_scale"])
+        out.append((layer, LayerFolding(**row["folding"]) if row["folding"] else None, row["yosys"]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--designs", type=int, default=6, help="number of sampled networks (each synthesized once)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=cost.CALIBRATION_FILE)
+    p.add_argument("--samples", type=Path, default=Path("build/cost_calibration_samples.json"),
+                   help="yosys measurements are kept here")
+    p.add_argument("--refit", action="store_true", help="refit from --samples without running yosys")
     args = p.parse_args(argv)
     rng = random.Random(args.seed)
     base = cost.Coefficients()  # fit from the structural defaults, not from an older calibration
-    samples = measure(sample_networks(args.designs, rng), rng)
+    if args.refit:
+        samples = load_samples(args.samples)
+    else:
+        samples = measure(sample_networks(args.designs, rng), rng)
+        args.samples.parent.mkdir(parents=True, exist_ok=True)
+        save_samples(samples, args.samples)
     fitted, residuals = fit(samples, base)
     fitted.calibration = {
         "tool": "yosys synth_xilinx -family xc7 (sim/resources.py)",
@@ -135,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         "residuals_by_kind": residuals,
     }
     fitted.save(args.out)
+    print(f"LUTRAM below {fitted.bram_min_bits} bits (BRAM36 error by threshold: {residuals['bram_threshold_errors']})")
     for kind, r in residuals.items():
+        if kind == "bram_threshold_errors":
+            continue
         print(f"{kind:<14} n={r['samples']:<3} LUT x{fitted.lut_scale[kind]:.2f} err {_pct(r['LUT'])}  "
               f"FF x{fitted.ff_scale[kind]:.2f} err {_pct(r['FF'])}  BRAM36 yosys {r['BRAM36']['yosys_total']:g} "
               f"model {r['BRAM36']['model_total_after']:g}  DSP yosys {r['DSP']['yosys_total']:g} model {r['DSP']['model_total_after']:g}")

@@ -89,6 +89,7 @@ class Coefficients:
     lut_control: float = 40.0  # counters and handshake per unit
     ff_control: float = 40.0
     lutram_max_depth: int = 64
+    bram_min_bits: int = 0  # smaller memories stay in LUTRAM whatever their depth (fitted to yosys)
     lut_scale: dict[str, float] = field(default_factory=dict)  # per kind, from calibration
     ff_scale: dict[str, float] = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)  # provenance and residuals of the fit
@@ -122,10 +123,10 @@ def bram36_blocks(width: int, depth: int) -> float:
 
 
 def memory(width: int, depth: int, c: Coefficients) -> Cost:
-    """A read-mostly memory (weights, thresholds, line buffer): LUTRAM when shallow, else BRAM."""
+    """A read-mostly memory (weights, thresholds, line buffer): LUTRAM when shallow or small, else BRAM."""
     if width <= 0 or depth <= 0:
         return Cost()
-    if depth <= c.lutram_max_depth:
+    if depth <= c.lutram_max_depth or width * depth < c.bram_min_bits:
         return Cost(lut=width * math.ceil(depth / 64))
     return Cost(bram36=bram36_blocks(width, depth), ff=width)  # output register
 

@@ -162,3 +162,22 @@ def test_folding_json_round_trip(tmp_path, tiny):
     plan = fold.optimize(tiny, devices.get("pynq-z2"))
     fold.save(plan.folding, tmp_path / "f.json")
     assert fold.load(tmp_path / "f.json") == plan.folding
+
+
+def test_calibration_fit_recovers_scales_and_bram_threshold(cnv):
+    """fit() against synthetic 'yosys' counts made from known coefficients."""
+    from flipflow.generator import calibrate_cost
+
+    truth = cost.Coefficients(bram_min_bits=8192)
+    f = bench.finn_cnv_folding(cnv)
+    samples = []
+    for layer in cnv.layers:
+        for scale in (1, 2):
+            lf = LayerFolding(max(1, f[layer.name].pe // scale), f[layer.name].simd) if layer.has_weights else None
+            c = cost.KIND_COST[layer.kind](layer, lf, truth)
+            samples.append((layer, lf, {"LUT": 1.5 * c.lut, "FF": 0.8 * c.ff, "BRAM36": c.bram36, "DSP": c.dsp}))
+    fitted, residuals = calibrate_cost.fit(samples, cost.Coefficients())
+    assert fitted.bram_min_bits == 8192
+    for kind in {l.kind for l in cnv.layers}:
+        assert fitted.lut_scale[kind] == pytest.approx(1.5) and fitted.ff_scale[kind] == pytest.approx(0.8)
+        assert residuals[kind]["BRAM36"]["mean_abs_error_after"] == 0
