@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -60,8 +59,22 @@ def _arch(name: str, data, widths: list[int] | None):
     return models.build_arch(name, data.input_shape, data.classes, **({"widths": tuple(widths)} if widths else {}))
 
 
-def _command() -> str:
-    return "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run (options that differ from their defaults)."""
+    parser: argparse.ArgumentParser = args.parser
+    words = [parser.prog.split()[-1]]
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in ("help", "parser", "func") or value == action.default:
+            continue
+        if not action.option_strings:
+            words.append(str(value))
+        elif action.nargs == 0:
+            words.append(action.option_strings[0])
+        else:
+            text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            words += [action.option_strings[0], text]
+    return "flipflow " + " ".join(shlex.quote(w) for w in words)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--zoo", default=None, metavar="NAME", help="also copy the result to zoo/NAME")
     _schedule_args(p)
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, parser=p)
 
     p = sub.add_parser("prune", help="weight-flipping pruning rounds; --compare adds the latent and uniform baselines and the table")
     p.add_argument("model", help="architecture name (trains the baseline first) or a checkpoint.pt with flip counts")
@@ -93,7 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", action="store_true", help="also prune by latent magnitude and uniform width to the flip net's budget; write table.md")
     p.add_argument("--zoo", type=Path, default=None, metavar="DIR", help="with --compare: write DIR/ARCH and DIR/ARCH_pruned")
     _schedule_args(p)
-    p.set_defaults(func=_prune)
+    p.set_defaults(func=_prune, parser=p)
 
     p = sub.add_parser("table", help="print the comparison table (markdown) of a `prune --compare` run")
     p.add_argument("run", type=Path, nargs="?", default=DEFAULT_OUT / "prune" / "nin", help="run folder (default build/prune/nin)")
@@ -111,8 +124,8 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_OUT / "train" / args.arch
     if (out / "checkpoint.pt").exists() and not args.resume:
         raise ValueError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
-    model, payload = rounds._trained(out, BNN(arch), cfg, data, args.train_subset, args.seed, args.arch, {"command": _command()})
-    _, acc = rounds.evaluate(model, data, out, args.arch, {"run": str(out), "round": 0, "command": _command()})
+    model, payload = rounds._trained(out, BNN(arch), cfg, data, args.train_subset, args.seed, args.arch, {"command": _command(args)})
+    _, acc = rounds.evaluate(model, data, out, args.arch, {"run": str(out), "round": 0, "command": _command(args)})
     rounds._report(model, payload, out, "unpruned", 0, acc, 0, {}, time.perf_counter() - t0)
     print(f"{args.arch}: top-1 {100 * acc:.2f}% on {len(data.test)} test images (golden model on the exported IR); {out}")
     if args.zoo:
@@ -132,22 +145,23 @@ def _prune(args: argparse.Namespace) -> int:
     if args.compare:
         if args.model not in models.ARCHS:
             raise ValueError(f"--compare trains its own baseline: give an architecture name ({', '.join(models.ARCHS)})")
-        result = rounds.compare(_arch(args.model, data, None), data, base_cfg, ft_cfg, pcfg, out, args.train_subset, _command())
+        result = rounds.compare(_arch(args.model, data, None), data, base_cfg, ft_cfg, pcfg, out, args.train_subset, _command(args))
         print(reports.comparison_table(result["rows"]))
         if args.zoo:
             final = max(r["round"] for r in result["rows"] if r["criterion"] == "flip")
             for folder, zoo_name in ((out / "unpruned", args.model), (out / "flip" / f"round{final}", f"{args.model}_pruned")):
                 print(f"zoo: {rounds.to_zoo(folder, args.zoo, zoo_name)}")
+            rounds.copy_comparison(out, args.zoo / f"{args.model}_pruned" / "comparison")
         return 0
     if args.model in models.ARCHS:
-        base, payload, _ = rounds.baseline(_arch(args.model, data, None), data, base_cfg, out, args.train_subset, _command())
+        base, payload, _ = rounds.baseline(_arch(args.model, data, None), data, base_cfg, out, args.train_subset, _command(args))
     else:
         base, payload = checkpoint.load(args.model)
     if args.criterion == "flip":
-        reps = rounds.flip_rounds(base, payload, data, pcfg, ft_cfg, base_cfg, out / "flip", args.train_subset, _command(), f"{name}_pruned")
+        reps = rounds.flip_rounds(base, payload, data, pcfg, ft_cfg, base_cfg, out / "flip", args.train_subset, _command(args), f"{name}_pruned")
     else:
         _, _, rep = rounds.one_round(base, payload, data, pcfg, ft_cfg, base_cfg, out / args.criterion / "round1", 1,
-                                     args.train_subset, _command(), f"{name}_{args.criterion}")
+                                     args.train_subset, _command(args), f"{name}_{args.criterion}")
         reps = [rep]
     for r in reps:
         print(f"{r['criterion']} round {r['round']}: {r['binary_ops'] / 1e6:.2f}M binary ops, top-1 {100 * r['accuracy']:.2f}%")

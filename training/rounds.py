@@ -235,5 +235,14 @@ def to_zoo(folder: Path, zoo_dir: Path, name: str) -> Path:
     return dest
 
 
+def copy_comparison(run: Path, dest: Path) -> Path:
+    """The table, its JSON and plot, so `flipflow table DEST` works on a fresh clone."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("comparison.json", "table.md", "accuracy_vs_ops.png"):
+        shutil.copyfile(Path(run) / name, dest / name)
+        (dest / name).chmod(0o644)
+    return dest
+
+
 def reports_json(folder: Path) -> dict:
     return json.loads((Path(folder) / "report.json").read_text())
