@@ -10,19 +10,20 @@ Each function models the hardware unit the generator emits for that kind
 * ``global_sum``: one accumulator per channel.
 
 Cycles (as the RTL backend, generator/rtl.py, runs them): the matrix-vector
-unit needs max(ceil(out/PE) * ceil(K/SIMD), beats per window + 1) cycles per
-output pixel at II = 1, where a conv window is k*k pixel beats and a dense
-layer reads every input pixel (``folding.layer_cycles`` is the first term);
-a window unit writes one input pixel per cycle and emits k*k pixel beats per
-output pixel; the input layer reads one 8-bit channel value per cycle from
-the AXI stream; a max-pool ORs k*k beats per output pixel; the global sum
-adds one pixel per cycle. A layer's cycles are the slowest of its units, and
+unit needs max(ceil(out/PE) * ceil(K/SIMD), beats per window) cycles per
+output pixel at II = 1, where a conv window is one beat (the window unit
+delivers it whole) and a dense layer reads every input pixel
+(``folding.layer_cycles`` is the first term); a window unit writes one input
+pixel per cycle and reads one window column (k pixels) per cycle,
+(wo - 1) * stride + k columns per output row; the input layer reads one 8-bit
+channel value per cycle from the AXI stream; a max-pool ORs one window per
+cycle; the global sum adds one pixel per cycle. A layer's cycles are the slowest of its units, and
 the pipeline's cycles per frame the slowest layer.
 
 Resources: memories are mapped as FINN maps them. Weights are one word of
 PE x SIMD bits per (PE group, SIMD fold) tile, depth = tiles; thresholds one
-word of PE x acc_bits per PE group; line buffers pow2(k + s) rows of
-pow2(W) whole pixels. A memory no deeper than ``Coefficients.lutram_max_depth`` goes to
+word of PE x acc_bits per PE group; line buffers pow2(k + s) banks (one per
+row) of pow2(W) whole pixels. A memory no deeper than ``Coefficients.lutram_max_depth`` goes to
 LUTRAM (one LUT per bit per 64 words); deeper ones to BRAM36 blocks in the
 best aspect ratio (32Kx1 ... 512x72, or half blocks), counted as Vivado
 counts them (a RAMB18 is 0.5). Logic is linear in the datapath widths with
@@ -84,8 +85,8 @@ class Coefficients:
     lut_per_add_bit: float = 1.0  # fixed-point lanes: one adder bit per lane per accumulator bit
     lut_per_mul: float = 0.0  # input layer multiplier when it lands in a DSP48
     dsp_per_mul: float = 1.0  # one DSP48 per 8-bit x w-bit product
-    lut_per_window_lane: float = 1.0  # 2:1 mux per bit (window padding, fold rotation)
-    lut_per_pool_bit: float = 2.0  # OR-accumulate per channel
+    lut_per_window_lane: float = 1.0  # per bit: 2:1 fold rotation mux, 4:1 bank-to-row mux with padding
+    lut_per_pool_bit: float = 1.0  # per channel per LUT6 of the window OR tree
     lut_control: float = 40.0  # counters and handshake per unit
     ff_control: float = 40.0
     lutram_max_depth: int = 64
@@ -154,18 +155,32 @@ def needs_window(layer: Layer) -> bool:
     return layer.kind == "maxpool" or (layer.kernel, layer.stride, layer.pad) != (1, 1, 0)
 
 
+def window_columns(layer: Layer) -> int:
+    """Window columns a window unit reads per output row: (wo - 1) * stride + k."""
+    return (layer.out_shape[1] - 1) * layer.stride + layer.kernel
+
+
 def window_unit(layer: Layer, lane_bits: int, c: Coefficients) -> Cost:
-    """Line buffer of pow2(k + s) rows (power-of-two row length) of whole pixels;
-    writes one input pixel per cycle, emits k*k pixel beats per output pixel."""
+    """Line buffer of pow2(k + s) row banks (power-of-two row length) of whole
+    pixels; writes one input pixel per cycle, reads one window column (k pixels,
+    one per bank) per cycle and shifts it into a k x k window register that is
+    the output beat: one window per output pixel."""
     if not needs_window(layer):
         return Cost()
     h, w, ch = layer.in_shape
-    ho, wo = layer.out_shape[:2]
+    ho = layer.out_shape[0]
     k, s = layer.kernel, layer.stride
     width = ch * lane_bits
-    depth = _pow2(k + s) * _pow2(w)
-    logic = Cost(lut=c.lut_per_window_lane * width, ff=width)  # padding mux + read register
-    return Cost(cycles=max(h * w, k * k * ho * wo)) + memory(width, depth, c) + logic + _control(depth, c)
+    banks = _pow2(k + s)
+    bank = memory(width, _pow2(w), c)
+    lutram = bank.bram36 == 0  # a LUTRAM bank needs its own read register
+    logic = Cost(
+        lut=c.lut_per_window_lane * k * width * math.ceil(banks / 4),  # bank -> row mux (4:1 per LUT6) + padding
+        ff=k * k * width + (banks * width if lutram else 0),  # window register (+ bank read registers)
+    )
+    banks_cost = Cost(lut=bank.lut * banks, ff=bank.ff * banks, bram36=bank.bram36 * banks)
+    cycles = max(h * w, ho * window_columns(layer))
+    return Cost(cycles=cycles) + banks_cost + logic + _control(banks * _pow2(w), c)
 
 
 def gather_unit(layer: Layer, c: Coefficients) -> Cost:
@@ -177,19 +192,20 @@ def gather_unit(layer: Layer, c: Coefficients) -> Cost:
 
 
 def mvu_positions(layer: Layer) -> int:
-    """Input beats per window: k*k pixels for a conv, every input pixel for a dense layer."""
+    """Input beats per window: one for a conv (the window unit emits whole windows),
+    every input pixel for a dense layer."""
     if layer.kind.endswith("_dense"):
         return layer.in_shape[0] * layer.in_shape[1]
-    return layer.kernel * layer.kernel
+    return 1
 
 
 def mvu_cycles(layer: Layer, f: LayerFolding) -> int:
     """The matrix-vector unit takes NF x SF cycles per window, but no fewer than the
-    beats it must load plus one: the next window loads while the current one
-    computes, and the single load buffer is handed over in a cycle of its own."""
+    beats it must load: the load buffer and the fold register are a double buffer
+    (the next window loads while the current one computes, no handover cycle)."""
     nf = math.ceil(layer.out_ch / f.pe)
     sf = math.ceil(layer.fan_in / f.simd)
-    return max(nf * sf, mvu_positions(layer) + 1) * layer.out_shape[0] * layer.out_shape[1]
+    return max(nf * sf, mvu_positions(layer)) * layer.out_shape[0] * layer.out_shape[1]
 
 
 def _mvau(layer: Layer, f: LayerFolding, lane_bits: int, acc_bits: int, res_bits: int, datapath: Cost,
@@ -257,11 +273,12 @@ def output_conv(layer: Layer, f: LayerFolding, c: Coefficients) -> Cost:
 
 
 def maxpool(layer: Layer, f: LayerFolding | None, c: Coefficients) -> Cost:
-    """Window unit + OR of the k*k pixel beats of each window."""
+    """Window unit + OR of the k*k pixels of each window beat, one window per cycle."""
     ho, wo, ch = layer.out_shape
     taps = layer.kernel * layer.kernel
-    pool = Cost(cycles=taps * ho * wo, lut=c.lut_per_pool_bit * ch, ff=2 * ch)
-    return window_unit(layer, 1, c) + pool + _control(taps, c)
+    or_tree = math.ceil((taps - 1) / 5) if taps > 1 else 0  # LUT6 levels of a taps-input OR, per channel
+    pool = Cost(cycles=ho * wo, lut=c.lut_per_pool_bit * ch * or_tree, ff=ch)
+    return window_unit(layer, 1, c) + pool + _control(1, c)
 
 
 def global_sum(layer: Layer, f: LayerFolding | None, c: Coefficients) -> Cost:

@@ -7,6 +7,10 @@ The hardware is the same streaming dataflow pipeline as the HLS backend
 * ``binary_conv`` : [window unit] -> matrix-vector unit (XNOR-popcount, thresholds)
 * ``maxpool``     : window unit -> OR unit
 * ``output_conv`` : [window unit] -> matrix-vector unit (integer scores)
+
+A window unit emits a whole k x k window per beat (one column read per cycle
+from a row-banked line buffer), so a conv's matrix-vector unit loads one beat
+per output pixel and its floor is one cycle per output pixel.
 * ``*_dense``     : matrix-vector unit reading the flattened (H, W, C) input, one pixel per beat
 * ``global_sum``  : score accumulator
 * then a result unit that serialises scores + class id onto the 32-bit stream.
@@ -89,15 +93,19 @@ def _pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+def window_columns(layer: Layer) -> int:
+    """Column reads of a window unit per output row: (wo - 1) * stride + k."""
+    return (layer.out_shape[1] - 1) * layer.stride + layer.kernel
+
+
 def window_cycles(layer: Layer) -> int:
-    """Cycles per frame of the window unit in front of a layer (k*k beats per
-    output pixel, one input pixel written per cycle); 0 where there is none."""
+    """Cycles per frame of the window unit in front of a layer (one window column
+    read per cycle, one input pixel written per cycle); 0 where there is none."""
     if layer.kind.endswith("_dense") or layer.kind == "global_sum":
         return 0
     if layer.kind != "maxpool" and (layer.kernel, layer.stride, layer.pad) == (1, 1, 0):
         return 0
-    ho, wo, _ = layer.out_shape
-    return max(layer.in_shape[0] * layer.in_shape[1], layer.kernel**2 * ho * wo)
+    return max(layer.in_shape[0] * layer.in_shape[1], layer.out_shape[0] * window_columns(layer))
 
 
 def default_folding(net: Network, max_lanes: int = 1024) -> Folding:
@@ -172,18 +180,19 @@ def _window_unit(layer: Layer, src: str, lane_bits: int) -> Unit:
     ho, wo, _ = layer.out_shape
     k, s, p = layer.kernel, layer.stride, layer.pad
     rows = _pow2(k + s)
+    ncols = window_columns(layer)
     name = f"{ident(layer.name)}_swu"
     params = dict(
         name=name, layer=layer.name, h=h, w=w, ch=c, lane_bits=lane_bits, ew=c * lane_bits, k=k, s=s, pad=p,
-        ho=ho, wo=wo, rows=rows, row_bits=ubits(rows - 1), col_bits=ubits(w - 1), ky_bits=ubits(k - 1),
-        ox_bits=ubits(wo - 1), oy_bits=ubits(ho - 1),
+        ho=ho, wo=wo, rows=rows, row_bits=ubits(rows - 1), col_bits=ubits(w - 1), ncols=ncols,
+        cx_bits=ubits(ncols - 1), phase_bits=ubits(max(k, s) - 1), oy_bits=ubits(ho - 1),
     )
     if h >= 1 << 14 or w >= 1 << 14:
         raise RtlError(f"layer {layer.name}: {h}x{w} maps are too large for the 16-bit window counters")
     return Unit(
-        name=name, template="swu.v.j2", layer=layer.name, src=src, out_width=c * lane_bits,
-        summary=f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}, {rows}-row line buffer",
-        cycles=max(h * w, k * k * ho * wo), params=params,
+        name=name, template="swu.v.j2", layer=layer.name, src=src, out_width=k * k * c * lane_bits,
+        summary=f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}, {rows}-row banked line buffer, one window per beat",
+        cycles=window_cycles(layer), params=params,
     )
 
 
@@ -210,19 +219,18 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
             f = folding[layer.name]
             if layer.kind.endswith("_dense"):
                 add(_mvu_unit(layer, f, src, h * w, c * lane_bits, out_dir))
-            else:
-                positions = layer.kernel * layer.kernel
+            else:  # the window unit delivers the whole window in one beat
                 if (layer.kernel, layer.stride, layer.pad) != (1, 1, 0):
                     add(_window_unit(layer, src, lane_bits))
-                add(_mvu_unit(layer, f, src, positions, c * lane_bits, out_dir))
+                add(_mvu_unit(layer, f, src, 1, layer.kernel**2 * c * lane_bits, out_dir))
         elif layer.kind == "maxpool":
             add(_window_unit(layer, src, 1))
             k = layer.kernel
             add(Unit(
                 name=f"{lname}_pool", template="maxpool.v.j2", layer=layer.name, src=src, out_width=c,
-                summary=f"maxpool {layer.name}: OR of {k}x{k} window beats", traces=lname,
-                cycles=k * k * layer.out_shape[0] * layer.out_shape[1],
-                params=dict(name=f"{lname}_pool", layer=layer.name, ch=c, k=k, tap_bits=ubits(k * k - 1)),
+                summary=f"maxpool {layer.name}: OR of the {k}x{k} window pixels", traces=lname,
+                cycles=layer.out_shape[0] * layer.out_shape[1],
+                params=dict(name=f"{lname}_pool", layer=layer.name, ch=c, k=k),
             ))
         elif layer.kind == "global_sum":
             in_bits = units[-1].out_width // c

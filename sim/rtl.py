@@ -248,7 +248,7 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
     """Analytical cycles of the RTL pipeline.
 
     * ``cycles_per_frame``: the slowest unit (matrix-vector units at
-      folding.layer_cycles, window units at k*k beats per output pixel, the
+      folding.layer_cycles, window units at one column read per cycle, the
       input stream at one byte per cycle);
     * ``folding_cycles_per_frame``: max of folding.layer_cycles alone;
     * ``latency_cycles``: first frame, from a row-level dataflow recurrence:
@@ -272,13 +272,14 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
             continue
         if window is not None:
             # window unit + its consumer: output row oy starts once the input rows its
-            # windows need are written and the previous row is done; each output
-            # pixel takes the slower of k*k window beats and the consumer's time
-            per_pixel = max(window["k"] ** 2, p["nf"] * p["sf"] if unit.template == "mvu.v.j2" else 1)
+            # windows need are written and the previous row is done; a row takes the
+            # slower of its column reads and the consumer's time for its windows
+            per_pixel = p["nf"] * p["sf"] if unit.template == "mvu.v.j2" else 1
+            row_time = max(window["ncols"], window["wo"] * per_pixel)
             rows, t = [], 0
             for oy in range(window["ho"]):
                 need = min(oy * window["s"] - window["pad"] + window["k"], window["h"]) - 1
-                t = max(t, done[max(need, 0)]) + window["wo"] * per_pixel
+                t = max(t, done[max(need, 0)]) + row_time
                 rows.append(t + 3)  # read, load and compute pipeline stages
             done, window = rows, None
         elif unit.template == "mvu.v.j2":

@@ -44,9 +44,13 @@ def test_cnv_cycles_at_finn_folding_match_finn(cnv):
 def test_cycles_ceil_for_widths_the_folding_does_not_divide(cnv):
     layer = cnv.layers[1]  # 64 -> 64, K = 576, 28 x 28 outputs
     assert fold.layer_cycles(layer, LayerFolding(7, 100)) == math.ceil(64 / 7) * math.ceil(576 / 100) * 784
-    # the RTL loads k*k pixel beats per window (+1 cycle to hand the buffer over): a floor under the MVU cycles
-    assert cost.mvu_cycles(layer, LayerFolding(64, 576)) == (9 + 1) * 784
-    assert cost.layer_cost(layer, LayerFolding(64, 576)).cycles == (9 + 1) * 784
+    # fully parallel: the window unit delivers one whole window per beat and the MVU
+    # double-buffers it, so the MVU needs one cycle per output pixel; the window unit
+    # is bound by the slower of its 30 x 30 input pixel writes and its column reads,
+    # (wo - 1) * stride + k = 30 per output row
+    assert cost.mvu_cycles(layer, LayerFolding(64, 576)) == 784
+    assert cost.window_unit(layer, 1, cost.Coefficients()).cycles == max(30 * 30, 28 * 30)
+    assert cost.layer_cost(layer, LayerFolding(64, 576)).cycles == 30 * 30
 
 
 @pytest.mark.parametrize("width, depth, blocks", [
@@ -154,7 +158,7 @@ def test_over_budget_error_names_layer_and_excess(cnv):
 def test_pruned_widths_need_no_power_of_two(tiny):
     plan = fold.make_plan(tiny, {"00_input_dense": LayerFolding(2, 7), "01_binary_dense": LayerFolding(3, 2),
                                  "02_output_dense": LayerFolding(4, 3)})
-    assert plan.layer_cycles["00_input_dense"] == max(2 * math.ceil(64 / 7), 64 + 1)  # 64 pixel beats per image
+    assert plan.layer_cycles["00_input_dense"] == max(2 * math.ceil(64 / 7), 64)  # 64 pixel beats per image
     assert plan.layer_cycles["01_binary_dense"] == 2 * 2
 
 
