@@ -115,13 +115,13 @@ class RtlSimulator:
         if isinstance(net, ir.Network):
             if build_dir is None:
                 build_dir = Path(tempfile.mkdtemp(prefix="flipflow_rtl_"))
-            self.build_dir = Path(build_dir)
+            self.build_dir = Path(build_dir).resolve()  # tools run in other working directories
             self.net = net
             self.rtl_dir = self.build_dir / "rtl"
             self.design = rtl.generate(net, folding, self.rtl_dir)
             net.save(self.build_dir / "model.ir.npz")
         else:
-            self.build_dir = Path(net)
+            self.build_dir = Path(net).resolve()
             if not (self.build_dir / "model.ir.npz").is_file() or not (self.build_dir / "rtl" / rtl.TOP_FILE).is_file():
                 raise FileNotFoundError(f"{self.build_dir}: not an RTL build directory (no model.ir.npz + rtl/); "
                                         "create one with RtlSimulator(network, build_dir=...) or `flipflow sim`")

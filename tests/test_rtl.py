@@ -133,16 +133,18 @@ def test_lint_odd_widths_default_folding(tmp_path, fashion_test_images):
 
 
 @pytest.mark.slow
-def test_whole_network_verilator_fashion(tmp_path, fashion_test_images):
+def test_whole_network_verilator_fashion(tmp_path, fashion_test_images, monkeypatch):
     """A NIN-shaped pruned-width network on real Fashion-MNIST test images through
-    the compiled Verilator harness: bit-exact, cycles within 5% of the model."""
+    the compiled Verilator harness: bit-exact, cycles within 5% of the model.
+    The build folder is relative, as `make sim` passes it."""
     specs = [{"kind": "input_conv", "out": 13, "k": 5, "s": 1, "p": 2}, {"kind": "binary_conv", "out": 11},
              {"kind": "maxpool", "k": 3, "s": 2, "p": 1}, {"kind": "binary_conv", "out": 19, "k": 5, "p": 2},
              {"kind": "maxpool", "k": 3, "s": 2, "p": 1}, {"kind": "binary_conv", "out": 15, "k": 3, "p": 1},
              {"kind": "output_conv"}, {"kind": "global_sum"}]
     net = rtl_nets.build("nin_odd", fashion_test_images[:64], specs, 10, 6)
     images = fashion_test_images[:20]
-    sim = RtlSimulator(net, build_dir=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    sim = RtlSimulator(net, build_dir="build/nin_odd")
     run = sim.run(images)
     comparison = sim.compare(images, run)
     assert comparison.mismatches == 0, comparison.layer_mismatch
