@@ -231,8 +231,9 @@ def test_too_wide_word_rejected():
         hls.plan(net, hls.default_folding(net))
 
 
-def test_cli_unknown_model_is_a_clean_error(capsys):
-    assert cli.main(["hls", "no_such_model", "--out", "/tmp/flipflow_never"]) == 2
+def test_cli_unknown_model_is_a_clean_error(capsys, tmp_path):
+    assert cli.main(["hls", "no_such_model", "--out", str(tmp_path / "build")]) == 2
+    assert not (tmp_path / "build").exists()  # nothing is written for a bad model
     assert "no_such_model" in capsys.readouterr().err
 
 
