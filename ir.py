@@ -25,13 +25,14 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from flipflow import atomic
 
 FORMAT = "flipflow-ir"
 VERSION = 1
@@ -170,15 +171,8 @@ class Network:
                     arrays[f"{l.name}.weights"] = l.weights.astype(np.int8)
             if l.thresholds is not None:
                 arrays[f"{l.name}.thresholds"] = l.thresholds.astype(np.int64)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
         return path
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import signal
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flipflow import ir
+from flipflow import atomic, ir
 from flipflow.generator import cost, devices
 from flipflow.generator import folding as fold
 
@@ -69,7 +68,8 @@ def _calibration_images(shape: tuple[int, int, int], n: int = 64) -> np.ndarray:
 def synthetic(arch_name: str, name: str, input_shape: tuple[int, int, int], classes: list[str], dataset: str,
               seed: int = 0, **arch_kw) -> ir.Network:
     """An untrained, BN-calibrated network of a zoo architecture (training.synthetic)."""
-    from flipflow.training import export, models, synthetic as synth
+    from flipflow.training import export, models
+    from flipflow.training import synthetic as synth
 
     arch = models.build_arch(arch_name, input_shape, classes, **arch_kw)
     model = synth.calibrated_model(arch, _calibration_images(input_shape), seed=seed)
@@ -155,7 +155,7 @@ def golden_accuracy(net: ir.Network, cache: Path, images: int | None = None) -> 
         test = datasets.load(net.dataset).test.head(images)
         print(f"flipflow bench: golden accuracy of {net.name} on {len(test)} test images", file=sys.stderr)
         data[key] = golden.accuracy(net, test.images, test.labels)
-        _write_atomic(cache, json.dumps(data, indent=1))
+        atomic.write_json(cache, data, indent=1)
     return data[key]
 
 
@@ -201,7 +201,7 @@ def _simulate_child(build_dir: Path, frames: int) -> None:
         "mismatches": comparison.mismatches,
         "note": f"steady state over {frames} frames (mean result spacing, second half)",
     }
-    _write_atomic(build_dir / "bench_sim.json", json.dumps(data))
+    atomic.write_json(build_dir / "bench_sim.json", data)
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -313,12 +313,6 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
-def _write_atomic(path: Path, text: str | bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(text.encode() if isinstance(text, str) else text)
-    os.replace(tmp, path)
-
 
 def _fmt(v, spec: str = ",.0f") -> str:
     if v is None:
@@ -411,16 +405,14 @@ def plot(report: dict, path: Path) -> None:
     ax2.set_title("Resources (analytical model)")
     ax2.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_report(report: dict, out_dir: Path) -> None:
-    _write_atomic(out_dir / "report.json", json.dumps(report, indent=1))
-    _write_atomic(out_dir / "report.md", markdown(report))
+    atomic.write_json(out_dir / "report.json", report, indent=1)
+    atomic.write_text(out_dir / "report.md", markdown(report))
     plot(report, out_dir / "report.png")
 
 

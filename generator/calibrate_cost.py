@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from flipflow import ir
+from flipflow import atomic, ir
 from flipflow.generator import cost
 from flipflow.generator.folding import LayerFolding
 
@@ -54,7 +54,8 @@ def sample_networks(n: int, rng: random.Random) -> list[ir.Network]:
 
 def _build(name: str, shape: tuple[int, int, int], classes: list[str], layers: list) -> ir.Network:
     from flipflow.generator.bench import _calibration_images
-    from flipflow.training import export, synthetic as synth
+    from flipflow.training import export
+    from flipflow.training import synthetic as synth
     from flipflow.training.blocks import Arch
 
     arch = Arch(name, shape, classes, layers)
@@ -134,9 +135,7 @@ def fit(samples, base: cost.Coefficients) -> tuple[cost.Coefficients, dict]:
 def save_samples(samples, path: Path) -> None:
     """Keep the yosys measurements so that a model change can be refitted without yosys."""
     rows = [{"layer": l.header(), "folding": f.__dict__ if f else None, "yosys": y} for l, f, y in samples]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rows))
-    tmp.replace(path)
+    atomic.write_json(path, rows)
 
 
 def load_samples(path: Path):

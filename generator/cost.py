@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from flipflow.generator.folding import LayerFolding, layer_cycles
+from flipflow import atomic
+from flipflow.generator.folding import LayerFolding
 from flipflow.ir import Layer, Network
 
 CALIBRATION_FILE = Path(__file__).with_name("cost_calibration.json")
@@ -102,9 +103,7 @@ class Coefficients:
         return Coefficients(**json.loads(path.read_text()))
 
     def save(self, path: Path = CALIBRATION_FILE) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        tmp.replace(path)
+        atomic.write_json(path, asdict(self), indent=1)
 
 
 # -- memories -----------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from flipflow import ROOT
+from flipflow import ROOT, atomic
 from flipflow.generator import pack, stream
 from flipflow.generator.folding import Folding, FoldingError, LayerFolding, layer_cycles
 from flipflow.ir import Layer, Network
@@ -249,13 +249,6 @@ def _environment() -> jinja2.Environment:
                               keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0) -> Plan:
     """Write the HLS project for ``net`` into ``out_dir`` (checked by ``plan`` first)."""
     p = plan(net, folding)
@@ -273,7 +266,7 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0) 
                              ("tb_flipflow.cpp.j2", "tb_flipflow.cpp"), ("build_hls.tcl.j2", "build_hls.tcl"),
                              ("build_bitstream.tcl.j2", "build_bitstream.tcl"), ("Makefile.csim.j2", "Makefile"),
                              ("README.md.j2", "README.md")]:
-        _atomic_write(out_dir / target, env.get_template(template).render(**ctx))
+        atomic.write_text(out_dir / target, env.get_template(template).render(**ctx))
     weights_template = env.get_template("weights/layer_weights.h.j2")
     for d, l in zip(p.layers, net.layers):
         if not d["weights_header"]:
@@ -283,7 +276,7 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0) 
         weight_rows = _rows(pack.simd_words(l, f), lambda v: _literal(v, wbits), 4 if wbits > 64 else 8)
         threshold_rows = _rows(pack.thresholds(l, f).T.tolist(), str, 16) if d["thresholded"] else []
         text = weights_template.render(l=d, weight_rows=weight_rows, threshold_rows=threshold_rows)
-        _atomic_write(out_dir / "weights" / d["weights_header"], text)
+        atomic.write_text(out_dir / "weights" / d["weights_header"], text)
     return p
 
 

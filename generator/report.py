@@ -3,12 +3,10 @@ whether the C simulation agreed with the golden model."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from flipflow import atomic
 from flipflow.generator.folding import Folding, layer_cycles
 from flipflow.ir import Network
 
@@ -51,14 +49,4 @@ def hls_report(net: Network, folding: Folding, folding_source: str, accuracy: fl
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
-    """Atomic: a crash leaves the old report or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_json(path, data)

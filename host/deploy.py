@@ -40,6 +40,7 @@ IR_FILE = "model.ir.npz"
 # __init__ files are written fresh (see _write_driver) so that a subpackage
 # growing heavier imports never breaks the board copy.
 DRIVER_MODULES = [
+    "atomic.py",
     "ir.py",
     "generator/stream.py",
     "sim/golden.py",

@@ -37,14 +37,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flipflow import __version__
+from flipflow import __version__, atomic
 from flipflow.generator import stream
 
 FORMAT = "flipflow-accelerator"
@@ -165,16 +164,7 @@ class Metadata:
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp file + rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_json(), f, indent=1)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic.write_json(path, self.to_json(), indent=1)
         return path
 
     def check_network(self, net: Any, where: str = "metadata") -> None:

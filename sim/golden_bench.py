@@ -3,12 +3,12 @@ measured side by side in one run on the same images."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from flipflow import atomic
 from flipflow.sim import golden
 
 
@@ -51,7 +51,4 @@ def run(model, net, images: np.ndarray, labels: np.ndarray, batch: int = 256) ->
 
 
 def write_report(result: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)
+    atomic.write_json(path, result)

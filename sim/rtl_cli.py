@@ -7,13 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from flipflow import ir
+from flipflow import atomic, ir
 
 CLOCK_MHZ = 100.0
 
@@ -31,11 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _write_json(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    atomic.write_json(path, data)
 
 
 def _pct(measured: float, model: float) -> float | None:

@@ -4,12 +4,12 @@ atomically so a kill mid-write never corrupts the last good one."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from flipflow import atomic
 from flipflow.training.blocks import BNN, Arch
 
 
@@ -19,16 +19,9 @@ class CheckpointError(ValueError):
 
 def save(path: str | os.PathLike, model: BNN, **state: Any) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": "flipflow-checkpoint", "version": 1, "arch": model.arch.to_dict(), "model": model.state_dict(), **state}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic.replacing(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -8,11 +8,8 @@ seeded with (seed, e), so a resumed run sees the same batches it would have.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from flipflow import atomic
 from flipflow.training import checkpoint
 from flipflow.training.blocks import BNN, images_to_input
 from flipflow.training.datasets import Split, augment
@@ -56,13 +54,8 @@ class TrainConfig:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write (temp file + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be read
-    os.replace(tmp, path)
+    """Atomic JSON write."""
+    atomic.write_json(path, obj)
 
 
 def score_positions(model: BNN) -> int:
