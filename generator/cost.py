@@ -84,8 +84,8 @@ class Coefficients:
     lut_per_acc_bit: float = 2.0  # accumulator adder + threshold comparator
     ff_per_acc_bit: float = 2.0  # accumulator + threshold/pipeline register
     lut_per_add_bit: float = 1.0  # fixed-point lanes: one adder bit per lane per accumulator bit
-    lut_per_mul: float = 0.0  # input layer multiplier when it lands in a DSP48
-    dsp_per_mul: float = 1.0  # one DSP48 per 8-bit x w-bit product
+    lut_per_mul: float = 0.0  # per input-layer product (its DSP48 lands in dsp_per_mul)
+    dsp_per_mul: float = 1.0  # DSP48s per input_multipliers() unit: one 25 x 18 multiply for two products
     lut_per_window_lane: float = 1.0  # per bit: 2:1 fold rotation mux, 4:1 bank-to-row mux with padding
     lut_per_pool_bit: float = 1.0  # per channel per LUT6 of the window OR tree
     lut_control: float = 40.0  # counters and handshake per unit
@@ -244,11 +244,17 @@ def binary_conv(layer: Layer, f: LayerFolding, c: Coefficients) -> Cost:
     return binary_dense(layer, f, c) + window_unit(layer, 1, c)
 
 
+def input_multipliers(f: LayerFolding) -> int:
+    """DSP48 multipliers of the input layer: two PE rows share one per SIMD lane
+    (the pixel times both rows' weights packed into the 25-bit port)."""
+    return math.ceil(f.pe / 2) * f.simd
+
+
 def _input_mvau(layer: Layer, f: LayerFolding, c: Coefficients) -> Cost:
-    """8-bit pixel x w-bit weight products (one DSP48 each), summed per PE, compare with T."""
+    """8-bit pixel x w-bit weight products (two per DSP48), summed per PE, compare with T."""
     macs = f.pe * f.simd
     acc_bits = max(layer.weight_bits + 10, PIXEL_BITS + layer.weight_bits + 1 + _bits(layer.fan_in))
-    datapath = Cost(lut=macs * (c.lut_per_mul + c.lut_per_add_bit * acc_bits), dsp=macs * c.dsp_per_mul)
+    datapath = Cost(lut=macs * (c.lut_per_mul + c.lut_per_add_bit * acc_bits), dsp=input_multipliers(f) * c.dsp_per_mul)
     return _mvau(layer, f, PIXEL_BITS, acc_bits, 1, datapath, c) + gather_unit(layer, c)
 
 

@@ -117,6 +117,18 @@ def test_random_layers_bit_exact_per_layer(case, tmp_path_factory):
     _csim_matches_golden(net, folding, images, tmp_path_factory.mktemp("random_net"), fast=False)
 
 
+@pytest.mark.parametrize("pe", [4, 7])
+def test_input_layer_packed_products_exact(pe, tmp_path):
+    """Two PE rows share a DSP48 in the input layer: extreme weights (-128, 127)
+    and pixels (0, 255), accumulators exactly on their thresholds, odd and even PE."""
+    import rtl_nets
+
+    images = rtl_nets.extreme_images((8, 8, 1), 4, pe)
+    net = rtl_nets.knife_edge_input_net(images, 7, pe)
+    folding = {net.layers[0].name: LayerFolding(pe, 5), net.layers[1].name: LayerFolding(2, 3)}
+    _csim_matches_golden(net, folding, images, tmp_path)
+
+
 # -- a small real model ------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from cocotb_tools.runner import get_runner
 
 import rtl_nets
 from flipflow.generator import rtl, stream
+from flipflow.generator.folding import LayerFolding
 from flipflow.sim import golden
 from flipflow.sim.rtl import PCH_FIX, RtlSimulator, first_layer_mismatch, verilator_bin, verilator_env
 
@@ -77,6 +78,16 @@ def test_layer_kind_verilator(kind, digit_images, tmp_path, monkeypatch):
     seed = 100 + KINDS.index(kind)
     net = rtl_nets.build(f"case_{kind}", digit_images, rtl_nets.layer_case(kind, seed), 10, seed)
     run_cocotb(net, rtl_nets.random_folding(net, seed), digit_images, tmp_path, "verilator", 0.4, 0.4, monkeypatch)
+
+
+@pytest.mark.parametrize("pe", [4, 7])
+def test_input_layer_packed_products_exact(pe, tmp_path, monkeypatch):
+    """Two PE rows share a DSP48 in the input layer: extreme weights (-128, 127)
+    and pixels (0, 255), accumulators exactly on their thresholds, odd and even PE."""
+    images = rtl_nets.extreme_images((8, 8, 1), 4, pe)
+    net = rtl_nets.knife_edge_input_net(images, 7, pe)
+    folding = {net.layers[0].name: LayerFolding(pe, 5), net.layers[1].name: LayerFolding(2, 3)}
+    run_cocotb(net, folding, images, tmp_path, "icarus", 0.2, 0.2, monkeypatch)
 
 
 def test_mismatch_names_layer_pixel_channel(digit_images, tmp_path):
@@ -156,15 +167,19 @@ def test_whole_network_verilator_fashion(tmp_path, fashion_test_images, monkeypa
 
 
 def test_yosys_resources_per_layer(digit_images, tmp_path):
-    """yosys synth_xilinx counts for every layer; the input layer's 8-bit products use DSPs."""
+    """yosys synth_xilinx counts for every layer; the input layer's 8-bit products
+    use DSPs, two products per DSP48 as the cost model counts them."""
+    from flipflow.generator import cost
     from flipflow.sim import resources
 
     net = rtl_nets.build("res", digit_images, rtl_nets.layer_case("binary_conv", 4), 10, 4)
-    rtl.generate(net, {l.name: rtl.LayerFolding(2, 4) for l in net.layers if l.has_weights}, tmp_path)
+    folding = {l.name: LayerFolding(3, 4) for l in net.layers if l.has_weights}
+    rtl.generate(net, folding, tmp_path)
     est = resources.synthesize(tmp_path)
     assert set(est["total"]) == {"LUT", "FF", "BRAM36", "DSP"} and "relative" in est["note"]
     assert set(est["layers"]) == {l.name for l in net.layers} | {"stream_io"}
     for name, figures in est["layers"].items():
         assert figures["LUT"] > 0 and figures["FF"] > 0, name
-    assert est["layers"][net.layers[0].name]["DSP"] > 0
+    first = net.layers[0]
+    assert est["layers"][first.name]["DSP"] == cost.input_multipliers(folding[first.name]) == 8
     assert sum(l["LUT"] for l in est["layers"].values()) == pytest.approx(est["total"]["LUT"], rel=0.05)

@@ -65,9 +65,22 @@ ap_uint<bits_for(N)> popcount(const ap_uint<N> &x) {
 // ---------------------------------------------------------------------------
 // Dot products of one SIMD-wide weight word with one SIMD-wide input word.
 
+// A dot of each PE row on its own (what every Dot but PixelDot does).
+template <typename Dot>
+struct RowByRow {
+    template <unsigned PE, unsigned TILES, typename Acc, typename W, typename X>
+    static void dots(const W weights[PE][TILES], unsigned tile, const X &x, Acc out[PE]) {
+#pragma HLS INLINE
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            out[p] = Dot::template dot<Acc>(weights[p][tile], x);
+        }
+    }
+};
+
 // Binary x binary: number of lanes where weight == input (popcount of XNOR).
 template <unsigned SIMD>
-struct XnorDot {
+struct XnorDot : RowByRow<XnorDot<SIMD>> {
     static const unsigned W_BITS = 1, IN_BITS = 1;
     template <typename Acc>
     static Acc dot(const ap_uint<SIMD> &w, const ap_uint<SIMD> &x) {
@@ -77,27 +90,44 @@ struct XnorDot {
     }
 };
 
-// Signed WB-bit weights x unsigned 8-bit pixels (first layer).
+// Signed WB-bit weights x unsigned 8-bit pixels (first layer). Two PE rows
+// share one DSP48 multiplier per lane (INT8 packing, Xilinx WP486): the pixel
+// times w_hi * 2^PB + w_lo holds both PB-bit products, cut apart exactly (the
+// low product fits PB signed bits; its sign borrows one from the high one).
+// An odd last row multiplies alone.
 template <unsigned SIMD, unsigned WB>
 struct PixelDot {
     static const unsigned W_BITS = WB, IN_BITS = 8;
-    template <typename Acc>
-    static Acc dot(const ap_uint<SIMD * WB> &w, const ap_uint<SIMD * 8> &x) {
+    static const unsigned PB = WB + 8;  // bits of one signed pixel x weight product
+    template <unsigned PE, unsigned TILES, typename Acc>
+    static void dots(const ap_uint<SIMD * WB> weights[PE][TILES], unsigned tile, const ap_uint<SIMD * 8> &x,
+                     Acc out[PE]) {
 #pragma HLS INLINE
-        Acc sum = 0;
-        for (unsigned s = 0; s < SIMD; s++) {
+        for (unsigned p = 0; p < PE; p += 2) {
 #pragma HLS UNROLL
-            const ap_int<WB> weight = w.range(s * WB + WB - 1, s * WB);
-            const ap_uint<8> pixel = x.range(s * 8 + 7, s * 8);
-            sum += weight * pixel;
+            const bool paired = p + 1 < PE;
+            const ap_uint<SIMD * WB> w_lo = weights[p][tile], w_hi = weights[paired ? p + 1 : p][tile];
+            Acc lo = 0, hi = 0;
+            for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+                const ap_int<WB> a = w_lo.range(s * WB + WB - 1, s * WB);
+                const ap_int<WB> b = paired ? ap_int<WB>(w_hi.range(s * WB + WB - 1, s * WB)) : ap_int<WB>(0);
+                const ap_int<WB + PB + 1> packed = (ap_int<WB + PB + 1>(b) << PB) + a;  // 25 bits: a DSP48E1's A port
+                const ap_int<WB + PB + 10> product = packed * ap_int<9>(ap_uint<8>(x.range(s * 8 + 7, s * 8)));
+                const ap_int<PB> low = product.range(PB - 1, 0);
+                const ap_int<PB> high = ap_int<PB>(product.range(2 * PB - 1, PB)) + ap_uint<1>(product[PB - 1]);
+                lo += low;
+                hi += high;
+            }
+            out[p] = lo;
+            if (paired) out[p + 1] = hi;
         }
-        return sum;
     }
 };
 
 // Signed WB-bit weights x binary inputs read as +1/-1 (last layer).
 template <unsigned SIMD, unsigned WB>
-struct BipolarDot {
+struct BipolarDot : RowByRow<BipolarDot<SIMD, WB>> {
     static const unsigned W_BITS = WB, IN_BITS = 1;
     template <typename Acc>
     static Acc dot(const ap_uint<SIMD * WB> &w, const ap_uint<SIMD> &x) {
@@ -167,11 +197,13 @@ void matrix_vector_unit(hls::stream<ap_uint<SIMD * Dot::IN_BITS>> &in,
         } else {
             x = vector_buf[sf];
         }
+        Acc partial[PE];
+#pragma HLS ARRAY_PARTITION variable=partial complete
+        Dot::template dots<PE, NF * SF, Acc>(weights, tile, x, partial);
         ap_uint<PE * OB> fold_out = 0;
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-            const Acc partial = Dot::template dot<Acc>(weights[p][tile], x);
-            acc[p] = (sf == 0) ? partial : Acc(acc[p] + partial);
+            acc[p] = (sf == 0) ? partial[p] : Acc(acc[p] + partial[p]);
             fold_out.range(p * OB + OB - 1, p * OB) = act.activate(nf, p, acc[p]);
         }
         if (sf == SF - 1) {
