@@ -48,3 +48,19 @@ def test_compare_run_writes_reports_table_and_zoo(tmp_path, capsys):
 def test_table_without_a_run_says_how_to_make_one(tmp_path, capsys):
     assert cli.main(["table", str(tmp_path)]) == 2
     assert "--compare" in capsys.readouterr().err
+
+
+def test_scratch_mode_retrains_the_narrower_net_on_the_base_schedule(tmp_path):
+    """--mode scratch: the pruned widths, fresh weights, the baseline's schedule (not the fine-tuning one)."""
+    out = tmp_path / "run"
+    args = ["prune", "tfc", "--dataset", "digits", "--epochs", "3", "--lr", "3e-3", "--flip-epochs", "2", "--tau", "0",
+            "--rounds", "1", "--mode", "scratch", "--ft-epochs", "1", "--eval-images", "50", "--out", str(out)]
+    assert cli.main(args) == 0
+    base, base_payload = checkpoint.load(out / "baseline" / "checkpoint.pt")
+    pruned, payload = checkpoint.load(out / "flip" / "round1" / "checkpoint.pt")
+    assert payload["train_config"] == base_payload["train_config"] and len(payload["log"]) == 3
+    assert payload["prune"]["mode"] == "scratch"
+    report = json.loads((out / "flip" / "round1" / "report.json").read_text())
+    assert sum(report["widths"].values()) < sum(base.arch.layers[i].out_ch for i in range(len(base.arch.layers))
+                                                if base.arch.layers[i].kind in ("input_dense", "binary_dense"))
+    assert report["accuracy"] > 0.5  # digits: the retrained net learns
