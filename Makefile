@@ -62,7 +62,7 @@ train: setup  ## train MODEL (an architecture, e.g. nin) with flip tracking: mak
 	$(VENV)/bin/flipflow train $(MODEL)
 
 prune: setup  ## flip pruning + latent/uniform baselines + table on the zoo schedule: make prune MODEL=nin [ZOO=zoo]
-	$(VENV)/bin/flipflow prune $(MODEL) --compare $(PRUNE_SCHEDULE) --out build/prune/$(MODEL) $(if $(ZOO),--zoo $(ZOO))
+	$(VENV)/bin/flipflow prune $(MODEL) --compare $(PRUNE_SCHEDULE) $(if $(ZOO),--zoo $(ZOO))
 
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned
 	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(MODEL_NAME)

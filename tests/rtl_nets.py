@@ -90,30 +90,24 @@ def layer_case(kind: str, seed: int) -> list[dict]:
     return cases[kind]
 
 
-def knife_edge_input_net(images: np.ndarray, rows: int, seed: int) -> ir.Network:
+def knife_edge_input_case(pe: int, rows: int = 7) -> tuple[ir.Network, dict[str, LayerFolding], np.ndarray]:
     """input_dense -> output_dense where every input-layer accumulator sits exactly
-    on its threshold for images[0]: rows j and j + rows share weights, with
+    on its threshold for image 0: rows j and j + rows share weights, with
     T = acc and T = acc + 1, so an accumulator off by one in either direction
-    flips an output bit. Weights include the extremes -128 and 127, the images
-    should include pixels 0 and 255: the corners of the packed DSP products."""
-    rng = np.random.default_rng(seed)
-    net = build("knife_edge", images, [{"kind": "input_dense", "out": 2 * rows}, {"kind": "output_dense"}], 10, seed)
+    flips an output bit. Weights include the extremes -128 and 127 and pixels
+    are 0 / 255 / random (image 0 all 255): the corners of the packed DSP
+    products. The input layer runs at ``pe`` rows, SIMD 5 (which 64 does not divide)."""
+    rng = np.random.default_rng(pe)
+    images = rng.integers(0, 256, (4, 8, 8, 1)).astype(np.uint8)
+    images[0] = 255
+    corners = rng.random(images.shape) < 0.6
+    images[1:][corners[1:]] = rng.choice(np.array([0, 255], np.uint8), int(corners[1:].sum()))
+    net = build("knife_edge", images, [{"kind": "input_dense", "out": 2 * rows}, {"kind": "output_dense"}], 10, pe)
     first, last = net.layers
     w = rng.integers(-128, 128, (rows, first.fan_in))
     w[:, ::3] = rng.choice([-128, 127], w[:, ::3].shape)
     first.weights = np.concatenate([w, w]).astype(np.int8)
-    acc = images[:1].reshape(1, -1).astype(np.int64) @ w.T
-    first.thresholds = np.concatenate([acc[0], acc[0] + 1])
+    first.thresholds = _accumulators(first, images[:1])[0] + (np.arange(2 * rows) >= rows)
     last.weights = (rng.integers(1, 8, last.weights.shape) * rng.choice([-1, 1], last.weights.shape)).astype(np.int8)
     net.validate()
-    return net
-
-
-def extreme_images(shape: tuple[int, ...], count: int, seed: int) -> np.ndarray:
-    """All-255, then images of 0 / 255 / random pixels."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (count, *shape)).astype(np.uint8)
-    images[0] = 255
-    corners = rng.random(images.shape) < 0.6
-    images[1:][corners[1:]] = rng.choice(np.array([0, 255], np.uint8), int(corners[1:].sum()))
-    return images
+    return net, {first.name: LayerFolding(pe, 5), last.name: LayerFolding(2, 3)}, images

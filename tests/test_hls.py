@@ -123,9 +123,7 @@ def test_input_layer_packed_products_exact(pe, tmp_path):
     and pixels (0, 255), accumulators exactly on their thresholds, odd and even PE."""
     import rtl_nets
 
-    images = rtl_nets.extreme_images((8, 8, 1), 4, pe)
-    net = rtl_nets.knife_edge_input_net(images, 7, pe)
-    folding = {net.layers[0].name: LayerFolding(pe, 5), net.layers[1].name: LayerFolding(2, 3)}
+    net, folding, images = rtl_nets.knife_edge_input_case(pe)
     _csim_matches_golden(net, folding, images, tmp_path)
 
 

@@ -84,9 +84,7 @@ def test_layer_kind_verilator(kind, digit_images, tmp_path, monkeypatch):
 def test_input_layer_packed_products_exact(pe, tmp_path, monkeypatch):
     """Two PE rows share a DSP48 in the input layer: extreme weights (-128, 127)
     and pixels (0, 255), accumulators exactly on their thresholds, odd and even PE."""
-    images = rtl_nets.extreme_images((8, 8, 1), 4, pe)
-    net = rtl_nets.knife_edge_input_net(images, 7, pe)
-    folding = {net.layers[0].name: LayerFolding(pe, 5), net.layers[1].name: LayerFolding(2, 3)}
+    net, folding, images = rtl_nets.knife_edge_input_case(pe)
     run_cocotb(net, folding, images, tmp_path, "icarus", 0.2, 0.2, monkeypatch)
 
 
