@@ -16,11 +16,19 @@ from flipflow.training import checkpoint, datasets, prune
 def test_compare_run_writes_reports_table_and_zoo(tmp_path, capsys):
     out, zoo = tmp_path / "run", tmp_path / "zoo"
     args = ["prune", "tfc", "--compare", "--dataset", "digits", "--epochs", "3", "--lr", "3e-3", "--flip-epochs", "2",
-            "--ft-epochs", "1", "--tau", "0", "--rounds", "2", "--out", str(out), "--zoo", str(zoo)]
+            "--ft-epochs", "1", "--tau", "0", "--rounds", "2", "--seeds", "2", "--out", str(out), "--zoo", str(zoo)]
     assert cli.main(args) == 0
     comparison = json.loads((out / "comparison.json").read_text())
     rows = {r["criterion"]: r for r in comparison["rows"]}
     assert set(rows) == {"unpruned", "flip", "latent", "uniform"}
+    # two fine-tuning seeds from one baseline: the table's top-1 is the mean of the two runs' own reports
+    assert comparison["seeds"] == [0, 1] and not (out / "seed1" / "baseline").exists()
+    flip_folder = f"flip/round{sum(r['criterion'] == 'flip' for r in comparison['rows'])}"
+    for crit, folder in (("unpruned", "unpruned"), ("flip", flip_folder), ("latent", "latent/round1"), ("uniform", "uniform/round1")):
+        per_seed = [json.loads((run / folder / "report.json").read_text())["accuracy"] for run in (out, out / "seed1")]
+        assert rows[crit]["accuracy_per_seed"] == per_seed and rows[crit]["accuracy"] == pytest.approx(np.mean(per_seed))
+        seed1 = checkpoint.load(out / "seed1" / folder / "checkpoint.pt")[1]["train_config"]
+        assert seed1["seed"] == 1 and seed1 == {**checkpoint.load(out / folder / "checkpoint.pt")[1]["train_config"], "seed": 1}
     for crit in ("latent", "uniform"):  # baselines meet the flip net's budget
         assert rows[crit]["binary_ops"] <= rows["flip"]["binary_ops"]
     flip_report = json.loads((out / "flip" / "round1" / "report.json").read_text())
@@ -43,6 +51,11 @@ def test_compare_run_writes_reports_table_and_zoo(tmp_path, capsys):
         model, payload = checkpoint.load(zoo / name / "checkpoint.pt")
         assert "optimizer" not in payload
     assert np.all(np.array(rows["flip"]["widths"]) <= np.array(rows["unpruned"]["widths"]))
+
+
+def test_seeds_without_compare_is_refused(tmp_path, capsys):
+    assert cli.main(["prune", "tfc", "--dataset", "digits", "--seeds", "2", "--out", str(tmp_path)]) == 2
+    assert "--compare" in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
 def test_table_without_a_run_says_how_to_make_one(tmp_path, capsys):

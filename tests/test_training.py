@@ -15,8 +15,16 @@ from flipflow.training.flips import FlipTracker, channel_flip_scores, histograms
 
 
 def tiny_model(digits, seed: int = 0) -> BNN:
-    torch.manual_seed(seed)
-    return BNN(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)))
+    return BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)), seed)
+
+
+def test_initial_weights_follow_the_seed_only(digits):
+    before = torch.random.get_rng_state()
+    same, again, other = tiny_model(digits, 3), tiny_model(digits, 3), tiny_model(digits, 4)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's generator is left alone
+    for name, w in same.state_dict().items():
+        assert torch.equal(w, again.state_dict()[name])
+    assert not torch.equal(same.blocks[1].op.weight, other.blocks[1].op.weight)
 
 
 def test_flip_tracker_counts_sign_changes(digits):

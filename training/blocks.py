@@ -173,6 +173,14 @@ class BNN(nn.Module):
         self.arch = arch
         self.blocks = nn.ModuleList(build_blocks(arch))
 
+    @classmethod
+    def initialised(cls, arch: Arch, seed: int) -> "BNN":
+        """Fresh weights drawn from ``seed`` (torch's global generator is seeded
+        differently in every process, so an unseeded init is not reproducible)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return cls(arch)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)

@@ -104,7 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ft-lr", type=float, default=1e-4)
     p.add_argument("--ft-lr-steps", type=_ints, default=None)
     p.add_argument("--compare", action="store_true", help="also prune by latent magnitude and uniform width to the flip net's budget; write table.md")
-    p.add_argument("--zoo", type=Path, default=None, metavar="DIR", help="with --compare: write DIR/ARCH and DIR/ARCH_pruned")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="with --compare: fine-tune every net with this many seeds (--seed, --seed + 1, ...) from the one baseline; the table averages them")
+    p.add_argument("--zoo", type=Path, default=None, metavar="DIR", help="with --compare: write DIR/ARCH and DIR/ARCH_pruned (first seed)")
     _schedule_args(p)
     p.set_defaults(func=_prune, parser=p)
 
@@ -124,7 +126,7 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_OUT / "train" / args.arch
     if (out / "checkpoint.pt").exists() and not args.resume:
         raise ValueError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
-    model, payload = rounds._trained(out, BNN(arch), cfg, data, args.train_subset, args.seed, args.arch, {"command": _command(args)})
+    model, payload = rounds._trained(out, BNN.initialised(arch, cfg.seed), cfg, data, args.train_subset, args.seed, args.arch, {"command": _command(args)})
     _, acc = rounds.evaluate(model, data, out, args.arch, {"run": str(out), "round": 0, "command": _command(args)})
     rounds._report(model, payload, out, "unpruned", 0, acc, 0, {}, time.perf_counter() - t0)
     print(f"{args.arch}: top-1 {100 * acc:.2f}% on {len(data.test)} test images (golden model on the exported IR); {out}")
@@ -145,7 +147,8 @@ def _prune(args: argparse.Namespace) -> int:
     if args.compare:
         if args.model not in models.ARCHS:
             raise ValueError(f"--compare trains its own baseline: give an architecture name ({', '.join(models.ARCHS)})")
-        result = rounds.compare(_arch(args.model, data, None), data, base_cfg, ft_cfg, pcfg, out, args.train_subset, _command(args))
+        result = rounds.compare(_arch(args.model, data, None), data, base_cfg, ft_cfg, pcfg, out, args.train_subset, _command(args),
+                                args.seeds)
         print(reports.comparison_table(result["rows"]))
         if args.zoo:
             final = max(r["round"] for r in result["rows"] if r["criterion"] == "flip")
@@ -153,6 +156,8 @@ def _prune(args: argparse.Namespace) -> int:
                 print(f"zoo: {rounds.to_zoo(folder, args.zoo, zoo_name)}")
             rounds.copy_comparison(out, args.zoo / f"{args.model}_pruned" / "comparison")
         return 0
+    if args.seeds != 1:
+        raise ValueError("--seeds averages the --compare table: add --compare, or drop --seeds")
     if args.model in models.ARCHS:
         base, payload, _ = rounds.baseline(_arch(args.model, data, None), data, base_cfg, out, args.train_subset, _command(args))
     else:

@@ -47,15 +47,20 @@ def plot_flip_histograms(histograms: dict[str, list[int]], path: Path, title: st
 
 
 def plot_accuracy_vs_ops(points: list[dict[str, Any]], path: Path, title: str) -> Path:
-    """Accuracy (%) against binary ops, one series per criterion."""
+    """Accuracy (%) against binary ops, one series per criterion; with several
+    fine-tuning seeds the marker is the mean and the bar spans the seeds."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     markers = {"unpruned": "*", "flip": "o", "latent": "s", "uniform": "^"}
     for crit in dict.fromkeys(p["criterion"] for p in points):
         pts = sorted((p for p in points if p["criterion"] == crit), key=lambda p: p["binary_ops"])
-        ax.plot([p["binary_ops"] / 1e6 for p in pts], [100 * p["accuracy"] for p in pts],
-                marker=markers.get(crit, "o"), label=crit, linestyle="-" if len(pts) > 1 else "none", markersize=8)
+        acc = [100 * p["accuracy"] for p in pts]
+        spread = [[100 * (p["accuracy"] - min(p.get("accuracy_per_seed", [p["accuracy"]]))) for p in pts],
+                  [100 * (max(p.get("accuracy_per_seed", [p["accuracy"]])) - p["accuracy"]) for p in pts]]
+        ax.errorbar([p["binary_ops"] / 1e6 for p in pts], acc, yerr=spread, capsize=3, marker=markers.get(crit, "o"),
+                    label=crit, linestyle="-" if len(pts) > 1 else "none", markersize=8)
     ax.set_xlabel("binary ops per image (M)")
-    ax.set_ylabel("top-1 accuracy (%), full test set")
+    seeds = max(len(p.get("accuracy_per_seed", [0])) for p in points)
+    ax.set_ylabel("top-1 accuracy (%), full test set" + (f"\nmean and range of {seeds} fine-tuning seeds" if seeds > 1 else ""))
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(title, fontsize=10)
@@ -63,18 +68,23 @@ def plot_accuracy_vs_ops(points: list[dict[str, Any]], path: Path, title: str) -
 
 
 def comparison_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown table; the first row is the unpruned reference."""
+    """Markdown table; the first row is the unpruned reference. With several
+    fine-tuning seeds, top-1 is their mean and each seed's value is listed."""
     ref = rows[0]
+    seeds = len(ref.get("accuracy_per_seed", [None]))
+    top1 = "top-1 (full test set)" if seeds == 1 else f"top-1, mean of {seeds} seeds"
+    per_seed = "" if seeds == 1 else " per seed |"
     lines = [
-        "| model | criterion | widths | binary ops/image | ops vs unpruned | top-1 (full test set) | vs unpruned |",
-        "|---|---|---|---:|---:|---:|---:|",
+        f"| model | criterion | widths | binary ops/image | ops vs unpruned | {top1} | vs unpruned |{per_seed}",
+        "|---|---|---|---:|---:|---:|---:|" + ("---|" if seeds > 1 else ""),
     ]
     for r in rows:
         ops_change = 100.0 * (r["binary_ops"] / ref["binary_ops"] - 1.0)
         acc_change = 100.0 * (r["accuracy"] - ref["accuracy"])
+        cells = "" if seeds == 1 else " " + " / ".join(f"{100 * a:.2f}" for a in r["accuracy_per_seed"]) + " |"
         lines.append(
             f"| {r['name']} | {r['criterion']} | {'-'.join(str(w) for w in r['widths'])} | {r['binary_ops'] / 1e6:.2f}M "
-            f"| {ops_change:+.1f}% | {100 * r['accuracy']:.2f}% | {acc_change:+.2f} pt |"
+            f"| {ops_change:+.1f}% | {100 * r['accuracy']:.2f}% | {acc_change:+.2f} pt |{cells}"
         )
     return "\n".join(lines) + "\n"
 

@@ -6,6 +6,8 @@ Folder layout of a comparison run (``out``):
   flip/round1..N/      flip pruning rounds (iterated while max p_l decreases)
   latent/round1/       latent-magnitude pruning to the flip net's binary-op budget
   uniform/round1/      uniform width scaling to the same budget
+  seed<S>/...          with --seeds N > 1: unpruned, flip, latent and uniform again,
+                       fine-tuned from the same baseline with seed S (first seed + 1 ...)
   comparison.json, table.md, accuracy_vs_ops.png
 Each trained folder holds checkpoint.pt, log.json, model.ir.npz, report.json
 (and flip_histograms.png where flips were tracked). Every step resumes.
@@ -69,7 +71,11 @@ def golden_scores(path: Path, images: np.ndarray, workers: int | None = None) ->
 
 def evaluate(model: BNN, data: Dataset, folder: Path, name: str, provenance: dict[str, Any]) -> tuple[ir.Network, float]:
     """Export to IR and measure top-1 from the golden model's integer scores on
-    the full test set (lowest index wins ties); check Brevitas agrees."""
+    the full test set (lowest index wins ties); check Brevitas agrees.
+    A resumed run reuses the measurement when the IR is newer than the checkpoint."""
+    measured = _measured(folder, name, len(data.test))
+    if measured is not None:
+        return measured, measured.metrics["accuracy"]
     net = export(model, name, data.name, provenance=provenance)
     path = net.save(Path(folder) / "model.ir.npz")
     scores = golden_scores(path, data.test.images)
@@ -85,6 +91,15 @@ def evaluate(model: BNN, data: Dataset, folder: Path, name: str, provenance: dic
                         "golden_matches_brevitas_images": checked})
     net.save(folder / "model.ir.npz")
     return net, acc
+
+
+def _measured(folder: Path, name: str, test_images: int) -> ir.Network | None:
+    path, ckpt = Path(folder) / "model.ir.npz", Path(folder) / "checkpoint.pt"
+    if not (path.exists() and ckpt.exists() and path.stat().st_mtime >= ckpt.stat().st_mtime):
+        return None
+    net = ir.load(path)
+    fresh = net.name == name and "accuracy" in net.metrics and net.metrics.get("test_images") == test_images
+    return net if fresh else None
 
 
 def _trained(folder: Path, model: BNN, cfg: TrainConfig, data: Dataset, train_subset: int | None, seed: int,
@@ -126,7 +141,7 @@ def baseline(arch: Arch, data: Dataset, cfg: TrainConfig, out: Path, train_subse
     """Train the unpruned net; ``measure=False`` skips its full-test-set evaluation (accuracy None)."""
     t0 = time.perf_counter()
     folder = out / "baseline"
-    model, payload = _trained(folder, BNN(arch), cfg, data, train_subset, cfg.seed, "baseline", {"command": command})
+    model, payload = _trained(folder, BNN.initialised(arch, cfg.seed), cfg, data, train_subset, cfg.seed, "baseline", {"command": command})
     acc = evaluate(model, data, folder, arch.name, {"run": str(folder), "round": 0, "command": command})[1] if measure else None
     return model, payload, _report(model, payload, folder, "unpruned", 0, acc, 0, {}, time.perf_counter() - t0)
 
@@ -141,7 +156,7 @@ def one_round(model: BNN, payload: dict[str, Any], data: Dataset, pcfg: PruneCon
     keep = prune.keep_sets(model, new_widths, pcfg.rule, counts)
     cut = prune.surgery(model, keep)
     if pcfg.mode == "scratch":
-        cut, cfg = BNN(cut.arch), scratch_cfg
+        cut, cfg = BNN.initialised(cut.arch, scratch_cfg.seed), scratch_cfg
     elif pcfg.mode == "finetune":
         cfg = ft_cfg
     else:
@@ -155,8 +170,8 @@ def one_round(model: BNN, payload: dict[str, Any], data: Dataset, pcfg: PruneCon
 
 
 def flip_rounds(model: BNN, payload: dict, data: Dataset, pcfg: PruneConfig, ft_cfg: TrainConfig, scratch_cfg: TrainConfig,
-                out: Path, train_subset: int | None, command: str, name: str) -> list[dict]:
-    """Iterate while max p_l decreases (at most ``pcfg.rounds`` rounds)."""
+                out: Path, train_subset: int | None, command: str, name: str, exact: bool = False) -> list[dict]:
+    """Iterate while max p_l decreases (at most ``pcfg.rounds`` rounds; all of them when ``exact``)."""
     out_reports = []
     last_max = max(insensitive_portion(load_flip_counts(payload), pcfg.tau).values())
     for rnd in range(1, pcfg.rounds + 1):
@@ -164,7 +179,7 @@ def flip_rounds(model: BNN, payload: dict, data: Dataset, pcfg: PruneConfig, ft_
                                         train_subset, command, name)
         out_reports.append(rep)
         now_max = max(rep["p_l"].values()) if rep.get("p_l") else 0.0
-        if now_max >= last_max:
+        if now_max >= last_max and not exact:
             break
         last_max = now_max
     return out_reports
@@ -180,37 +195,80 @@ def _row(name: str, rep: dict) -> dict:
             "binary_ops": rep["binary_ops"], "widths": list(rep["widths"].values())}
 
 
-def compare(arch: Arch, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfig, pcfg: PruneConfig, out: Path,
-            train_subset: int | None, command: str) -> dict[str, Any]:
-    """Baseline, flip rounds, then latent and uniform at the flip net's budget; the table."""
-    out = Path(out)
-    t0 = time.perf_counter()
-    # the baseline is only the starting point: the table's reference is `unpruned`, trained as long as the pruned nets
-    base, base_payload, base_rep = baseline(arch, data, base_cfg, out, train_subset, command, measure=False)
-    flip_cfg = dataclasses.replace(pcfg, criterion="flip", budget=None)
-    flips = flip_rounds(base, base_payload, data, flip_cfg, ft_cfg, base_cfg, out / "flip", train_subset, command, f"{arch.name}_pruned")
-    rounds_done = len(flips)
-    final = flips[-1]
-    ft_long = scaled(ft_cfg, rounds_done)
-    # the unpruned reference gets exactly the pruned nets' extra training
+def _fixed_subset(data: Dataset, train_subset: int | None, seed: int) -> Dataset:
+    """The comparison trains every net (and every fine-tuning seed) on one training subset."""
+    return dataclasses.replace(data, train=data.train.subset(train_subset, seed))
+
+
+def _finetuned_set(arch: Arch, base: BNN, base_payload: dict, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfig,
+                   pcfg: PruneConfig, out: Path, command: str, flip_rounds_exact: int | None = None) -> list[dict]:
+    """From one baseline: the flip rounds (exactly ``flip_rounds_exact`` of them when given),
+    the unpruned reference given the same extra training, and latent / uniform
+    at the flip net's budget; their rows."""
+    flip_cfg = dataclasses.replace(pcfg, criterion="flip", budget=None, rounds=flip_rounds_exact or pcfg.rounds)
+    flips = flip_rounds(base, base_payload, data, flip_cfg, ft_cfg, base_cfg, out / "flip", None, command, f"{arch.name}_pruned",
+                        exact=flip_rounds_exact is not None)
+    ft_long = scaled(ft_cfg, len(flips))
     ref_folder = out / "unpruned"
-    ref, ref_payload = _trained(ref_folder, copy.deepcopy(base), ft_long, data, train_subset, ft_cfg.seed, "unpruned",
-                                {"command": command})
+    ref, ref_payload = _trained(ref_folder, copy.deepcopy(base), ft_long, data, None, ft_cfg.seed, "unpruned", {"command": command})
     _, ref_acc = evaluate(ref, data, ref_folder, arch.name, {"run": str(ref_folder), "round": 0, "command": command})
     ref_rep = _report(ref, ref_payload, ref_folder, "unpruned", 0, ref_acc, pcfg.tau, {}, 0.0)
     rows = [_row(arch.name, ref_rep)] + [_row(f"{arch.name}_pruned r{r['round']}", r) for r in flips]
     for crit in ("latent", "uniform"):
-        c = dataclasses.replace(pcfg, criterion=crit, rule="latent", budget=final["binary_ops"], rounds=1)
-        _, _, rep = one_round(base, base_payload, data, c, ft_long, base_cfg, out / crit / "round1", 1, train_subset, command,
+        c = dataclasses.replace(pcfg, criterion=crit, rule="latent", budget=flips[-1]["binary_ops"], rounds=1)
+        _, _, rep = one_round(base, base_payload, data, c, ft_long, base_cfg, out / crit / "round1", 1, None, command,
                               f"{arch.name}_{crit}")
         rows.append(_row(f"{arch.name}_{crit}", rep))
-    points = [dict(r) for r in rows]
-    result = {"rows": rows, "baseline": _row("baseline", base_rep), "wall_s": time.perf_counter() - t0, "command": command,
-              "base_schedule": dataclasses.asdict(base_cfg), "finetune_schedule": dataclasses.asdict(ft_long),
-              "prune": dataclasses.asdict(pcfg), "train_subset": train_subset}
+    return rows
+
+
+def seed_folder(out: Path, ft_cfg: TrainConfig, k: int) -> Path:
+    """Where the k-th fine-tuning seed's nets live (the first one at the top level)."""
+    return Path(out) if k == 0 else Path(out) / f"seed{ft_cfg.seed + k}"
+
+
+def mean_rows(rows_per_seed: list[list[dict]]) -> list[dict]:
+    """One row per net: the first seed's widths, binary ops and top-1 averaged over
+    the seeds (each seed's top-1 kept in ``accuracy_per_seed``)."""
+    by_name = [{r["name"]: r for r in rows} for rows in rows_per_seed]
+    out = []
+    for row in rows_per_seed[0]:
+        accs = [b[row["name"]]["accuracy"] for b in by_name]
+        ops = [b[row["name"]]["binary_ops"] for b in by_name]
+        out.append({**row, "accuracy": float(np.mean(accs)), "accuracy_per_seed": accs, "binary_ops": int(round(np.mean(ops)))})
+    return out
+
+
+def compare(arch: Arch, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfig, pcfg: PruneConfig, out: Path,
+            train_subset: int | None, command: str, seeds: int = 1) -> dict[str, Any]:
+    """Baseline, then for each of ``seeds`` fine-tuning seeds: flip rounds, the
+    unpruned reference, latent and uniform at the flip net's budget; the table
+    (top-1 averaged over the seeds)."""
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    out = Path(out)
+    t0 = time.perf_counter()
+    data = _fixed_subset(data, train_subset, base_cfg.seed)
+    # the baseline is only the starting point: the table's reference is `unpruned`, trained as long as the pruned nets
+    base, base_payload, base_rep = baseline(arch, data, base_cfg, out, None, command, measure=False)
+    rows_per_seed: list[list[dict]] = []
+    for k in range(seeds):
+        cfg = dataclasses.replace(ft_cfg, seed=ft_cfg.seed + k)
+        # later seeds run as many flip rounds as the first, so every seed has the same rows
+        first_rounds = sum(r["criterion"] == "flip" for r in rows_per_seed[0]) if rows_per_seed else None
+        rows_per_seed.append(_finetuned_set(arch, base, base_payload, data, base_cfg, cfg, pcfg, seed_folder(out, ft_cfg, k), command,
+                                            first_rounds))
+        if seeds > 1:
+            print(f"fine-tuning seed {cfg.seed} done ({k + 1}/{seeds})", file=sys.stderr)
+    rows = mean_rows(rows_per_seed)
+    flip_rounds_done = sum(r["criterion"] == "flip" for r in rows)
+    result = {"rows": rows, "seeds": [ft_cfg.seed + k for k in range(seeds)], "baseline": _row("baseline", base_rep),
+              "wall_s": time.perf_counter() - t0, "command": command, "base_schedule": dataclasses.asdict(base_cfg),
+              "finetune_schedule": dataclasses.asdict(scaled(ft_cfg, flip_rounds_done)), "prune": dataclasses.asdict(pcfg),
+              "train_subset": train_subset}
     write_json(out / "comparison.json", result)
     reports.write_text(out / "table.md", reports.comparison_table(rows))
-    reports.plot_accuracy_vs_ops(points, out / "accuracy_vs_ops.png", f"{arch.name} on {data.name}: accuracy vs binary ops")
+    reports.plot_accuracy_vs_ops(rows, out / "accuracy_vs_ops.png", f"{arch.name} on {data.name}: accuracy vs binary ops")
     return result
 
 
