@@ -213,6 +213,7 @@ def _finetuned_set(arch: Arch, base: BNN, base_payload: dict, data: Dataset, bas
     ref, ref_payload = _trained(ref_folder, copy.deepcopy(base), ft_long, data, None, ft_cfg.seed, "unpruned", {"command": command})
     _, ref_acc = evaluate(ref, data, ref_folder, arch.name, {"run": str(ref_folder), "round": 0, "command": command})
     ref_rep = _report(ref, ref_payload, ref_folder, "unpruned", 0, ref_acc, pcfg.tau, {}, 0.0)
+    print(f"unpruned reference: {ref_rep['binary_ops'] / 1e6:.2f}M binary ops, top-1 {100 * ref_acc:.2f}%", file=sys.stderr)
     rows = [_row(arch.name, ref_rep)] + [_row(f"{arch.name}_pruned r{r['round']}", r) for r in flips]
     for crit in ("latent", "uniform"):
         c = dataclasses.replace(pcfg, criterion=crit, rule="latent", budget=flips[-1]["binary_ops"], rounds=1)
