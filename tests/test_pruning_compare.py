@@ -19,18 +19,23 @@ def test_compare_run_writes_reports_table_and_zoo(tmp_path, capsys):
             "--ft-epochs", "1", "--tau", "0", "--rounds", "2", "--seeds", "2", "--out", str(out), "--zoo", str(zoo)]
     assert cli.main(args) == 0
     comparison = json.loads((out / "comparison.json").read_text())
-    rows = {r["criterion"]: r for r in comparison["rows"]}
-    assert set(rows) == {"unpruned", "flip", "latent", "uniform"}
+    rows = {r["criterion"]: r for r in comparison["rows"]}  # the last flip round of each rule
+    assert set(rows) == {"unpruned", "flip (flip rule)", "flip (latent rule)", "latent", "uniform"}
+    final = rows["flip (flip rule)"]["round"]
+    assert comparison["pruned_folder"] == f"flip/round{final}" and rows["flip (latent rule)"]["round"] == final
+    # both channel rules cut the flip criterion's round-1 widths, from different channels
+    by_rule = [checkpoint.load(out / f / "round1" / "checkpoint.pt")[0] for f in ("flip", "flip_latent_rule")]
+    assert prune.widths(by_rule[0].arch) == prune.widths(by_rule[1].arch)
     # two fine-tuning seeds from one baseline: the table's top-1 is the mean of the two runs' own reports
     assert comparison["seeds"] == [0, 1] and not (out / "seed1" / "baseline").exists()
-    flip_folder = f"flip/round{sum(r['criterion'] == 'flip' for r in comparison['rows'])}"
-    for crit, folder in (("unpruned", "unpruned"), ("flip", flip_folder), ("latent", "latent/round1"), ("uniform", "uniform/round1")):
+    for crit, folder in (("unpruned", "unpruned"), ("flip (flip rule)", f"flip/round{final}"),
+                         ("flip (latent rule)", f"flip_latent_rule/round{final}"), ("latent", "latent/round1"), ("uniform", "uniform/round1")):
         per_seed = [json.loads((run / folder / "report.json").read_text())["accuracy"] for run in (out, out / "seed1")]
         assert rows[crit]["accuracy_per_seed"] == per_seed and rows[crit]["accuracy"] == pytest.approx(np.mean(per_seed))
         seed1 = checkpoint.load(out / "seed1" / folder / "checkpoint.pt")[1]["train_config"]
         assert seed1["seed"] == 1 and seed1 == {**checkpoint.load(out / folder / "checkpoint.pt")[1]["train_config"], "seed": 1}
     for crit in ("latent", "uniform"):  # baselines meet the flip net's budget
-        assert rows[crit]["binary_ops"] <= rows["flip"]["binary_ops"]
+        assert rows[crit]["binary_ops"] <= rows["flip (flip rule)"]["binary_ops"]
     flip_report = json.loads((out / "flip" / "round1" / "report.json").read_text())
     assert set(flip_report) >= {"accuracy", "binary_ops", "binary_ops_per_layer", "widths", "p_l", "flip_histograms"}
     assert (out / "flip" / "round1" / "flip_histograms.png").stat().st_size > 1000
@@ -50,12 +55,21 @@ def test_compare_run_writes_reports_table_and_zoo(tmp_path, capsys):
         assert command.startswith("flipflow prune tfc ") and "--compare" in command and "--dataset digits" in command
         model, payload = checkpoint.load(zoo / name / "checkpoint.pt")
         assert "optimizer" not in payload
-    assert np.all(np.array(rows["flip"]["widths"]) <= np.array(rows["unpruned"]["widths"]))
+    assert np.all(np.array(rows["flip (flip rule)"]["widths"]) <= np.array(rows["unpruned"]["widths"]))
 
 
 def test_seeds_without_compare_is_refused(tmp_path, capsys):
     assert cli.main(["prune", "tfc", "--dataset", "digits", "--seeds", "2", "--out", str(tmp_path)]) == 2
     assert "--compare" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+def test_a_round_pruned_otherwise_is_not_reused(tmp_path, capsys):
+    args = ["prune", "tfc", "--dataset", "digits", "--epochs", "2", "--flip-epochs", "1", "--ft-epochs", "1", "--rounds", "1",
+            "--eval-images", "50", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    assert cli.main(args + ["--rule", "latent"]) == 2
+    assert "pruned with other settings" in capsys.readouterr().err
 
 
 def test_table_without_a_run_says_how_to_make_one(tmp_path, capsys):

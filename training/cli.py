@@ -151,8 +151,7 @@ def _prune(args: argparse.Namespace) -> int:
                                 args.seeds)
         print(reports.comparison_table(result["rows"]))
         if args.zoo:
-            final = max(r["round"] for r in result["rows"] if r["criterion"] == "flip")
-            for folder, zoo_name in ((out / "unpruned", args.model), (out / "flip" / f"round{final}", f"{args.model}_pruned")):
+            for folder, zoo_name in ((out / "unpruned", args.model), (out / result["pruned_folder"], f"{args.model}_pruned")):
                 print(f"zoo: {rounds.to_zoo(folder, args.zoo, zoo_name)}")
             rounds.copy_comparison(out, args.zoo / f"{args.model}_pruned" / "comparison")
         return 0

@@ -50,7 +50,7 @@ def plot_accuracy_vs_ops(points: list[dict[str, Any]], path: Path, title: str) -
     """Accuracy (%) against binary ops, one series per criterion; with several
     fine-tuning seeds the marker is the mean and the bar spans the seeds."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    markers = {"unpruned": "*", "flip": "o", "latent": "s", "uniform": "^"}
+    markers = {"unpruned": "*", "flip (flip rule)": "o", "flip (latent rule)": "D", "latent": "s", "uniform": "^"}
     for crit in dict.fromkeys(p["criterion"] for p in points):
         pts = sorted((p for p in points if p["criterion"] == crit), key=lambda p: p["binary_ops"])
         acc = [100 * p["accuracy"] for p in pts]

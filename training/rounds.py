@@ -3,7 +3,9 @@
 Folder layout of a comparison run (``out``):
   baseline/            the unpruned net trained on the base schedule (flip counts inside)
   unpruned/            the baseline fine-tuned on the same schedule as every pruned net
-  flip/round1..N/      flip pruning rounds (iterated while max p_l decreases)
+  flip/round1..N/      flip pruning rounds (iterated while max p_l decreases), channels chosen by --rule
+  flip_<R>_rule/...    the same flip widths with the other channel rule R (flip: most flipping
+                       go first; latent: smallest |latent weight| go first)
   latent/round1/       latent-magnitude pruning to the flip net's binary-op budget
   uniform/round1/      uniform width scaling to the same budget
   seed<S>/...          with --seeds N > 1: unpruned, flip, latent and uniform again,
@@ -102,9 +104,19 @@ def _measured(folder: Path, name: str, test_images: int) -> ir.Network | None:
     return net if fresh else None
 
 
+def _same_cut(saved: dict | None, wanted: dict | None) -> bool:
+    """Whether a saved round was pruned as asked (the round count does not change a round)."""
+    strip = lambda d: {k: v for k, v in (d or {}).items() if k != "rounds"}  # noqa: E731
+    return strip(saved) == strip(wanted)
+
+
 def _trained(folder: Path, model: BNN, cfg: TrainConfig, data: Dataset, train_subset: int | None, seed: int,
              desc: str, extra: dict[str, Any]) -> tuple[BNN, dict[str, Any]]:
     """Train (or resume, or reuse a finished run in) ``folder``."""
+    ckpt = Path(folder) / "checkpoint.pt"
+    if ckpt.exists() and not _same_cut(checkpoint.load(ckpt)[1].get("prune"), extra.get("prune")):
+        raise ValueError(f"{ckpt} was pruned with other settings ({checkpoint.load(ckpt)[1].get('prune')}); "
+                         f"use another --out, or delete {folder} to redo it")
     train(model, cfg, data.train.subset(train_subset, seed), data.test, folder, resume=True, extra=extra, desc=desc)
     return checkpoint.load(folder / "checkpoint.pt")
 
@@ -190,8 +202,8 @@ def scaled(cfg: TrainConfig, factor: int) -> TrainConfig:
     return dataclasses.replace(cfg, epochs=cfg.epochs * factor, lr_steps=[s * factor for s in cfg.lr_steps])
 
 
-def _row(name: str, rep: dict) -> dict:
-    return {"name": name, "criterion": rep["criterion"], "round": rep["round"], "accuracy": rep["accuracy"],
+def _row(name: str, rep: dict, label: str | None = None) -> dict:
+    return {"name": name, "criterion": label or rep["criterion"], "round": rep["round"], "accuracy": rep["accuracy"],
             "binary_ops": rep["binary_ops"], "widths": list(rep["widths"].values())}
 
 
@@ -202,25 +214,33 @@ def _fixed_subset(data: Dataset, train_subset: int | None, seed: int) -> Dataset
 
 def _finetuned_set(arch: Arch, base: BNN, base_payload: dict, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfig,
                    pcfg: PruneConfig, out: Path, command: str, flip_rounds_exact: int | None = None) -> list[dict]:
-    """From one baseline: the flip rounds (exactly ``flip_rounds_exact`` of them when given),
-    the unpruned reference given the same extra training, and latent / uniform
-    at the flip net's budget; their rows."""
+    """From one baseline: the flip rounds (exactly ``flip_rounds_exact`` of them when given)
+    with the chosen channel rule and then with the other one, the unpruned reference
+    given the same extra training, and latent / uniform at the flip net's budget; their rows."""
     flip_cfg = dataclasses.replace(pcfg, criterion="flip", budget=None, rounds=flip_rounds_exact or pcfg.rounds)
     flips = flip_rounds(base, base_payload, data, flip_cfg, ft_cfg, base_cfg, out / "flip", None, command, f"{arch.name}_pruned",
                         exact=flip_rounds_exact is not None)
+    other = next(r for r in prune.RULES if r != pcfg.rule)
+    other_flips = flip_rounds(base, base_payload, data, dataclasses.replace(flip_cfg, rule=other, rounds=len(flips)), ft_cfg,
+                              base_cfg, out / f"flip_{other}_rule", None, command, f"{arch.name}_pruned_{other}_rule", exact=True)
     ft_long = scaled(ft_cfg, len(flips))
     ref_folder = out / "unpruned"
     ref, ref_payload = _trained(ref_folder, copy.deepcopy(base), ft_long, data, None, ft_cfg.seed, "unpruned", {"command": command})
     _, ref_acc = evaluate(ref, data, ref_folder, arch.name, {"run": str(ref_folder), "round": 0, "command": command})
     ref_rep = _report(ref, ref_payload, ref_folder, "unpruned", 0, ref_acc, pcfg.tau, {}, 0.0)
     print(f"unpruned reference: {ref_rep['binary_ops'] / 1e6:.2f}M binary ops, top-1 {100 * ref_acc:.2f}%", file=sys.stderr)
-    rows = [_row(arch.name, ref_rep)] + [_row(f"{arch.name}_pruned r{r['round']}", r) for r in flips]
+    rows = [_row(arch.name, ref_rep)] + [_row(f"{arch.name}_pruned r{r['round']}", r, f"flip ({pcfg.rule} rule)") for r in flips]
+    rows += [_row(f"{arch.name}_pruned r{r['round']}, {other} rule", r, f"flip ({other} rule)") for r in other_flips]
     for crit in ("latent", "uniform"):
         c = dataclasses.replace(pcfg, criterion=crit, rule="latent", budget=flips[-1]["binary_ops"], rounds=1)
         _, _, rep = one_round(base, base_payload, data, c, ft_long, base_cfg, out / crit / "round1", 1, None, command,
                               f"{arch.name}_{crit}")
         rows.append(_row(f"{arch.name}_{crit}", rep))
     return rows
+
+
+def flip_rounds_in(rows: list[dict]) -> int:
+    return sum(r["criterion"].startswith("flip") for r in rows) // len(prune.RULES)
 
 
 def seed_folder(out: Path, ft_cfg: TrainConfig, k: int) -> Path:
@@ -256,14 +276,15 @@ def compare(arch: Arch, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfi
     for k in range(seeds):
         cfg = dataclasses.replace(ft_cfg, seed=ft_cfg.seed + k)
         # later seeds run as many flip rounds as the first, so every seed has the same rows
-        first_rounds = sum(r["criterion"] == "flip" for r in rows_per_seed[0]) if rows_per_seed else None
+        first_rounds = flip_rounds_in(rows_per_seed[0]) if rows_per_seed else None
         rows_per_seed.append(_finetuned_set(arch, base, base_payload, data, base_cfg, cfg, pcfg, seed_folder(out, ft_cfg, k), command,
                                             first_rounds))
         if seeds > 1:
             print(f"fine-tuning seed {cfg.seed} done ({k + 1}/{seeds})", file=sys.stderr)
     rows = mean_rows(rows_per_seed)
-    flip_rounds_done = sum(r["criterion"] == "flip" for r in rows)
+    flip_rounds_done = flip_rounds_in(rows)
     result = {"rows": rows, "seeds": [ft_cfg.seed + k for k in range(seeds)], "baseline": _row("baseline", base_rep),
+              "pruned_folder": f"flip/round{flip_rounds_done}",
               "wall_s": time.perf_counter() - t0, "command": command, "base_schedule": dataclasses.asdict(base_cfg),
               "finetune_schedule": dataclasses.asdict(scaled(ft_cfg, flip_rounds_done)), "prune": dataclasses.asdict(pcfg),
               "train_subset": train_subset}
