@@ -212,27 +212,37 @@ def _fixed_subset(data: Dataset, train_subset: int | None, seed: int) -> Dataset
     return dataclasses.replace(data, train=data.train.subset(train_subset, seed))
 
 
+def flip_folder(rule: str) -> str:
+    """Where the flip criterion's rounds with channel ``rule`` live in a comparison run."""
+    return "flip" if rule == "flip" else f"flip_{rule}_rule"
+
+
 def _finetuned_set(arch: Arch, base: BNN, base_payload: dict, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfig,
                    pcfg: PruneConfig, out: Path, command: str, flip_rounds_exact: int | None = None) -> list[dict]:
     """From one baseline: the flip rounds (exactly ``flip_rounds_exact`` of them when given)
-    with the chosen channel rule and then with the other one, the unpruned reference
-    given the same extra training, and latent / uniform at the flip net's budget; their rows."""
+    with the chosen channel rule and then as many with the other one, the unpruned
+    reference given the same extra training, and latent / uniform at the chosen
+    flip net's budget; their rows (flip rule first)."""
     flip_cfg = dataclasses.replace(pcfg, criterion="flip", budget=None, rounds=flip_rounds_exact or pcfg.rounds)
-    flips = flip_rounds(base, base_payload, data, flip_cfg, ft_cfg, base_cfg, out / "flip", None, command, f"{arch.name}_pruned",
-                        exact=flip_rounds_exact is not None)
-    other = next(r for r in prune.RULES if r != pcfg.rule)
-    other_flips = flip_rounds(base, base_payload, data, dataclasses.replace(flip_cfg, rule=other, rounds=len(flips)), ft_cfg,
-                              base_cfg, out / f"flip_{other}_rule", None, command, f"{arch.name}_pruned_{other}_rule", exact=True)
-    ft_long = scaled(ft_cfg, len(flips))
+    flips: dict[str, list[dict]] = {}
+    for rule in [pcfg.rule] + [r for r in prune.RULES if r != pcfg.rule]:
+        first = not flips
+        cfg = dataclasses.replace(flip_cfg, rule=rule, rounds=flip_cfg.rounds if first else len(flips[pcfg.rule]))
+        name = f"{arch.name}_pruned" + ("" if rule == "flip" else f"_{rule}_rule")
+        flips[rule] = flip_rounds(base, base_payload, data, cfg, ft_cfg, base_cfg, out / flip_folder(rule), None, command, name,
+                                  exact=not first or flip_rounds_exact is not None)
+    ft_long = scaled(ft_cfg, len(flips[pcfg.rule]))
     ref_folder = out / "unpruned"
     ref, ref_payload = _trained(ref_folder, copy.deepcopy(base), ft_long, data, None, ft_cfg.seed, "unpruned", {"command": command})
     _, ref_acc = evaluate(ref, data, ref_folder, arch.name, {"run": str(ref_folder), "round": 0, "command": command})
     ref_rep = _report(ref, ref_payload, ref_folder, "unpruned", 0, ref_acc, pcfg.tau, {}, 0.0)
     print(f"unpruned reference: {ref_rep['binary_ops'] / 1e6:.2f}M binary ops, top-1 {100 * ref_acc:.2f}%", file=sys.stderr)
-    rows = [_row(arch.name, ref_rep)] + [_row(f"{arch.name}_pruned r{r['round']}", r, f"flip ({pcfg.rule} rule)") for r in flips]
-    rows += [_row(f"{arch.name}_pruned r{r['round']}, {other} rule", r, f"flip ({other} rule)") for r in other_flips]
+    rows = [_row(arch.name, ref_rep)]
+    for rule in prune.RULES:
+        suffix = "" if rule == "flip" else f", {rule} rule"
+        rows += [_row(f"{arch.name}_pruned r{r['round']}{suffix}", r, f"flip ({rule} rule)") for r in flips[rule]]
     for crit in ("latent", "uniform"):
-        c = dataclasses.replace(pcfg, criterion=crit, rule="latent", budget=flips[-1]["binary_ops"], rounds=1)
+        c = dataclasses.replace(pcfg, criterion=crit, rule="latent", budget=flips[pcfg.rule][-1]["binary_ops"], rounds=1)
         _, _, rep = one_round(base, base_payload, data, c, ft_long, base_cfg, out / crit / "round1", 1, None, command,
                               f"{arch.name}_{crit}")
         rows.append(_row(f"{arch.name}_{crit}", rep))
@@ -284,7 +294,7 @@ def compare(arch: Arch, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfi
     rows = mean_rows(rows_per_seed)
     flip_rounds_done = flip_rounds_in(rows)
     result = {"rows": rows, "seeds": [ft_cfg.seed + k for k in range(seeds)], "baseline": _row("baseline", base_rep),
-              "pruned_folder": f"flip/round{flip_rounds_done}",
+              "pruned_folder": f"{flip_folder(pcfg.rule)}/round{flip_rounds_done}",
               "wall_s": time.perf_counter() - t0, "command": command, "base_schedule": dataclasses.asdict(base_cfg),
               "finetune_schedule": dataclasses.asdict(scaled(ft_cfg, flip_rounds_done)), "prune": dataclasses.asdict(pcfg),
               "train_subset": train_subset}
