@@ -22,7 +22,7 @@ def test_compare_run_writes_reports_table_and_zoo(tmp_path, capsys):
     rows = {r["criterion"]: r for r in comparison["rows"]}  # the last flip round of each rule
     assert set(rows) == {"unpruned", "flip (flip rule)", "flip (latent rule)", "latent", "uniform"}
     final = rows["flip (flip rule)"]["round"]
-    assert comparison["pruned_folder"] == f"flip/round{final}" and rows["flip (latent rule)"]["round"] == final
+    assert comparison["pruned_folder"] == f"flip_latent_rule/round{final}"  # the default rule's and rows["flip (latent rule)"]["round"] == final
     # both channel rules cut the flip criterion's round-1 widths, from different channels
     by_rule = [checkpoint.load(out / f / "round1" / "checkpoint.pt")[0] for f in ("flip", "flip_latent_rule")]
     assert prune.widths(by_rule[0].arch) == prune.widths(by_rule[1].arch)
@@ -68,7 +68,7 @@ def test_a_round_pruned_otherwise_is_not_reused(tmp_path, capsys):
             "--eval-images", "50", "--out", str(tmp_path)]
     assert cli.main(args) == 0
     capsys.readouterr()
-    assert cli.main(args + ["--rule", "latent"]) == 2
+    assert cli.main(args + ["--tau", "1"]) == 2
     assert "pruned with other settings" in capsys.readouterr().err
 
 
@@ -84,9 +84,9 @@ def test_scratch_mode_retrains_the_narrower_net_on_the_base_schedule(tmp_path):
             "--rounds", "1", "--mode", "scratch", "--ft-epochs", "1", "--eval-images", "50", "--out", str(out)]
     assert cli.main(args) == 0
     base, base_payload = checkpoint.load(out / "baseline" / "checkpoint.pt")
-    pruned, payload = checkpoint.load(out / "flip" / "round1" / "checkpoint.pt")
+    pruned, payload = checkpoint.load(out / "flip_latent_rule" / "round1" / "checkpoint.pt")
     assert payload["train_config"] == base_payload["train_config"] and len(payload["log"]) == 3
     assert payload["prune"]["mode"] == "scratch"
-    report = json.loads((out / "flip" / "round1" / "report.json").read_text())
+    report = json.loads((out / "flip_latent_rule" / "round1" / "report.json").read_text())
     assert sum(report["widths"].values()) < sum(prune.widths(base.arch).values())
     assert report["accuracy"] > 0.5  # digits: the retrained net learns

@@ -93,7 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="architecture name (trains the baseline first) or a checkpoint.pt with flip counts")
     p.add_argument("--out", type=Path, default=None, help="run folder (default build/prune/MODEL)")
     p.add_argument("--criterion", choices=("flip", "latent", "uniform"), default="flip")
-    p.add_argument("--rule", choices=("flip", "latent"), default="flip", help="which channels go: most flipping, or smallest |latent| (--compare runs both; this one becomes ARCH_pruned)")
+    p.add_argument("--rule", choices=("flip", "latent"), default="latent",
+                   help="which channels go: smallest |latent| (default: 0.4 pt better on NIN, README) or most flipping; --compare runs both, this one becomes ARCH_pruned")
     p.add_argument("--tau", type=int, default=0, help="a weight is insensitive when it flipped more than tau times")
     p.add_argument("--budget", type=int, default=None, help="binary ops per image (latent / uniform criteria)")
     p.add_argument("--multiple", type=int, default=1, help="round pruned widths to this hardware multiple (PE/SIMD)")
@@ -162,7 +163,7 @@ def _prune(args: argparse.Namespace) -> int:
     else:
         base, payload = checkpoint.load(args.model)
     if args.criterion == "flip":
-        reps = rounds.flip_rounds(base, payload, data, pcfg, ft_cfg, base_cfg, out / "flip", args.train_subset, _command(args), f"{name}_pruned")
+        reps = rounds.flip_rounds(base, payload, data, pcfg, ft_cfg, base_cfg, out / rounds.flip_folder(pcfg.rule), args.train_subset, _command(args), f"{name}_pruned")
     else:
         _, _, rep = rounds.one_round(base, payload, data, pcfg, ft_cfg, base_cfg, out / args.criterion / "round1", 1,
                                      args.train_subset, _command(args), f"{name}_{args.criterion}")

@@ -3,9 +3,10 @@
 Folder layout of a comparison run (``out``):
   baseline/            the unpruned net trained on the base schedule (flip counts inside)
   unpruned/            the baseline fine-tuned on the same schedule as every pruned net
-  flip/round1..N/      flip pruning rounds (iterated while max p_l decreases), channels chosen by --rule
-  flip_<R>_rule/...    the same flip widths with the other channel rule R (flip: most flipping
-                       go first; latent: smallest |latent weight| go first)
+  flip/round1..N/      flip pruning rounds (iterated while max p_l decreases), the most flipping
+                       channels go first
+  flip_latent_rule/    the same with the smallest-|latent weight| channels going first; --rule
+                       picks which of the two is ARCH_pruned and sets the baselines' budget
   latent/round1/       latent-magnitude pruning to the flip net's binary-op budget
   uniform/round1/      uniform width scaling to the same budget
   seed<S>/...          with --seeds N > 1: unpruned, flip, latent and uniform again,
@@ -45,7 +46,7 @@ from flipflow.training.train import TrainConfig, integer_scores, load_flip_count
 @dataclass
 class PruneConfig:
     criterion: str = "flip"
-    rule: str = "flip"  # which channels go: "flip" (most flipping first) or "latent" (smallest |w| first)
+    rule: str = "latent"  # which channels go: "latent" (smallest |w| first) or "flip" (most flipping first)
     tau: int = 0
     multiple: int = 1  # round widths to this hardware multiple
     max_share: float = 0.9  # never remove more than this share of a layer in one round
@@ -239,7 +240,7 @@ def _finetuned_set(arch: Arch, base: BNN, base_payload: dict, data: Dataset, bas
     print(f"unpruned reference: {ref_rep['binary_ops'] / 1e6:.2f}M binary ops, top-1 {100 * ref_acc:.2f}%", file=sys.stderr)
     rows = [_row(arch.name, ref_rep)]
     for rule in prune.RULES:
-        suffix = "" if rule == "flip" else f", {rule} rule"
+        suffix = "" if rule == pcfg.rule else f", {rule} rule"  # the chosen rule's net is ARCH_pruned
         rows += [_row(f"{arch.name}_pruned r{r['round']}{suffix}", r, f"flip ({rule} rule)") for r in flips[rule]]
     for crit in ("latent", "uniform"):
         c = dataclasses.replace(pcfg, criterion=crit, rule="latent", budget=flips[pcfg.rule][-1]["binary_ops"], rounds=1)
