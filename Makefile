@@ -12,7 +12,7 @@ TORCH      := torch==2.13.0
 MODEL      ?= nin_pruned
 IMAGES     ?=
 JOBS       ?= 2
-# The schedule that made zoo/nin and zoo/nin_pruned (about 2.5 h on 2 CPU cores):
+# The schedule that made zoo/nin and zoo/nin_pruned (about 2 h 45 min on 2 CPU cores):
 # 16,384 training images, batch 32, Adam 1e-3 for 4 epochs with flips counted per step
 # over the last 2, then 2 epochs (1e-3, 1e-4) for every net in the table, with 3
 # fine-tuning seeds (the table averages them; the zoo holds the first).
