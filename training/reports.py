@@ -54,8 +54,9 @@ def plot_accuracy_vs_ops(points: list[dict[str, Any]], path: Path, title: str) -
     for crit in dict.fromkeys(p["criterion"] for p in points):
         pts = sorted((p for p in points if p["criterion"] == crit), key=lambda p: p["binary_ops"])
         acc = [100 * p["accuracy"] for p in pts]
-        spread = [[100 * (p["accuracy"] - min(p.get("accuracy_per_seed", [p["accuracy"]]))) for p in pts],
-                  [100 * (max(p.get("accuracy_per_seed", [p["accuracy"]])) - p["accuracy"]) for p in pts]]
+        per_seed = [p.get("accuracy_per_seed", [p["accuracy"]]) for p in pts]
+        spread = [[100 * (p["accuracy"] - min(a)) for p, a in zip(pts, per_seed)],
+                  [100 * (max(a) - p["accuracy"]) for p, a in zip(pts, per_seed)]]
         ax.errorbar([p["binary_ops"] / 1e6 for p in pts], acc, yerr=spread, capsize=3, marker=markers.get(crit, "o"),
                     label=crit, linestyle="-" if len(pts) > 1 else "none", markersize=8)
     ax.set_xlabel("binary ops per image (M)")

@@ -115,9 +115,9 @@ def _trained(folder: Path, model: BNN, cfg: TrainConfig, data: Dataset, train_su
              desc: str, extra: dict[str, Any]) -> tuple[BNN, dict[str, Any]]:
     """Train (or resume, or reuse a finished run in) ``folder``."""
     ckpt = Path(folder) / "checkpoint.pt"
-    if ckpt.exists() and not _same_cut(checkpoint.load(ckpt)[1].get("prune"), extra.get("prune")):
-        raise ValueError(f"{ckpt} was pruned with other settings ({checkpoint.load(ckpt)[1].get('prune')}); "
-                         f"use another --out, or delete {folder} to redo it")
+    saved = checkpoint.load(ckpt)[1].get("prune") if ckpt.exists() else None
+    if ckpt.exists() and not _same_cut(saved, extra.get("prune")):
+        raise ValueError(f"{ckpt} was pruned with other settings ({saved}); use another --out, or delete {folder} to redo it")
     train(model, cfg, data.train.subset(train_subset, seed), data.test, folder, resume=True, extra=extra, desc=desc)
     return checkpoint.load(folder / "checkpoint.pt")
 
@@ -224,14 +224,14 @@ def _finetuned_set(arch: Arch, base: BNN, base_payload: dict, data: Dataset, bas
     with the chosen channel rule and then as many with the other one, the unpruned
     reference given the same extra training, and latent / uniform at the chosen
     flip net's budget; their rows (flip rule first)."""
-    flip_cfg = dataclasses.replace(pcfg, criterion="flip", budget=None, rounds=flip_rounds_exact or pcfg.rounds)
+    rounds, exact = flip_rounds_exact or pcfg.rounds, flip_rounds_exact is not None
     flips: dict[str, list[dict]] = {}
     for rule in [pcfg.rule] + [r for r in prune.RULES if r != pcfg.rule]:
-        first = not flips
-        cfg = dataclasses.replace(flip_cfg, rule=rule, rounds=flip_cfg.rounds if first else len(flips[pcfg.rule]))
+        cfg = dataclasses.replace(pcfg, criterion="flip", rule=rule, budget=None, rounds=rounds)
         name = f"{arch.name}_pruned" + ("" if rule == "flip" else f"_{rule}_rule")
         flips[rule] = flip_rounds(base, base_payload, data, cfg, ft_cfg, base_cfg, out / flip_folder(rule), None, command, name,
-                                  exact=not first or flip_rounds_exact is not None)
+                                  exact=exact)
+        rounds, exact = len(flips[rule]), True  # the other rule runs exactly as many rounds
     ft_long = scaled(ft_cfg, len(flips[pcfg.rule]))
     ref_folder = out / "unpruned"
     ref, ref_payload = _trained(ref_folder, copy.deepcopy(base), ft_long, data, None, ft_cfg.seed, "unpruned", {"command": command})
@@ -251,12 +251,7 @@ def _finetuned_set(arch: Arch, base: BNN, base_payload: dict, data: Dataset, bas
 
 
 def flip_rounds_in(rows: list[dict]) -> int:
-    return sum(r["criterion"].startswith("flip") for r in rows) // len(prune.RULES)
-
-
-def seed_folder(out: Path, ft_cfg: TrainConfig, k: int) -> Path:
-    """Where the k-th fine-tuning seed's nets live (the first one at the top level)."""
-    return Path(out) if k == 0 else Path(out) / f"seed{ft_cfg.seed + k}"
+    return max(r["round"] for r in rows if r["criterion"].startswith("flip"))
 
 
 def mean_rows(rows_per_seed: list[list[dict]]) -> list[dict]:
@@ -283,18 +278,19 @@ def compare(arch: Arch, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfi
     data = _fixed_subset(data, train_subset, base_cfg.seed)
     # the baseline is only the starting point: the table's reference is `unpruned`, trained as long as the pruned nets
     base, base_payload, base_rep = baseline(arch, data, base_cfg, out, None, command, measure=False)
+    ft_seeds = [ft_cfg.seed + k for k in range(seeds)]
     rows_per_seed: list[list[dict]] = []
-    for k in range(seeds):
-        cfg = dataclasses.replace(ft_cfg, seed=ft_cfg.seed + k)
+    for k, seed in enumerate(ft_seeds):
+        folder = out if k == 0 else out / f"seed{seed}"  # the first seed's nets at the top level
         # later seeds run as many flip rounds as the first, so every seed has the same rows
         first_rounds = flip_rounds_in(rows_per_seed[0]) if rows_per_seed else None
-        rows_per_seed.append(_finetuned_set(arch, base, base_payload, data, base_cfg, cfg, pcfg, seed_folder(out, ft_cfg, k), command,
-                                            first_rounds))
+        rows_per_seed.append(_finetuned_set(arch, base, base_payload, data, base_cfg, dataclasses.replace(ft_cfg, seed=seed), pcfg,
+                                            folder, command, first_rounds))
         if seeds > 1:
-            print(f"fine-tuning seed {cfg.seed} done ({k + 1}/{seeds})", file=sys.stderr)
+            print(f"fine-tuning seed {seed} done ({k + 1}/{seeds})", file=sys.stderr)
     rows = mean_rows(rows_per_seed)
     flip_rounds_done = flip_rounds_in(rows)
-    result = {"rows": rows, "seeds": [ft_cfg.seed + k for k in range(seeds)], "baseline": _row("baseline", base_rep),
+    result = {"rows": rows, "seeds": ft_seeds, "baseline": _row("baseline", base_rep),
               "pruned_folder": f"{flip_folder(pcfg.rule)}/round{flip_rounds_done}",
               "wall_s": time.perf_counter() - t0, "command": command, "base_schedule": dataclasses.asdict(base_cfg),
               "finetune_schedule": dataclasses.asdict(scaled(ft_cfg, flip_rounds_done)), "prune": dataclasses.asdict(pcfg),
