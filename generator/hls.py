@@ -30,7 +30,8 @@ import jinja2
 import numpy as np
 
 from flipflow import ROOT, atomic
-from flipflow.generator import pack, stream
+from flipflow.generator import pack
+from flipflow.host import stream
 from flipflow.generator.folding import Folding, FoldingError, LayerFolding, layer_cycles
 from flipflow.ir import Layer, Network
 
@@ -168,7 +169,7 @@ def plan(net: Network, folding: Folding) -> Plan:
         layers.append(d)
     if score_bits > 32:
         raise HLSError(f"layer {net.layers[-1].name}: class scores need {score_bits} bits, "
-                       "more than the 32-bit output beats (generator/stream.py)")
+                       "more than the 32-bit output beats (host/stream.py)")
     return Plan(net, folding, layers, score_bits)
 
 

@@ -38,7 +38,8 @@ import jinja2
 import numpy as np
 
 import flipflow
-from flipflow.generator import pack, stream
+from flipflow.generator import pack
+from flipflow.host import stream
 from flipflow.generator.folding import Folding, LayerFolding, check, layer_cycles
 from flipflow.ir import Layer, Network
 

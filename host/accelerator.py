@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from flipflow.generator import stream
+from flipflow.host import stream
 from flipflow.host.backends import Backend, BackendError, GoldenBackend
 from flipflow.host.hwh import BitstreamError, check_hwh
 from flipflow.host.metadata import FILENAME, Metadata, MetadataError, load_metadata

@@ -1,6 +1,6 @@
 """Backends behind flipflow.host.Accelerator: each one takes the input
 stream bytes of a batch and returns the output stream words, exactly as the
-AXI DMA moves them on the board (generator/stream.py). The driver's packing,
+AXI DMA moves them on the board (host/stream.py). The driver's packing,
 unpacking and checking code is therefore the same on every backend.
 
 * ``pynq``   - the board (host/pynq_backend.py)
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from flipflow.generator import stream
+from flipflow.host import stream
 from flipflow.host.metadata import Metadata
 
 

@@ -42,7 +42,7 @@ IR_FILE = "model.ir.npz"
 DRIVER_MODULES = [
     "atomic.py",
     "ir.py",
-    "generator/stream.py",
+    "host/stream.py",
     "sim/golden.py",
     "host/metadata.py",
     "host/hwh.py",
@@ -129,7 +129,6 @@ def _write_driver(dest: Path) -> list[str]:
     pkg = dest / "flipflow"
     inits = {
         "__init__.py": f'"""flipflow board driver (a subset of flipflow {flipflow.__version__})."""\n\n__version__ = "{flipflow.__version__}"\n',
-        "generator/__init__.py": '"""flipflow.generator: only the stream contract ships to the board."""\n',
         "sim/__init__.py": '"""flipflow.sim: only the golden model ships to the board."""\n',
         "host/__init__.py": (root / "host/__init__.py").read_text(),
     }

@@ -2,7 +2,7 @@
 must know about a built accelerator, written by the generator next to the
 HLS project and shipped to the board with the bitstream.
 
-It fixes the stream contract (generator/stream.py) for one model: input
+It fixes the stream contract (host/stream.py) for one model: input
 shape and beat width, output words per image, class names, the clock the
 design was built for, the names of the DMA and accelerator cells in the
 block design, and the model hash, so that the driver can refuse a bitstream
@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from flipflow import __version__, atomic
-from flipflow.generator import stream
+from flipflow.host import stream
 
 FORMAT = "flipflow-accelerator"
 VERSION = 1

@@ -5,7 +5,7 @@ Python API (stable; the host driver's simulation backend uses it)::
 
     sim = RtlSimulator(net, folding=None, build_dir="build/tfc")   # or RtlSimulator("build/tfc")
     run = sim.run(images)            # images: uint8 (N, H, W, C)
-    run.words                        # uint32 output words, generator/stream.py layout
+    run.words                        # uint32 output words, host/stream.py layout
     run.cycles_per_frame, run.latency_cycles, run.first_in, run.last_out
 
 ``RtlSimulator(path)`` reopens a build directory written earlier (it holds the
@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from flipflow import ir
-from flipflow.generator import rtl, stream
+from flipflow.generator import rtl
+from flipflow.host import stream
 from flipflow.generator.folding import Folding, layer_cycles
 from flipflow.sim import golden
 

@@ -17,7 +17,7 @@ and the "DRAM" the DMA reads and writes is a separate byte array that only
 A driver that forgets either gets stale data here as on the board.
 
 The accelerator behind the DMA is the golden model speaking the stream
-contract (generator/stream.py): it consumes pixels from MM2S, and after a
+contract (host/stream.py): it consumes pixels from MM2S, and after a
 whole image emits n_classes scores and the class id with TLAST on S2MM.
 A simple-mode S2MM transfer completes at the first TLAST, like the real IP.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from flipflow import ir
-from flipflow.generator import stream
+from flipflow.host import stream
 from flipflow.host import write_metadata
 from flipflow.sim import golden
 

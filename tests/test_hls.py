@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from flipflow import cli, ir
-from flipflow.generator import hls, stream
+from flipflow.generator import hls
+from flipflow.host import stream
 from flipflow.generator.folding import FoldingError, LayerFolding
 from flipflow.ir import Layer, Network, expected_out_shape
 from flipflow.sim import golden

@@ -15,7 +15,8 @@ from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
 import rtl_nets
-from flipflow.generator import rtl, stream
+from flipflow.generator import rtl
+from flipflow.host import stream
 from flipflow.generator.folding import LayerFolding
 from flipflow.sim import golden
 from flipflow.sim.rtl import PCH_FIX, RtlSimulator, first_layer_mismatch, verilator_bin, verilator_env
