@@ -4,7 +4,7 @@ The IR is the only thing that crosses from training to hardware. A file is a
 numpy ``.npz`` archive holding one JSON header (``__ir__``) and the layer
 arrays (``<layer>.weights``, ``<layer>.thresholds``).
 
-Conventions (shared/DESIGN.md):
+Conventions (docs/DESIGN.md; each kind's own in kinds.py):
 
 * Activations are channel-last (H, W, C); a binary value is one bit,
   1 = +1, 0 = -1. Kernels are stored [out_ch, ky, kx, in_ch] so that a
@@ -32,18 +32,18 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from flipflow import atomic
+from flipflow import atomic, kinds
 
 FORMAT = "flipflow-ir"
 VERSION = 1
 HEADER_KEY = "__ir__"
 
-# Kinds a network may contain, in the order they may appear.
-INPUT_KINDS = ("input_conv", "input_dense")
-BINARY_KINDS = ("binary_conv", "binary_dense", "maxpool")
-OUTPUT_KINDS = ("output_conv", "output_dense")
-REDUCE_KINDS = ("global_sum",)
-LAYER_KINDS = INPUT_KINDS + BINARY_KINDS + OUTPUT_KINDS + REDUCE_KINDS
+# Kinds a network may contain, by the role that fixes where they may stand (kinds.py).
+INPUT_KINDS = kinds.names("input")
+BINARY_KINDS = kinds.names("binary")
+OUTPUT_KINDS = kinds.names("output")
+REDUCE_KINDS = kinds.names("reduce")
+LAYER_KINDS = tuple(kinds.KINDS)
 
 
 class IRError(ValueError):
@@ -87,25 +87,22 @@ class Layer:
 
     @property
     def fan_in(self) -> int:
-        """Terms per dot product (K): kernel window x input channels."""
-        if self.kind.endswith("_dense"):
-            return int(np.prod(self.in_shape))
-        return self.kernel * self.kernel * self.in_ch
+        """Terms per dot product (K): kernel window x input channels, or the whole input (dense)."""
+        return kinds.of(self).fan_in(self)
 
     @property
     def has_weights(self) -> bool:
-        return self.kind not in ("maxpool", "global_sum")
+        return kinds.of(self).has_weights
 
     @property
     def is_thresholded(self) -> bool:
-        return self.kind in INPUT_KINDS + ("binary_conv", "binary_dense")
+        return kinds.of(self).thresholded
 
     @property
     def macs(self) -> int:
         """Multiply-accumulates per image (binary ones for binary kinds)."""
-        if not self.has_weights:
-            return 0
-        return self.out_shape[0] * self.out_shape[1] * self.out_ch * self.fan_in
+        kind = kinds.of(self)
+        return kind.macs(self) if isinstance(kind, kinds.MatrixKind) else 0
 
     def header(self) -> dict[str, Any]:
         d = asdict(self)
@@ -140,7 +137,7 @@ class Network:
     @property
     def binary_ops(self) -> int:
         """Binary MACs per image (XNOR-popcount terms of the binary layers)."""
-        return sum(l.macs for l in self.layers if l.kind in ("binary_conv", "binary_dense"))
+        return sum(l.macs for l in self.layers if kinds.of(l).counts_binary_ops)
 
     def validate(self) -> None:
         validate(self)
@@ -180,21 +177,9 @@ def _fail(where: str, msg: str) -> None:
     raise IRError(f"{where}: {msg}")
 
 
-def _conv_out(size: int, k: int, s: int, p: int) -> int:
-    return (size + 2 * p - k) // s + 1
-
-
 def expected_out_shape(layer: Layer) -> Shape:
     """The output shape a layer must have, given its input shape and kind."""
-    h, w, _ = layer.in_shape
-    k, s, p = layer.kernel, layer.stride, layer.pad
-    if layer.kind.endswith("_dense"):
-        return (1, 1, layer.out_ch)
-    if layer.kind == "global_sum":
-        return (1, 1, layer.in_ch)
-    if layer.kind == "maxpool":
-        return (_conv_out(h, k, s, p), _conv_out(w, k, s, p), layer.in_ch)
-    return (_conv_out(h, k, s, p), _conv_out(w, k, s, p), layer.out_ch)
+    return kinds.of(layer).out_shape(layer)
 
 
 def validate(net: Network) -> None:
@@ -229,7 +214,7 @@ def validate(net: Network) -> None:
                 _fail(f"{where}.{attr}", f"must be >= 1, got {getattr(l, attr)}")
         if l.pad < 0 or (l.kernel > 1 and l.pad >= l.kernel):
             _fail(f"{where}.pad", f"must be in [0, kernel), got {l.pad}")
-        if not l.kind.endswith("_dense") and l.kind != "global_sum":
+        if kinds.of(l).spatial:
             if l.kernel > l.in_shape[0] + 2 * l.pad or l.kernel > l.in_shape[1] + 2 * l.pad:
                 _fail(f"{where}.kernel", f"{l.kernel} is larger than the padded input {l.in_shape}")
         if tuple(l.out_shape) != expected_out_shape(l):
@@ -249,15 +234,13 @@ def _validate_arrays(l: Layer, where: str) -> None:
         if l.weights is not None or l.thresholds is not None:
             _fail(f"{where}.weights", f"{l.kind} carries no weights or thresholds")
         return
-    if l.kind.endswith("_dense"):
-        wshape: tuple[int, ...] = (l.out_ch, l.fan_in)
-    else:
-        wshape = (l.out_ch, l.kernel, l.kernel, l.in_ch)
+    kind = kinds.matrix(l)
+    wshape = kind.weight_shape(l)
     if l.weights is None:
         _fail(f"{where}.weights", "missing")
     if tuple(l.weights.shape) != wshape:
         _fail(f"{where}.weights", f"shape {tuple(l.weights.shape)}, expected {wshape}")
-    binary = l.kind in BINARY_KINDS
+    binary = kind.weight_element_bits_fixed == 1
     if binary:
         if l.weight_bits != 1:
             _fail(f"{where}.weight_bits", f"binary layers have 1-bit weights, got {l.weight_bits}")
@@ -362,10 +345,9 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Network:
 
 
 def _unpack_binary(packed: np.ndarray, layer: Layer, where: str) -> np.ndarray:
-    if layer.kind.endswith("_dense"):
-        shape: tuple[int, ...] = (layer.out_ch, layer.fan_in)
-    else:
-        shape = (layer.out_ch, layer.kernel, layer.kernel, layer.in_ch)
+    if layer.kind not in kinds.KINDS or not layer.has_weights:
+        _fail(where, f"a {layer.kind} layer carries no weights")
+    shape = kinds.matrix(layer).weight_shape(layer)
     k = int(np.prod(shape[1:]))
     if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape != (shape[0], (k + 7) // 8):
         _fail(where, f"packed array {packed.dtype}{packed.shape} does not hold {shape[0]} rows of {k} bits")

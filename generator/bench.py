@@ -120,7 +120,7 @@ def finn_cnv_folding(net: ir.Network) -> fold.Folding:
     layers = [l for l in net.layers if l.has_weights]
     if len(layers) != len(FINN_CNV_FOLDING):
         raise ValueError(f"{net.name}: {len(layers)} weighted layers, FINN's CNV folding has {len(FINN_CNV_FOLDING)}")
-    return {l.name: fold.LayerFolding(*pf) for l, pf in zip(layers, FINN_CNV_FOLDING)}
+    return {l.name: fold.LayerConfig(*pf) for l, pf in zip(layers, FINN_CNV_FOLDING)}
 
 
 def same_folding(reference: fold.Folding, ref_net: ir.Network, net: ir.Network) -> fold.Folding:
@@ -130,7 +130,7 @@ def same_folding(reference: fold.Folding, ref_net: ir.Network, net: ir.Network) 
     if [l.kind for l in ref_layers] != [l.kind for l in layers]:
         raise ValueError(f"{net.name} and {ref_net.name} do not have the same layer sequence")
     return {
-        l.name: fold.LayerFolding(min(reference[r.name].pe, l.out_ch), min(reference[r.name].simd, l.fan_in))
+        l.name: fold.LayerConfig(min(reference[r.name].pe, l.out_ch), min(reference[r.name].simd, l.fan_in))
         for r, l in zip(ref_layers, layers)
     }
 
@@ -210,7 +210,7 @@ def _row(model: BenchModel, label: str, plan: fold.Plan, accuracy: float | None,
     totals = plan.totals
     simulated = sim.get("cycles_per_frame")
     layer = model.net.layer(plan.bottleneck)
-    full = fold.LayerFolding(layer.out_ch, layer.fan_in) if layer.has_weights else None
+    full = fold.LayerConfig(layer.out_ch, layer.fan_in) if layer.has_weights else None
     floor = cost.layer_cost(layer, full).cycles  # fully parallel: only the unit's own beat rate remains
     cycles = simulated if simulated else plan.cycles_per_frame
     budget = plan.device

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from flipflow import atomic, ir
 from flipflow.generator import cost
-from flipflow.generator.folding import LayerFolding
+from flipflow.generator.folding import LayerConfig
 
 KEYS = ("LUT", "FF", "BRAM36", "DSP")
 
@@ -63,7 +63,7 @@ def _build(name: str, shape: tuple[int, int, int], classes: list[str], layers: l
     return export.export(model, name, "fashion_mnist")
 
 
-def random_folding(net: ir.Network, rng: random.Random, max_lanes: int = 64) -> dict[str, LayerFolding]:
+def random_folding(net: ir.Network, rng: random.Random, max_lanes: int = 64) -> dict[str, LayerConfig]:
     """PE and SIMD drawn per layer (dividing and not dividing the widths), at most
     ``max_lanes`` PE x SIMD lanes so that yosys finishes in seconds."""
     out = {}
@@ -71,11 +71,11 @@ def random_folding(net: ir.Network, rng: random.Random, max_lanes: int = 64) -> 
         if layer.has_weights:
             pe = rng.randint(1, min(layer.out_ch, 16))
             simd = rng.randint(1, max(1, min(layer.fan_in, max_lanes // pe)))
-            out[layer.name] = LayerFolding(pe, simd)
+            out[layer.name] = LayerConfig(pe, simd)
     return out
 
 
-def measure(nets: list[ir.Network], rng: random.Random) -> list[tuple[ir.Layer, LayerFolding | None, dict]]:
+def measure(nets: list[ir.Network], rng: random.Random) -> list[tuple[ir.Layer, LayerConfig | None, dict]]:
     """(layer, folding, yosys counts) for every layer of every sampled design."""
     from flipflow.generator import rtl
     from flipflow.sim import resources
@@ -100,14 +100,14 @@ def fit(samples, base: cost.Coefficients) -> tuple[cost.Coefficients, dict]:
     smallest among equals), then per-kind LUT/FF scale factors; residuals after."""
     def bram_error(bits: int) -> float:
         c = cost.Coefficients(**{**base.__dict__, "bram_min_bits": bits})
-        return sum(abs(cost.KIND_COST[l.kind](l, f, c).bram36 - y["BRAM36"]) for l, f, y in samples)
+        return sum(abs(cost.unscaled_cost(l, f, c).bram36 - y["BRAM36"]) for l, f, y in samples)
 
     errors = {bits: bram_error(bits) for bits in BRAM_THRESHOLDS}
     best_bits = min(BRAM_THRESHOLDS, key=lambda b: (errors[b], b))
     base = cost.Coefficients(**{**base.__dict__, "bram_min_bits": best_bits})
     by_kind: dict[str, list[tuple[cost.Cost, dict]]] = defaultdict(list)
     for layer, f, measured in samples:
-        by_kind[layer.kind].append((cost.KIND_COST[layer.kind](layer, f, base), measured))
+        by_kind[layer.kind].append((cost.unscaled_cost(layer, f, base), measured))
     lut_scale, ff_scale, residuals = {}, {}, {"bram_threshold_errors": errors}
     for kind, pairs in by_kind.items():
         model = {k: np.array([getattr(m, k.lower()) for m, _ in pairs], float) for k in KEYS}
@@ -144,7 +144,7 @@ def load_samples(path: Path):
         h = row["layer"]
         layer = ir.Layer(h["name"], h["kind"], tuple(h["in_shape"]), tuple(h["out_shape"]), h["kernel"], h["stride"],
                          h["pad"], h["weight_bits"], h["weight_scale"])
-        out.append((layer, LayerFolding(**row["folding"]) if row["folding"] else None, row["yosys"]))
+        out.append((layer, LayerConfig(**row["folding"]) if row["folding"] else None, row["yosys"]))
     return out
 
 

@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="zoo name (e.g. nin_pruned) or IR file")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/<model>)")
     p.add_argument("--folding", type=Path, default=None,
-                   help='folding JSON {layer: {"pe": P, "simd": S}} (default: a balanced one, see generator/hls.py default_folding)')
+                   help='folding JSON {layer: {"pe": P, "simd": S}} (default: every layer as fast as the input stream, generator/folding.py default)')
     p.add_argument("--images", type=int, default=100, help="test images for the C simulation (default: 100)")
     p.set_defaults(func=_hls)
 

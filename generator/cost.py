@@ -1,24 +1,11 @@
-"""Analytical performance and resource model, one function per layer kind.
+"""Resource model of the hardware units, and the cost of a layer or network.
 
-Each function models the hardware unit the generator emits for that kind
-(a FINN-style dataflow pipeline, shared/DESIGN.md):
-
-* ``input_conv`` / ``binary_conv`` / ``output_conv``: a sliding-window unit
-  (line buffer) feeding a matrix-vector unit of PE rows x SIMD lanes;
-* ``*_dense``: the same matrix-vector unit without the window unit;
-* ``maxpool``: a streaming OR over the window with a line buffer;
-* ``global_sum``: one accumulator per channel.
-
-Cycles (as the RTL backend, generator/rtl.py, runs them): the matrix-vector
-unit needs max(ceil(out/PE) * ceil(K/SIMD), beats per window) cycles per
-output pixel at II = 1, where a conv window is one beat (the window unit
-delivers it whole) and a dense layer reads every input pixel
-(``folding.layer_cycles`` is the first term); a window unit writes one input
-pixel per cycle and reads one window column (k pixels) per cycle,
-(wo - 1) * stride + k columns per output row; the input layer reads one 8-bit
-channel value per cycle from the AXI stream; a max-pool ORs one window per
-cycle; the global sum adds one pixel per cycle. A layer's cycles are the slowest of its units, and
-the pipeline's cycles per frame the slowest layer.
+A layer is the chain of units its kind lists (kinds.py: input stream,
+sliding window, matrix-vector unit, pool, sum), each with its cycles per
+frame from the one cycle model there. This module adds each unit role's
+resources (``UNIT_COST``); the matrix-vector unit's datapath (``DATAPATHS``:
+XNOR-popcount, 8-bit pixel, score) is the part that differs between kinds.
+A layer's cycles are the slowest of its units.
 
 Resources: memories are mapped as FINN maps them. Weights are one word of
 PE x SIMD bits per (PE group, SIMD fold) tile, depth = tiles; thresholds one
@@ -41,12 +28,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from flipflow import atomic
-from flipflow.generator.folding import LayerFolding
+from flipflow import atomic, kinds
+from flipflow.generator.folding import LayerConfig
 from flipflow.ir import Layer, Network
+from flipflow.kinds import pow2, unsigned_bits
 
 CALIBRATION_FILE = Path(__file__).with_name("cost_calibration.json")
-PIXEL_BITS = 8  # input stream: one 8-bit channel value per beat
+PIXEL_BITS = kinds.PIXEL_BITS
 
 
 @dataclass(frozen=True)
@@ -132,90 +120,83 @@ def memory(width: int, depth: int, c: Coefficients) -> Cost:
     return Cost(bram36=bram36_blocks(width, depth), ff=width)  # output register
 
 
-def _bits(n: int) -> int:
-    """Bits of an unsigned counter/accumulator holding 0..n."""
-    return max(1, math.ceil(math.log2(n + 1)))
-
-
 def _control(depth: int, c: Coefficients) -> Cost:
-    return Cost(lut=c.lut_control + 2 * _bits(depth), ff=c.ff_control + 2 * _bits(depth))
+    return Cost(lut=c.lut_control + 2 * unsigned_bits(depth), ff=c.ff_control + 2 * unsigned_bits(depth))
 
 
-# -- shared units ---------------------------------------------------------------
+# -- one resource model per unit role (kinds.UNIT_ROLES) -----------------------------
 
-def _pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
-def needs_window(layer: Layer) -> bool:
-    """A window unit sits in front of every max-pool and every conv whose window
-    is more than the pixel itself."""
-    if layer.kind.endswith("_dense") or layer.kind == "global_sum":
-        return False
-    return layer.kind == "maxpool" or (layer.kernel, layer.stride, layer.pad) != (1, 1, 0)
+def stream_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
+    """The input stream into the first layer: one 8-bit channel value per beat; a
+    gather register assembles C beats into a pixel when C > 1."""
+    ch = layer.in_ch
+    if ch == 1:
+        return Cost()
+    return Cost(lut=PIXEL_BITS * ch, ff=PIXEL_BITS * ch) + _control(ch, c)
 
 
-def window_columns(layer: Layer) -> int:
-    """Window columns a window unit reads per output row: (wo - 1) * stride + k."""
-    return (layer.out_shape[1] - 1) * layer.stride + layer.kernel
-
-
-def window_unit(layer: Layer, lane_bits: int, c: Coefficients) -> Cost:
+def window_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
     """Line buffer of pow2(k + s) row banks (power-of-two row length) of whole
     pixels; writes one input pixel per cycle, reads one window column (k pixels,
     one per bank) per cycle and shifts it into a k x k window register that is
     the output beat: one window per output pixel."""
-    if not needs_window(layer):
-        return Cost()
-    h, w, ch = layer.in_shape
-    ho = layer.out_shape[0]
+    w, ch = layer.in_shape[1], layer.in_ch
     k, s = layer.kernel, layer.stride
-    width = ch * lane_bits
-    banks = _pow2(k + s)
-    bank = memory(width, _pow2(w), c)
+    width = ch * kind.lane_bits
+    banks = pow2(k + s)
+    bank = memory(width, pow2(w), c)
     lutram = bank.bram36 == 0  # a LUTRAM bank needs its own read register
     logic = Cost(
         lut=c.lut_per_window_lane * k * width * math.ceil(banks / 4),  # bank -> row mux (4:1 per LUT6) + padding
         ff=k * k * width + (banks * width if lutram else 0),  # window register (+ bank read registers)
     )
     banks_cost = Cost(lut=bank.lut * banks, ff=bank.ff * banks, bram36=bank.bram36 * banks)
-    cycles = max(h * w, ho * window_columns(layer))
-    return Cost(cycles=cycles) + banks_cost + logic + _control(banks * _pow2(w), c)
+    return banks_cost + logic + _control(banks * pow2(w), c)
 
 
-def gather_unit(layer: Layer, c: Coefficients) -> Cost:
-    """Input layers read one 8-bit channel value per beat; C beats make a pixel."""
-    h, w, ch = layer.in_shape
-    if ch == 1:
-        return Cost(cycles=h * w)
-    return Cost(cycles=h * w * ch, lut=PIXEL_BITS * ch, ff=PIXEL_BITS * ch) + _control(ch, c)
+def input_multipliers(f: LayerConfig) -> int:
+    """DSP48 multipliers of the input layer: two PE rows share one per SIMD lane
+    (the pixel times both rows' weights packed into the 25-bit port)."""
+    return math.ceil(f.pe / 2) * f.simd
 
 
-def mvu_positions(layer: Layer) -> int:
-    """Input beats per window: one for a conv (the window unit emits whole windows),
-    every input pixel for a dense layer."""
-    if layer.kind.endswith("_dense"):
-        return layer.in_shape[0] * layer.in_shape[1]
-    return 1
+def _xnor_datapath(layer: Layer, f: LayerConfig, c: Coefficients) -> tuple[int, int, Cost]:
+    """XNOR + popcount of SIMD bits per PE: (accumulator bits, result bits, datapath)."""
+    acc_bits = unsigned_bits(layer.fan_in + 1)
+    return acc_bits, 1, Cost(lut=f.pe * f.simd * c.lut_per_popcount_bit * acc_bits)
 
 
-def mvu_cycles(layer: Layer, f: LayerFolding) -> int:
-    """The matrix-vector unit takes NF x SF cycles per window, but no fewer than the
-    beats it must load: the load buffer and the fold register are a double buffer
-    (the next window loads while the current one computes, no handover cycle)."""
-    nf = math.ceil(layer.out_ch / f.pe)
-    sf = math.ceil(layer.fan_in / f.simd)
-    return max(nf * sf, mvu_positions(layer)) * layer.out_shape[0] * layer.out_shape[1]
+def _pixel_datapath(layer: Layer, f: LayerConfig, c: Coefficients) -> tuple[int, int, Cost]:
+    """8-bit pixel x w-bit weight products (two per DSP48), summed per PE."""
+    macs = f.pe * f.simd
+    acc_bits = max(layer.weight_bits + 10, PIXEL_BITS + layer.weight_bits + 1 + unsigned_bits(layer.fan_in))
+    datapath = Cost(lut=macs * (c.lut_per_mul + c.lut_per_add_bit * acc_bits), dsp=input_multipliers(f) * c.dsp_per_mul)
+    return acc_bits, 1, datapath
 
 
-def _mvau(layer: Layer, f: LayerFolding, lane_bits: int, acc_bits: int, res_bits: int, datapath: Cost,
-          c: Coefficients) -> Cost:
+def _score_datapath(layer: Layer, f: LayerConfig, c: Coefficients) -> tuple[int, int, Cost]:
+    """Binary input selects +w or -w (w-bit): add/subtract per lane, integer scores out."""
+    acc_bits = layer.weight_bits + 1 + unsigned_bits(layer.fan_in)
+    return acc_bits, acc_bits, Cost(lut=f.pe * f.simd * acc_bits * c.lut_per_add_bit)
+
+
+DATAPATHS: dict[str, Callable[[Layer, LayerConfig, Coefficients], tuple[int, int, Cost]]] = {
+    "xnor": _xnor_datapath,
+    "pixel": _pixel_datapath,
+    "score": _score_datapath,
+}
+
+
+def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
     """Matrix-vector unit: weight and threshold memories, window load buffer and
     rotating fold register, one pipeline stage, accumulators, result collection."""
+    assert isinstance(kind, kinds.MatrixKind) and f is not None
+    acc_bits, res_bits, datapath = DATAPATHS[kind.datapath](layer, f, c)
+    lane_bits = kind.lane_bits
     nf = math.ceil(layer.out_ch / f.pe)
     sf = math.ceil(layer.fan_in / f.simd)
     wb = layer.weight_bits
-    thresholded = layer.is_thresholded
+    thresholded = kind.thresholded
     weights = memory(f.pe * f.simd * wb, nf * sf, c)
     thresholds = memory(f.pe * acc_bits, nf, c) if thresholded else Cost()
     window_bits = layer.fan_in * lane_bits
@@ -228,90 +209,46 @@ def _mvau(layer: Layer, f: LayerFolding, lane_bits: int, acc_bits: int, res_bits
     )
     rotate = sf * f.simd * lane_bits if sf > 1 else 0  # 2:1 mux per bit of the fold register
     acc = Cost(lut=f.pe * c.lut_per_acc_bit * acc_bits + c.lut_per_window_lane * rotate, ff=registers)
-    compute = Cost(cycles=mvu_cycles(layer, f))
-    return compute + datapath + acc + weights + thresholds + _control(nf * sf, c)
+    return datapath + acc + weights + thresholds + _control(nf * sf, c)
 
 
-# -- one function per layer kind -----------------------------------------------
-
-def binary_dense(layer: Layer, f: LayerFolding, c: Coefficients) -> Cost:
-    """XNOR + popcount of SIMD bits per PE, accumulate over folds, compare with T."""
-    acc_bits = _bits(layer.fan_in + 1)
-    datapath = Cost(lut=f.pe * f.simd * c.lut_per_popcount_bit * acc_bits)
-    return _mvau(layer, f, 1, acc_bits, 1, datapath, c)
-
-
-def binary_conv(layer: Layer, f: LayerFolding, c: Coefficients) -> Cost:
-    return binary_dense(layer, f, c) + window_unit(layer, 1, c)
-
-
-def input_multipliers(f: LayerFolding) -> int:
-    """DSP48 multipliers of the input layer: two PE rows share one per SIMD lane
-    (the pixel times both rows' weights packed into the 25-bit port)."""
-    return math.ceil(f.pe / 2) * f.simd
-
-
-def _input_mvau(layer: Layer, f: LayerFolding, c: Coefficients) -> Cost:
-    """8-bit pixel x w-bit weight products (two per DSP48), summed per PE, compare with T."""
-    macs = f.pe * f.simd
-    acc_bits = max(layer.weight_bits + 10, PIXEL_BITS + layer.weight_bits + 1 + _bits(layer.fan_in))
-    datapath = Cost(lut=macs * (c.lut_per_mul + c.lut_per_add_bit * acc_bits), dsp=input_multipliers(f) * c.dsp_per_mul)
-    return _mvau(layer, f, PIXEL_BITS, acc_bits, 1, datapath, c) + gather_unit(layer, c)
-
-
-def input_dense(layer: Layer, f: LayerFolding, c: Coefficients) -> Cost:
-    return _input_mvau(layer, f, c)
-
-
-def input_conv(layer: Layer, f: LayerFolding, c: Coefficients) -> Cost:
-    return _input_mvau(layer, f, c) + window_unit(layer, PIXEL_BITS, c)
-
-
-def output_dense(layer: Layer, f: LayerFolding, c: Coefficients) -> Cost:
-    """Binary input selects +w or -w (w-bit): add/subtract per lane, integer scores out."""
-    acc_bits = layer.weight_bits + 1 + _bits(layer.fan_in)
-    datapath = Cost(lut=f.pe * f.simd * acc_bits * c.lut_per_add_bit)
-    return _mvau(layer, f, 1, acc_bits, acc_bits, datapath, c)
-
-
-def output_conv(layer: Layer, f: LayerFolding, c: Coefficients) -> Cost:
-    return output_dense(layer, f, c) + window_unit(layer, 1, c)
-
-
-def maxpool(layer: Layer, f: LayerFolding | None, c: Coefficients) -> Cost:
-    """Window unit + OR of the k*k pixels of each window beat, one window per cycle."""
-    ho, wo, ch = layer.out_shape
+def pool_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
+    """OR of the k*k pixels of each window beat, one window per cycle."""
     taps = layer.kernel * layer.kernel
     or_tree = math.ceil((taps - 1) / 5) if taps > 1 else 0  # LUT6 levels of a taps-input OR, per channel
-    pool = Cost(cycles=ho * wo, lut=c.lut_per_pool_bit * ch * or_tree, ff=ch)
-    return window_unit(layer, 1, c) + pool + _control(1, c)
+    return Cost(lut=c.lut_per_pool_bit * layer.out_ch * or_tree, ff=layer.out_ch) + _control(1, c)
 
 
-def global_sum(layer: Layer, f: LayerFolding | None, c: Coefficients) -> Cost:
+def sum_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
     """One 32-bit score accumulator per class over the H x W map."""
     h, w, ch = layer.in_shape
-    return Cost(cycles=h * w, lut=2 * 32 * ch, ff=3 * 32 * ch) + _control(h * w, c)
+    return Cost(lut=2 * 32 * ch, ff=3 * 32 * ch) + _control(h * w, c)
 
 
-KIND_COST: dict[str, Callable[[Layer, LayerFolding | None, Coefficients], Cost]] = {
-    "input_conv": input_conv,
-    "input_dense": input_dense,
-    "binary_conv": binary_conv,
-    "binary_dense": binary_dense,
-    "maxpool": maxpool,
-    "output_conv": output_conv,
-    "output_dense": output_dense,
-    "global_sum": global_sum,
+UNIT_COST: dict[str, Callable[[Layer, kinds.LayerKind, LayerConfig | None, Coefficients], Cost]] = {
+    "stream": stream_unit,
+    "window": window_unit,
+    "mvu": mvu_unit,
+    "pool": pool_unit,
+    "sum": sum_unit,
 }
 
 
-def layer_cost(layer: Layer, f: LayerFolding | None, c: Coefficients | None = None) -> Cost:
+def unscaled_cost(layer: Layer, f: LayerConfig | None, c: Coefficients) -> Cost:
+    """The structural model of a layer's units (kinds.py lists them), before calibration."""
+    kind = kinds.of(layer)
+    total = Cost()
+    for unit in kind.units(layer, f):
+        total = total + UNIT_COST[unit.role](layer, kind, f, c) + Cost(cycles=unit.cycles)
+    return total
+
+
+def layer_cost(layer: Layer, f: LayerConfig | None, c: Coefficients | None = None) -> Cost:
     """Cycles and resources of one layer at folding ``f`` (None for unfolded kinds)."""
     c = c or Coefficients.load()
     if layer.has_weights and f is None:
         raise ValueError(f"layer {layer.name}: a folding (PE, SIMD) is needed to cost a {layer.kind} layer")
-    cost = KIND_COST[layer.kind](layer, f, c)
-    return cost.scaled(c.lut_scale.get(layer.kind, 1.0), c.ff_scale.get(layer.kind, 1.0))
+    return unscaled_cost(layer, f, c).scaled(c.lut_scale.get(layer.kind, 1.0), c.ff_scale.get(layer.kind, 1.0))
 
 
 @dataclass
@@ -337,6 +274,6 @@ class NetworkCost:
         return mhz * 1e6 / self.cycles_per_frame
 
 
-def network_cost(net: Network, folding: dict[str, LayerFolding], c: Coefficients | None = None) -> NetworkCost:
+def network_cost(net: Network, folding: dict[str, LayerConfig], c: Coefficients | None = None) -> NetworkCost:
     c = c or Coefficients.load()
     return NetworkCost({l.name: layer_cost(l, folding.get(l.name), c) for l in net.layers})

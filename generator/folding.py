@@ -1,22 +1,27 @@
-"""Folding: how many processing elements (PE, output channels in parallel)
-and SIMD lanes (input terms in parallel) each layer gets, and what that
-costs in cycles.
+"""Per-layer hardware options and the folding search.
 
-A layer's cycles per frame follow shared/DESIGN.md:
-    ceil(out_ch / PE) * ceil(K / SIMD) * output_pixels
-where K is the fan-in (k * k * in_ch). Widths that PE or SIMD do not divide
-are padded in hardware (see the generator), so no power-of-two is assumed.
+``LayerConfig`` is the one per-layer config of the hardware: how many
+processing elements (PE, output channels in parallel) and SIMD lanes (input
+terms in parallel) a layer's matrix-vector unit gets. A ``Folding`` maps layer
+names to configs and is saved as folding.json. To add an option, add a field
+with a default here (docs/DESIGN.md, "Adding a per-layer option").
+
+Cycles come from the one cycle model in kinds.py: a matrix-vector unit takes
+    max(ceil(out_ch / PE) * ceil(K / SIMD), beats per vector) * output_pixels
+where K is the fan-in (k * k * in_ch); widths that PE or SIMD do not divide
+are padded (generator/pack.py), so no power of two is assumed.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
+from flipflow import atomic, kinds
 from flipflow.ir import Layer, Network
 
 
@@ -25,31 +30,29 @@ class FoldingError(ValueError):
 
 
 @dataclass(frozen=True)
-class LayerFolding:
+class LayerConfig:
+    """Hardware options of one layer (only layers with weights have one)."""
+
     pe: int = 1
     simd: int = 1
 
 
-Folding = dict[str, LayerFolding]
-
-
-def layer_cycles(layer: Layer, f: LayerFolding) -> int:
-    """Cycles per frame of one layer's compute unit at II = 1."""
-    pixels = layer.out_shape[0] * layer.out_shape[1]
-    if layer.has_weights:
-        return math.ceil(layer.out_ch / f.pe) * math.ceil(layer.fan_in / f.simd) * pixels
-    if layer.kind == "maxpool":
-        return layer.in_shape[0] * layer.in_shape[1]  # one input pixel per cycle
-    return layer.in_shape[0] * layer.in_shape[1]  # global_sum reads every pixel once
+Folding = dict[str, LayerConfig]
 
 
 def check(net: Network, folding: Folding) -> None:
+    """Every layer with weights has a config within its widths, and no other layer has one."""
+    names = {l.name for l in net.layers if l.has_weights}
+    unknown = sorted(set(folding) - names)
+    if unknown:
+        raise FoldingError(f"folding names layers the network does not have: {', '.join(unknown)} "
+                           f"(layers with weights: {', '.join(sorted(names))})")
     for layer in net.layers:
         if not layer.has_weights:
             continue
         f = folding.get(layer.name)
         if f is None:
-            raise FoldingError(f"layer {layer.name}: no folding given")
+            raise FoldingError(f"layer {layer.name}: no folding given (add it to the folding JSON)")
         if not 1 <= f.pe <= layer.out_ch:
             raise FoldingError(f"layer {layer.name}: PE={f.pe} must be in [1, out_ch={layer.out_ch}]")
         if not 1 <= f.simd <= layer.fan_in:
@@ -58,15 +61,49 @@ def check(net: Network, folding: Folding) -> None:
 
 def minimal(net: Network) -> Folding:
     """PE = SIMD = 1 everywhere: smallest, slowest."""
-    return {l.name: LayerFolding(1, 1) for l in net.layers if l.has_weights}
+    return {l.name: LayerConfig(1, 1) for l in net.layers if l.has_weights}
 
 
 def save(folding: Folding, path: Path) -> None:
-    path.write_text(json.dumps({k: asdict(v) for k, v in folding.items()}, indent=1))
+    atomic.write_json(path, {k: asdict(v) for k, v in folding.items()}, indent=1)
 
 
 def load(path: Path) -> Folding:
-    return {k: LayerFolding(**v) for k, v in json.loads(Path(path).read_text()).items()}
+    """Read a folding.json; an unknown option or a missing layer entry names the layer."""
+    known = {f.name for f in fields(LayerConfig)}
+    folding = {}
+    for name, options in json.loads(Path(path).read_text()).items():
+        if not isinstance(options, dict) or set(options) - known:
+            raise FoldingError(f"{path}: layer {name}: options must be a JSON object with keys from "
+                               f"{sorted(known)}, got {options!r}")
+        folding[name] = LayerConfig(**options)
+    return folding
+
+
+def default(net: Network, max_lanes: int = 1024) -> Folding:
+    """The folding both backends use when none is given: every layer about as fast as
+    the slowest fixed-rate part of the pipeline (input stream at one byte per cycle,
+    window units) or the heaviest layer on ``max_lanes`` PE x SIMD lanes allows; each
+    layer then gets the fewest lanes reaching that rate, preferring divisors (no padding)."""
+    weighted = [l for l in net.layers if l.has_weights]
+    heaviest = max(l.macs for l in weighted)
+    fixed_rate = [u.cycles for l in net.layers for u in kinds.of(l).units(l, LayerConfig(l.out_ch, l.fan_in))
+                  if u.role != "mvu"]
+    target = max([math.ceil(heaviest / max_lanes), *fixed_rate])
+    folding: Folding = {}
+    for layer in weighted:
+        kind = kinds.matrix(layer)
+        best: tuple | None = None
+        for simd in range(1, min(layer.fan_in, 64) + 1):
+            for pe in range(1, min(layer.out_ch, 64) + 1):
+                f = LayerConfig(pe, simd)
+                cycles = kind.mvu_cycles(layer, f)
+                padded = (layer.fan_in % simd != 0) + (layer.out_ch % pe != 0)
+                key = (cycles > target, pe * simd if cycles <= target else cycles, padded, pe)
+                if best is None or key < best[0]:
+                    best = (key, f)
+        folding[layer.name] = best[1]
+    return folding
 
 
 # -- folding search ---------------------------------------------------------------
@@ -95,7 +132,7 @@ class BudgetError(FoldingError):
 
 @dataclass(frozen=True)
 class Candidate:
-    folding: LayerFolding
+    folding: LayerConfig
     cycles: int
     resources: tuple[float, float, float, float]  # RESOURCE_KEYS order
 
@@ -167,7 +204,7 @@ def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_s
     found = []
     for pe in pes:
         for simd in simds:
-            f = LayerFolding(pe, simd)
+            f = LayerConfig(pe, simd)
             lc = cost.layer_cost(layer, f, c)
             padded = (layer.out_ch % pe != 0) + (layer.fan_in % simd != 0)
             found.append((lc.cycles, (lc.lut, lc.ff, lc.bram36, lc.dsp), padded, f))

@@ -32,15 +32,16 @@ import numpy as np
 from flipflow import ROOT, atomic
 from flipflow.generator import pack
 from flipflow.host import stream
-from flipflow.generator.folding import Folding, FoldingError, LayerFolding, layer_cycles
+from flipflow import kinds
+from flipflow.generator import devices
+from flipflow.generator.folding import Folding, FoldingError, LayerConfig, check
 from flipflow.ir import Layer, Network
 
 TEMPLATES = ROOT / "hls_templates" / "hls"
 STATIC_FILES = ("flipflow_kernels.h", "flipflow_io.h")
 CSIM_INCLUDE = "csim_include"
 MAX_WORD_BITS = 4096  # AP_INT_MAX_W set in flipflow_kernels.h (Vitis HLS' limit)
-PART = "xc7z020clg400-1"
-CLOCK_MHZ = 100
+TARGET = devices.get()  # the board the scripts build for (part, clock)
 
 
 class HLSError(ValueError):
@@ -58,47 +59,6 @@ def ap_types_dir() -> Path:
     if not (path / "ap_int.h").is_file():
         raise HLSError(f"{path}/ap_int.h missing: reinstall hls4ml (`make setup`)")
     return path
-
-
-# -- folding -------------------------------------------------------------------
-
-def default_folding(net: Network, lanes: int = 2048, max_pe: int = 32, max_simd: int = 64) -> Folding:
-    """A simple balanced folding: every layer gets the fewest PE x SIMD lanes
-    that meet a common cycle target, set so that the whole network uses about
-    ``lanes`` lanes; the slowest capped layer then relaxes the target for all.
-    (The folding optimizer in generator/folding.py replaces this when present.)
-    """
-    weighted = [l for l in net if l.has_weights]
-    target = max(1, math.ceil(sum(l.macs for l in weighted) / lanes))
-
-    def cheapest(layer: Layer, goal: int) -> LayerFolding:
-        best: tuple[int, int, LayerFolding] | None = None
-        for pe in range(1, min(layer.out_ch, max_pe) + 1):
-            for simd in range(1, min(layer.fan_in, max_simd) + 1):
-                f = LayerFolding(pe, simd)
-                cycles = layer_cycles(layer, f)
-                key = (pe * simd, cycles) if cycles <= goal else (10**12 + cycles, pe * simd)
-                if best is None or key < best[:2]:
-                    best = (*key, f)
-        assert best is not None
-        return best[2]
-
-    first = {l.name: cheapest(l, target) for l in weighted}
-    target = max(target, *(layer_cycles(l, first[l.name]) for l in weighted))
-    return {l.name: cheapest(l, target) for l in weighted}
-
-
-def check_folding(net: Network, folding: Folding) -> None:
-    names = {l.name for l in net if l.has_weights}
-    unknown = sorted(set(folding) - names)
-    if unknown:
-        raise FoldingError(f"folding names layers the network does not have: {', '.join(unknown)} "
-                           f"(layers with weights: {', '.join(sorted(names))})")
-    for l in net:
-        if l.has_weights:
-            if l.name not in folding:
-                raise FoldingError(f"layer {l.name}: no folding given (add it to the folding JSON)")
-            pack.geometry(l, folding[l.name])
 
 
 # -- planning: everything the templates need, checked before rendering ----------
@@ -130,7 +90,7 @@ def plan(net: Network, folding: Folding) -> Plan:
     cannot implement, before a single file is written.
     """
     net.validate()
-    check_folding(net, folding)
+    check(net, folding)
     names = [c_name(l.name) for l in net]
     if len(set(names)) != len(names):
         raise HLSError(f"layer names {[l.name for l in net]} collide as C identifiers {names}; rename the layers")
@@ -139,32 +99,34 @@ def plan(net: Network, folding: Folding) -> Plan:
     score_bits = 0
     layers = []
     for l, name in zip(net, names):
+        kind = kinds.of(l)
+        config = folding.get(l.name)
         ih, iw, ch = l.in_shape
         oh, ow, oc = l.out_shape
         d: dict[str, Any] = dict(name=name, ir_name=l.name, kind=l.kind, ih=ih, iw=iw, oh=oh, ow=ow, ch=ch,
                                  k=l.kernel, s=l.stride, p=l.pad, in_elem_bits=elem_bits, thresholded=False,
-                                 weights_header=None, details=[])
+                                 weights_header=None, details=[], units=[u.role for u in kind.units(l, config)],
+                                 cycles=kind.cycles(l, config))
         d["in_t"] = f"ap_uint<{_word(ch * elem_bits, l.name, 'the input pixel word')}>"
         geometry = f"{ih}x{iw}x{ch} -> {oh}x{ow}x{oc}"
-        if l.kind == "maxpool":
-            if elem_bits != 1:
-                raise HLSError(f"layer {l.name}: maxpool is implemented on binary maps only, "
-                               f"but its input has {elem_bits}-bit elements")
+        if kind.binary_input and elem_bits != 1:
+            raise HLSError(f"layer {l.name}: {l.kind} takes binary maps, but its input has {elem_bits}-bit elements")
+        if "pool" in d["units"]:
             d["summary"] = f"max-pool (OR) {l.kernel}x{l.kernel} stride {l.stride} pad {l.pad} (-1), {geometry}"
             d["out_t"] = d["in_t"]
             d["out_elem_bits"] = 1
-        elif l.kind == "global_sum":
-            if elem_bits == 1 or layers[-1]["kind"] not in pack.SCORE_KINDS:
-                raise HLSError(f"layer {l.name}: global_sum is implemented on the output layer's scores only; "
-                               "put it directly after output_conv")
+        elif "sum" in d["units"]:
+            if elem_bits == 1 or kinds.of(net.layers[len(layers) - 1]).binary_output:
+                raise HLSError(f"layer {l.name}: {l.kind} sums the output layer's scores only; "
+                               "put it directly after the output layer")
             lo, hi = layers[-1]["acc_range"]
-            out_bits = pack.signed_bits(lo * ih * iw, hi * ih * iw)
+            out_bits = kinds.signed_bits(lo * ih * iw, hi * ih * iw)
             d.update(summary=f"global sum of the class scores over {ih}x{iw} pixels", out_elem_bits=out_bits)
             d["out_t"] = f"ap_uint<{_word(ch * out_bits, l.name, 'the output word')}>"
             elem_bits = score_bits = out_bits
         else:
-            elem_bits = _plan_mvu(l, folding[l.name], d, elem_bits, geometry)
-            if l.kind in pack.SCORE_KINDS:
+            elem_bits = _plan_mvu(l, kinds.matrix(l), config, d, elem_bits, geometry)
+            if not kind.binary_output:
                 score_bits = elem_bits
         layers.append(d)
     if score_bits > 32:
@@ -173,55 +135,65 @@ def plan(net: Network, folding: Folding) -> Plan:
     return Plan(net, folding, layers, score_bits)
 
 
-def _plan_mvu(l: Layer, f: LayerFolding, d: dict[str, Any], elem_bits: int, geometry: str) -> int:
+@dataclass(frozen=True)
+class Datapath:
+    """How the HLS kernels implement one matrix-vector datapath (kinds.MatrixKind.datapath)."""
+
+    dot: str  # the Dot policy of flipflow_kernels.h, formatted with simd and wb
+    signed: bool  # accumulator and thresholds are signed
+    acc: str  # what the accumulator sums
+    what: str  # summary line, formatted with wb and shape
+    pad_note: str  # why padded lanes add nothing (generator/pack.py)
+
+
+DATAPATHS = {
+    "xnor": Datapath("XnorDot<{simd}>", False, "popcount(XNOR)", "binary XNOR-popcount {shape} (-1 padding)",
+                     "weight bit 1 against input bit 0 never matches (adds 0)"),
+    "pixel": Datapath("PixelDot<{simd}, {wb}>", True, "sum(w * pixel)", "8-bit pixels x {wb}-bit weights {shape} (pixel-0 padding)",
+                      "weight 0 (product 0)"),
+    "score": Datapath("BipolarDot<{simd}, {wb}>", True, "sum(w * (2b - 1))",
+                      "binary (+-1) x {wb}-bit weights {shape} -> integer scores (-1 padding)", "weight 0 (product 0)"),
+}
+
+
+def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any], elem_bits: int, geometry: str) -> int:
     g = pack.geometry(l, f)
-    dense = l.kind.endswith("_dense")
-    expect_bits = 8 if l.kind in pack.FIXED_INPUT_KINDS else 1
-    if elem_bits != expect_bits:
-        raise HLSError(f"layer {l.name}: {l.kind} needs {expect_bits}-bit input elements, got {elem_bits}")
-    lo, hi = pack.accumulator_range(l)
-    wb = pack.elem_bits(l)
-    d.update(pe=g.pe, simd=g.simd, nf=g.nf, sf=g.sf, rows=g.rows, tiles=g.tiles, weight_elem_bits=wb,
-             acc_range=(lo, hi), cycles=layer_cycles(l, f))
-    d["window"] = not dense and (l.kernel, l.stride, l.pad) != (1, 1, 0)
-    d["words_per_vector"] = l.in_shape[0] * l.in_shape[1] if dense else l.kernel * l.kernel
-    d["vectors"] = 1 if dense else l.out_shape[0] * l.out_shape[1]
+    if elem_bits != kind.lane_bits:
+        raise HLSError(f"layer {l.name}: {l.kind} needs {kind.lane_bits}-bit input elements, got {elem_bits}")
+    path = DATAPATHS[kind.datapath]
+    lo, hi = kind.accumulator_range(l)
+    wb = kind.weight_bits(l)
+    d.update(pe=g.pe, simd=g.simd, nf=g.nf, sf=g.sf, rows=g.rows, cols=g.cols, tiles=g.tiles, weight_elem_bits=wb,
+             acc_range=(lo, hi))
+    d["words_per_vector"] = l.kernel * l.kernel if kind.spatial else l.in_shape[0] * l.in_shape[1]
+    d["vectors"] = l.out_shape[0] * l.out_shape[1] if kind.spatial else 1
     d["simd_word_bits"] = _word(g.simd * elem_bits, l.name, "the SIMD input word")
     d["simd_weight_bits"] = _word(g.simd * wb, l.name, "the SIMD weight word")
     _word((l.in_ch + g.simd) * elem_bits, l.name, "the width converter buffer")
     d["acc_t"] = f"{d['name']}_acc_t"
     d["weights_header"] = f"{d['name']}.h"
-    shape = "dense" if dense else f"{l.kernel}x{l.kernel} stride {l.stride} pad {l.pad}"
-    if l.kind in pack.BINARY_MVU_KINDS:
-        d["dot"] = f"XnorDot<{g.simd}>"
-        d["acc_t_def"] = f"ap_uint<{pack.unsigned_bits(hi)}>"
-        d["acc_note"] = f"popcount(XNOR) in [0, {hi}]"
-        d["pad_note"] = "weight bit 1 against input bit 0 never matches (adds 0)"
-        what = f"binary XNOR-popcount {shape} (-1 padding)"
-    else:
-        d["dot"] = f"{'PixelDot' if l.kind in pack.FIXED_INPUT_KINDS else 'BipolarDot'}<{g.simd}, {wb}>"
-        d["acc_t_def"] = f"ap_int<{pack.signed_bits(lo, hi)}>"
-        d["acc_note"] = f"in [{lo}, {hi}]"
-        d["pad_note"] = "weight 0 (product 0)"
-        what = (f"8-bit pixels x {wb}-bit weights {shape} (pixel-0 padding)" if l.kind in pack.FIXED_INPUT_KINDS
-                else f"binary (+-1) x {wb}-bit weights {shape} -> integer scores (-1 padding)")
-    if l.is_thresholded:
+    shape = f"{l.kernel}x{l.kernel} stride {l.stride} pad {l.pad}" if kind.spatial else "dense"
+    d["dot"] = path.dot.format(simd=g.simd, wb=wb)
+    d["acc_t_def"] = f"ap_int<{kinds.signed_bits(lo, hi)}>" if path.signed else f"ap_uint<{kinds.unsigned_bits(hi)}>"
+    d["acc_note"] = f"{path.acc} in [{lo}, {hi}]"
+    d["pad_note"] = path.pad_note
+    if kind.thresholded:
         t = pack.thresholds(l, f)
         d["thresholded"] = True
         d["thr_t"] = f"{d['name']}_threshold_t"
         tlo, thi = int(t.min()), int(t.max())
-        d["thr_t_def"] = (f"ap_uint<{pack.unsigned_bits(thi)}>" if l.kind in pack.BINARY_MVU_KINDS
-                          else f"ap_int<{pack.signed_bits(min(tlo, lo), max(thi, hi + 1))}>")
+        d["thr_t_def"] = (f"ap_int<{kinds.signed_bits(min(tlo, lo), max(thi, hi + 1))}>" if path.signed
+                          else f"ap_uint<{kinds.unsigned_bits(thi)}>")
         d["act"] = f"{d['name']}_thresholds"
         out_bits = 1
     else:
-        out_bits = pack.signed_bits(lo, hi)
+        out_bits = kinds.signed_bits(lo, hi)
         d["act"] = f"PassThrough<{out_bits}>()"
     d["out_t"] = f"ap_uint<{_word(l.out_ch * out_bits, l.name, 'the output pixel word')}>"
     d["out_elem_bits"] = out_bits
-    d["summary"] = f"{l.kind}, {what}, {geometry}"
+    d["summary"] = f"{l.kind}, {path.what.format(wb=wb, shape=shape)}, {geometry}"
     d["details"] = [f"K = {g.cols}, PE = {g.pe}, SIMD = {g.simd}: NF = {g.nf} x SF = {g.sf} steps per vector, "
-                    f"{d['cycles']} cycles per image at II=1"]
+                    f"{d['cycles']} cycles per image"]
     if g.rows_padded != g.rows or g.cols_padded != g.cols:
         d["details"].append(f"padded to {g.rows_padded} rows x {g.cols_padded} columns; "
                             "the padding provably changes no result (generator/pack.py)")
@@ -257,8 +229,8 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0) 
     env = _environment()
     ctx = dict(net=net, layers=p.layers, classes=len(net.classes), score_bits=p.score_bits,
                pixel_t=f"ap_uint<{net.input_shape[2] * 8}>",
-               in_bytes=stream.words_per_image_in(net.input_shape), part=PART, clock_mhz=CLOCK_MHZ,
-               period_ns=1000 / CLOCK_MHZ, top=stream.TOP_NAME, csim_images=csim_images)
+               in_bytes=stream.words_per_image_in(net.input_shape), part=TARGET.part, clock_mhz=TARGET.mhz,
+               period_ns=1000 / TARGET.mhz, top=stream.TOP_NAME, csim_images=csim_images)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in STATIC_FILES:
         shutil.copyfile(TEMPLATES / name, out_dir / name)
@@ -394,7 +366,7 @@ def choose_folding(net: Network, folding_path: Path | None) -> tuple[Folding, st
             return folding_mod.load(path), f"file {path}"
         except (ValueError, TypeError) as e:
             raise FoldingError(f"{path}: not a folding JSON ({{layer: {{\"pe\": P, \"simd\": S}}}}): {e}") from e
-    return default_folding(net), "balanced default (generator/hls.py)"
+    return folding_mod.default(net), "default (generator/folding.py: every layer as fast as the input stream)"
 
 
 def vitis_hls_available() -> bool:
@@ -468,7 +440,7 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
               "`vivado -mode batch -source build_bitstream.tcl` for the PYNQ-Z2 bitstream.")
     seconds["total"] = time.perf_counter() - t0
     data = report.hls_report(net, folding, source, accuracy, len(test), csim, vitis, project, seconds)
-    report.write_json(data, out / "report.json")
+    atomic.write_json(out / "report.json", data)
     # The host driver's view of this build: shapes, stream widths, classes, model hash.
     write_metadata(net, out, folding=folding, cycles_per_frame=data["cycles_per_frame_estimate"])
     return data

@@ -50,13 +50,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flipflow.generator.folding import FoldingError, LayerFolding
+from flipflow import kinds
+from flipflow.generator.folding import FoldingError, LayerConfig
 from flipflow.ir import Layer
-
-BINARY_MVU_KINDS = ("binary_conv", "binary_dense")
-FIXED_INPUT_KINDS = ("input_conv", "input_dense")
-SCORE_KINDS = ("output_conv", "output_dense")
-MVU_KINDS = FIXED_INPUT_KINDS + BINARY_MVU_KINDS + SCORE_KINDS
+from flipflow.kinds import signed_bits, unsigned_bits  # noqa: F401  (the widths both backends size words with)
 
 BINARY_WEIGHT_PAD = 1  # never matches the 0 that pads the input
 FIXED_WEIGHT_PAD = 0  # product 0
@@ -93,9 +90,9 @@ class Geometry:
         return self.nf * self.sf
 
 
-def geometry(layer: Layer, folding: LayerFolding) -> Geometry:
+def geometry(layer: Layer, folding: LayerConfig) -> Geometry:
     """The folded shape of an MVU layer; rejects foldings it cannot implement."""
-    if layer.kind not in MVU_KINDS:
+    if not isinstance(kinds.of(layer), kinds.MatrixKind):
         raise FoldingError(f"layer {layer.name}: {layer.kind} has no matrix-vector unit to fold")
     if not 1 <= folding.pe <= layer.out_ch:
         raise FoldingError(f"layer {layer.name}: PE={folding.pe} must be in [1, out_ch={layer.out_ch}]")
@@ -106,12 +103,12 @@ def geometry(layer: Layer, folding: LayerFolding) -> Geometry:
 
 def is_binary(layer: Layer) -> bool:
     """True when weights are single bits combined by XNOR (binary_conv/dense)."""
-    return layer.kind in BINARY_MVU_KINDS
+    return kinds.matrix(layer).datapath == "xnor"
 
 
 def elem_bits(layer: Layer) -> int:
     """Bits per weight element in a packed word."""
-    return 1 if is_binary(layer) else layer.weight_bits
+    return kinds.matrix(layer).weight_bits(layer)
 
 
 def weight_pad(layer: Layer) -> int:
@@ -125,7 +122,7 @@ def padded_matrix(layer: Layer, g: Geometry) -> np.ndarray:
     return w
 
 
-def tiles(layer: Layer, folding: LayerFolding) -> np.ndarray:
+def tiles(layer: Layer, folding: LayerConfig) -> np.ndarray:
     """Weight tiles [TILES, PE, SIMD] (int64 element values; bits or signed ints)."""
     g = geometry(layer, folding)
     w = padded_matrix(layer, g).reshape(g.nf, g.pe, g.sf, g.simd)
@@ -141,14 +138,14 @@ def _pack(elements: np.ndarray, bits: int) -> int:
     return word
 
 
-def words(layer: Layer, folding: LayerFolding) -> list[int]:
+def words(layer: Layer, folding: LayerConfig) -> list[int]:
     """One PE*SIMD*elem_bits-wide word per tile; PE 0 lane 0 in the LSBs."""
     t = tiles(layer, folding)
     bits = elem_bits(layer)
     return [_pack(tile.reshape(-1), bits) for tile in t]
 
 
-def simd_words(layer: Layer, folding: LayerFolding) -> list[list[int]]:
+def simd_words(layer: Layer, folding: LayerConfig) -> list[list[int]]:
     """Per-PE memories: ``[p][t]`` is the SIMD*elem_bits-wide word of PE p, tile t."""
     t = tiles(layer, folding)
     bits = elem_bits(layer)
@@ -157,15 +154,10 @@ def simd_words(layer: Layer, folding: LayerFolding) -> list[list[int]]:
 
 def accumulator_range(layer: Layer) -> tuple[int, int]:
     """Inclusive [min, max] of any real (unpadded) row's accumulator."""
-    w = layer.weights.reshape(layer.out_ch, -1).astype(np.int64)
-    if is_binary(layer):
-        return 0, layer.fan_in
-    if layer.kind in FIXED_INPUT_KINDS:  # sum(w * pixel), pixel in [0, 255]
-        return int(np.minimum(w, 0).sum(1).min() * 255), int(np.maximum(w, 0).sum(1).max() * 255)
-    return int(-np.abs(w).sum(1).max()), int(np.abs(w).sum(1).max())  # sum(w * +-1)
+    return kinds.matrix(layer).accumulator_range(layer)
 
 
-def thresholds(layer: Layer, folding: LayerFolding) -> np.ndarray:
+def thresholds(layer: Layer, folding: LayerConfig) -> np.ndarray:
     """Thresholds [NF, PE] (int64); pad rows get 0.
 
     Clamped to [acc_min, acc_max + 1], which changes no output bit (a threshold
@@ -181,19 +173,6 @@ def thresholds(layer: Layer, folding: LayerFolding) -> np.ndarray:
     return t.reshape(g.nf, g.pe)
 
 
-def signed_bits(lo: int, hi: int) -> int:
-    """Smallest two's complement width holding [lo, hi]."""
-    bits = 1
-    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
-        bits += 1
-    return bits
-
-
-def unsigned_bits(hi: int) -> int:
-    """Smallest unsigned width holding [0, hi]."""
-    return max(1, int(hi).bit_length())
-
-
 def pad_vectors(vectors: np.ndarray, g: Geometry) -> np.ndarray:
     """Input vectors [N, cols] -> [N, SF, SIMD] padded with INPUT_PAD."""
     n = vectors.shape[0]
@@ -202,7 +181,7 @@ def pad_vectors(vectors: np.ndarray, g: Geometry) -> np.ndarray:
     return x.reshape(n, g.sf, g.simd)
 
 
-def emulate(layer: Layer, folding: LayerFolding, vectors: np.ndarray) -> np.ndarray:
+def emulate(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> np.ndarray:
     """Numpy model of the folded MVU on the packed arrays.
 
     ``vectors`` [N, K]: window vectors (bits, or pixels for the input layer).
@@ -211,6 +190,7 @@ def emulate(layer: Layer, folding: LayerFolding, vectors: np.ndarray) -> np.ndar
     vectorised over images and PEs, and drops the pad rows at the end.
     """
     g = geometry(layer, folding)
+    kind = kinds.matrix(layer)
     t = tiles(layer, folding).reshape(g.nf, g.sf, g.pe, g.simd)
     x = pad_vectors(np.asarray(vectors, np.int64), g)
     out = np.zeros((x.shape[0], g.nf, g.pe), np.int64)
@@ -220,11 +200,6 @@ def emulate(layer: Layer, folding: LayerFolding, vectors: np.ndarray) -> np.ndar
         for sf in range(g.sf):
             w = t[nf, sf][None]  # [1, PE, SIMD]
             xs = x[:, sf][:, None, :]  # [N, 1, SIMD]
-            if is_binary(layer):
-                acc += (w == xs).sum(-1)  # matches: XNOR popcount
-            elif layer.kind in FIXED_INPUT_KINDS:
-                acc += (w * xs).sum(-1)
-            else:
-                acc += (w * (2 * xs - 1)).sum(-1)
+            acc += kind.lane_terms(w, xs).sum(-1)
         out[:, nf] = (acc >= thr[nf][None]) if thr is not None else acc
     return out.reshape(x.shape[0], g.rows_padded)[:, : g.rows]

@@ -6,18 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flipflow import atomic
-from flipflow.generator.folding import Folding, layer_cycles
+from flipflow import atomic, kinds
+from flipflow.generator import devices
+from flipflow.generator.folding import Folding
 from flipflow.ir import Network
-
-CLOCK_HZ = 100e6
 
 
 def layer_table(net: Network, folding: Folding) -> list[dict[str, Any]]:
     rows = []
     for l in net:
         f = folding.get(l.name)
-        cycles = layer_cycles(l, f)  # type: ignore[arg-type]  # f is None only for layers without weights
+        cycles = kinds.of(l).cycles(l, f)
         rows.append(dict(name=l.name, kind=l.kind, in_ch=l.in_ch, out_ch=l.out_ch,
                          k=l.kernel, stride=l.stride, pad=l.pad,
                          pe=f.pe if f else None, simd=f.simd if f else None, cycles=int(cycles)))
@@ -28,7 +27,8 @@ def hls_report(net: Network, folding: Folding, folding_source: str, accuracy: fl
                csim: dict[str, Any], vitis_hls: str, project: Path, seconds: dict[str, float]) -> dict[str, Any]:
     layers = layer_table(net, folding)
     slowest = max(layers, key=lambda r: r["cycles"])
-    cycles = slowest["cycles"]
+    cycles = kinds.frame_cycles(net, folding)
+    mhz = devices.get().mhz
     return {
         "model": net.name,
         "dataset": net.dataset,
@@ -39,14 +39,9 @@ def hls_report(net: Network, folding: Folding, folding_source: str, accuracy: fl
         "folding_source": folding_source,
         "bottleneck_layer": slowest["name"],
         "cycles_per_frame_estimate": cycles,
-        "fps_at_100mhz_estimate": CLOCK_HZ / cycles,
-        "latency_cycles_estimate": sum(r["cycles"] for r in layers),
+        "fps_at_100mhz_estimate": mhz * 1e6 / cycles,
         "csim": csim,
         "vitis_hls": vitis_hls,
         "hls_project": str(project),
         "seconds": seconds,
     }
-
-
-def write_json(data: dict[str, Any], path: Path) -> None:
-    atomic.write_json(path, data)

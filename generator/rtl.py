@@ -40,7 +40,9 @@ import numpy as np
 import flipflow
 from flipflow.generator import pack
 from flipflow.host import stream
-from flipflow.generator.folding import Folding, LayerFolding, check, layer_cycles
+from flipflow import kinds
+from flipflow.generator.folding import Folding, LayerConfig, check, default
+from flipflow.kinds import pow2, unsigned_bits, window_columns, window_cycles
 from flipflow.ir import Layer, Network
 
 TEMPLATES = flipflow.ROOT / "hls_templates" / "rtl"
@@ -85,62 +87,12 @@ def ident(name: str) -> str:
     return s if re.match(r"[A-Za-z_]", s) else f"l_{s}"
 
 
-def ubits(n: int) -> int:
-    """Bits of an unsigned counter holding 0..n."""
-    return max(1, int(n).bit_length())
-
-
-def _pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
-def window_columns(layer: Layer) -> int:
-    """Column reads of a window unit per output row: (wo - 1) * stride + k."""
-    return (layer.out_shape[1] - 1) * layer.stride + layer.kernel
-
-
-def window_cycles(layer: Layer) -> int:
-    """Cycles per frame of the window unit in front of a layer (one window column
-    read per cycle, one input pixel written per cycle); 0 where there is none."""
-    if layer.kind.endswith("_dense") or layer.kind == "global_sum":
-        return 0
-    if layer.kind != "maxpool" and (layer.kernel, layer.stride, layer.pad) == (1, 1, 0):
-        return 0
-    return max(layer.in_shape[0] * layer.in_shape[1], layer.out_shape[0] * window_columns(layer))
-
-
-def default_folding(net: Network, max_lanes: int = 1024) -> Folding:
-    """A simple folding for simulation when none is given: every layer about as
-    fast as the slowest fixed-rate part of the pipeline (input stream at one byte
-    per cycle, window units) or the heaviest layer on ``max_lanes`` PE x SIMD
-    lanes allows; each layer then gets the fewest lanes reaching that rate,
-    preferring divisors (no padding)."""
-    in_beats = int(np.prod(net.input_shape))
-    heaviest = max(l.macs for l in net.layers if l.has_weights)
-    target = max([in_beats, math.ceil(heaviest / max_lanes)] + [window_cycles(l) for l in net.layers])
-    folding: Folding = {}
-    for layer in net.layers:
-        if not layer.has_weights:
-            continue
-        best: tuple | None = None
-        for simd in range(1, min(layer.fan_in, 64) + 1):
-            for pe in range(1, min(layer.out_ch, 64) + 1):
-                f = LayerFolding(pe, simd)
-                cycles = layer_cycles(layer, f)
-                padded = (layer.fan_in % simd != 0) + (layer.out_ch % pe != 0)
-                key = (cycles > target, pe * simd if cycles <= target else cycles, padded, pe)
-                if best is None or key < best[0]:
-                    best = (key, f)
-        folding[layer.name] = best[1]
-    return folding
-
-
 def _hex_words(words: list[int], bits: int) -> str:
     digits = max(1, math.ceil(bits / 4))
     return "".join(f"{w & ((1 << bits) - 1):0{digits}x}\n" for w in words)
 
 
-def _mvu_unit(layer: Layer, f: LayerFolding, src: str, positions: int, ew: int, out_dir: Path) -> Unit:
+def _mvu_unit(layer: Layer, f: LayerConfig, src: str, positions: int, ew: int, out_dir: Path) -> Unit:
     g = pack.geometry(layer, f)
     kind = "binary" if pack.is_binary(layer) else ("input" if layer.kind in pack.FIXED_INPUT_KINDS else "output")
     lane_bits = 8 if kind == "input" else 1
@@ -166,8 +118,8 @@ def _mvu_unit(layer: Layer, f: LayerFolding, src: str, positions: int, ew: int, 
     params = dict(
         name=f"{name}_mvu", layer=layer.name, kind=kind, k=g.cols, out_ch=g.rows, pe=g.pe, simd=g.simd,
         nf=g.nf, sf=g.sf, lane_bits=lane_bits, wb=wb, aw=aw, res_bits=res_bits, positions=positions,
-        ew=ew, pos_bits=ubits(positions - 1), nf_bits=ubits(g.nf - 1), sf_bits=ubits(g.sf - 1),
-        addr_bits=ubits(g.tiles - 1), weight_file=weight_file, thr_file=thr_file,
+        ew=ew, pos_bits=unsigned_bits(positions - 1), nf_bits=unsigned_bits(g.nf - 1), sf_bits=unsigned_bits(g.sf - 1),
+        addr_bits=unsigned_bits(g.tiles - 1), weight_file=weight_file, thr_file=thr_file,
     )
     return Unit(
         name=f"{name}_mvu", template="mvu.v.j2", layer=layer.name, src=src, out_width=g.rows * res_bits,
@@ -180,13 +132,13 @@ def _window_unit(layer: Layer, src: str, lane_bits: int) -> Unit:
     h, w, c = layer.in_shape
     ho, wo, _ = layer.out_shape
     k, s, p = layer.kernel, layer.stride, layer.pad
-    rows = _pow2(k + s)
+    rows = pow2(k + s)
     ncols = window_columns(layer)
     name = f"{ident(layer.name)}_swu"
     params = dict(
         name=name, layer=layer.name, h=h, w=w, ch=c, lane_bits=lane_bits, ew=c * lane_bits, k=k, s=s, pad=p,
-        ho=ho, wo=wo, rows=rows, row_bits=ubits(rows - 1), col_bits=ubits(w - 1), ncols=ncols,
-        cx_bits=ubits(ncols - 1), phase_bits=ubits(max(k, s) - 1), oy_bits=ubits(ho - 1),
+        ho=ho, wo=wo, rows=rows, row_bits=unsigned_bits(rows - 1), col_bits=unsigned_bits(w - 1), ncols=ncols,
+        cx_bits=unsigned_bits(ncols - 1), phase_bits=unsigned_bits(max(k, s) - 1), oy_bits=unsigned_bits(ho - 1),
     )
     if h >= 1 << 14 or w >= 1 << 14:
         raise RtlError(f"layer {layer.name}: {h}x{w} maps are too large for the 16-bit window counters")
@@ -213,7 +165,7 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
             add(Unit(
                 name=f"{lname}_gather", template="gather.v.j2", layer=layer.name, src=src, out_width=8 * c,
                 summary=f"{c} byte beats -> one pixel", cycles=h * w * c,
-                params=dict(name=f"{lname}_gather", ch=c, ch_bits=ubits(c - 1)),
+                params=dict(name=f"{lname}_gather", ch=c, ch_bits=unsigned_bits(c - 1)),
             ))
         lane_bits = 8 if layer.kind in pack.FIXED_INPUT_KINDS else 1
         if layer.kind in pack.MVU_KINDS:
@@ -239,7 +191,7 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
                 name=f"{lname}_sum", template="global_sum.v.j2", layer=layer.name, src=src, out_width=32 * c,
                 summary=f"global_sum {layer.name}: {h}x{w} pixels -> 32-bit sums", traces=lname, cycles=h * w,
                 params=dict(name=f"{lname}_sum", layer=layer.name, ch=c, in_bits=in_bits, pixels=h * w,
-                            pix_bits=ubits(h * w - 1)),
+                            pix_bits=unsigned_bits(h * w - 1)),
             ))
         else:
             raise RtlError(f"layer {layer.name}: the RTL backend has no unit for kind {layer.kind!r}")
@@ -247,7 +199,7 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
     add(Unit(
         name="result", template="result.v.j2", layer="", src=src, out_width=32,
         summary=f"{n} scores + class id -> 32-bit out_stream", cycles=n + 1,
-        params=dict(name="result", ch=n, in_bits=units[-1].out_width // n, word_bits=ubits(n)),
+        params=dict(name="result", ch=n, in_bits=units[-1].out_width // n, word_bits=unsigned_bits(n)),
     ))
     return units
 
@@ -263,7 +215,7 @@ def _environment() -> jinja2.Environment:
 
 def generate(net: Network, folding: Folding | None, out_dir: str | Path) -> RtlDesign:
     """Write the Verilog, memory files and design.json of ``net`` into ``out_dir``."""
-    folding = folding or default_folding(net)
+    folding = folding or default(net)
     check(net, folding)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -189,7 +189,7 @@ def from_network(
 ) -> Metadata:
     """Metadata for an accelerator generated from the IR network ``net``.
 
-    ``folding`` accepts generator.folding's {layer: LayerFolding} or plain
+    ``folding`` accepts generator.folding's {layer: LayerConfig} or plain
     {layer: {"pe": .., "simd": ..}} dicts.
     """
     fold = None

@@ -35,13 +35,13 @@ class SimBackend:
         if net is None:
             raise BackendError("the sim backend generates RTL from the IR: put model.ir.npz next to accelerator.json or pass ir=...")
         try:
-            from flipflow.generator.folding import LayerFolding
+            from flipflow.generator.folding import LayerConfig
             from flipflow.sim.rtl import RtlSimulator
         except ImportError as e:
             raise BackendError(
                 f"the sim backend needs the full flipflow package with Verilator (`make setup`); it is not part of the board driver ({e})"
             ) from e
-        folding = {k: LayerFolding(**v) for k, v in meta.folding.items()} if meta.folding else None
+        folding = {k: LayerConfig(**v) for k, v in meta.folding.items()} if meta.folding else None
         self.meta, self.idle, self.stall = meta, idle, stall
         self.fclk_mhz = meta.clock_mhz
         self.sim = RtlSimulator(net, folding, build_dir=Path(build_dir) if build_dir else cache_dir(meta))

@@ -29,7 +29,8 @@ import numpy as np
 from flipflow import ir
 from flipflow.generator import rtl
 from flipflow.host import stream
-from flipflow.generator.folding import Folding, layer_cycles
+from flipflow import kinds
+from flipflow.generator.folding import Folding, LayerConfig
 from flipflow.sim import golden
 
 HARNESS = Path(__file__).with_name("verilator") / "harness.cpp"
@@ -248,20 +249,17 @@ def first_layer_mismatch(net: ir.Network, design: rtl.RtlDesign, images: np.ndar
 def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
     """Analytical cycles of the RTL pipeline.
 
-    * ``cycles_per_frame``: the slowest unit (matrix-vector units at
-      folding.layer_cycles, window units at one column read per cycle, the
-      input stream at one byte per cycle);
-    * ``folding_cycles_per_frame``: max of folding.layer_cycles alone;
+    * ``cycles_per_frame``: the slowest unit, from the one cycle model
+      (kinds.frame_cycles: input stream, window, matrix-vector, pool, sum
+      and result units);
     * ``latency_cycles``: first frame, from a row-level dataflow recurrence:
       a window unit starts output row r once the input rows its windows need
       are written and its previous row is done; a 1x1 matrix-vector unit ends
       row r at the later of its own compute time and one window after the row
       arrived; dense units wait for the whole input.
     """
-    in_beats = int(np.prod(net.input_shape))
-    folding = {k: rtl.LayerFolding(**v) for k, v in design.folding.items()}
-    folded = max(layer_cycles(l, folding[l.name]) for l in net.layers if l.has_weights)
-    per_frame = max([in_beats] + [u.cycles for u in design.units])
+    folding = {k: LayerConfig(**v) for k, v in design.folding.items()}
+    per_frame = kinds.frame_cycles(net, folding)
     # rows of the input stream: one byte per cycle
     h, w, c = net.input_shape
     done = [(r + 1) * w * c for r in range(h)]  # cycle at which input row r is complete
@@ -302,4 +300,4 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
             done = [done[-1] + 1]
         elif unit.template == "result.v.j2":
             done = [done[-1] + p["ch"] + 1]
-    return {"cycles_per_frame": int(per_frame), "folding_cycles_per_frame": int(folded), "latency_cycles": int(done[-1])}
+    return {"cycles_per_frame": int(per_frame), "latency_cycles": int(done[-1])}

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from flipflow import atomic, ir
+from flipflow.generator import devices
 
-CLOCK_MHZ = 100.0
+CLOCK_MHZ = devices.get().mhz
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,10 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resources", action="store_true", help="skip the yosys resource estimate")
     p.add_argument("--yosys-timeout", type=float, default=3600, help="seconds for yosys synth_xilinx (default 3600)")
     p.set_defaults(func=_sim)
-
-
-def _write_json(data: dict, path: Path) -> None:
-    atomic.write_json(path, data)
 
 
 def _pct(measured: float, model: float) -> float | None:
@@ -75,8 +72,7 @@ def _sim(args: argparse.Namespace) -> int:
             **model,
             "cycles_per_frame_error_pct": _pct(cpf, model["cycles_per_frame"]),
             "latency_error_pct": _pct(run.latency_cycles, model["latency_cycles"]),
-            "note": "cycles_per_frame: slowest unit (folding.layer_cycles for matrix-vector units, k*k beats per "
-                    "output pixel for window units, 1 byte/cycle input); folding_cycles_per_frame: folding.layer_cycles alone",
+            "note": "cycles_per_frame: the slowest unit of the one cycle model (kinds.py: input stream, window, matrix-vector, pool, sum, result units)",
         },
         "folding": sim.design.folding,
         "units": [{"name": u.name, "layer": u.layer, "cycles": u.cycles} for u in sim.design.units],
@@ -97,7 +93,7 @@ def _sim(args: argparse.Namespace) -> int:
             report["resources_note"] = str(e)
             print(f"flipflow sim: {e}", file=sys.stderr)
         report["times_s"]["yosys"] = round(time.perf_counter() - t0, 1)
-    _write_json(report, out / "sim_report.json")
+    atomic.write_json(out / "sim_report.json", report)
     summary = {k: report[k] for k in ("model", "images", "mismatches", "cycles_per_frame", "latency_cycles", "fps_at_100mhz")}
     print(json.dumps({**summary, "resources": report.get("resources")}, indent=2))
     if comparison.mismatches:

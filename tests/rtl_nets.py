@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from flipflow import ir
-from flipflow.generator.folding import LayerFolding
+from flipflow.generator.folding import LayerConfig
 from flipflow.sim import golden
 
 
@@ -51,7 +51,7 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
                 if kind in ir.BINARY_KINDS:
                     layer.thresholds = np.clip(layer.thresholds, 0, layer.fan_in + 1)
         layers.append(layer)
-        x = golden.LAYER_FUNCTIONS[kind](layer, x)
+        x = golden.run_layer(layer, x)
         shape = x.shape[1:]
     net = ir.Network(name=name, input_shape=tuple(images.shape[1:]), classes=[str(c) for c in range(classes)],
                      dataset="digits", layers=layers)
@@ -59,9 +59,9 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
     return net
 
 
-def random_folding(net: ir.Network, seed: int) -> dict[str, LayerFolding]:
+def random_folding(net: ir.Network, seed: int) -> dict[str, LayerConfig]:
     rng = np.random.default_rng(seed + 1000)
-    return {l.name: LayerFolding(int(rng.integers(1, min(l.out_ch, 8) + 1)), int(rng.integers(1, min(l.fan_in, 24) + 1)))
+    return {l.name: LayerConfig(int(rng.integers(1, min(l.out_ch, 8) + 1)), int(rng.integers(1, min(l.fan_in, 24) + 1)))
             for l in net.layers if l.has_weights}
 
 
@@ -90,7 +90,7 @@ def layer_case(kind: str, seed: int) -> list[dict]:
     return cases[kind]
 
 
-def knife_edge_input_case(pe: int, rows: int = 7) -> tuple[ir.Network, dict[str, LayerFolding], np.ndarray]:
+def knife_edge_input_case(pe: int, rows: int = 7) -> tuple[ir.Network, dict[str, LayerConfig], np.ndarray]:
     """input_dense -> output_dense where every input-layer accumulator sits exactly
     on its threshold for image 0: rows j and j + rows share weights, with
     T = acc and T = acc + 1, so an accumulator off by one in either direction
@@ -110,4 +110,4 @@ def knife_edge_input_case(pe: int, rows: int = 7) -> tuple[ir.Network, dict[str,
     first.thresholds = _accumulators(first, images[:1])[0] + (np.arange(2 * rows) >= rows)
     last.weights = (rng.integers(1, 8, last.weights.shape) * rng.choice([-1, 1], last.weights.shape)).astype(np.int8)
     net.validate()
-    return net, {first.name: LayerFolding(pe, 5), last.name: LayerFolding(2, 3)}, images
+    return net, {first.name: LayerConfig(pe, 5), last.name: LayerConfig(2, 3)}, images

@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pytest
 
+from flipflow import kinds
 from flipflow import ir
 from flipflow.generator import bench, cost, devices
 from flipflow.generator import folding as fold
-from flipflow.generator.folding import LayerFolding
+from flipflow.generator.folding import LayerConfig
 from flipflow.training.blocks import Arch, LayerSpec as L
 
 FINN_CNV_LAYER_CYCLES = [32_400, 28_224, 20_736, 28_800, 20_736, 18_432, 32_768, 32_768, 1_024]
@@ -35,7 +36,7 @@ def test_cnv_cycles_at_finn_folding_match_finn(cnv):
     """Hand-checked: (MH/PE) * (MW/SIMD) * pixels per layer, slowest = FINN's 32,768."""
     f = bench.finn_cnv_folding(cnv)
     weighted = [l for l in cnv.layers if l.has_weights]
-    assert [fold.layer_cycles(l, f[l.name]) for l in weighted] == FINN_CNV_LAYER_CYCLES
+    assert [kinds.matrix(l).mvu_cycles(l, f[l.name]) for l in weighted] == FINN_CNV_LAYER_CYCLES
     plan = fold.make_plan(cnv, f)
     assert plan.cycles_per_frame == 32_768
     assert plan.bottleneck == weighted[6].name  # the first FC layer (ties go to the earliest)
@@ -43,14 +44,14 @@ def test_cnv_cycles_at_finn_folding_match_finn(cnv):
 
 def test_cycles_ceil_for_widths_the_folding_does_not_divide(cnv):
     layer = cnv.layers[1]  # 64 -> 64, K = 576, 28 x 28 outputs
-    assert fold.layer_cycles(layer, LayerFolding(7, 100)) == math.ceil(64 / 7) * math.ceil(576 / 100) * 784
+    assert kinds.matrix(layer).mvu_cycles(layer, LayerConfig(7, 100)) == math.ceil(64 / 7) * math.ceil(576 / 100) * 784
     # fully parallel: the window unit delivers one whole window per beat and the MVU
     # double-buffers it, so the MVU needs one cycle per output pixel; the window unit
     # is bound by the slower of its 30 x 30 input pixel writes and its column reads,
     # (wo - 1) * stride + k = 30 per output row
-    assert cost.mvu_cycles(layer, LayerFolding(64, 576)) == 784
-    assert cost.window_unit(layer, 1, cost.Coefficients()).cycles == max(30 * 30, 28 * 30)
-    assert cost.layer_cost(layer, LayerFolding(64, 576)).cycles == 30 * 30
+    assert kinds.matrix(layer).mvu_cycles(layer, LayerConfig(64, 576)) == 784
+    assert kinds.window_cycles(layer) == max(30 * 30, 28 * 30)
+    assert cost.layer_cost(layer, LayerConfig(64, 576)).cycles == 30 * 30
 
 
 @pytest.mark.parametrize("width, depth, blocks", [
@@ -79,11 +80,11 @@ def test_devices_by_name_and_numbers():
         devices.get("virtex9000")
 
 
-def _options(layer: ir.Layer) -> list[tuple[LayerFolding, int, tuple]]:
+def _options(layer: ir.Layer) -> list[tuple[LayerConfig, int, tuple]]:
     out = []
     for pe in range(1, layer.out_ch + 1):
         for simd in range(1, layer.fan_in + 1):
-            f = LayerFolding(pe, simd)
+            f = LayerConfig(pe, simd)
             c = cost.layer_cost(layer, f, cost.Coefficients())
             out.append((f, c.cycles, (c.lut, c.ff, c.bram36, c.dsp)))
     return out
@@ -156,8 +157,8 @@ def test_over_budget_error_names_layer_and_excess(cnv):
 
 
 def test_pruned_widths_need_no_power_of_two(tiny):
-    plan = fold.make_plan(tiny, {"00_input_dense": LayerFolding(2, 7), "01_binary_dense": LayerFolding(3, 2),
-                                 "02_output_dense": LayerFolding(4, 3)})
+    plan = fold.make_plan(tiny, {"00_input_dense": LayerConfig(2, 7), "01_binary_dense": LayerConfig(3, 2),
+                                 "02_output_dense": LayerConfig(4, 3)})
     assert plan.layer_cycles["00_input_dense"] == max(2 * math.ceil(64 / 7), 64)  # 64 pixel beats per image
     assert plan.layer_cycles["01_binary_dense"] == 2 * 2
 
@@ -177,8 +178,8 @@ def test_calibration_fit_recovers_scales_and_bram_threshold(cnv):
     samples = []
     for layer in cnv.layers:
         for scale in (1, 2):
-            lf = LayerFolding(max(1, f[layer.name].pe // scale), f[layer.name].simd) if layer.has_weights else None
-            c = cost.KIND_COST[layer.kind](layer, lf, truth)
+            lf = LayerConfig(max(1, f[layer.name].pe // scale), f[layer.name].simd) if layer.has_weights else None
+            c = cost.unscaled_cost(layer, lf, truth)
             samples.append((layer, lf, {"LUT": 1.5 * c.lut, "FF": 0.8 * c.ff, "BRAM36": c.bram36, "DSP": c.dsp}))
     fitted, residuals = calibrate_cost.fit(samples, cost.Coefficients())
     assert fitted.bram_min_bits == 8192

@@ -45,7 +45,7 @@ def _layer(kind, in_shape, out_shape, **kw) -> ir.Layer:
 def test_maxpool_is_or_with_minus_one_padding():
     x = np.zeros((1, 3, 3, 1), np.uint8)
     x[0, 0, 0, 0] = 1
-    out = golden.maxpool(_layer("maxpool", (3, 3, 1), (2, 2, 1), kernel=3, stride=2, pad=1), x)
+    out = golden.run_layer(_layer("maxpool", (3, 3, 1), (2, 2, 1), kernel=3, stride=2, pad=1), x)
     assert out[0, :, :, 0].tolist() == [[1, 0], [0, 0]]  # padding (bit 0) never sets a bit
 
 
@@ -54,15 +54,15 @@ def test_binary_conv_pads_with_minus_one():
     layer = _layer("binary_conv", (1, 1, 1), (1, 1, 1), kernel=3, pad=1)
     layer.weights = np.zeros((1, 3, 3, 1), np.uint8)  # all -1: padding positions match (XNOR = 1)
     layer.thresholds = np.array([9], np.int64)
-    assert golden.binary_conv(layer, np.zeros((1, 1, 1, 1), np.uint8))[0, 0, 0, 0] == 1
-    assert golden.binary_conv(layer, np.ones((1, 1, 1, 1), np.uint8))[0, 0, 0, 0] == 0  # 8 matches < 9
+    assert golden.run_layer(layer, np.zeros((1, 1, 1, 1), np.uint8))[0, 0, 0, 0] == 1
+    assert golden.run_layer(layer, np.ones((1, 1, 1, 1), np.uint8))[0, 0, 0, 0] == 0  # 8 matches < 9
 
 
 def test_output_layer_scores_are_bipolar_sums():
     layer = _layer("output_dense", (1, 1, 3), (1, 1, 2), weight_bits=8, weight_scale=0.5)
     layer.weights = np.array([[3, -2, 5], [-1, -1, -1]], np.int8)
     x = np.array([1, 0, 1], np.uint8).reshape(1, 1, 1, 3)  # +1, -1, +1
-    assert golden.output_dense(layer, x).reshape(-1).tolist() == [3 + 2 + 5, -1 + 1 - 1]
+    assert golden.run_layer(layer, x).reshape(-1).tolist() == [3 + 2 + 5, -1 + 1 - 1]
 
 
 def test_argmax_lowest_index_wins_ties():

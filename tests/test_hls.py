@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from flipflow import cli, ir
+from flipflow.generator import folding as fold
 from flipflow.generator import hls
 from flipflow.host import stream
-from flipflow.generator.folding import FoldingError, LayerFolding
+from flipflow.generator.folding import FoldingError, LayerConfig
 from flipflow.ir import Layer, Network, expected_out_shape
 from flipflow.sim import golden
 
@@ -47,7 +48,7 @@ def _layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_ch: int
 
 
 @st.composite
-def networks(draw) -> tuple[Network, dict[str, LayerFolding]]:
+def networks(draw) -> tuple[Network, dict[str, LayerConfig]]:
     """A random chain using every layer kind, odd widths, random foldings (PE/SIMD not dividing)."""
     seed = draw(st.integers(0, 2**31))
     rng = np.random.default_rng(seed)
@@ -86,7 +87,7 @@ def networks(draw) -> tuple[Network, dict[str, LayerFolding]]:
     folding = {}
     for l in layers:
         if l.has_weights:
-            folding[l.name] = LayerFolding(draw(st.integers(1, l.out_ch)), draw(st.integers(1, min(l.fan_in, 80))))
+            folding[l.name] = LayerConfig(draw(st.integers(1, l.out_ch)), draw(st.integers(1, min(l.fan_in, 80))))
     return net, folding
 
 
@@ -202,13 +203,13 @@ def _tiny(rng) -> Network:
 
 
 @pytest.mark.parametrize("fold,match", [
-    ({"fc1": LayerFolding(10, 1)}, r"layer fc1: PE=10"),
-    ({"fc1": LayerFolding(1, 200)}, r"layer fc1: SIMD=200"),
-    ({"nope": LayerFolding(1, 1)}, r"nope"),
+    ({"fc1": LayerConfig(10, 1)}, r"layer fc1: PE=10"),
+    ({"fc1": LayerConfig(1, 200)}, r"layer fc1: SIMD=200"),
+    ({"nope": LayerConfig(1, 1)}, r"nope"),
 ])
 def test_invalid_folding_rejected_naming_the_layer(fold, match, tmp_path):
     net = _tiny(np.random.default_rng(0))
-    folding = {**hls.default_folding(net), **fold}
+    folding = {**fold.default(net), **fold}
     with pytest.raises(FoldingError, match=match):
         hls.render(net, folding, tmp_path / "p")
     assert not (tmp_path / "p").exists()
@@ -216,7 +217,7 @@ def test_invalid_folding_rejected_naming_the_layer(fold, match, tmp_path):
 
 def test_missing_layer_folding_rejected(tmp_path):
     net = _tiny(np.random.default_rng(0))
-    folding = hls.default_folding(net)
+    folding = fold.default(net)
     del folding["out"]
     with pytest.raises(FoldingError, match="layer out: no folding"):
         hls.plan(net, folding)
@@ -230,7 +231,7 @@ def test_unsupported_layer_placement_rejected(tmp_path):
     net = Network("odd", (4, 4, 1), ["a", "b", "c"], "random", [l0, l1, l2])
     net.validate()  # the IR allows it; the templates do not
     with pytest.raises(hls.HLSError, match="layer gsum: global_sum"):
-        hls.render(net, hls.default_folding(net), tmp_path / "p")
+        hls.render(net, fold.default(net), tmp_path / "p")
 
 
 def test_too_wide_word_rejected():
@@ -239,7 +240,7 @@ def test_too_wide_word_rejected():
     l1 = _layer(rng, "out", "output_dense", l0.out_shape, 2)
     net = Network("wide", (1, 1, 600), ["a", "b"], "random", [l0, l1])
     with pytest.raises(hls.HLSError, match="layer wide_in: .*4800 bits"):
-        hls.plan(net, hls.default_folding(net))
+        hls.plan(net, fold.default(net))
 
 
 def test_cli_unknown_model_is_a_clean_error(capsys, tmp_path):
@@ -251,7 +252,7 @@ def test_cli_unknown_model_is_a_clean_error(capsys, tmp_path):
 def test_cli_bad_folding_file(tmp_path, capsys):
     net = _tiny(np.random.default_rng(0))
     path = net.save(tmp_path / "tiny.ir.npz")
-    folding = {name: {"pe": f.pe, "simd": f.simd} for name, f in hls.default_folding(net).items()}
+    folding = {name: {"pe": f.pe, "simd": f.simd} for name, f in fold.default(net).items()}
     (tmp_path / "f.json").write_text(json.dumps({**folding, "fc1": {"pe": 99, "simd": 1}}))
     assert cli.main(["hls", str(path), "--out", str(tmp_path / "o"), "--folding", str(tmp_path / "f.json")]) == 2
     assert "layer fc1: PE=99" in capsys.readouterr().err

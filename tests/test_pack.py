@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flipflow import kinds
 from flipflow.generator import pack
-from flipflow.generator.folding import FoldingError, LayerFolding
+from flipflow.generator.folding import FoldingError, LayerConfig
 from flipflow.ir import Layer, expected_out_shape
 from flipflow.sim import golden
 
@@ -19,14 +20,14 @@ def random_layer(rng: np.random.Generator, kind: str, h: int, c_in: int, c_out: 
                   kernel=1 if dense else k, stride=1 if dense else s, pad=0 if dense else p)
     layer.out_shape = expected_out_shape(layer)
     wshape = (c_out, layer.fan_in) if dense else (c_out, k, k, c_in)
-    if kind in pack.BINARY_MVU_KINDS:
+    if kind in kinds.names("binary"):
         layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
         layer.thresholds = rng.integers(0, layer.fan_in + 2, c_out).astype(np.int64)
     else:
         layer.weight_bits = int(rng.integers(2, 9))
         lim = 2 ** (layer.weight_bits - 1) - 1
         layer.weights = rng.integers(-lim, lim + 1, wshape).astype(np.int8)
-        if kind in pack.FIXED_INPUT_KINDS:
+        if kind in kinds.names("input"):
             # thresholds spread around and beyond the reachable range exercise the clamp
             layer.thresholds = rng.integers(-300 * layer.fan_in, 300 * layer.fan_in, c_out).astype(np.int64)
     return layer
@@ -34,7 +35,7 @@ def random_layer(rng: np.random.Generator, kind: str, h: int, c_in: int, c_out: 
 
 def layer_inputs(rng: np.random.Generator, layer: Layer, n: int) -> np.ndarray:
     h, w, c = layer.in_shape
-    if layer.kind in pack.FIXED_INPUT_KINDS:
+    if layer.kind in kinds.names("input"):
         return rng.integers(0, 256, (n, h, w, c), dtype=np.uint8)
     return rng.integers(0, 2, (n, h, w, c), dtype=np.uint8)
 
@@ -47,7 +48,7 @@ def window_vectors(layer: Layer, x: np.ndarray) -> np.ndarray:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    kind=st.sampled_from(pack.MVU_KINDS),
+    kind=st.sampled_from([n for n, k in kinds.KINDS.items() if k.has_weights]),
     h=st.integers(1, 6),
     c_in=st.integers(1, 13),
     c_out=st.integers(1, 11),
@@ -62,9 +63,9 @@ def test_folded_mvu_equals_golden(kind, h, c_in, c_out, k, s, pe, simd, seed):
     k = min(k, h)
     p = int(rng.integers(0, k))
     layer = random_layer(rng, kind, h, c_in, c_out, k, s, p)
-    folding = LayerFolding(min(pe, c_out), min(simd, layer.fan_in))
+    folding = LayerConfig(min(pe, c_out), min(simd, layer.fan_in))
     x = layer_inputs(rng, layer, 3)
-    expected = golden.LAYER_FUNCTIONS[kind](layer, x).reshape(-1, c_out)
+    expected = golden.run_layer(layer, x).reshape(-1, c_out)
     got = pack.emulate(layer, folding, window_vectors(layer, x))
     np.testing.assert_array_equal(got, expected)
 
@@ -73,7 +74,7 @@ def test_layout_is_lsb_first_pe0_low():
     # 3 rows x 5 cols, PE=2, SIMD=2: NF=2, SF=3, a padded row and a padded column
     w = np.array([[1, 0, 0, 1, 1], [0, 1, 1, 0, 0], [1, 1, 0, 0, 1]], np.uint8)
     layer = Layer("fc", "binary_dense", (1, 1, 5), (1, 1, 3), weights=w, thresholds=np.array([1, 2, 3], np.int64))
-    f = LayerFolding(pe=2, simd=2)
+    f = LayerConfig(pe=2, simd=2)
     g = pack.geometry(layer, f)
     assert (g.nf, g.sf, g.tiles, g.rows_padded, g.cols_padded) == (2, 3, 6, 4, 6)
     t = pack.tiles(layer, f)
@@ -90,7 +91,7 @@ def test_fixed_point_words_are_twos_complement():
     w = np.array([[-1, 2], [3, -4]], np.int8)
     layer = Layer("in", "input_dense", (1, 1, 2), (1, 1, 2), weight_bits=4, weights=w,
                   thresholds=np.array([0, 0], np.int64))
-    assert pack.words(layer, LayerFolding(2, 2)) == [0xF | 0x2 << 4 | 0x3 << 8 | 0xC << 12]
+    assert pack.words(layer, LayerConfig(2, 2)) == [0xF | 0x2 << 4 | 0x3 << 8 | 0xC << 12]
 
 
 def test_thresholds_clamped_without_changing_outputs():
@@ -98,11 +99,11 @@ def test_thresholds_clamped_without_changing_outputs():
     layer = random_layer(rng, "input_conv", 4, 1, 6, 3, 1, 1)
     layer.thresholds = np.array([-10**9, 10**9, 0, 5, -5, 10**6], np.int64)
     lo, hi = pack.accumulator_range(layer)
-    t = pack.thresholds(layer, LayerFolding(3, 4))
+    t = pack.thresholds(layer, LayerConfig(3, 4))
     assert t.min() >= lo and t.max() <= hi + 1
     x = layer_inputs(rng, layer, 4)
-    np.testing.assert_array_equal(pack.emulate(layer, LayerFolding(3, 4), window_vectors(layer, x)),
-                                  golden.input_conv(layer, x).reshape(-1, 6))
+    np.testing.assert_array_equal(pack.emulate(layer, LayerConfig(3, 4), window_vectors(layer, x)),
+                                  golden.run_layer(layer, x).reshape(-1, 6))
 
 
 @pytest.mark.parametrize("pe,simd", [(0, 1), (7, 1), (1, 0), (1, 10)])
@@ -110,7 +111,7 @@ def test_invalid_folding_names_the_layer(pe, simd):
     rng = np.random.default_rng(0)
     layer = random_layer(rng, "binary_dense", 1, 9, 6, 1, 1, 0)
     with pytest.raises(FoldingError, match="binary_dense_t"):
-        pack.geometry(layer, LayerFolding(pe, simd))
+        pack.geometry(layer, LayerConfig(pe, simd))
 
 
 def test_bit_widths():

@@ -17,7 +17,7 @@ from cocotb_tools.runner import get_runner
 import rtl_nets
 from flipflow.generator import rtl
 from flipflow.host import stream
-from flipflow.generator.folding import LayerFolding
+from flipflow.generator.folding import LayerConfig
 from flipflow.sim import golden
 from flipflow.sim.rtl import PCH_FIX, RtlSimulator, first_layer_mismatch, verilator_bin, verilator_env
 
@@ -92,7 +92,7 @@ def test_input_layer_packed_products_exact(pe, tmp_path, monkeypatch):
 def test_mismatch_names_layer_pixel_channel(digit_images, tmp_path):
     """A corrupted threshold is reported at its layer, not just at the output."""
     net = rtl_nets.build("bad", digit_images, rtl_nets.layer_case("binary_conv", 3), 10, 3)
-    folding = {l.name: rtl.LayerFolding(1, 1) for l in net.layers if l.has_weights}
+    folding = {l.name: rtl.LayerConfig(1, 1) for l in net.layers if l.has_weights}
     rtl_dir = tmp_path / "rtl"
     design = rtl.generate(net, folding, rtl_dir)
     target = net.layers[1]  # the binary conv
@@ -172,7 +172,7 @@ def test_yosys_resources_per_layer(digit_images, tmp_path):
     from flipflow.sim import resources
 
     net = rtl_nets.build("res", digit_images, rtl_nets.layer_case("binary_conv", 4), 10, 4)
-    folding = {l.name: LayerFolding(3, 4) for l in net.layers if l.has_weights}
+    folding = {l.name: LayerConfig(3, 4) for l in net.layers if l.has_weights}
     rtl.generate(net, folding, tmp_path)
     est = resources.synthesize(tmp_path)
     assert set(est["total"]) == {"LUT", "FF", "BRAM36", "DSP"} and "relative" in est["note"]

@@ -12,7 +12,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from flipflow import atomic
-from flipflow.training.train import write_json  # noqa: E402
 
 
 def _save_figure(fig: "plt.Figure", path: Path) -> Path:
@@ -24,7 +23,7 @@ def _save_figure(fig: "plt.Figure", path: Path) -> Path:
 
 def write_report(report: dict[str, Any], folder: Path) -> Path:
     path = Path(folder) / "report.json"
-    write_json(path, report)
+    atomic.write_json(path, report)
     return path
 
 

@@ -33,14 +33,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from flipflow import ir
+from flipflow import atomic, ir
 from flipflow.sim import golden
 from flipflow.training import checkpoint, prune, reports
 from flipflow.training.blocks import BNN, Arch
 from flipflow.training.datasets import Dataset
 from flipflow.training.export import export
 from flipflow.training.flips import histograms, insensitive_portion
-from flipflow.training.train import TrainConfig, integer_scores, load_flip_counts, train, write_json
+from flipflow.training.train import TrainConfig, integer_scores, load_flip_counts, train
 
 
 @dataclass
@@ -295,7 +295,7 @@ def compare(arch: Arch, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfi
               "wall_s": time.perf_counter() - t0, "command": command, "base_schedule": dataclasses.asdict(base_cfg),
               "finetune_schedule": dataclasses.asdict(scaled(ft_cfg, flip_rounds_done)), "prune": dataclasses.asdict(pcfg),
               "train_subset": train_subset}
-    write_json(out / "comparison.json", result)
+    atomic.write_json(out / "comparison.json", result)
     reports.write_text(out / "table.md", reports.comparison_table(rows))
     reports.plot_accuracy_vs_ops(rows, out / "accuracy_vs_ops.png", f"{arch.name} on {data.name}: accuracy vs binary ops")
     return result
@@ -314,7 +314,7 @@ def to_zoo(folder: Path, zoo_dir: Path, name: str) -> Path:
     rep = reports_json(folder)
     metrics = {k: rep[k] for k in ("accuracy", "binary_ops", "binary_ops_per_layer", "widths", "criterion", "round") if k in rep}
     metrics.update({"test_images": net.metrics.get("test_images"), "source": str(folder), "command": payload.get("command")})
-    write_json(dest / "metrics.json", metrics)
+    atomic.write_json(dest / "metrics.json", metrics)
     if (folder / "flip_histograms.png").exists():
         shutil.copyfile(folder / "flip_histograms.png", dest / "flip_histograms.png")
     for f in dest.iterdir():

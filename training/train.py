@@ -53,11 +53,6 @@ class TrainConfig:
             raise ValueError(f"flip_epochs ({self.flip_epochs}) must lie in 0..epochs ({self.epochs})")
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write."""
-    atomic.write_json(path, obj)
-
-
 def score_positions(model: BNN) -> int:
     """How many positions the final global sum adds (1 for dense heads): the
     loss divides logits by it, i.e. trains with average pooling as NIN does,
@@ -188,7 +183,7 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
         checkpoint.save(ckpt_path, model.cpu(), optimizer=opt.state_dict(), flips=tracker.state_dict(), epoch=epoch + 1,
                         log=log, train_config=asdict(cfg), **(extra or {}))
         model.to(device)
-        write_json(out_dir / LOG, log)
+        atomic.write_json(out_dir / LOG, log)
         print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f} "
               f"test acc {record['test_accuracy']:.4f} ({record['train_s']:.1f} s, flips {record['flip_overhead_share']:.2%})",
               file=sys.stderr)

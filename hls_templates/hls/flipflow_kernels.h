@@ -2,7 +2,10 @@
 // every kernel is one short templated function that reads and writes
 // hls::stream and runs at II=1 in its inner loop.
 //
-// Conventions (flipflow shared/DESIGN.md, generator/pack.py):
+// Every kernel takes one config struct (hls4ml style) naming its parameters;
+// the generated flipflow_top.cpp defines one per layer and unit.
+//
+// Conventions (flipflow docs/DESIGN.md, generator/pack.py):
 //  * A feature-map pixel travels as ONE stream word holding all its channels,
 //    channel c in bits [c*EB, (c+1)*EB) (EB = 1 for binary maps, 8 for the
 //    input pixels). Widths are the network's exact channel counts.
@@ -173,12 +176,21 @@ struct PassThrough {
 // vector one output word with ROWS channels of Act::OUT_BITS bits.
 // One flattened loop of vectors x NF x SF steps at II=1 (FINN's MVAU): the
 // input vector is read during the first neuron fold and reused from a buffer.
-template <unsigned ROWS, unsigned PE, unsigned SIMD, unsigned NF, unsigned SF,
-          typename Dot, typename Acc, typename Act>
-void matrix_vector_unit(hls::stream<ap_uint<SIMD * Dot::IN_BITS>> &in,
-                        hls::stream<ap_uint<ROWS * Act::OUT_BITS>> &out,
-                        const ap_uint<SIMD * Dot::W_BITS> weights[PE][NF * SF],
+// Cfg:
+//   ROWS  output channels (exact; pad rows beyond it are computed and dropped)
+//   PE    rows computed in parallel;  NF = ceil(ROWS / PE) neuron folds
+//   SIMD  input elements per cycle;   SF = ceil(K / SIMD) synapse folds
+//   dot   the datapath (XnorDot, PixelDot, BipolarDot): IN_BITS, W_BITS, dots()
+//   acc_t the accumulator type
+// Invariant: weight tile = nf * SF + sf.
+template <typename Cfg, typename Act>
+void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
+                        hls::stream<ap_uint<Cfg::ROWS * Act::OUT_BITS>> &out,
+                        const ap_uint<Cfg::SIMD * Cfg::dot::W_BITS> weights[Cfg::PE][Cfg::NF * Cfg::SF],
                         const Act &act, unsigned vectors) {
+    const unsigned ROWS = Cfg::ROWS, PE = Cfg::PE, SIMD = Cfg::SIMD, NF = Cfg::NF, SF = Cfg::SF;
+    typedef typename Cfg::dot Dot;
+    typedef typename Cfg::acc_t Acc;
     static_assert(NF * PE >= ROWS && (NF - 1) * PE < ROWS, "NF must be ceil(ROWS / PE)");
     const unsigned OB = Act::OUT_BITS;
     ap_uint<SIMD * Dot::IN_BITS> vector_buf[SF];
@@ -227,9 +239,12 @@ void matrix_vector_unit(hls::stream<ap_uint<SIMD * Dot::IN_BITS>> &in,
 // leaves as SF = ceil(WORDS*C / SIMD) words of SIMD elements, the last one
 // zero-padded (the MVU's input padding). Elements keep their order, so a
 // k x k window of C-channel pixels becomes the (ky, kx, c) window vector.
-template <unsigned C, unsigned EB, unsigned WORDS, unsigned SIMD>
-void vector_to_simd(hls::stream<ap_uint<C * EB>> &in, hls::stream<ap_uint<SIMD * EB>> &out,
+// Cfg: C channels per input word, EB bits per element, WORDS input words per
+// vector, SIMD elements per output word.
+template <typename Cfg>
+void vector_to_simd(hls::stream<ap_uint<Cfg::C * Cfg::EB>> &in, hls::stream<ap_uint<Cfg::SIMD * Cfg::EB>> &out,
                     unsigned vectors) {
+    const unsigned C = Cfg::C, EB = Cfg::EB, WORDS = Cfg::WORDS, SIMD = Cfg::SIMD;
     const unsigned SF = ceil_div(WORDS * C, SIMD);
     for (unsigned v = 0; v < vectors; v++) {
         ap_uint<(C + SIMD) * EB> buf = 0;  // holds < C + SIMD elements at any time
@@ -257,9 +272,11 @@ void vector_to_simd(hls::stream<ap_uint<C * EB>> &in, hls::stream<ap_uint<SIMD *
 // pixel it emits the K x K window (ky, kx order; each word one whole input
 // pixel), with out-of-image positions replaced by T(0): bit 0 (-1) for
 // binary maps, pixel 0 for the input image.
-template <unsigned K, unsigned S, unsigned P, unsigned IH, unsigned IW,
-          unsigned OH, unsigned OW, typename T>
+// Cfg: K kernel, S stride, P padding; IH x IW input map, OH x OW output map
+// (OH = (IH + 2P - K) / S + 1).
+template <typename Cfg, typename T>
 void sliding_window(hls::stream<T> &in, hls::stream<T> &out, unsigned images) {
+    const unsigned K = Cfg::K, S = Cfg::S, P = Cfg::P, IH = Cfg::IH, IW = Cfg::IW, OH = Cfg::OH, OW = Cfg::OW;
     T lines[K][IW];  // input row r lives in lines[r % K]
     for (unsigned n = 0; n < images; n++) {
         int rows_read = 0;
@@ -294,9 +311,10 @@ void sliding_window(hls::stream<T> &in, hls::stream<T> &out, unsigned images) {
 }
 
 // Max-pool on binary maps: OR of the WINDOW words of each window (max of +-1
-// is OR of the bits; the -1 padding is neutral).
-template <unsigned WINDOW, typename T>
+// is OR of the bits; the -1 padding is neutral). Cfg: K kernel (WINDOW = K * K words).
+template <typename Cfg, typename T>
 void window_or(hls::stream<T> &in, hls::stream<T> &out, unsigned windows) {
+    const unsigned WINDOW = Cfg::K * Cfg::K;
     for (unsigned w = 0; w < windows; w++) {
         T acc = 0;
         for (unsigned i = 0; i < WINDOW; i++) {
@@ -310,9 +328,11 @@ void window_or(hls::stream<T> &in, hls::stream<T> &out, unsigned windows) {
 // ---------------------------------------------------------------------------
 // Global sum: per image, the sum over PIXELS words of CH signed IB-bit
 // scores, emitted as one word of CH signed OB-bit sums.
-template <unsigned CH, unsigned IB, unsigned OB, unsigned PIXELS>
-void global_sum(hls::stream<ap_uint<CH * IB>> &in, hls::stream<ap_uint<CH * OB>> &out,
+// Cfg: CH channels, IB input bits and OB output bits per score, PIXELS per image.
+template <typename Cfg>
+void global_sum(hls::stream<ap_uint<Cfg::CH * Cfg::IB>> &in, hls::stream<ap_uint<Cfg::CH * Cfg::OB>> &out,
                 unsigned images) {
+    const unsigned CH = Cfg::CH, IB = Cfg::IB, OB = Cfg::OB, PIXELS = Cfg::PIXELS;
     for (unsigned n = 0; n < images; n++) {
         ap_int<OB> sums[CH];
 #pragma HLS ARRAY_PARTITION variable=sums complete

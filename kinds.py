@@ -1,0 +1,443 @@
+"""Layer kinds: the one place that says what each kind of IR layer is.
+
+One class per kind (``KINDS``; ``of(layer)`` finds a layer's), as FINN keeps
+one class per hardware op. A kind holds
+
+* its IR facts: which fields it uses, its weight array shape and element
+  type, its output shape (``out_shape``), its fan-in;
+* its semantics (``execute``): the golden model of the kind, integer and bit
+  arithmetic on channel-last (N, H, W, C) arrays;
+* its hardware: the chain of units it becomes (``units``: input stream,
+  sliding window, matrix-vector unit, pool, sum) with each unit's cycles per
+  frame, the one cycle model every report uses; and, for matrix-vector
+  kinds, the datapath the emitters instantiate (``datapath``) and its
+  accumulator range.
+
+Resources are a model of the units (generator/cost.py); the HLS and RTL
+emitters instantiate the units this module lists. How to add a kind or a
+per-layer option: docs/DESIGN.md, "Adding a layer kind".
+
+Bit conventions (docs/DESIGN.md): a binary value is one bit, 1 = +1, 0 = -1;
+windows flatten (ky, kx, c) with c fastest; binary layers pad with -1 (bit 0),
+the input layer pads with pixel 0; max-pool on bits is OR.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Mapping, Protocol
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+if TYPE_CHECKING:
+    from flipflow.ir import Layer, Network
+
+PIXEL_BITS = 8  # the input stream carries one 8-bit channel value per beat
+
+
+class Folded(Protocol):
+    """What the cycle model reads of a per-layer config (generator.folding.LayerConfig)."""
+
+    pe: int
+    simd: int
+
+
+# -- arithmetic building blocks of the semantics ----------------------------------
+
+def windows(x: np.ndarray, k: int, stride: int, pad: int, pad_value: int) -> np.ndarray:
+    """Sliding windows of an (N, H, W, C) tensor -> (N, Ho, Wo, k*k*C).
+
+    A window is flattened (ky, kx, c) with c fastest: the order in which the
+    hardware line buffer emits it and the order of the weight rows.
+    """
+    if pad:
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=pad_value)
+    v = sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]  # N,Ho,Wo,C,ky,kx
+    n, ho, wo, c = v.shape[:4]
+    return v.transpose(0, 1, 2, 4, 5, 3).reshape(n, ho, wo, k * k * c)
+
+
+def xnor_popcount(x_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
+    """P[m, o] = popcount(XNOR(x[m], w[o])) for {0,1} matrices x (M, K), w (O, K).
+
+    Counted through the identity popcount(XNOR) = K - |x| - |w| + 2 x.w on
+    bit vectors, whose x.w is an exact integer matrix product (float32 BLAS is
+    exact for sums below 2**24), so it runs at matmul speed.
+    ``sim.golden.xnor_popcount_packed`` computes the same on packed words, as hardware does.
+    """
+    k = x_bits.shape[-1]
+    if k >= 2**24:
+        raise ValueError(f"fan-in {k} too large for exact float32 accumulation")
+    xf = x_bits.astype(np.float32)
+    wf = w_bits.astype(np.float32)
+    dot = (xf @ wf.T).astype(np.int64)
+    return k - xf.sum(-1, dtype=np.int64)[:, None] - wf.sum(-1, dtype=np.int64)[None, :] + 2 * dot
+
+
+def conv_out(size: int, k: int, s: int, p: int) -> int:
+    """Output rows (or columns) of a k x k window with stride s over size + 2p."""
+    return (size + 2 * p - k) // s + 1
+
+
+def unsigned_bits(hi: int) -> int:
+    """Smallest unsigned width holding [0, hi]."""
+    return max(1, int(hi).bit_length())
+
+
+def pow2(n: int) -> int:
+    """The smallest power of two >= n (line-buffer banks and rows are powers of two)."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Smallest two's complement width holding [lo, hi]."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+# -- the unit chain: one cycle model for every unit of the pipeline ----------------
+
+@dataclass(frozen=True)
+class Unit:
+    """One hardware unit of a layer's chain, with its cycles per frame at II = 1.
+
+    ``role`` is one of UNIT_ROLES; generator/cost.py models each role's
+    resources, generator/rtl.py and generator/hls.py instantiate it."""
+
+    role: str
+    cycles: int
+
+
+UNIT_ROLES = ("stream", "window", "mvu", "pool", "sum")
+
+
+def window_columns(layer: Layer) -> int:
+    """Window columns a window unit reads per output row: (wo - 1) * stride + k."""
+    return (layer.out_shape[1] - 1) * layer.stride + layer.kernel
+
+
+def window_cycles(layer: Layer) -> int:
+    """A window unit writes one input pixel per cycle and reads one window column
+    (k pixels, one per line-buffer bank) per cycle."""
+    return max(layer.in_shape[0] * layer.in_shape[1], layer.out_shape[0] * window_columns(layer))
+
+
+def stream_cycles(input_shape: tuple[int, int, int]) -> int:
+    """The input AXI stream: one 8-bit channel value per beat."""
+    return int(np.prod(input_shape))
+
+
+def result_cycles(classes: int) -> int:
+    """The result unit writes every score and then the class id, one word per cycle."""
+    return classes + 1
+
+
+# -- the kinds -----------------------------------------------------------------------
+
+class LayerKind(ABC):
+    """Base of every kind. Subclasses set the class attributes and override what differs."""
+
+    name: ClassVar[str]
+    role: ClassVar[str]  # "input" | "binary" | "output" | "reduce": where it may stand in a network
+    spatial: ClassVar[bool] = True  # reads windows of an (H, W, C) map (else: the flattened input)
+    has_weights: ClassVar[bool] = False
+    thresholded: ClassVar[bool] = False  # output bit = acc >= T per channel
+    binary_output: ClassVar[bool] = True  # its output elements are single bits
+    binary_input: ClassVar[bool] = True  # its input elements are single bits (else 8-bit pixels or scores)
+    prunable: ClassVar[bool] = False  # its output channels may be removed (training/prune.py)
+    counts_binary_ops: ClassVar[bool] = False  # its MACs are XNOR-popcount terms
+    window_pad_value: ClassVar[int] = 0  # what pads its windows (bit 0 = -1, pixel 0)
+    lane_bits: ClassVar[int] = 1  # bits per input element (a SIMD lane, a window pixel channel)
+
+    # -- IR ----------------------------------------------------------------
+    def out_shape(self, layer: Layer) -> tuple[int, int, int]:
+        h, w, _ = layer.in_shape
+        k, s, p = layer.kernel, layer.stride, layer.pad
+        return (conv_out(h, k, s, p), conv_out(w, k, s, p), self.out_channels(layer))
+
+    def out_channels(self, layer: Layer) -> int:
+        return layer.out_ch
+
+    def fan_in(self, layer: Layer) -> int:
+        """Terms per dot product (K): kernel window x input channels."""
+        return layer.kernel * layer.kernel * layer.in_ch
+
+    def has_window(self, layer: Layer) -> bool:
+        """A window unit sits in front of the layer where the window is more than the pixel itself."""
+        return self.spatial and (layer.kernel, layer.stride, layer.pad) != (1, 1, 0)
+
+    # -- semantics -----------------------------------------------------------
+    @abstractmethod
+    def execute(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        """The kind's golden semantics on a batch (N, H, W, C) -> (N, Ho, Wo, Co)."""
+
+    # -- hardware ------------------------------------------------------------
+    @abstractmethod
+    def units(self, layer: Layer, config: Folded | None) -> list[Unit]:
+        """The layer's unit chain in stream order, each with its cycles per frame."""
+
+    def cycles(self, layer: Layer, config: Folded | None) -> int:
+        """Cycles per frame of the layer: its slowest unit."""
+        return max(u.cycles for u in self.units(layer, config))
+
+
+class MatrixKind(LayerKind):
+    """A layer computed by a matrix-vector unit of PE rows x SIMD lanes (FINN's MVAU).
+
+    ``datapath`` names the unit's arithmetic, which the emitters instantiate:
+    ``pixel`` (8-bit pixel x w-bit weight, two products per DSP48),
+    ``xnor`` (popcount of XNOR, binary weights), ``score`` (+-w selected by a bit).
+    """
+
+    has_weights = True
+    datapath: ClassVar[str]
+    weight_element_bits_fixed: ClassVar[int | None] = None  # 1 for binary weights; None: the IR's weight_bits
+
+    def fan_in(self, layer: Layer) -> int:
+        if not self.spatial:
+            return int(np.prod(layer.in_shape))
+        return super().fan_in(layer)
+
+    def out_shape(self, layer: Layer) -> tuple[int, int, int]:
+        if not self.spatial:
+            return (1, 1, layer.out_ch)
+        return super().out_shape(layer)
+
+    def weight_shape(self, layer: Layer) -> tuple[int, ...]:
+        """[out_ch, k, k, in_ch] for convolutions (window order), [out_ch, K] for dense layers."""
+        if not self.spatial:
+            return (layer.out_ch, self.fan_in(layer))
+        return (layer.out_ch, layer.kernel, layer.kernel, layer.in_ch)
+
+    def weight_bits(self, layer: Layer) -> int:
+        """Bits per weight element in a packed word."""
+        return self.weight_element_bits_fixed or layer.weight_bits
+
+    def macs(self, layer: Layer) -> int:
+        return layer.out_shape[0] * layer.out_shape[1] * layer.out_ch * self.fan_in(layer)
+
+    def patches(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        """The unit's input vectors: (N, Ho, Wo, K) windows, or (N, 1, 1, K) for dense."""
+        if not self.spatial:
+            return x.reshape(x.shape[0], 1, 1, -1)
+        return windows(x, layer.kernel, layer.stride, layer.pad, self.window_pad_value)
+
+    @abstractmethod
+    def accumulate(self, layer: Layer, vectors: np.ndarray) -> np.ndarray:
+        """acc[m, o] of input vectors (M, K) against the weight rows (exact integers)."""
+
+    @abstractmethod
+    def lane_terms(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """What one SIMD lane adds to its accumulator for weight elements w and input
+        elements x (broadcast int64 arrays); padding lanes must add 0 (generator/pack.py)."""
+
+    @abstractmethod
+    def accumulator_range(self, layer: Layer) -> tuple[int, int]:
+        """Inclusive [min, max] of any real (unpadded) row's accumulator."""
+
+    def execute(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        patches = self.patches(layer, x)
+        n, ho, wo, k = patches.shape
+        acc = self.accumulate(layer, patches.reshape(-1, k))
+        out = (acc >= layer.thresholds).astype(np.uint8) if self.thresholded else acc
+        return out.reshape(n, ho, wo, layer.out_ch)
+
+    def beats_per_vector(self, layer: Layer) -> int:
+        """Input beats the matrix-vector unit loads per vector: one for a conv (the window
+        unit delivers the whole window), every input pixel for a dense layer."""
+        return 1 if self.spatial else layer.in_shape[0] * layer.in_shape[1]
+
+    def mvu_cycles(self, layer: Layer, config: Folded) -> int:
+        """NF x SF cycles per vector, but no fewer than the beats it loads: the load buffer
+        and the fold register are a double buffer (invariant: tile = nf * SF + sf)."""
+        nf = math.ceil(layer.out_ch / config.pe)
+        sf = math.ceil(self.fan_in(layer) / config.simd)
+        return max(nf * sf, self.beats_per_vector(layer)) * layer.out_shape[0] * layer.out_shape[1]
+
+    def units(self, layer: Layer, config: Folded | None) -> list[Unit]:
+        if config is None:
+            raise ValueError(f"layer {layer.name}: a {self.name} layer needs a folding (PE, SIMD) for its cycles")
+        chain = [Unit("window", window_cycles(layer))] if self.has_window(layer) else []
+        return chain + [Unit("mvu", self.mvu_cycles(layer, config))]
+
+
+class _PixelDatapath(MatrixKind):
+    """First layer: 8-bit pixels x fixed-point weights, acc = sum(w * pixel), bit = acc >= T."""
+
+    role = "input"
+    datapath = "pixel"
+    lane_bits = PIXEL_BITS
+    thresholded = True
+    binary_input = False
+    prunable = True
+
+    def accumulate(self, layer: Layer, vectors: np.ndarray) -> np.ndarray:
+        w = layer.weights.reshape(layer.out_ch, -1).astype(np.float64)
+        return (vectors.astype(np.float64) @ w.T).astype(np.int64)  # exact: |acc| < 2**53
+
+    def lane_terms(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return w * x
+
+    def accumulator_range(self, layer: Layer) -> tuple[int, int]:
+        w = layer.weights.reshape(layer.out_ch, -1).astype(np.int64)
+        top = (1 << PIXEL_BITS) - 1
+        return int(np.minimum(w, 0).sum(1).min() * top), int(np.maximum(w, 0).sum(1).max() * top)
+
+    def units(self, layer: Layer, config: Folded | None) -> list[Unit]:
+        # The input stream feeds the first layer one channel value per cycle.
+        return [Unit("stream", stream_cycles(layer.in_shape))] + super().units(layer, config)
+
+
+class _XnorDatapath(MatrixKind):
+    """Binary layer: P = popcount(XNOR(w, x)) with -1 (bit 0) padding, bit = P >= T."""
+
+    role = "binary"
+    datapath = "xnor"
+    thresholded = True
+    prunable = True
+    counts_binary_ops = True
+    weight_element_bits_fixed = 1
+
+    def accumulate(self, layer: Layer, vectors: np.ndarray) -> np.ndarray:
+        return xnor_popcount(vectors, layer.weights.reshape(layer.out_ch, -1))
+
+    def lane_terms(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return (w == x).astype(np.int64)  # a match: XNOR of two bits
+
+    def accumulator_range(self, layer: Layer) -> tuple[int, int]:
+        return 0, self.fan_in(layer)
+
+
+class _ScoreDatapath(MatrixKind):
+    """Last layer: bits -> integer scores, sum(w * (2b - 1)) with -1 padding."""
+
+    role = "output"
+    datapath = "score"
+    binary_output = False
+
+    def accumulate(self, layer: Layer, vectors: np.ndarray) -> np.ndarray:
+        w = layer.weights.reshape(layer.out_ch, -1).astype(np.float64)
+        return ((2.0 * vectors - 1.0) @ w.T).astype(np.int64)
+
+    def lane_terms(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return w * (2 * x - 1)
+
+    def accumulator_range(self, layer: Layer) -> tuple[int, int]:
+        w = np.abs(layer.weights.reshape(layer.out_ch, -1).astype(np.int64)).sum(1)
+        return int(-w.max()), int(w.max())
+
+
+class InputConv(_PixelDatapath):
+    name = "input_conv"
+
+
+class InputDense(_PixelDatapath):
+    name = "input_dense"
+    spatial = False
+
+
+class BinaryConv(_XnorDatapath):
+    name = "binary_conv"
+
+
+class BinaryDense(_XnorDatapath):
+    name = "binary_dense"
+    spatial = False
+
+
+class OutputConv(_ScoreDatapath):
+    name = "output_conv"
+
+
+class OutputDense(_ScoreDatapath):
+    name = "output_dense"
+    spatial = False
+
+
+class MaxPool(LayerKind):
+    """Max-pool on bits is OR over the window; padding is -1 (bit 0), neutral for max.
+    Hardware: a window unit, then an OR of the window's pixels, one window per cycle."""
+
+    name = "maxpool"
+    role = "binary"
+
+    def out_channels(self, layer: Layer) -> int:
+        return layer.in_ch
+
+    def has_window(self, layer: Layer) -> bool:
+        return True
+
+    def execute(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        k, s, p = layer.kernel, layer.stride, layer.pad
+        if p:
+            x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=0)
+        v = sliding_window_view(x, (k, k), axis=(1, 2))[:, ::s, ::s]
+        return v.max(axis=(-1, -2))
+
+    def units(self, layer: Layer, config: Folded | None) -> list[Unit]:
+        return [Unit("window", window_cycles(layer)), Unit("pool", layer.out_shape[0] * layer.out_shape[1])]
+
+
+class GlobalSum(LayerKind):
+    """Sums the class scores over the map (a NIN head): one pixel per cycle."""
+
+    name = "global_sum"
+    role = "reduce"
+    spatial = False
+    binary_input = False
+    binary_output = False
+
+    def out_shape(self, layer: Layer) -> tuple[int, int, int]:
+        return (1, 1, layer.in_ch)
+
+    def execute(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        return x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
+
+    def units(self, layer: Layer, config: Folded | None) -> list[Unit]:
+        return [Unit("sum", layer.in_shape[0] * layer.in_shape[1])]
+
+
+KINDS: dict[str, LayerKind] = {k.name: k for k in (InputConv(), InputDense(), BinaryConv(), BinaryDense(),
+                                                      MaxPool(), OutputConv(), OutputDense(), GlobalSum())}
+ROLES = ("input", "binary", "output", "reduce")  # the order in which a network's layers may appear
+
+
+def of(layer: Layer) -> LayerKind:
+    """The kind object of a layer."""
+    return get(layer.kind)
+
+
+def layer_cycles(net: Network, folding: Mapping[str, Folded]) -> dict[str, int]:
+    """Cycles per frame of every layer (its slowest unit), by layer name."""
+    return {l.name: of(l).cycles(l, folding.get(l.name)) for l in net.layers}
+
+
+def frame_cycles(net: Network, folding: Mapping[str, Folded]) -> int:
+    """Cycles per frame of the whole pipeline: its slowest unit, the result unit included.
+    Every report of flipflow (hls, fold, sim, bench, accelerator.json) states this figure."""
+    return max([*layer_cycles(net, folding).values(), result_cycles(len(net.classes))])
+
+
+def get(name: str) -> LayerKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise KeyError(f"unknown layer kind {name!r}; supported: {', '.join(KINDS)}") from None
+
+
+def matrix(layer: Layer) -> MatrixKind:
+    """The matrix-vector kind of a layer that has weights."""
+    kind = of(layer)
+    if not isinstance(kind, MatrixKind):
+        raise ValueError(f"layer {layer.name}: {layer.kind} has no matrix-vector unit")
+    return kind
+
+
+def names(role: str) -> tuple[str, ...]:
+    """The kinds of one role, e.g. names("input") for the kinds a network may start with."""
+    return tuple(name for name, k in KINDS.items() if k.role == role)
