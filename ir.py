@@ -240,7 +240,7 @@ def _validate_arrays(l: Layer, where: str) -> None:
         _fail(f"{where}.weights", "missing")
     if tuple(l.weights.shape) != wshape:
         _fail(f"{where}.weights", f"shape {tuple(l.weights.shape)}, expected {wshape}")
-    binary = kind.weight_element_bits_fixed == 1
+    binary = kind.binary_weights
     if binary:
         if l.weight_bits != 1:
             _fail(f"{where}.weight_bits", f"binary layers have 1-bit weights, got {l.weight_bits}")

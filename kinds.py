@@ -151,6 +151,7 @@ class LayerKind(ABC):
     binary_input: ClassVar[bool] = True  # its input elements are single bits (else 8-bit pixels or scores)
     prunable: ClassVar[bool] = False  # its output channels may be removed (training/prune.py)
     counts_binary_ops: ClassVar[bool] = False  # its MACs are XNOR-popcount terms
+    binary_weights: ClassVar[bool] = False  # its weights are single bits (trained as +-1 latent weights)
     window_pad_value: ClassVar[int] = 0  # what pads its windows (bit 0 = -1, pixel 0)
     lane_bits: ClassVar[int] = 1  # bits per input element (a SIMD lane, a window pixel channel)
 
@@ -301,6 +302,7 @@ class _XnorDatapath(MatrixKind):
     thresholded = True
     prunable = True
     counts_binary_ops = True
+    binary_weights = True
     weight_element_bits_fixed = 1
 
     def accumulate(self, layer: Layer, vectors: np.ndarray) -> np.ndarray:

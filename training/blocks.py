@@ -29,6 +29,8 @@ from brevitas.quant import (
 )
 from torch import nn
 
+from flipflow import ir, kinds
+
 PIXEL_SCALE = 1.0 / 256.0  # model input = pixel * PIXEL_SCALE, exact in float32
 
 
@@ -92,7 +94,23 @@ class ThresholdBlock(nn.Module):
         return self.act(self.bn(self.pre_bn(x)))
 
 
-class InputConv(ThresholdBlock):
+class _Conv:
+    """Blocks built from a convolution layer's geometry."""
+
+    @classmethod
+    def for_layer(cls, layer: ir.Layer) -> nn.Module:
+        return cls(layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.pad)
+
+
+class _Dense:
+    """Blocks built from a dense layer's geometry (the flattened input)."""
+
+    @classmethod
+    def for_layer(cls, layer: ir.Layer) -> nn.Module:
+        return cls(layer.fan_in, layer.out_ch)
+
+
+class InputConv(_Conv, ThresholdBlock):
     kind = "input_conv"
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int):
@@ -100,7 +118,7 @@ class InputConv(ThresholdBlock):
         super().__init__(op, nn.BatchNorm2d(out_ch))
 
 
-class InputDense(ThresholdBlock):
+class InputDense(_Dense, ThresholdBlock):
     kind = "input_dense"
 
     def __init__(self, in_features: int, out_features: int):
@@ -108,7 +126,7 @@ class InputDense(ThresholdBlock):
         super().__init__(op, nn.BatchNorm1d(out_features))
 
 
-class BinaryConv(ThresholdBlock):
+class BinaryConv(_Conv, ThresholdBlock):
     kind = "binary_conv"
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int):
@@ -117,7 +135,7 @@ class BinaryConv(ThresholdBlock):
         self.minus_one_pad = pad
 
 
-class BinaryDense(ThresholdBlock):
+class BinaryDense(_Dense, ThresholdBlock):
     kind = "binary_dense"
 
     def __init__(self, in_features: int, out_features: int):
@@ -128,8 +146,12 @@ class BinaryDense(ThresholdBlock):
 class MaxPool(nn.MaxPool2d):
     kind = "maxpool"
 
+    @classmethod
+    def for_layer(cls, layer: ir.Layer) -> nn.Module:
+        return cls(layer.kernel, layer.stride, layer.pad)
 
-class OutputConv(nn.Module):
+
+class OutputConv(_Conv, nn.Module):
     """Binary input -> fixed-point weights -> integer score map (x weight scale)."""
 
     kind = "output_conv"
@@ -145,7 +167,7 @@ class OutputConv(nn.Module):
         return self.op(x)
 
 
-class OutputDense(nn.Module):
+class OutputDense(_Dense, nn.Module):
     kind = "output_dense"
 
     def __init__(self, in_features: int, out_features: int):
@@ -160,6 +182,10 @@ class GlobalSum(nn.Module):
     """Sum (not average) over the spatial axes: keeps scores integer."""
 
     kind = "global_sum"
+
+    @classmethod
+    def for_layer(cls, layer: ir.Layer) -> nn.Module:
+        return cls()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.sum(dim=(2, 3))
@@ -196,7 +222,7 @@ class BNN(nn.Module):
 
     def output_scale(self) -> float:
         """Logits = output_scale() x integer scores."""
-        head = next(b for b in self.blocks if b.kind.startswith("output_"))
+        head = next(b for b in self.blocks if kinds.get(b.kind).role == "output")
         return float(head.op.quant_weight().scale.detach().flatten()[0])
 
 
@@ -211,35 +237,29 @@ def images_to_input(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     return images.float() * PIXEL_SCALE
 
 
+BLOCKS: dict[str, type[nn.Module]] = {
+    cls.kind: cls for cls in (InputConv, InputDense, BinaryConv, BinaryDense, MaxPool, OutputConv, OutputDense, GlobalSum)
+}
+
+
 def build_blocks(arch: Arch) -> list[nn.Module]:
-    h, w, c = arch.input_shape
+    shape = tuple(arch.input_shape)
     blocks: list[nn.Module] = []
     spatial = True
     for i, s in enumerate(arch.layers):
         where = f"{arch.name} layer {i} ({s.kind})"
-        if s.kind in ("input_conv", "binary_conv", "output_conv"):
-            if not spatial:
-                raise ValueError(f"{where}: a convolution cannot follow a dense layer")
-            cls = {"input_conv": InputConv, "binary_conv": BinaryConv, "output_conv": OutputConv}[s.kind]
-            blocks.append(cls(c, s.out_ch, s.kernel, s.stride, s.pad))
-            h = (h + 2 * s.pad - s.kernel) // s.stride + 1
-            w = (w + 2 * s.pad - s.kernel) // s.stride + 1
-            c = s.out_ch
-        elif s.kind in ("input_dense", "binary_dense", "output_dense"):
-            cls = {"input_dense": InputDense, "binary_dense": BinaryDense, "output_dense": OutputDense}[s.kind]
-            blocks.append(cls(h * w * c, s.out_ch))
-            h, w, c, spatial = 1, 1, s.out_ch, False
-        elif s.kind == "maxpool":
-            blocks.append(MaxPool(s.kernel, s.stride, s.pad))
-            h = (h + 2 * s.pad - s.kernel) // s.stride + 1
-            w = (w + 2 * s.pad - s.kernel) // s.stride + 1
-        elif s.kind == "global_sum":
-            blocks.append(GlobalSum())
-            h = w = 1
-        else:
-            raise ValueError(f"{where}: unknown layer kind {s.kind!r}")
-        if h < 1 or w < 1:
+        if s.kind not in BLOCKS:
+            raise ValueError(f"{where}: unknown layer kind {s.kind!r}; supported: {', '.join(BLOCKS)}")
+        kind = kinds.get(s.kind)
+        if kind.spatial and kind.has_weights and not spatial:
+            raise ValueError(f"{where}: a convolution cannot follow a dense layer")
+        layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad)
+        blocks.append(BLOCKS[s.kind].for_layer(layer))
+        shape = ir.expected_out_shape(layer)
+        spatial = spatial and (kind.spatial or not kind.has_weights)
+        if min(shape[:2]) < 1:
             raise ValueError(f"{where}: output map is empty for input {arch.input_shape}")
+    c = shape[2]
     if c != len(arch.classes):
         raise ValueError(f"{arch.name}: the last layer has {c} outputs but there are {len(arch.classes)} classes")
     return blocks

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from flipflow import ir
+from flipflow import ir, kinds
 from flipflow.training.blocks import (
     BNN,
     PIXEL_SCALE,
@@ -103,7 +103,7 @@ def export(model: BNN, name: str, dataset: str, provenance: dict | None = None, 
         lname = f"{i:02d}_{spec.kind}"
         where = f"layer {i} ({spec.kind})"
         layer = ir.Layer(lname, spec.kind, shape, shape, kernel=spec.kernel, stride=spec.stride, pad=spec.pad)
-        dense = spec.kind.endswith("_dense")
+        dense = not kinds.get(spec.kind).spatial
         if dense:
             layer.kernel, layer.stride, layer.pad = 1, 1, 0
         if isinstance(block, (InputConv, InputDense)):

@@ -24,45 +24,38 @@ from typing import Callable
 import numpy as np
 import torch
 
+from flipflow import ir, kinds
 from flipflow.training.blocks import BNN, Arch
 from flipflow.training.flips import channel_flip_scores, insensitive_portion
 
-PRUNABLE_KINDS = ("input_conv", "input_dense", "binary_conv", "binary_dense")
 CRITERIA = ("flip", "latent", "uniform")
 RULES = ("flip", "latent")
 
 
+def _layers(arch: Arch) -> list[ir.Layer]:
+    """The architecture's layers with their shapes (weights absent), by the kinds' own shape arithmetic."""
+    shape: ir.Shape = tuple(arch.input_shape)
+    layers = []
+    for s in arch.layers:
+        layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad)
+        layer.out_shape = ir.expected_out_shape(layer)
+        layers.append(layer)
+        shape = layer.out_shape
+    return layers
+
+
 def layer_shapes(arch: Arch) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
     """(input (H, W, C), output (H, W, C)) of every layer."""
-    h, w, c = arch.input_shape
-    shapes = []
-    for s in arch.layers:
-        before = (h, w, c)
-        if s.kind.endswith("_conv") or s.kind == "maxpool":
-            h = (h + 2 * s.pad - s.kernel) // s.stride + 1
-            w = (w + 2 * s.pad - s.kernel) // s.stride + 1
-            c = s.out_ch or c
-        elif s.kind.endswith("_dense"):
-            h, w, c = 1, 1, s.out_ch
-        elif s.kind == "global_sum":
-            h = w = 1
-        shapes.append((before, (h, w, c)))
-    return shapes
+    return [(tuple(l.in_shape), tuple(l.out_shape)) for l in _layers(arch)]
 
 
 def binary_ops(arch: Arch) -> dict[int, int]:
     """Binary MACs (XNOR-popcount terms) per image of every binary layer."""
-    ops = {}
-    for i, (s, (src, dst)) in enumerate(zip(arch.layers, layer_shapes(arch))):
-        if s.kind == "binary_conv":
-            ops[i] = dst[0] * dst[1] * s.out_ch * s.kernel * s.kernel * src[2]
-        elif s.kind == "binary_dense":
-            ops[i] = s.out_ch * src[0] * src[1] * src[2]
-    return ops
+    return {i: l.macs for i, l in enumerate(_layers(arch)) if kinds.of(l).counts_binary_ops}
 
 
 def prunable(arch: Arch) -> list[int]:
-    return [i for i, s in enumerate(arch.layers) if s.kind in PRUNABLE_KINDS]
+    return [i for i, s in enumerate(arch.layers) if kinds.get(s.kind).prunable]
 
 
 def widths(arch: Arch) -> dict[int, int]:
@@ -72,7 +65,7 @@ def widths(arch: Arch) -> dict[int, int]:
 def with_widths(arch: Arch, new: dict[int, int]) -> Arch:
     out = copy.deepcopy(arch)
     for i, w in new.items():
-        if out.layers[i].kind not in PRUNABLE_KINDS:
+        if not kinds.get(out.layers[i].kind).prunable:
             raise ValueError(f"{arch.name} layer {i} ({out.layers[i].kind}) cannot be pruned")
         out.layers[i].out_ch = int(w)
     return out
@@ -137,7 +130,7 @@ def surgery(model: BNN, keep: dict[int, np.ndarray]) -> BNN:
         w = block.op.weight.detach()[rows]
         if in_keep is not None:
             src_h, src_w, _ = shapes[i][0]
-            if spec.kind.endswith("_dense"):  # torch flattens C, H, W: channel c owns columns c*H*W ...
+            if not kinds.get(spec.kind).spatial:  # torch flattens C, H, W: channel c owns columns c*H*W ...
                 cols = (in_keep[:, None] * (src_h * src_w) + np.arange(src_h * src_w)).ravel()
             else:
                 cols = in_keep

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from flipflow import atomic
+from flipflow import atomic, kinds
 from flipflow.training import checkpoint
 from flipflow.training.blocks import BNN, images_to_input
 from flipflow.training.datasets import Split, augment
@@ -57,7 +57,7 @@ def score_positions(model: BNN) -> int:
     """How many positions the final global sum adds (1 for dense heads): the
     loss divides logits by it, i.e. trains with average pooling as NIN does,
     while the integer scores (and their argmax) stay those of the sum."""
-    if model.arch.layers[-1].kind != "global_sum":
+    if kinds.get(model.arch.layers[-1].kind).role != "reduce":
         return 1
     h, w, c = model.arch.input_shape
     was_training = model.training
@@ -91,7 +91,7 @@ def clip_latent(model: BNN) -> None:
     """BinaryConnect: keep binary layers' latent weights in [-1, 1] so a sign can flip back."""
     with torch.no_grad():
         for block in tracked_layers(model).values():
-            if block.kind.startswith("binary"):
+            if kinds.get(block.kind).binary_weights:
                 block.op.weight.clamp_(-1.0, 1.0)
 
 
