@@ -36,7 +36,7 @@ from flipflow.generator import cost, devices
 from flipflow.generator import folding as fold
 
 FINN_CNV_FOLDING = [(16, 3), (32, 32), (16, 32), (16, 32), (4, 32), (1, 32), (1, 4), (1, 8), (5, 1)]
-FINN_CNV_CYCLES = 32_768  # FINN / BNN-PYNQ: slowest layer of CNV-W1A1 at this folding (REFERENCE.md section 4)
+FINN_CNV_CYCLES = 32_768  # FINN / BNN-PYNQ: slowest layer of CNV-W1A1 at this folding (docs/DESIGN.md, "Sources")
 SYNTHETIC_PRUNE_SCALE = 0.75  # stand-in pruned widths when the zoo has no nin_pruned: -41% binary ops
 SPEEDUP_BAR = 1.5
 CNV_TOLERANCE = 0.02

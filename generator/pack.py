@@ -3,7 +3,7 @@
 This module is a contract shared by the HLS and the RTL backends: both read
 their weight memories and threshold tables from here, so both pad the same way.
 
-Folding (shared/DESIGN.md, FINN's MVU): a layer with ``rows`` output channels
+Folding (docs/DESIGN.md, FINN's MVU): a layer with ``rows`` output channels
 and fan-in ``cols`` = K runs on PE rows x SIMD lanes. Its weight matrix
 W[rows, cols] (row o = output channel o, column i = element i of the window
 vector flattened (ky, kx, c) with c fastest, or the flat (h, w, c) input of a
@@ -31,7 +31,7 @@ Padding when PE or SIMD do not divide the widths (provably result-neutral):
   columns (all bits 1 / all 0) and thresholds are 0; the unit computes them
   and drops them, they never reach the output.
 
-Word packing (LSB-first, DESIGN.md): a PE x SIMD weight word holds lane s of
+Word packing (LSB-first, docs/DESIGN.md): a PE x SIMD weight word holds lane s of
 PE p at element position ``p * SIMD + s``, each element ``elem_bits`` wide
 (1 for binary, weight_bits two's complement for fixed point), so PE 0 sits in
 the least significant bits. ``simd_words`` gives the per-PE view (FINN's

@@ -1,7 +1,7 @@
 """RTL backend: render synthesizable Verilog of a network from hls_templates/rtl/.
 
 The hardware is the same streaming dataflow pipeline as the HLS backend
-(shared/DESIGN.md), one unit chain per IR layer:
+(docs/DESIGN.md), one unit chain per IR layer:
 
 * ``input_conv``  : [gather channels] -> window unit -> matrix-vector unit (8-bit pixels)
 * ``binary_conv`` : [window unit] -> matrix-vector unit (XNOR-popcount, thresholds)
@@ -94,8 +94,8 @@ def _hex_words(words: list[int], bits: int) -> str:
 
 def _mvu_unit(layer: Layer, f: LayerConfig, src: str, positions: int, ew: int, out_dir: Path) -> Unit:
     g = pack.geometry(layer, f)
-    kind = "binary" if pack.is_binary(layer) else ("input" if layer.kind in pack.FIXED_INPUT_KINDS else "output")
-    lane_bits = 8 if kind == "input" else 1
+    kind = RTL_DATAPATHS[kinds.matrix(layer).datapath]
+    lane_bits = kinds.of(layer).lane_bits
     wb = pack.elem_bits(layer)
     lo, hi = pack.accumulator_range(layer)
     if kind == "binary":
@@ -114,7 +114,6 @@ def _mvu_unit(layer: Layer, f: LayerConfig, src: str, positions: int, ew: int, o
         thr_words = [sum((int(t) & ((1 << aw) - 1)) << (p * aw) for p, t in enumerate(row)) for row in thr]
         (out_dir / thr_file).write_text(_hex_words(thr_words, g.pe * aw))
     res_bits = aw if kind == "output" else 1
-    pixels = layer.out_shape[0] * layer.out_shape[1]
     params = dict(
         name=f"{name}_mvu", layer=layer.name, kind=kind, k=g.cols, out_ch=g.rows, pe=g.pe, simd=g.simd,
         nf=g.nf, sf=g.sf, lane_bits=lane_bits, wb=wb, aw=aw, res_bits=res_bits, positions=positions,
@@ -124,7 +123,7 @@ def _mvu_unit(layer: Layer, f: LayerConfig, src: str, positions: int, ew: int, o
     return Unit(
         name=f"{name}_mvu", template="mvu.v.j2", layer=layer.name, src=src, out_width=g.rows * res_bits,
         summary=f"{layer.kind} {layer.name}: PE={g.pe} SIMD={g.simd}, {g.nf}x{g.sf} folds per window",
-        traces=name, cycles=max(g.nf * g.sf, positions) * pixels, params=params,
+        traces=name, cycles=kinds.matrix(layer).mvu_cycles(layer, f), params=params,
     )
 
 
@@ -149,6 +148,9 @@ def _window_unit(layer: Layer, src: str, lane_bits: int) -> Unit:
     )
 
 
+RTL_DATAPATHS = {"xnor": "binary", "pixel": "input", "score": "output"}  # mvu.v.j2's datapath branches
+
+
 def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
     units: list[Unit] = []
     src = "in"
@@ -161,44 +163,43 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
     for layer in net.layers:
         h, w, c = layer.in_shape
         lname = ident(layer.name)
-        if layer.kind in pack.FIXED_INPUT_KINDS and c > 1:
-            add(Unit(
-                name=f"{lname}_gather", template="gather.v.j2", layer=layer.name, src=src, out_width=8 * c,
-                summary=f"{c} byte beats -> one pixel", cycles=h * w * c,
-                params=dict(name=f"{lname}_gather", ch=c, ch_bits=unsigned_bits(c - 1)),
-            ))
-        lane_bits = 8 if layer.kind in pack.FIXED_INPUT_KINDS else 1
-        if layer.kind in pack.MVU_KINDS:
-            f = folding[layer.name]
-            if layer.kind.endswith("_dense"):
-                add(_mvu_unit(layer, f, src, h * w, c * lane_bits, out_dir))
-            else:  # the window unit delivers the whole window in one beat
-                if (layer.kernel, layer.stride, layer.pad) != (1, 1, 0):
-                    add(_window_unit(layer, src, lane_bits))
-                add(_mvu_unit(layer, f, src, 1, layer.kernel**2 * c * lane_bits, out_dir))
-        elif layer.kind == "maxpool":
-            add(_window_unit(layer, src, 1))
-            k = layer.kernel
-            add(Unit(
-                name=f"{lname}_pool", template="maxpool.v.j2", layer=layer.name, src=src, out_width=c,
-                summary=f"maxpool {layer.name}: OR of the {k}x{k} window pixels", traces=lname,
-                cycles=layer.out_shape[0] * layer.out_shape[1],
-                params=dict(name=f"{lname}_pool", layer=layer.name, ch=c, k=k),
-            ))
-        elif layer.kind == "global_sum":
-            in_bits = units[-1].out_width // c
-            add(Unit(
-                name=f"{lname}_sum", template="global_sum.v.j2", layer=layer.name, src=src, out_width=32 * c,
-                summary=f"global_sum {layer.name}: {h}x{w} pixels -> 32-bit sums", traces=lname, cycles=h * w,
-                params=dict(name=f"{lname}_sum", layer=layer.name, ch=c, in_bits=in_bits, pixels=h * w,
-                            pix_bits=unsigned_bits(h * w - 1)),
-            ))
-        else:
-            raise RtlError(f"layer {layer.name}: the RTL backend has no unit for kind {layer.kind!r}")
+        kind = kinds.of(layer)
+        for unit in kind.units(layer, folding.get(layer.name)):
+            if unit.role == "stream":
+                if c > 1:
+                    add(Unit(
+                        name=f"{lname}_gather", template="gather.v.j2", layer=layer.name, src=src, out_width=8 * c,
+                        summary=f"{c} byte beats -> one pixel", cycles=unit.cycles,
+                        params=dict(name=f"{lname}_gather", ch=c, ch_bits=unsigned_bits(c - 1)),
+                    ))
+            elif unit.role == "window":
+                add(_window_unit(layer, src, kind.lane_bits))
+            elif unit.role == "mvu":
+                if kind.spatial:  # the window unit delivers the whole window in one beat
+                    add(_mvu_unit(layer, folding[layer.name], src, 1, layer.kernel**2 * c * kind.lane_bits, out_dir))
+                else:
+                    add(_mvu_unit(layer, folding[layer.name], src, h * w, c * kind.lane_bits, out_dir))
+            elif unit.role == "pool":
+                k = layer.kernel
+                add(Unit(
+                    name=f"{lname}_pool", template="maxpool.v.j2", layer=layer.name, src=src, out_width=c,
+                    summary=f"maxpool {layer.name}: OR of the {k}x{k} window pixels", traces=lname,
+                    cycles=unit.cycles, params=dict(name=f"{lname}_pool", layer=layer.name, ch=c, k=k),
+                ))
+            elif unit.role == "sum":
+                in_bits = units[-1].out_width // c
+                add(Unit(
+                    name=f"{lname}_sum", template="global_sum.v.j2", layer=layer.name, src=src, out_width=32 * c,
+                    summary=f"global_sum {layer.name}: {h}x{w} pixels -> 32-bit sums", traces=lname,
+                    cycles=unit.cycles, params=dict(name=f"{lname}_sum", layer=layer.name, ch=c, in_bits=in_bits,
+                                                    pixels=h * w, pix_bits=unsigned_bits(h * w - 1)),
+                ))
+            else:
+                raise RtlError(f"layer {layer.name}: the RTL backend has no {unit.role!r} unit")
     n = len(net.classes)
     add(Unit(
         name="result", template="result.v.j2", layer="", src=src, out_width=32,
-        summary=f"{n} scores + class id -> 32-bit out_stream", cycles=n + 1,
+        summary=f"{n} scores + class id -> 32-bit out_stream", cycles=kinds.result_cycles(n),
         params=dict(name="result", ch=n, in_bits=units[-1].out_width // n, word_bits=unsigned_bits(n)),
     ))
     return units

@@ -1,4 +1,4 @@
-"""The golden model's primitives follow DESIGN.md's bit conventions."""
+"""The golden model's primitives follow docs/DESIGN.md's bit conventions."""
 
 from __future__ import annotations
 

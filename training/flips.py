@@ -1,4 +1,4 @@
-"""Weight-flipping frequency (Li & Ren, ISQED 2020; shared/REFERENCE.md s.1).
+"""Weight-flipping frequency (Li & Ren, ISQED 2020; docs/DESIGN.md, "Sources").
 
 A FlipTracker keeps, for every thresholded layer (the fixed-point input
 layer and every binary layer), the sign each weight had at the last sample

@@ -29,7 +29,7 @@ def _check_widths(name: str, widths: tuple[int, ...], n: int) -> tuple[int, ...]
 
 
 def nin(input_shape: tuple[int, int, int], classes: list[str], widths: tuple[int, ...] = NIN_WIDTHS) -> Arch:
-    """The 9-layer binary NIN of XNOR-Net-PyTorch (shared/REFERENCE.md section 2)."""
+    """The 9-layer binary NIN of XNOR-Net-PyTorch (docs/DESIGN.md, "Sources")."""
     w = _check_widths("nin", widths, 8)
     return Arch("nin", tuple(input_shape), list(classes), [
         L("input_conv", w[0], 5, 1, 2),
