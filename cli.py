@@ -11,7 +11,7 @@ import sys
 COMMAND_MODULES = [
     "flipflow.training.cli",
     "flipflow.generator.cli",
-    "flipflow.generator.bench_cli",
+    "flipflow.sim.bench_cli",
     "flipflow.sim.cli",
     "flipflow.host.cli",
 ]

@@ -15,7 +15,7 @@ LUTRAM (one LUT per bit per 64 words); deeper ones to BRAM36 blocks in the
 best aspect ratio (32Kx1 ... 512x72, or half blocks), counted as Vivado
 counts them (a RAMB18 is 0.5). Logic is linear in the datapath widths with
 coefficients in ``Coefficients``. The input layer's 8-bit products take one
-DSP48 per two PE rows per SIMD lane (``input_multipliers``); ``generator/calibrate_cost.py`` fits their
+DSP48 per two PE rows per SIMD lane (``input_multipliers``); ``sim/calibrate_cost.py`` fits their
 per-kind scale factors to yosys ``synth_xilinx -family xc7`` counts of the
 RTL backend and stores them in ``cost_calibration.json`` next to this file.
 """

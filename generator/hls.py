@@ -11,7 +11,7 @@ writes .bit and .hwh).
 Without Vitis, ``compile_csim`` builds the same C++ with g++ against the
 ap_int headers of the hls4ml wheel and flipflow's own hls::stream shim, and
 ``run_csim`` runs it on images and returns the output words and, optionally,
-every layer's output for comparison with sim/golden.py.
+every layer's output for comparison with golden.py.
 """
 
 from __future__ import annotations
@@ -381,7 +381,7 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     from flipflow.generator import folding as folding_mod
     from flipflow.generator import report
     from flipflow.host.metadata import write_metadata
-    from flipflow.sim import golden
+    from flipflow import golden
     from flipflow.training import datasets
 
     t0 = time.perf_counter()

@@ -40,7 +40,7 @@ memories that are partitioned by PE.
 
 Thresholds are an int64 table [NF, PE] (``thresholds[nf, p]`` for row
 nf * PE + p); ``emulate`` is the numpy model of the whole folded unit on
-these arrays and is proved equal to sim/golden.py by tests/test_pack.py.
+these arrays and is proved equal to golden.py by tests/test_pack.py.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ of that path runs the same on every backend.
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from flipflow.host.hwh import BitstreamError, check_hwh
 from flipflow.host.metadata import FILENAME, Metadata, MetadataError, load_metadata
 
 BACKENDS = ("pynq", "sim", "golden")
+SIM_BACKEND_MODULE = "flipflow.sim.host_backend"
 IR_FILENAME = "model.ir.npz"
 ENV_BACKEND = "FLIPFLOW_BACKEND"
 
@@ -117,9 +119,10 @@ class Accelerator:
         if self.backend_name == "golden":
             return GoldenBackend(self.meta, self.net)
         if self.backend_name == "sim":
-            from flipflow.host.sim_backend import SimBackend
-
-            return SimBackend(self.meta, self.net, **sim_options)
+            # The RTL simulation backend lives with the simulator (flipflow.sim) and is
+            # loaded by name: host imports no other subpackage, so it ships to the board alone.
+            sim_backend = importlib.import_module(SIM_BACKEND_MODULE)
+            return sim_backend.SimBackend(self.meta, self.net, **sim_options)
         from flipflow.host.pynq_backend import PynqBackend
 
         bit = self._bitfile(bitfile)

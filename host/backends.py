@@ -5,7 +5,7 @@ unpacking and checking code is therefore the same on every backend.
 
 * ``pynq``   - the board (host/pynq_backend.py)
 * ``sim``    - the generated RTL under Verilator (flipflow.sim)
-* ``golden`` - the golden model (sim/golden.py) producing the same words
+* ``golden`` - the golden model (golden.py) producing the same words
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class GoldenBackend:
         self.meta, self.net = meta, net
 
     def run(self, pixels: np.ndarray, n_images: int) -> StreamRun:
-        from flipflow.sim import golden
+        from flipflow import golden
 
         t0 = time.perf_counter()
         images = pixels.reshape((n_images, *self.meta.input_shape))

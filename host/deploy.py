@@ -36,14 +36,17 @@ NOTEBOOK = "flipflow_pynq.ipynb"
 TEST_SET = "test_set.npz"
 IR_FILE = "model.ir.npz"
 
-# The modules the board driver needs, relative to the package root. Package
-# __init__ files are written fresh (see _write_driver) so that a subpackage
-# growing heavier imports never breaks the board copy.
+# The modules the board driver needs, relative to the package root: the base
+# modules (IR, kinds, golden model) and the host package, which imports no other
+# subpackage. Package __init__ files are written fresh (see _write_driver) so
+# that a subpackage growing heavier imports never breaks the board copy.
 DRIVER_MODULES = [
     "atomic.py",
+    "errors.py",
+    "kinds.py",
     "ir.py",
     "host/stream.py",
-    "sim/golden.py",
+    "golden.py",
     "host/metadata.py",
     "host/hwh.py",
     "host/backends.py",
@@ -129,7 +132,6 @@ def _write_driver(dest: Path) -> list[str]:
     pkg = dest / "flipflow"
     inits = {
         "__init__.py": f'"""flipflow board driver (a subset of flipflow {flipflow.__version__})."""\n\n__version__ = "{flipflow.__version__}"\n',
-        "sim/__init__.py": '"""flipflow.sim: only the golden model ships to the board."""\n',
         "host/__init__.py": (root / "host/__init__.py").read_text(),
     }
     written = []

@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _golden(args: argparse.Namespace) -> int:
-    from flipflow.sim import golden, golden_bench
+    from flipflow import golden
+    from flipflow.sim import golden_bench
     from flipflow.training import datasets
 
     path = ir.resolve(args.model)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from flipflow import atomic
-from flipflow.sim import golden
+from flipflow import golden
 
 
 def _timed(fn, *args) -> tuple[float, object]:

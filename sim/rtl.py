@@ -31,7 +31,7 @@ from flipflow.generator import rtl
 from flipflow.host import stream
 from flipflow import kinds
 from flipflow.generator.folding import Folding, LayerConfig
-from flipflow.sim import golden
+from flipflow import golden
 
 HARNESS = Path(__file__).with_name("verilator") / "harness.cpp"
 BINARY = "Vflipflow_top"

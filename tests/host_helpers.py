@@ -32,7 +32,7 @@ import numpy as np
 from flipflow import ir
 from flipflow.host import stream
 from flipflow.host import write_metadata
-from flipflow.sim import golden
+from flipflow import golden
 
 # -- a small realistic network (BN calibrated on real images) -----------------
 

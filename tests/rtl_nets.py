@@ -8,7 +8,7 @@ import numpy as np
 
 from flipflow import ir
 from flipflow.generator.folding import LayerConfig
-from flipflow.sim import golden
+from flipflow import golden
 
 
 def _accumulators(layer: ir.Layer, x: np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from flipflow import ir
-from flipflow.generator import bench, devices
-from flipflow.sim import golden
+from flipflow.sim import bench, devices
+from flipflow import golden
 from flipflow.training import export, synthetic
 from flipflow.training.blocks import Arch, LayerSpec as L
 
@@ -82,7 +82,7 @@ def test_report_with_rtl_simulation(pair, tmp_path, digits):
 
 
 def test_bench_and_fold_commands_registered():
-    from flipflow.generator import bench_cli
+    from flipflow.sim import bench_cli
     import argparse
 
     parser = argparse.ArgumentParser()

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flipflow import ir
-from flipflow.sim import golden
+from flipflow import golden
 from flipflow.training import models
 from flipflow.training.blocks import Arch, LayerSpec, images_to_input
 from flipflow.training.export import export

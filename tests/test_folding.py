@@ -10,7 +10,7 @@ import pytest
 
 from flipflow import kinds
 from flipflow import ir
-from flipflow.generator import bench, cost, devices
+from flipflow.sim import bench, cost, devices
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
 from flipflow.training.blocks import Arch, LayerSpec as L
@@ -171,7 +171,7 @@ def test_folding_json_round_trip(tmp_path, tiny):
 
 def test_calibration_fit_recovers_scales_and_bram_threshold(cnv):
     """fit() against synthetic 'yosys' counts made from known coefficients."""
-    from flipflow.generator import calibrate_cost
+    from flipflow.sim import calibrate_cost
 
     truth = cost.Coefficients(bram_min_bits=8192)
     f = bench.finn_cnv_folding(cnv)

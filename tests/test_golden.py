@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flipflow import ir
-from flipflow.sim import golden
+from flipflow import golden
 
 
 @settings(max_examples=50, deadline=None)

@@ -17,7 +17,7 @@ from flipflow.generator import hls
 from flipflow.host import stream
 from flipflow.generator.folding import FoldingError, LayerConfig
 from flipflow.ir import Layer, Network, expected_out_shape
-from flipflow.sim import golden
+from flipflow import golden
 
 # -- random networks -------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from flipflow.host import (
     model_hash,
     write_metadata,
 )
-from flipflow.sim import golden
+from flipflow import golden
 
 from host_helpers import hwh_text, make_build, small_fashion_net, standin_pynq
 

@@ -14,7 +14,7 @@ import pytest
 from flipflow import cli, ir
 from flipflow.host import BitstreamError, MetadataError
 from flipflow.host.deploy import deploy
-from flipflow.sim import golden
+from flipflow import golden
 
 from host_helpers import hwh_text, make_build, small_fashion_net
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from flipflow.host import Accelerator
-from flipflow.sim import golden
+from flipflow import golden
 
 from host_helpers import make_build, small_fashion_net
 

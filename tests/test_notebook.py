@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 
 import flipflow
 from flipflow.host.deploy import NOTEBOOK, deploy
-from flipflow.sim import golden
+from flipflow import golden
 
 from host_helpers import make_build, small_fashion_net
 

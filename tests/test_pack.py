@@ -11,7 +11,7 @@ from flipflow import kinds
 from flipflow.generator import pack
 from flipflow.generator.folding import FoldingError, LayerConfig
 from flipflow.ir import Layer, expected_out_shape
-from flipflow.sim import golden
+from flipflow import golden
 
 
 def random_layer(rng: np.random.Generator, kind: str, h: int, c_in: int, c_out: int, k: int, s: int, p: int) -> Layer:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from flipflow.sim import golden
+from flipflow import golden
 from flipflow.training import models, prune
 from flipflow.training.blocks import images_to_input
 from flipflow.training.export import export

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flipflow import cli, ir
-from flipflow.sim import golden
+from flipflow import golden
 from flipflow.training import checkpoint, datasets, prune
 
 

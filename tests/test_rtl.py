@@ -18,7 +18,7 @@ import rtl_nets
 from flipflow.generator import rtl
 from flipflow.host import stream
 from flipflow.generator.folding import LayerConfig
-from flipflow.sim import golden
+from flipflow import golden
 from flipflow.sim.rtl import PCH_FIX, RtlSimulator, first_layer_mismatch, verilator_bin, verilator_env
 
 COCOTB_DIR = Path(__file__).with_name("cocotb")

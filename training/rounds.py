@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 from flipflow import atomic, ir
-from flipflow.sim import golden
+from flipflow import golden
 from flipflow.training import checkpoint, prune, reports
 from flipflow.training.blocks import BNN, Arch
 from flipflow.training.datasets import Dataset

@@ -1,6 +1,6 @@
 """Calibrate generator/cost.py against yosys counts of the RTL backend.
 
-    python -m flipflow.generator.calibrate_cost [--designs N] [--seed S]
+    python -m flipflow.sim.calibrate_cost [--designs N] [--seed S]
 
 Generates small but varied networks (every layer kind, odd widths, foldings
 that do and do not divide them), synthesizes each with yosys
@@ -53,7 +53,7 @@ def sample_networks(n: int, rng: random.Random) -> list[ir.Network]:
 
 
 def _build(name: str, shape: tuple[int, int, int], classes: list[str], layers: list) -> ir.Network:
-    from flipflow.generator.bench import _calibration_images
+    from flipflow.sim.bench import _calibration_images
     from flipflow.training import export
     from flipflow.training import synthetic as synth
     from flipflow.training.blocks import Arch

@@ -84,7 +84,7 @@ def _fold(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from flipflow.generator import bench
+    from flipflow.sim import bench
 
     bench.run(args.out, tuple(args.models), args.device, sim_frames=args.sim_frames, sim_timeout=args.sim_timeout,
                        with_cnv=not args.no_cnv, images=args.images, simulate_rtl=not args.no_sim)

@@ -146,7 +146,7 @@ def golden_accuracy(net: ir.Network, cache: Path, images: int | None = None) -> 
     """Top-1 accuracy of the golden model on the (full) test set; cached by IR content."""
     if net.provenance.get("synthetic") or net.dataset not in ("fashion_mnist", "digits"):
         return None
-    from flipflow.sim import golden
+    from flipflow import golden
     from flipflow.training import datasets
 
     key = f"{_digest(net)}:{images}"
@@ -168,7 +168,7 @@ def simulate(net: ir.Network, folding: fold.Folding, build_dir: Path, frames: in
     fold.save(folding, build_dir / "bench_folding.json")
     result = build_dir / "bench_sim.json"
     result.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "flipflow.generator.bench", "simulate", str(build_dir), str(frames)]
+    cmd = [sys.executable, "-m", "flipflow.sim.bench", "simulate", str(build_dir), str(frames)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -420,4 +420,4 @@ if __name__ == "__main__":  # child process of simulate()
     if len(sys.argv) == 4 and sys.argv[1] == "simulate":
         _simulate_child(Path(sys.argv[2]), int(sys.argv[3]))
     else:
-        sys.exit("usage: python -m flipflow.generator.bench simulate BUILD_DIR FRAMES")
+        sys.exit("usage: python -m flipflow.sim.bench simulate BUILD_DIR FRAMES")
