@@ -147,10 +147,12 @@ class Plan:
     device: dict
     objective: str
     optimal: bool  # False when a Pareto front had to be thinned
+    result_cycles: int  # the result unit after the last layer (kinds.result_cycles)
 
     @property
     def cycles_per_frame(self) -> int:
-        return max(self.layer_cycles.values())
+        """The pipeline's slowest unit: kinds.frame_cycles of this folding."""
+        return max(*self.layer_cycles.values(), self.result_cycles)
 
     @property
     def bottleneck(self) -> str:
@@ -334,6 +336,7 @@ def make_plan(net: Network, folding: Folding, device=None, coefficients=None, ob
         device=device.to_dict(),
         objective=objective,
         optimal=optimal,
+        result_cycles=kinds.result_cycles(len(net.classes)),
     )
 
 

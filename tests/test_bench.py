@@ -7,7 +7,8 @@ import json
 import pytest
 
 from flipflow import ir
-from flipflow.sim import bench, devices
+from flipflow.generator import devices
+from flipflow.sim import bench
 from flipflow import golden
 from flipflow.training import export, synthetic
 from flipflow.training.blocks import Arch, LayerSpec as L

@@ -10,7 +10,8 @@ import pytest
 
 from flipflow import kinds
 from flipflow import ir
-from flipflow.sim import bench, cost, devices
+from flipflow.generator import cost, devices
+from flipflow.sim import bench
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
 from flipflow.training.blocks import Arch, LayerSpec as L

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from flipflow import cli, ir
-from flipflow.generator import folding as fold
 from flipflow.generator import hls
 from flipflow.host import stream
 from flipflow.generator.folding import FoldingError, LayerConfig
+from flipflow.generator.folding import default as default_folding
 from flipflow.ir import Layer, Network, expected_out_shape
 from flipflow import golden
 
@@ -209,7 +209,7 @@ def _tiny(rng) -> Network:
 ])
 def test_invalid_folding_rejected_naming_the_layer(fold, match, tmp_path):
     net = _tiny(np.random.default_rng(0))
-    folding = {**fold.default(net), **fold}
+    folding = {**default_folding(net), **fold}
     with pytest.raises(FoldingError, match=match):
         hls.render(net, folding, tmp_path / "p")
     assert not (tmp_path / "p").exists()
@@ -217,7 +217,7 @@ def test_invalid_folding_rejected_naming_the_layer(fold, match, tmp_path):
 
 def test_missing_layer_folding_rejected(tmp_path):
     net = _tiny(np.random.default_rng(0))
-    folding = fold.default(net)
+    folding = default_folding(net)
     del folding["out"]
     with pytest.raises(FoldingError, match="layer out: no folding"):
         hls.plan(net, folding)
@@ -231,7 +231,7 @@ def test_unsupported_layer_placement_rejected(tmp_path):
     net = Network("odd", (4, 4, 1), ["a", "b", "c"], "random", [l0, l1, l2])
     net.validate()  # the IR allows it; the templates do not
     with pytest.raises(hls.HLSError, match="layer gsum: global_sum"):
-        hls.render(net, fold.default(net), tmp_path / "p")
+        hls.render(net, default_folding(net), tmp_path / "p")
 
 
 def test_too_wide_word_rejected():
@@ -240,7 +240,7 @@ def test_too_wide_word_rejected():
     l1 = _layer(rng, "out", "output_dense", l0.out_shape, 2)
     net = Network("wide", (1, 1, 600), ["a", "b"], "random", [l0, l1])
     with pytest.raises(hls.HLSError, match="layer wide_in: .*4800 bits"):
-        hls.plan(net, fold.default(net))
+        hls.plan(net, default_folding(net))
 
 
 def test_cli_unknown_model_is_a_clean_error(capsys, tmp_path):
@@ -252,7 +252,7 @@ def test_cli_unknown_model_is_a_clean_error(capsys, tmp_path):
 def test_cli_bad_folding_file(tmp_path, capsys):
     net = _tiny(np.random.default_rng(0))
     path = net.save(tmp_path / "tiny.ir.npz")
-    folding = {name: {"pe": f.pe, "simd": f.simd} for name, f in fold.default(net).items()}
+    folding = {name: {"pe": f.pe, "simd": f.simd} for name, f in default_folding(net).items()}
     (tmp_path / "f.json").write_text(json.dumps({**folding, "fc1": {"pe": 99, "simd": 1}}))
     assert cli.main(["hls", str(path), "--out", str(tmp_path / "o"), "--folding", str(tmp_path / "f.json")]) == 2
     assert "layer fc1: PE=99" in capsys.readouterr().err
