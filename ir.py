@@ -33,6 +33,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from flipflow import atomic
+from flipflow.errors import FlipflowError
 
 FORMAT = "flipflow-ir"
 VERSION = 1
@@ -46,7 +47,7 @@ REDUCE_KINDS = ("global_sum",)
 LAYER_KINDS = INPUT_KINDS + BINARY_KINDS + OUTPUT_KINDS + REDUCE_KINDS
 
 
-class IRError(ValueError):
+class IRError(FlipflowError, ValueError):
     """An IR file or object is malformed; the message names the field."""
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from flipflow.errors import FlipflowError
 
-class DeviceError(ValueError):
+
+class DeviceError(FlipflowError, ValueError):
     """Unknown device name or an impossible budget; the message lists the choices."""
 
 

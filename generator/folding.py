@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from flipflow.errors import FlipflowError
 from flipflow.ir import Layer, Network
 
 
-class FoldingError(ValueError):
+class FoldingError(FlipflowError, ValueError):
     """A folding the hardware cannot implement; the message names the layer."""
 
 
@@ -66,7 +67,19 @@ def save(folding: Folding, path: Path) -> None:
 
 
 def load(path: Path) -> Folding:
-    return {k: LayerFolding(**v) for k, v in json.loads(Path(path).read_text()).items()}
+    """Read a folding JSON {layer: {"pe": P, "simd": S}}; FoldingError says what is wrong with it."""
+    path = Path(path)
+    fix = 'give a JSON file {layer: {"pe": P, "simd": S}}, e.g. written by `flipflow fold`'
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FoldingError(f"{path}: no such folding file", fix) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FoldingError(f"{path}: not a folding JSON ({e})", fix) from e
+    if not isinstance(data, dict) or not all(
+            isinstance(v, dict) and set(v) == {"pe", "simd"} and all(type(x) is int for x in v.values()) for v in data.values()):
+        raise FoldingError(f"{path}: not a folding JSON (every layer needs integer pe and simd)", fix)
+    return {k: LayerFolding(**v) for k, v in data.items()}
 
 
 # -- folding search ---------------------------------------------------------------

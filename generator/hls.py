@@ -30,6 +30,7 @@ import jinja2
 import numpy as np
 
 from flipflow import ROOT, atomic
+from flipflow.errors import FlipflowError
 from flipflow.generator import pack
 from flipflow.host import stream
 from flipflow.generator.folding import Folding, FoldingError, LayerFolding, layer_cycles
@@ -43,7 +44,7 @@ PART = "xc7z020clg400-1"
 CLOCK_MHZ = 100
 
 
-class HLSError(ValueError):
+class HLSError(FlipflowError, ValueError):
     """The network or folding cannot be built by the HLS templates; names the layer."""
 
 
@@ -387,13 +388,7 @@ def choose_folding(net: Network, folding_path: Path | None) -> tuple[Folding, st
     from flipflow.generator import folding as folding_mod
 
     if folding_path is not None:
-        path = Path(folding_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such folding file (JSON {{layer: {{\"pe\": P, \"simd\": S}}}})")
-        try:
-            return folding_mod.load(path), f"file {path}"
-        except (ValueError, TypeError) as e:
-            raise FoldingError(f"{path}: not a folding JSON ({{layer: {{\"pe\": P, \"simd\": S}}}}): {e}") from e
+        return folding_mod.load(folding_path), f"file {folding_path}"
     return default_folding(net), "balanced default (generator/hls.py)"
 
 
@@ -422,7 +417,7 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     progress(f"{net.name}: planning {len(net.layers)} layers ({source})")
     p = plan(net, folding)  # every check before anything is written
 
-    out.mkdir(parents=True, exist_ok=True)
+    atomic.make_dir(out)
     net.save(out / "model.ir.npz")
     folding_mod.save(folding, out / "folding.json")
     test = datasets.load(net.dataset).test

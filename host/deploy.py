@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 import flipflow
-from flipflow import ir
+from flipflow import atomic, ir
+from flipflow.errors import FlipflowError
 from flipflow.host.hwh import check_hwh
 from flipflow.host.metadata import FILENAME, Metadata, from_network, load_metadata
 
@@ -40,6 +41,7 @@ IR_FILE = "model.ir.npz"
 # __init__ files are written fresh (see _write_driver) so that a subpackage
 # growing heavier imports never breaks the board copy.
 DRIVER_MODULES = [
+    "errors.py",
     "atomic.py",
     "ir.py",
     "host/stream.py",
@@ -52,7 +54,7 @@ DRIVER_MODULES = [
 ]
 
 
-class DeployError(FileNotFoundError):
+class DeployError(FlipflowError, FileNotFoundError):
     """Something the deploy folder needs is missing; the message says how to make it."""
 
 
@@ -267,7 +269,7 @@ def deploy(
         check_hwh(pair[1], meta)  # refuse to ship a bitstream that the driver would refuse on the board
     tcl = sorted(p for p in build_dir.rglob("*.tcl") if "deploy" not in p.parts) if build_dir.is_dir() and not pair else []
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.make_dir(out.parent)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp"))
     try:
         files = []

@@ -15,12 +15,13 @@ from typing import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from flipflow.errors import FlipflowError
 from flipflow.ir import Layer, Network
 
 BATCH = 64  # images per chunk: bounds the memory of the im2col buffers
 
 
-class ImageShapeError(ValueError):
+class ImageShapeError(FlipflowError, ValueError):
     """Images do not have the shape/dtype the network expects."""
 
 

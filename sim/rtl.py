@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from flipflow import ir
+from flipflow.errors import FlipflowError
 from flipflow.generator import rtl
 from flipflow.host import stream
 from flipflow.generator.folding import Folding, layer_cycles
@@ -40,7 +41,7 @@ BINARY = "Vflipflow_top"
 PCH_FIX = ["-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
 
 
-class SimulationError(RuntimeError):
+class SimulationError(FlipflowError, RuntimeError):
     """The simulator could not be built or the design did not finish."""
 
 
@@ -124,8 +125,8 @@ class RtlSimulator:
         else:
             self.build_dir = Path(net).resolve()
             if not (self.build_dir / "model.ir.npz").is_file() or not (self.build_dir / "rtl" / rtl.TOP_FILE).is_file():
-                raise FileNotFoundError(f"{self.build_dir}: not an RTL build directory (no model.ir.npz + rtl/); "
-                                        "create one with RtlSimulator(network, build_dir=...) or `flipflow sim`")
+                raise SimulationError(f"{self.build_dir}: not an RTL build directory (no model.ir.npz + rtl/)",
+                                      fix="create one with RtlSimulator(network, build_dir=...) or `flipflow sim`")
             self.net = ir.load(self.build_dir / "model.ir.npz")
             self.rtl_dir = self.build_dir / "rtl"
             self.design = rtl.load_design(self.rtl_dir)

@@ -29,7 +29,13 @@ from brevitas.quant import (
 )
 from torch import nn
 
+from flipflow.errors import FlipflowError
+
 PIXEL_SCALE = 1.0 / 256.0  # model input = pixel * PIXEL_SCALE, exact in float32
+
+
+class ArchError(FlipflowError, ValueError):
+    """An architecture (or its widths) that cannot be built."""
 
 
 @dataclass
@@ -219,7 +225,7 @@ def build_blocks(arch: Arch) -> list[nn.Module]:
         where = f"{arch.name} layer {i} ({s.kind})"
         if s.kind in ("input_conv", "binary_conv", "output_conv"):
             if not spatial:
-                raise ValueError(f"{where}: a convolution cannot follow a dense layer")
+                raise ArchError(f"{where}: a convolution cannot follow a dense layer")
             cls = {"input_conv": InputConv, "binary_conv": BinaryConv, "output_conv": OutputConv}[s.kind]
             blocks.append(cls(c, s.out_ch, s.kernel, s.stride, s.pad))
             h = (h + 2 * s.pad - s.kernel) // s.stride + 1
@@ -237,9 +243,9 @@ def build_blocks(arch: Arch) -> list[nn.Module]:
             blocks.append(GlobalSum())
             h = w = 1
         else:
-            raise ValueError(f"{where}: unknown layer kind {s.kind!r}")
+            raise ArchError(f"{where}: unknown layer kind {s.kind!r}")
         if h < 1 or w < 1:
-            raise ValueError(f"{where}: output map is empty for input {arch.input_shape}")
+            raise ArchError(f"{where}: output map is empty for input {arch.input_shape}")
     if c != len(arch.classes):
-        raise ValueError(f"{arch.name}: the last layer has {c} outputs but there are {len(arch.classes)} classes")
+        raise ArchError(f"{arch.name}: the last layer has {c} outputs but there are {len(arch.classes)} classes")
     return blocks
