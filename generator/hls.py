@@ -396,8 +396,10 @@ def vitis_hls_available() -> bool:
     return shutil.which("vitis_hls") is not None
 
 
-def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_images: int = 100) -> dict[str, Any]:
-    """`flipflow hls`: project + IR + folding + C simulation (or Vitis HLS) + report.json in ``out``."""
+def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_images: int = 100,
+          run_vitis: bool = False) -> dict[str, Any]:
+    """`flipflow hls`: project + IR + folding + C simulation + report.json in ``out``; with
+    ``run_vitis`` also Vitis HLS (only when asked: a vendor tool on PATH never starts by itself)."""
     import time
 
     from flipflow import ir
@@ -416,6 +418,8 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     project = out / "hls"
     progress(f"{net.name}: planning {len(net.layers)} layers ({source})")
     p = plan(net, folding)  # every check before anything is written
+    if run_vitis and not vitis_hls_available():
+        raise HLSError("--vitis: vitis_hls is not on PATH", fix="source Vitis' settings64.sh first, or drop --vitis")
 
     atomic.make_dir(out)
     net.save(out / "model.ir.npz")
@@ -448,8 +452,8 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     csim = dict(images=csim_images, mismatches=mismatches, compiler="g++",
                 accuracy=float((result.class_ids == test.labels[:csim_images]).mean()))
 
-    if vitis_hls_available():
-        progress("vitis_hls found: running csim, csynth and export (build_hls.tcl)")
+    if run_vitis:
+        progress("running vitis_hls: csim, csynth and export (build_hls.tcl)")
         t = time.perf_counter()
         run = subprocess.run(["vitis_hls", "-f", "build_hls.tcl"], cwd=project)
         seconds["vitis_hls"] = time.perf_counter() - t
@@ -457,9 +461,9 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
             raise HLSError(f"vitis_hls failed (exit {run.returncode}); see {project}/vitis_hls.log")
         vitis = "ran"
     else:
-        vitis = "absent"
-        print("flipflow hls: vitis_hls is not on PATH: C simulation ran with g++; synthesis (csynth, IP export) "
-              f"needs Vitis HLS: run `vitis_hls -f build_hls.tcl` in {project} on a machine that has it, then "
+        vitis = "not run"
+        print("flipflow hls: C simulation ran with g++; synthesis (csynth, IP export) needs Vitis HLS: add --vitis, "
+              f"or run `vitis_hls -f build_hls.tcl` in {project} on a machine that has it, then "
               "`vivado -mode batch -source build_bitstream.tcl` for the PYNQ-Z2 bitstream.")
     seconds["total"] = time.perf_counter() - t0
     data = report.hls_report(net, folding, source, accuracy, len(test), csim, vitis, project, seconds)

@@ -98,6 +98,16 @@ def find_bitstream(build: Path) -> tuple[Path, Path] | None:
     return bit, hwh
 
 
+def _read_json(path: Path) -> dict | None:
+    """A build's JSON file, None when it is absent."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DeployError(f"{path}: not valid JSON ({e})", fix="rebuild it with `flipflow hls`, or pass another --build") from e
+
+
 def _metadata(net: ir.Network, build: Path) -> tuple[Metadata, list[str]]:
     """The build's accelerator.json; else one made from the IR plus the build's folding.json and
     report.json (cycles per frame), after checking that the build was made from this IR."""
@@ -109,8 +119,8 @@ def _metadata(net: ir.Network, build: Path) -> tuple[Metadata, list[str]]:
     built_ir = build / IR_FILE
     if built_ir.is_file():
         from_network(ir.load(built_ir)).check_network(net, where=f"the build in {build}")
-    folding = json.loads((build / "folding.json").read_text()) if (build / "folding.json").is_file() else None
-    report = json.loads((build / "report.json").read_text()) if (build / "report.json").is_file() else {}
+    folding = _read_json(build / "folding.json")
+    report = _read_json(build / "report.json") or {}
     meta = from_network(net, folding=folding, cycles_per_frame=report.get("cycles_per_frame_estimate"))
     used = [n for n, x in (("folding.json", folding), ("report.json", report)) if x]
     source = f"the IR and {' + '.join(used)}" if used else "the IR alone (default clock, cell names and control)"

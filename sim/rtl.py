@@ -153,7 +153,10 @@ class RtlSimulator:
             print(f"flipflow sim: compiling the Verilator harness in {obj} (about a minute)", file=sys.stderr)
         result = subprocess.run(cmd, cwd=self.rtl_dir, env=verilator_env(), capture_output=True, text=True)
         if result.returncode != 0:
-            raise SimulationError(f"verilator failed ({' '.join(cmd[:6])} ...):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            log = obj / "verilator.log"
+            log.write_text(result.stdout + result.stderr)
+            first = next((l for l in (result.stdout + result.stderr).splitlines() if l.startswith("%Error")), f"exit {result.returncode}")
+            raise SimulationError(f"verilator rejected the design in {self.rtl_dir}: {first}", fix=f"see {log} for its whole output")
         stamp.write_text(digest.hexdigest())
         return binary
 

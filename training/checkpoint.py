@@ -37,13 +37,12 @@ def load(path: str | os.PathLike) -> tuple[BNN, dict[str, Any]]:
         # weights_only: the unpickler admits tensors and plain data only, so a crafted
         # checkpoint (e.g. from a shared model zoo) cannot run code while it loads
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL (\S+)", str(e))
-        what = f"asks to run {found.group(1)}" if found else "holds objects other than tensors and plain data"
-        raise CheckpointError(f"{path}: refused to load: the file {what} (loading it could run code)",
-                              fix="use a checkpoint written by flipflow, from a source you trust") from e
     except Exception as e:  # torch raises several kinds on truncated files
-        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?): {' '.join(str(e).split())[:200]}",
+        refused = re.search(r"GLOBAL (\S+)", str(e)) if isinstance(e, pickle.UnpicklingError) else None
+        if refused:
+            raise CheckpointError(f"{path}: refused to load: the file asks to run {refused.group(1)} (loading it could run code)",
+                                  fix="use a checkpoint written by flipflow, from a source you trust") from e
+        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?)",
                               fix="re-run training with --resume or restore a copy") from e
     if not isinstance(payload, dict) or payload.get("format") != "flipflow-checkpoint":
         raise CheckpointError(f"{path}: not a flipflow checkpoint", fix="give a checkpoint.pt written by `flipflow train` or `prune`")
