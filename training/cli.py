@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import time
 from pathlib import Path
@@ -179,10 +180,14 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from flipflow.training import reports, rounds
+    from flipflow.training import reports
 
     path = Path(args.run) / "comparison.json"
     if not path.exists():
         raise UsageError(f"{path} not found", fix=f"run `flipflow prune MODEL --compare --out {args.run}` first")
-    print(reports.comparison_table(rounds.json.loads(path.read_text())["rows"]), end="")
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UsageError(f"{path}: not a comparison report ({e!r})", fix=f"re-run `flipflow prune MODEL --compare --out {args.run}`") from e
+    print(reports.comparison_table(rows), end="")
     return 0

@@ -39,6 +39,9 @@ class Split:
         return len(self.labels)
 
     def head(self, n: int | None) -> "Split":
+        """The first ``n`` images (all when None)."""
+        if n is not None and n < 1:
+            raise DatasetError(f"asked for the first {n} images", fix="give an image count of at least 1")
         return self if n is None else Split(self.images[:n], self.labels[:n])
 
     def subset(self, n: int | None, seed: int = 0) -> "Split":
