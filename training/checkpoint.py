@@ -46,10 +46,10 @@ def load(path: str | os.PathLike) -> tuple[BNN, dict[str, Any]]:
                               fix="re-run training with --resume or restore a copy") from e
     if not isinstance(payload, dict) or payload.get("format") != "flipflow-checkpoint":
         raise CheckpointError(f"{path}: not a flipflow checkpoint", fix="give a checkpoint.pt written by `flipflow train` or `prune`")
-    model = BNN(Arch.from_dict(payload["arch"]))
     try:
+        model = BNN(Arch.from_dict(payload["arch"]))
         model.load_state_dict(payload["model"])
-    except RuntimeError as e:
+    except (KeyError, TypeError, RuntimeError) as e:  # a malformed payload: fields missing or of the wrong shape
         raise CheckpointError(f"{path}: weights do not match the stored architecture: {' '.join(str(e).split())[:200]}",
                               fix="restore the checkpoint from a copy or re-train") from e
     model.eval()
