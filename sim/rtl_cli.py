@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from flipflow import atomic, ir
-from flipflow.errors import UsageError
 
 CLOCK_MHZ = 100.0
 
@@ -43,8 +42,6 @@ def _sim(args: argparse.Namespace) -> int:
     from flipflow.sim.rtl import RtlSimulator
     from flipflow.training import datasets
 
-    if args.images < 1:
-        raise UsageError(f"--images must be >= 1, got {args.images}")
     path = ir.resolve(args.model)
     net = ir.load(path)
     out = args.out or Path("build") / Path(args.model).name.removesuffix(".ir.npz").removesuffix(".npz")
