@@ -61,7 +61,7 @@ def test_user_error_is_one_line_and_exit_2(command, tmp_path, ir_file, capsys, m
     progress = [l for l in lines[:-1] if l.startswith(f"flipflow {command}: ") and ": error:" not in l]
     assert lines[:-1] == progress, err  # at most progress notes before the one error line
     assert lines[-1].startswith(f"flipflow {command}: error: ") and expected in lines[-1], err
-    assert "(fix: " in lines[-1] or command == "fold", err  # an unknown device lists the choices itself
+    assert "(fix: " in lines[-1], err
     assert "Traceback" not in err
 
 
