@@ -12,6 +12,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from flipflow.errors import OutputPathError
+
+
+def make_dir(path: str | os.PathLike) -> Path:
+    """Create folder ``path`` (and its parents) or raise OutputPathError naming it."""
+    path = Path(path)
+    fix = "choose a writable output location"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputPathError(f"cannot create folder {path} ({e.strerror or e})", fix) from e
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write to folder {path} (permission denied)", fix)
+    return path
+
 
 @contextmanager
 def replacing(path: str | os.PathLike) -> Iterator[Path]:
@@ -19,7 +34,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     ``path`` (made world-readable: mkstemp creates 0600), else it is removed.
     The temporary name keeps the suffix, so writers that infer the format from it work."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp" + path.suffix)
     os.close(fd)
     try:

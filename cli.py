@@ -7,6 +7,8 @@ import argparse
 import importlib
 import sys
 
+from flipflow.errors import FlipflowError
+
 # Subpackages whose `cli` module adds subcommands, in --help order.
 COMMAND_MODULES = [
     "flipflow.training.cli",
@@ -60,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("flipflow: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as e:  # our errors name the problem and the fix
-        print(f"flipflow {args.command}: error: {e}", file=sys.stderr)
+    except FlipflowError as e:  # the user can fix it: one line; anything else is a bug and keeps its traceback
+        print(f"flipflow {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
 
 

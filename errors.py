@@ -2,8 +2,11 @@
 
 A ``FlipflowError`` names the problem and, in ``fix``, what to do about it.
 The CLI prints such an error as one line and exits with code 2; any other
-exception is a bug in flipflow and keeps its traceback (docs/DESIGN.md,
-"Errors").
+exception is a bug in flipflow and keeps its traceback.
+
+Subclasses that replaced a builtin error keep it as a second base (e.g.
+``IRError(FlipflowError, ValueError)``) so that callers catching the builtin
+still work.
 """
 
 from __future__ import annotations
@@ -22,3 +25,11 @@ class FlipflowError(Exception):
 
     def __str__(self) -> str:
         return f"{self.problem} (fix: {self.fix})" if self.fix else self.problem
+
+
+class UsageError(FlipflowError, ValueError):
+    """A command-line option or argument that does not fit the command."""
+
+
+class OutputPathError(FlipflowError, OSError):
+    """An output folder or file that cannot be created or written."""

@@ -13,13 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from flipflow import kinds
+from flipflow.errors import FlipflowError
 from flipflow.ir import Layer, Network
 from flipflow.kinds import windows, xnor_popcount  # noqa: F401  (the golden model's public building blocks)
 
 BATCH = 64  # images per chunk: bounds the memory of the im2col buffers
 
 
-class ImageShapeError(ValueError):
+class ImageShapeError(FlipflowError, ValueError):
     """Images do not have the shape/dtype the network expects."""
 
 

@@ -33,6 +33,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from flipflow import atomic, kinds
+from flipflow.errors import FlipflowError
 
 FORMAT = "flipflow-ir"
 VERSION = 1
@@ -46,7 +47,7 @@ REDUCE_KINDS = kinds.names("reduce")
 LAYER_KINDS = tuple(kinds.KINDS)
 
 
-class IRError(ValueError):
+class IRError(FlipflowError, ValueError):
     """An IR file or object is malformed; the message names the field."""
 
 
@@ -269,12 +270,13 @@ def load(path: str | os.PathLike) -> Network:
     """Read and validate an IR file. Errors name the file and the field."""
     path = Path(path)
     if not path.is_file():
-        raise IRError(f"{path}: no such IR file (run `flipflow export` or pick a model from zoo/)")
+        raise IRError(f"{path}: no such IR file", fix="give a zoo model name or a model.ir.npz written by `flipflow train`")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise IRError(f"{path}: not a readable IR archive (truncated or corrupt?): {e}") from e
+        raise IRError(f"{path}: not a readable IR archive (truncated or corrupt?)",
+                      fix="give a model.ir.npz written by flipflow, or restore a copy") from e
     try:
         return from_arrays(arrays)
     except IRError as e:
@@ -366,7 +368,7 @@ def resolve(model: str | os.PathLike) -> Path:
     if candidate.is_file():
         return candidate
     names = sorted(p.parent.name for p in ZOO.glob("*/model.ir.npz"))
-    raise IRError(f"{model}: neither an IR file nor a zoo model; zoo models: {', '.join(names) or 'none'}")
+    raise IRError(f"{model}: neither an IR file nor a zoo model", fix=f"give an IR file path or one of the zoo models: {', '.join(names) or 'none'}")
 
 
 def load_model(model: str | os.PathLike) -> Network:

@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folding", type=Path, default=None,
                    help='folding JSON {layer: {"pe": P, "simd": S}} (default: every layer as fast as the input stream, generator/folding.py default)')
     p.add_argument("--images", type=int, default=100, help="test images for the C simulation (default: 100)")
+    p.add_argument("--vitis", action="store_true", help="also run vitis_hls (csim, csynth, IP export); it must be on PATH")
     p.set_defaults(func=_hls)
 
 
@@ -22,7 +23,7 @@ def _hls(args: argparse.Namespace) -> int:
     from flipflow.generator import hls
 
     out = args.out or Path("build") / Path(str(args.model)).stem.replace(".ir", "")
-    data = hls.build(args.model, out, args.folding, args.images)
+    data = hls.build(args.model, out, args.folding, args.images, run_vitis=args.vitis)
     summary = {k: data[k] for k in ("model", "accuracy", "cycles_per_frame_estimate", "fps_at_100mhz_estimate",
                                     "csim", "vitis_hls")}
     print(json.dumps(summary, indent=2))

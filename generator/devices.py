@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from flipflow.errors import FlipflowError
 
-class DeviceError(ValueError):
+
+class DeviceError(FlipflowError, ValueError):
     """Unknown device name or an impossible budget; the message lists the choices."""
 
 
@@ -55,7 +57,7 @@ DEFAULT_DEVICE = "pynq-z2"
 def get(name: str = DEFAULT_DEVICE) -> Device:
     key = name.strip().lower().replace("_", "-")
     if key not in DEVICES:
-        raise DeviceError(f"unknown device {name!r}; known devices: {', '.join(DEVICES)} (or give --lut/--ff/--bram/--dsp numbers)")
+        raise DeviceError(f"unknown device {name!r}", fix=f"choose one of the known devices: {', '.join(DEVICES)} (or give --lut/--ff/--bram/--dsp numbers)")
     return DEVICES[key]
 
 

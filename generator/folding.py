@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from flipflow import atomic, kinds
+from flipflow.errors import FlipflowError
 from flipflow.ir import Layer, Network
 
 
-class FoldingError(ValueError):
+class FoldingError(FlipflowError, ValueError):
     """A folding the hardware cannot implement; the message names the layer."""
 
 
@@ -69,13 +70,23 @@ def save(folding: Folding, path: Path) -> None:
 
 
 def load(path: Path) -> Folding:
-    """Read a folding.json; an unknown option or a missing layer entry names the layer."""
-    known = {f.name for f in fields(LayerConfig)}
+    """Read a folding.json {layer: {option: value}}; FoldingError says what is wrong with it.
+    Options left out take LayerConfig's defaults; unknown ones are refused."""
+    path = Path(path)
+    known = sorted(f.name for f in fields(LayerConfig))
+    fix = f'give a JSON file {{layer: {{"pe": P, "simd": S}}}} (options: {", ".join(known)}), e.g. written by `flipflow fold`'
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FoldingError(f"{path}: no such folding file", fix) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FoldingError(f"{path}: not a folding JSON ({e})", fix) from e
+    if not isinstance(data, dict):
+        raise FoldingError(f"{path}: not a folding JSON (an object of layers expected)", fix)
     folding = {}
-    for name, options in json.loads(Path(path).read_text()).items():
-        if not isinstance(options, dict) or set(options) - known:
-            raise FoldingError(f"{path}: layer {name}: options must be a JSON object with keys from "
-                               f"{sorted(known)}, got {options!r}")
+    for name, options in data.items():
+        if not (isinstance(options, dict) and set(options) <= set(known) and all(type(x) is int for x in options.values())):
+            raise FoldingError(f"{path}: layer {name}: options must be integers named {known}, got {options!r}", fix)
         folding[name] = LayerConfig(**options)
     return folding
 

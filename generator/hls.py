@@ -30,6 +30,7 @@ import jinja2
 import numpy as np
 
 from flipflow import ROOT, atomic
+from flipflow.errors import FlipflowError
 from flipflow.generator import pack
 from flipflow.host import stream
 from flipflow import kinds
@@ -44,7 +45,7 @@ MAX_WORD_BITS = 4096  # AP_INT_MAX_W set in flipflow_kernels.h (Vitis HLS' limit
 TARGET = devices.get()  # the board the scripts build for (part, clock)
 
 
-class HLSError(ValueError):
+class HLSError(FlipflowError, ValueError):
     """The network or folding cannot be built by the HLS templates; names the layer."""
 
 
@@ -354,18 +355,12 @@ def progress(msg: str) -> None:
 # -- `flipflow hls`: the whole flow ---------------------------------------------------------
 
 def choose_folding(net: Network, folding_path: Path | None) -> tuple[Folding, str]:
-    """The folding to build: a JSON file when given (e.g. from the folding optimizer), else the
-    balanced default, which takes well under a second (the optimizer can take minutes on a NIN)."""
+    """The folding to build: a JSON file when given (e.g. from `flipflow fold`), else the one default
+    both backends use (generator/folding.py)."""
     from flipflow.generator import folding as folding_mod
 
     if folding_path is not None:
-        path = Path(folding_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such folding file (JSON {{layer: {{\"pe\": P, \"simd\": S}}}})")
-        try:
-            return folding_mod.load(path), f"file {path}"
-        except (ValueError, TypeError) as e:
-            raise FoldingError(f"{path}: not a folding JSON ({{layer: {{\"pe\": P, \"simd\": S}}}}): {e}") from e
+        return folding_mod.load(folding_path), f"file {folding_path}"
     return folding_mod.default(net), "default (generator/folding.py: every layer as fast as the input stream)"
 
 
@@ -373,8 +368,10 @@ def vitis_hls_available() -> bool:
     return shutil.which("vitis_hls") is not None
 
 
-def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_images: int = 100) -> dict[str, Any]:
-    """`flipflow hls`: project + IR + folding + C simulation (or Vitis HLS) + report.json in ``out``."""
+def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_images: int = 100,
+          run_vitis: bool = False) -> dict[str, Any]:
+    """`flipflow hls`: project + IR + folding + C simulation + report.json in ``out``; with
+    ``run_vitis`` also Vitis HLS (only when asked: a vendor tool on PATH never starts by itself)."""
     import time
 
     from flipflow import ir
@@ -393,8 +390,10 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     project = out / "hls"
     progress(f"{net.name}: planning {len(net.layers)} layers ({source})")
     p = plan(net, folding)  # every check before anything is written
+    if run_vitis and not vitis_hls_available():
+        raise HLSError("--vitis: vitis_hls is not on PATH", fix="source Vitis' settings64.sh first, or drop --vitis")
 
-    out.mkdir(parents=True, exist_ok=True)
+    atomic.make_dir(out)
     net.save(out / "model.ir.npz")
     folding_mod.save(folding, out / "folding.json")
     test = datasets.load(net.dataset).test
@@ -425,8 +424,8 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     csim = dict(images=csim_images, mismatches=mismatches, compiler="g++",
                 accuracy=float((result.class_ids == test.labels[:csim_images]).mean()))
 
-    if vitis_hls_available():
-        progress("vitis_hls found: running csim, csynth and export (build_hls.tcl)")
+    if run_vitis:
+        progress("running vitis_hls: csim, csynth and export (build_hls.tcl)")
         t = time.perf_counter()
         run = subprocess.run(["vitis_hls", "-f", "build_hls.tcl"], cwd=project)
         seconds["vitis_hls"] = time.perf_counter() - t
@@ -434,9 +433,9 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
             raise HLSError(f"vitis_hls failed (exit {run.returncode}); see {project}/vitis_hls.log")
         vitis = "ran"
     else:
-        vitis = "absent"
-        print("flipflow hls: vitis_hls is not on PATH: C simulation ran with g++; synthesis (csynth, IP export) "
-              f"needs Vitis HLS: run `vitis_hls -f build_hls.tcl` in {project} on a machine that has it, then "
+        vitis = "not run"
+        print("flipflow hls: C simulation ran with g++; synthesis (csynth, IP export) needs Vitis HLS: add --vitis, "
+              f"or run `vitis_hls -f build_hls.tcl` in {project} on a machine that has it, then "
               "`vivado -mode batch -source build_bitstream.tcl` for the PYNQ-Z2 bitstream.")
     seconds["total"] = time.perf_counter() - t0
     data = report.hls_report(net, folding, source, accuracy, len(test), csim, vitis, project, seconds)

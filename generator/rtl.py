@@ -38,6 +38,7 @@ import jinja2
 import numpy as np
 
 import flipflow
+from flipflow.errors import FlipflowError
 from flipflow.generator import pack
 from flipflow.host import stream
 from flipflow import kinds
@@ -51,7 +52,7 @@ TOP_FILE = f"{TOP_NAME}.v"
 DESIGN_FILE = "design.json"
 
 
-class RtlError(ValueError):
+class RtlError(FlipflowError, ValueError):
     """The network or folding cannot be rendered; the message names the layer."""
 
 
@@ -246,6 +247,6 @@ def load_design(out_dir: str | Path) -> RtlDesign:
     """Read the design.json that ``generate`` wrote."""
     path = Path(out_dir) / DESIGN_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; regenerate the RTL with flipflow.generator.rtl.generate")
+        raise RtlError(f"{path}: missing", fix="regenerate the RTL with flipflow.generator.rtl.generate")
     d = json.loads(path.read_text())
     return RtlDesign(d["network"], d["folding"], [Unit(**u) for u in d["units"]], d["files"])

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from flipflow.errors import FlipflowError
 from flipflow.host import stream
 from flipflow.host.backends import Backend, BackendError, GoldenBackend
 from flipflow.host.hwh import BitstreamError, check_hwh
@@ -34,11 +35,11 @@ IR_FILENAME = "model.ir.npz"
 ENV_BACKEND = "FLIPFLOW_BACKEND"
 
 
-class ImageError(ValueError):
+class ImageError(FlipflowError, ValueError):
     """Images of the wrong shape or dtype for this accelerator."""
 
 
-class OutputError(RuntimeError):
+class OutputError(FlipflowError, RuntimeError):
     """The output words are not what a correct accelerator sends."""
 
 
@@ -55,7 +56,7 @@ def _resolve_backend(name: str | None, pynq: ModuleType | None) -> str:
     if name == "auto":
         return "pynq" if board_present(pynq) else "golden"
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} or 'auto'")
+        raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)} or 'auto'")
     return name
 
 

@@ -16,11 +16,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from flipflow.errors import FlipflowError
 from flipflow.host import stream
 from flipflow.host.metadata import Metadata
 
 
-class BackendError(RuntimeError):
+class BackendError(FlipflowError, RuntimeError):
     """A backend cannot run here; the message says what is missing and the fix."""
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 import flipflow
-from flipflow import ir
+from flipflow import atomic, ir
+from flipflow.errors import FlipflowError
 from flipflow.host.hwh import check_hwh
 from flipflow.host.metadata import FILENAME, Metadata, from_network, load_metadata
 
@@ -41,6 +42,7 @@ IR_FILE = "model.ir.npz"
 # subpackage. Package __init__ files are written fresh (see _write_driver) so
 # that a subpackage growing heavier imports never breaks the board copy.
 DRIVER_MODULES = [
+    "errors.py",
     "atomic.py",
     "errors.py",
     "kinds.py",
@@ -55,7 +57,7 @@ DRIVER_MODULES = [
 ]
 
 
-class DeployError(FileNotFoundError):
+class DeployError(FlipflowError, FileNotFoundError):
     """Something the deploy folder needs is missing; the message says how to make it."""
 
 
@@ -99,6 +101,16 @@ def find_bitstream(build: Path) -> tuple[Path, Path] | None:
     return bit, hwh
 
 
+def _read_json(path: Path) -> dict | None:
+    """A build's JSON file, None when it is absent."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DeployError(f"{path}: not valid JSON ({e})", fix="rebuild it with `flipflow hls`, or pass another --build") from e
+
+
 def _metadata(net: ir.Network, build: Path) -> tuple[Metadata, list[str]]:
     """The build's accelerator.json; else one made from the IR plus the build's folding.json and
     report.json (cycles per frame), after checking that the build was made from this IR."""
@@ -110,8 +122,8 @@ def _metadata(net: ir.Network, build: Path) -> tuple[Metadata, list[str]]:
     built_ir = build / IR_FILE
     if built_ir.is_file():
         from_network(ir.load(built_ir)).check_network(net, where=f"the build in {build}")
-    folding = json.loads((build / "folding.json").read_text()) if (build / "folding.json").is_file() else None
-    report = json.loads((build / "report.json").read_text()) if (build / "report.json").is_file() else {}
+    folding = _read_json(build / "folding.json")
+    report = _read_json(build / "report.json") or {}
     meta = from_network(net, folding=folding, cycles_per_frame=report.get("cycles_per_frame_estimate"))
     used = [n for n, x in (("folding.json", folding), ("report.json", report)) if x]
     source = f"the IR and {' + '.join(used)}" if used else "the IR alone (default clock, cell names and control)"
@@ -269,7 +281,7 @@ def deploy(
         check_hwh(pair[1], meta)  # refuse to ship a bitstream that the driver would refuse on the board
     tcl = sorted(p for p in build_dir.rglob("*.tcl") if "deploy" not in p.parts) if build_dir.is_dir() and not pair else []
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.make_dir(out.parent)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp"))
     try:
         files = []

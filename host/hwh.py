@@ -12,10 +12,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flipflow.errors import FlipflowError
 from flipflow.host.metadata import Metadata
 
 
-class BitstreamError(ValueError):
+class BitstreamError(FlipflowError, ValueError):
     """The bitstream / hardware handoff does not match the accelerator metadata."""
 
 

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from flipflow import __version__, atomic
+from flipflow.errors import FlipflowError
 from flipflow.host import stream
 
 FORMAT = "flipflow-accelerator"
@@ -61,7 +62,7 @@ DEFAULT_HARDWARE: dict[str, Any] = {
 }
 
 
-class MetadataError(ValueError):
+class MetadataError(FlipflowError, ValueError):
     """An accelerator.json is malformed or does not belong to the model in use."""
 
 

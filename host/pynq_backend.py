@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from flipflow.errors import FlipflowError
 from flipflow.host.backends import BackendError, StreamRun
 from flipflow.host.hwh import BitstreamError, HardwareInfo
 from flipflow.host.metadata import Metadata
@@ -43,11 +44,11 @@ CTRL = 0x00  # HLS ap_ctrl_hs control register and its bits
 AP_START, AP_IDLE, AUTO_RESTART = 0x01, 0x04, 0x80
 
 
-class DMATimeoutError(TimeoutError):
+class DMATimeoutError(FlipflowError, TimeoutError):
     """A DMA channel did not finish in time; the message says which and how to recover."""
 
 
-class DMAError(RuntimeError):
+class DMAError(FlipflowError, RuntimeError):
     """A DMA channel reported an error or moved the wrong number of bytes."""
 
 

@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from flipflow.errors import FlipflowError
+
 TOP_NAME = "flipflow_top"
 IN_PORT, OUT_PORT = "in_stream", "out_stream"
 IN_BITS, OUT_BITS = 8, 32
+
+
+class StreamError(FlipflowError, ValueError):
+    """Images or output words that do not follow the stream layout."""
 
 
 def words_per_image_in(input_shape: tuple[int, int, int]) -> int:
@@ -32,7 +38,7 @@ def pack_images(images: np.ndarray) -> np.ndarray:
     """(N, H, W, C) uint8 -> flat uint8 beats, N * H * W * C long."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise ValueError(f"expected (N, H, W, C) uint8 images, got {images.dtype}{images.shape}")
+        raise StreamError(f"expected (N, H, W, C) uint8 images, got {images.dtype}{images.shape}")
     return np.ascontiguousarray(images).reshape(-1)
 
 
@@ -41,7 +47,7 @@ def unpack_output(words: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.nda
     words = np.asarray(words).astype(np.uint32).view(np.int32)
     per = words_per_image_out(n_classes)
     if words.size % per:
-        raise ValueError(f"{words.size} output words is not a whole number of {per}-word results")
+        raise StreamError(f"{words.size} output words is not a whole number of {per}-word results")
     rows = words.reshape(-1, per).astype(np.int64)
     return rows[:, :n_classes], rows[:, n_classes]
 

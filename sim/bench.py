@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from flipflow import atomic, ir
+from flipflow.errors import UsageError
 from flipflow.generator import cost, devices
 from flipflow.generator import folding as fold
 
@@ -119,7 +120,7 @@ def cnv_model() -> BenchModel:
 def finn_cnv_folding(net: ir.Network) -> fold.Folding:
     layers = [l for l in net.layers if l.has_weights]
     if len(layers) != len(FINN_CNV_FOLDING):
-        raise ValueError(f"{net.name}: {len(layers)} weighted layers, FINN's CNV folding has {len(FINN_CNV_FOLDING)}")
+        raise UsageError(f"{net.name}: {len(layers)} weighted layers, FINN's CNV folding has {len(FINN_CNV_FOLDING)}")
     return {l.name: fold.LayerConfig(*pf) for l, pf in zip(layers, FINN_CNV_FOLDING)}
 
 
@@ -128,7 +129,7 @@ def same_folding(reference: fold.Folding, ref_net: ir.Network, net: ir.Network) 
     ref_layers = [l for l in ref_net.layers if l.has_weights]
     layers = [l for l in net.layers if l.has_weights]
     if [l.kind for l in ref_layers] != [l.kind for l in layers]:
-        raise ValueError(f"{net.name} and {ref_net.name} do not have the same layer sequence")
+        raise UsageError(f"{net.name} and {ref_net.name} do not have the same layer sequence", fix="compare a baseline with its own pruned net (--models BASELINE PRUNED)")
     return {
         l.name: fold.LayerConfig(min(reference[r.name].pe, l.out_ch), min(reference[r.name].simd, l.fan_in))
         for r, l in zip(ref_layers, layers)
@@ -241,8 +242,7 @@ def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), device: 
         sim_frames: int = 4, sim_timeout: float = 900, with_cnv: bool = True, images: int | None = None,
         simulate_rtl: bool = True) -> dict:
     """Run the whole benchmark and write report.json, report.md and report.png into ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = atomic.make_dir(out_dir)
     dev = devices.get(device)
     coefficients = cost.Coefficients.load()
     base, pruned = load_models(models)

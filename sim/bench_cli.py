@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from flipflow import atomic
 from flipflow.generator import devices
 
 
@@ -74,11 +75,10 @@ def _fold(args: argparse.Namespace) -> int:
     dev = devices.custom(args.device, lut=args.lut, ff=args.ff, bram36=args.bram, dsp=args.dsp, mhz=args.mhz, fraction=args.fraction)
     plan = folding.optimize(net, dev, target_fps=args.target_fps, max_pe=args.max_pe, max_simd=args.max_simd)
     print(plan_table(plan))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.make_dir(args.out.parent)
     folding.save(plan.folding, args.out)
     if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(plan.to_dict(), indent=1))
+        atomic.write_text(args.report, json.dumps(plan.to_dict(), indent=1))
     print(f"flipflow fold: wrote {args.out}", file=sys.stderr)
     return 0
 

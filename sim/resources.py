@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from flipflow.errors import FlipflowError
 from flipflow.generator import rtl
 
 NOTE = ("yosys synth_xilinx -family xc7 estimate, per unit and total; pessimistic next to Vivado: "
@@ -28,7 +29,7 @@ _LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2,
 _FF = ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE")
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(FlipflowError, RuntimeError):
     """yosys failed or is missing."""
 
 

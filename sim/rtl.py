@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from flipflow import ir
+from flipflow.errors import FlipflowError
 from flipflow.generator import rtl
 from flipflow.host import stream
 from flipflow import kinds
@@ -41,7 +42,7 @@ BINARY = "Vflipflow_top"
 PCH_FIX = ["-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
 
 
-class SimulationError(RuntimeError):
+class SimulationError(FlipflowError, RuntimeError):
     """The simulator could not be built or the design did not finish."""
 
 
@@ -125,8 +126,8 @@ class RtlSimulator:
         else:
             self.build_dir = Path(net).resolve()
             if not (self.build_dir / "model.ir.npz").is_file() or not (self.build_dir / "rtl" / rtl.TOP_FILE).is_file():
-                raise FileNotFoundError(f"{self.build_dir}: not an RTL build directory (no model.ir.npz + rtl/); "
-                                        "create one with RtlSimulator(network, build_dir=...) or `flipflow sim`")
+                raise SimulationError(f"{self.build_dir}: not an RTL build directory (no model.ir.npz + rtl/)",
+                                      fix="create one with RtlSimulator(network, build_dir=...) or `flipflow sim`")
             self.net = ir.load(self.build_dir / "model.ir.npz")
             self.rtl_dir = self.build_dir / "rtl"
             self.design = rtl.load_design(self.rtl_dir)
@@ -153,7 +154,10 @@ class RtlSimulator:
             print(f"flipflow sim: compiling the Verilator harness in {obj} (about a minute)", file=sys.stderr)
         result = subprocess.run(cmd, cwd=self.rtl_dir, env=verilator_env(), capture_output=True, text=True)
         if result.returncode != 0:
-            raise SimulationError(f"verilator failed ({' '.join(cmd[:6])} ...):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            log = obj / "verilator.log"
+            log.write_text(result.stdout + result.stderr)
+            first = next((l for l in (result.stdout + result.stderr).splitlines() if l.startswith("%Error")), f"exit {result.returncode}")
+            raise SimulationError(f"verilator rejected the design in {self.rtl_dir}: {first}", fix=f"see {log} for its whole output")
         stamp.write_text(digest.hexdigest())
         return binary
 

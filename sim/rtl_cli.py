@@ -39,14 +39,13 @@ def _sim(args: argparse.Namespace) -> int:
     from flipflow.sim.rtl import RtlSimulator
     from flipflow.training import datasets
 
-    if args.images < 1:
-        raise ValueError(f"--images must be >= 1, got {args.images}")
     path = ir.resolve(args.model)
     net = ir.load(path)
     out = args.out or Path("build") / Path(args.model).name.removesuffix(".ir.npz").removesuffix(".npz")
     folding_path = args.folding or (out / "folding.json" if (out / "folding.json").is_file() else None)
     folding = folding_mod.load(folding_path) if folding_path else None
     test = datasets.load(net.dataset).test.head(args.images)
+    atomic.make_dir(out)
 
     t0 = time.perf_counter()
     sim = RtlSimulator(net, folding, build_dir=out / "rtl_sim", quiet=False)

@@ -1,10 +1,18 @@
-"""Random IR networks for the RTL tests: random weights, thresholds set to the
-per-channel median accumulator on real images (so output bits are balanced,
-not constant), random odd widths and foldings."""
+"""The tests' one source of random networks:
+
+- ``build`` / ``layer_case`` / ``knife_edge_input_case``: IR chains whose thresholds
+  sit at the per-channel median accumulator on given images (balanced output
+  bits), with ``random_folding``;
+- ``random_layer``: one IR layer with random weights and thresholds;
+- ``networks``: a Hypothesis strategy for random IR chains over every layer kind,
+  with foldings;
+- ``architectures``: a Hypothesis strategy for random trainable architectures.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from flipflow import ir
 from flipflow.generator.folding import LayerConfig
@@ -111,3 +119,119 @@ def knife_edge_input_case(pe: int, rows: int = 7) -> tuple[ir.Network, dict[str,
     last.weights = (rng.integers(1, 8, last.weights.shape) * rng.choice([-1, 1], last.weights.shape)).astype(np.int8)
     net.validate()
     return net, {first.name: LayerConfig(pe, 5), last.name: LayerConfig(2, 3)}, images
+
+
+def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_ch: int = 0, k: int = 1, s: int = 1,
+                 p: int = 0, *, wide_thresholds: bool = False) -> ir.Layer:
+    """One layer with random weights ({0, 1} for binary kinds, int8 of a random 2..8-bit
+    width otherwise). Thresholds lie near the middle of the accumulator range, so output
+    bits vary; ``wide_thresholds`` spreads them over and beyond the reachable range
+    (exercises clamping)."""
+    dense = kind.endswith("_dense")
+    layer = ir.Layer(name, kind, tuple(in_shape), (1, 1, out_ch), kernel=1 if dense else k,
+                     stride=1 if dense else s, pad=0 if dense else p)
+    layer.out_shape = ir.expected_out_shape(layer)
+    if not layer.has_weights:
+        return layer
+    kk = layer.fan_in
+    wshape = (out_ch, kk) if dense else (out_ch, k, k, in_shape[2])
+    if kind.startswith("binary"):
+        layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
+        if wide_thresholds:
+            layer.thresholds = rng.integers(0, kk + 2, out_ch).astype(np.int64)
+        else:
+            spread = max(1, int(np.sqrt(kk)))
+            layer.thresholds = np.clip(rng.integers(kk // 2 - spread, kk // 2 + spread + 1, out_ch), 0, kk + 1).astype(np.int64)
+        return layer
+    layer.weight_bits = int(rng.integers(2, 9))
+    lim = 2 ** (layer.weight_bits - 1) - 1
+    layer.weights = rng.integers(-lim, lim + 1, wshape).astype(np.int8)
+    if kind.startswith("input"):
+        if wide_thresholds:
+            layer.thresholds = rng.integers(-300 * kk, 300 * kk, out_ch).astype(np.int64)
+        else:  # around the accumulator of mid-grey pixels
+            rows = layer.weights.reshape(out_ch, -1).astype(np.int64)
+            noise = rng.integers(-60, 61, out_ch) * np.abs(rows).sum(1)
+            layer.thresholds = (127 * rows.sum(1) + noise).astype(np.int64)
+    return layer
+
+
+@st.composite
+def networks(draw) -> tuple[ir.Network, dict[str, LayerConfig]]:
+    """A random chain using every layer kind, odd widths, random foldings (PE/SIMD not dividing)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    h = draw(st.integers(4, 9))
+    c = draw(st.sampled_from([1, 3]))
+    width = lambda: draw(st.integers(1, 37))  # noqa: E731
+    layers: list[ir.Layer] = []
+
+    def add(kind: str, out_ch: int = 0, k: int = 1, s: int = 1, p: int = 0) -> None:
+        in_shape = layers[-1].out_shape if layers else (h, h, c)
+        if kind in ("maxpool", "global_sum"):
+            out_ch = in_shape[2]
+        k = min(k, in_shape[0] + 2 * p)
+        p = min(p, k - 1) if k > 1 else 0
+        layers.append(random_layer(rng, f"{len(layers)}_{kind}", kind, in_shape, out_ch, k, s, p))
+
+    if draw(st.booleans()):
+        add("input_conv", width(), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 2)))
+    else:
+        add("input_dense", width())
+    if layers[0].kind == "input_conv":
+        for _ in range(draw(st.integers(1, 3))):
+            if draw(st.booleans()):
+                add("binary_conv", width(), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1)))
+            else:
+                add("maxpool", 0, draw(st.integers(2, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1)))
+    if draw(st.booleans()):
+        add("binary_dense", width())
+    if layers[-1].out_shape[:2] != (1, 1) and draw(st.booleans()):
+        add("output_conv", 10, draw(st.integers(1, 2)), 1, 0)
+        add("global_sum")
+    else:
+        add("output_dense", 10)
+    net = ir.Network("random", (h, h, c), [str(i) for i in range(10)], "random", layers)
+    net.validate()
+    folding = {l.name: LayerConfig(draw(st.integers(1, l.out_ch)), draw(st.integers(1, min(l.fan_in, 80))))
+               for l in layers if l.has_weights}
+    return net, folding
+
+
+@st.composite
+def architectures(draw) -> tuple[Arch, int]:
+    """Random hardware-mappable architectures and a weight seed: odd widths, 1/3/5
+    kernels, stride 2, padding, overlapping max-pool, optional dense layers after conv."""
+    from flipflow.training.blocks import Arch, LayerSpec  # torch: kept out of the RTL tests' imports
+
+    size = draw(st.integers(9, 16))
+    in_ch = draw(st.sampled_from([1, 3]))
+    h = size
+    width = st.integers(1, 23)
+    layers = []
+    first_k = draw(st.sampled_from([1, 3, 5]))
+    first_pad = draw(st.integers(0, first_k // 2))
+    layers.append(LayerSpec("input_conv", draw(width), first_k, 1, first_pad))
+    h = h + 2 * first_pad - first_k + 1
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.booleans()) and h >= 3:
+            k = draw(st.integers(2, 3))
+            s = draw(st.integers(1, 2))
+            p = draw(st.integers(0, k // 2))
+            layers.append(LayerSpec("maxpool", 0, k, s, p))
+            h = (h + 2 * p - k) // s + 1
+        k = draw(st.sampled_from([1, 3, 5]))
+        p = draw(st.integers(0, k - 1))
+        if h + 2 * p < k:
+            k, p = 1, 0
+        s = draw(st.integers(1, 2))
+        layers.append(LayerSpec("binary_conv", draw(width), k, s, p))
+        h = (h + 2 * p - k) // s + 1
+    if draw(st.booleans()):
+        for _ in range(draw(st.integers(1, 2))):
+            layers.append(LayerSpec("binary_dense", draw(width)))
+        layers.append(LayerSpec("output_dense", 10))
+    else:
+        k = 3 if h >= 3 and draw(st.booleans()) else 1
+        layers += [LayerSpec("output_conv", 10, k, 1, draw(st.integers(0, k - 1))), LayerSpec("global_sum")]
+    seed = draw(st.integers(0, 2**16))
+    return Arch("random", (size, size, in_ch), [str(i) for i in range(10)], layers), seed

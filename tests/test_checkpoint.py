@@ -40,7 +40,7 @@ def test_foreign_file_is_rejected(tmp_path):
 
 def test_weights_not_matching_arch(tmp_path):
     path = checkpoint.save(tmp_path / "c.pt", tiny_model())
-    payload = torch.load(path, weights_only=False)
+    payload = torch.load(path, weights_only=True)
     payload["arch"]["layers"][1]["out_ch"] = 7
     torch.save(payload, path)
     with pytest.raises(checkpoint.CheckpointError, match="do not match"):

@@ -13,12 +13,14 @@ from flipflow import cli
 ROOT = Path(flipflow.__file__).resolve().parent
 
 
+COMMANDS = ["info", "train", "prune", "table", "hls", "fold", "bench", "golden", "sim", "deploy"]
+
+
 def test_help_lists_every_command():
+    """Every subpackage's commands are registered (cli.py skips a missing module silently)."""
     out = subprocess.run([sys.executable, "-m", "flipflow.cli", "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("info", "golden"):
-        assert command in out
-    for name, parser in cli.build_parser()._subparsers._group_actions[0].choices.items():
-        assert parser.format_help(), name  # every subcommand has its own --help
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+    assert listed == COMMANDS
 
 
 def test_bad_model_is_a_clean_error(capsys):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from flipflow import ir
 from flipflow import golden
@@ -16,6 +15,7 @@ from flipflow.training import models
 from flipflow.training.blocks import Arch, LayerSpec, images_to_input
 from flipflow.training.export import export
 from flipflow.training.synthetic import calibrated_model
+from rtl_nets import architectures
 
 
 def assert_layers_equal(model, net: ir.Network, images: np.ndarray) -> None:
@@ -92,43 +92,6 @@ def test_threshold_ties_follow_brevitas_sign_of_zero(fashion):
 
 
 # -- random architectures ------------------------------------------------------
-
-@st.composite
-def architectures(draw) -> tuple[Arch, int]:
-    """Random hardware-mappable nets: odd widths, 1/3/5 kernels, stride 2,
-    padding, overlapping max-pool, optional dense layers after conv."""
-    size = draw(st.integers(9, 16))
-    in_ch = draw(st.sampled_from([1, 3]))
-    h = size
-    width = st.integers(1, 23)
-    layers = []
-    first_k = draw(st.sampled_from([1, 3, 5]))
-    first_pad = draw(st.integers(0, first_k // 2))
-    layers.append(LayerSpec("input_conv", draw(width), first_k, 1, first_pad))
-    h = h + 2 * first_pad - first_k + 1
-    for _ in range(draw(st.integers(1, 3))):
-        if draw(st.booleans()) and h >= 3:
-            k = draw(st.integers(2, 3))
-            s = draw(st.integers(1, 2))
-            p = draw(st.integers(0, k // 2))
-            layers.append(LayerSpec("maxpool", 0, k, s, p))
-            h = (h + 2 * p - k) // s + 1
-        k = draw(st.sampled_from([1, 3, 5]))
-        p = draw(st.integers(0, k - 1))
-        if h + 2 * p < k:
-            k, p = 1, 0
-        s = draw(st.integers(1, 2))
-        layers.append(LayerSpec("binary_conv", draw(width), k, s, p))
-        h = (h + 2 * p - k) // s + 1
-    if draw(st.booleans()):
-        for _ in range(draw(st.integers(1, 2))):
-            layers.append(LayerSpec("binary_dense", draw(width)))
-        layers.append(LayerSpec("output_dense", 10))
-    else:
-        k = 3 if h >= 3 and draw(st.booleans()) else 1
-        layers += [LayerSpec("output_conv", 10, k, 1, draw(st.integers(0, k - 1))), LayerSpec("global_sum")]
-    seed = draw(st.integers(0, 2**16))
-    return Arch("random", (size, size, in_ch), [str(i) for i in range(10)], layers), seed
 
 
 def crops(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:

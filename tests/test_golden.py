@@ -65,8 +65,17 @@ def test_output_layer_scores_are_bipolar_sums():
     assert golden.run_layer(layer, x).reshape(-1).tolist() == [3 + 2 + 5, -1 + 1 - 1]
 
 
-def test_argmax_lowest_index_wins_ties():
-    assert golden.argmax(np.array([[3, 7, 7, 1], [5, 5, 5, 5]])).tolist() == [1, 0]
+def test_predict_lowest_index_wins_ties():
+    """A one-pixel net whose class scores tie: bit = pixel >= 128, score_o = w_o * (+-1)."""
+    inp = _layer("input_dense", (1, 1, 1), (1, 1, 1), weight_bits=8, weight_scale=1.0,
+                 weights=np.array([[1]], np.int8), thresholds=np.array([128], np.int64))
+    out = ir.Layer("o", "output_dense", (1, 1, 1), (1, 1, 4), weight_bits=8, weight_scale=1.0,
+                   weights=np.array([[-2], [5], [-2], [5]], np.int8))
+    inp.name = "i"
+    net = ir.Network("ties", (1, 1, 1), ["a", "b", "c", "d"], "digits", [inp, out])
+    images = np.array([200, 10], np.uint8).reshape(2, 1, 1, 1)
+    assert golden.scores(net, images).tolist() == [[-2, 5, -2, 5], [2, -5, 2, -5]]
+    assert golden.predict(net, images).tolist() == [1, 0]
 
 
 def test_wrong_image_shape_or_dtype_is_named(tmp_path):

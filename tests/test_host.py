@@ -189,7 +189,7 @@ def test_auto_backend(net, build, monkeypatch):
     assert Accelerator(build, pynq=board).backend_name == "golden"
     monkeypatch.setenv("FLIPFLOW_BACKEND", "golden")
     assert Accelerator(build, pynq=standin_pynq(net)).backend_name == "golden"
-    with pytest.raises(ValueError, match="unknown backend 'fpga'"):
+    with pytest.raises(BackendError, match="unknown backend 'fpga'"):
         Accelerator(build, "fpga")
 
 

@@ -10,27 +10,9 @@ from hypothesis import strategies as st
 from flipflow import kinds
 from flipflow.generator import pack
 from flipflow.generator.folding import FoldingError, LayerConfig
-from flipflow.ir import Layer, expected_out_shape
+from flipflow.ir import Layer
 from flipflow import golden
-
-
-def random_layer(rng: np.random.Generator, kind: str, h: int, c_in: int, c_out: int, k: int, s: int, p: int) -> Layer:
-    dense = kind.endswith("_dense")
-    layer = Layer(name=f"{kind}_t", kind=kind, in_shape=(h, h, c_in), out_shape=(1, 1, c_out),
-                  kernel=1 if dense else k, stride=1 if dense else s, pad=0 if dense else p)
-    layer.out_shape = expected_out_shape(layer)
-    wshape = (c_out, layer.fan_in) if dense else (c_out, k, k, c_in)
-    if kind in kinds.names("binary"):
-        layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
-        layer.thresholds = rng.integers(0, layer.fan_in + 2, c_out).astype(np.int64)
-    else:
-        layer.weight_bits = int(rng.integers(2, 9))
-        lim = 2 ** (layer.weight_bits - 1) - 1
-        layer.weights = rng.integers(-lim, lim + 1, wshape).astype(np.int8)
-        if kind in kinds.names("input"):
-            # thresholds spread around and beyond the reachable range exercise the clamp
-            layer.thresholds = rng.integers(-300 * layer.fan_in, 300 * layer.fan_in, c_out).astype(np.int64)
-    return layer
+from rtl_nets import random_layer
 
 
 def layer_inputs(rng: np.random.Generator, layer: Layer, n: int) -> np.ndarray:
@@ -62,7 +44,7 @@ def test_folded_mvu_equals_golden(kind, h, c_in, c_out, k, s, pe, simd, seed):
     rng = np.random.default_rng(seed)
     k = min(k, h)
     p = int(rng.integers(0, k))
-    layer = random_layer(rng, kind, h, c_in, c_out, k, s, p)
+    layer = random_layer(rng, f"{kind}_t", kind, (h, h, c_in), c_out, k, s, p, wide_thresholds=True)
     folding = LayerConfig(min(pe, c_out), min(simd, layer.fan_in))
     x = layer_inputs(rng, layer, 3)
     expected = golden.run_layer(layer, x).reshape(-1, c_out)
@@ -96,7 +78,7 @@ def test_fixed_point_words_are_twos_complement():
 
 def test_thresholds_clamped_without_changing_outputs():
     rng = np.random.default_rng(1)
-    layer = random_layer(rng, "input_conv", 4, 1, 6, 3, 1, 1)
+    layer = random_layer(rng, "input_conv_t", "input_conv", (4, 4, 1), 6, 3, 1, 1, wide_thresholds=True)
     layer.thresholds = np.array([-10**9, 10**9, 0, 5, -5, 10**6], np.int64)
     lo, hi = pack.accumulator_range(layer)
     t = pack.thresholds(layer, LayerConfig(3, 4))
@@ -109,7 +91,7 @@ def test_thresholds_clamped_without_changing_outputs():
 @pytest.mark.parametrize("pe,simd", [(0, 1), (7, 1), (1, 0), (1, 10)])
 def test_invalid_folding_names_the_layer(pe, simd):
     rng = np.random.default_rng(0)
-    layer = random_layer(rng, "binary_dense", 1, 9, 6, 1, 1, 0)
+    layer = random_layer(rng, "binary_dense_t", "binary_dense", (1, 1, 9), 6, wide_thresholds=True)
     with pytest.raises(FoldingError, match="binary_dense_t"):
         pack.geometry(layer, LayerConfig(pe, simd))
 

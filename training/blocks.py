@@ -30,8 +30,13 @@ from brevitas.quant import (
 from torch import nn
 
 from flipflow import ir, kinds
+from flipflow.errors import FlipflowError
 
 PIXEL_SCALE = 1.0 / 256.0  # model input = pixel * PIXEL_SCALE, exact in float32
+
+
+class ArchError(FlipflowError, ValueError):
+    """An architecture (or its widths) that cannot be built."""
 
 
 @dataclass
@@ -249,17 +254,17 @@ def build_blocks(arch: Arch) -> list[nn.Module]:
     for i, s in enumerate(arch.layers):
         where = f"{arch.name} layer {i} ({s.kind})"
         if s.kind not in BLOCKS:
-            raise ValueError(f"{where}: unknown layer kind {s.kind!r}; supported: {', '.join(BLOCKS)}")
+            raise ArchError(f"{where}: unknown layer kind {s.kind!r}; supported: {', '.join(BLOCKS)}")
         kind = kinds.get(s.kind)
         if kind.spatial and kind.has_weights and not spatial:
-            raise ValueError(f"{where}: a convolution cannot follow a dense layer")
+            raise ArchError(f"{where}: a convolution cannot follow a dense layer")
         layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad)
         blocks.append(BLOCKS[s.kind].for_layer(layer))
         shape = ir.expected_out_shape(layer)
         spatial = spatial and (kind.spatial or not kind.has_weights)
         if min(shape[:2]) < 1:
-            raise ValueError(f"{where}: output map is empty for input {arch.input_shape}")
+            raise ArchError(f"{where}: output map is empty for input {arch.input_shape}")
     c = shape[2]
     if c != len(arch.classes):
-        raise ValueError(f"{arch.name}: the last layer has {c} outputs but there are {len(arch.classes)} classes")
+        raise ArchError(f"{arch.name}: the last layer has {c} outputs but there are {len(arch.classes)} classes")
     return blocks

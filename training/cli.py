@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import time
 from pathlib import Path
+
+from flipflow import atomic
+from flipflow.errors import UsageError
 
 DEFAULT_OUT = Path("build")
 
@@ -126,7 +130,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = _config(args)
     out = args.out or DEFAULT_OUT / "train" / args.arch
     if (out / "checkpoint.pt").exists() and not args.resume:
-        raise ValueError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+        raise UsageError(f"{out} already holds a run", fix="add --resume to continue it, or choose another --out")
+    atomic.make_dir(out)
     model, payload = rounds._trained(out, BNN.initialised(arch, cfg.seed), cfg, data, args.train_subset, args.seed, args.arch, {"command": _command(args)})
     _, acc = rounds.evaluate(model, data, out, args.arch, {"run": str(out), "round": 0, "command": _command(args)})
     rounds._report(model, payload, out, "unpruned", 0, acc, 0, {}, time.perf_counter() - t0)
@@ -143,11 +148,12 @@ def _prune(args: argparse.Namespace) -> int:
     base_cfg, ft_cfg = _config(args), _config(args, "ft_")
     name = Path(args.model).parent.name if args.model.endswith(".pt") else args.model
     out = args.out or DEFAULT_OUT / "prune" / name
+    atomic.make_dir(out)
     pcfg = rounds.PruneConfig(criterion=args.criterion, rule=args.rule, tau=args.tau, multiple=args.multiple,
                               max_share=args.max_share, rounds=args.rounds, mode=args.mode, budget=args.budget)
     if args.compare:
         if args.model not in models.ARCHS:
-            raise ValueError(f"--compare trains its own baseline: give an architecture name ({', '.join(models.ARCHS)})")
+            raise UsageError("--compare trains its own baseline", fix=f"give an architecture name ({', '.join(models.ARCHS)})")
         result = rounds.compare(_arch(args.model, data, None), data, base_cfg, ft_cfg, pcfg, out, args.train_subset, _command(args),
                                 args.seeds)
         print(reports.comparison_table(result["rows"]))
@@ -157,7 +163,7 @@ def _prune(args: argparse.Namespace) -> int:
             rounds.copy_comparison(out, args.zoo / f"{args.model}_pruned" / "comparison")
         return 0
     if args.seeds != 1:
-        raise ValueError("--seeds averages the --compare table: add --compare, or drop --seeds")
+        raise UsageError("--seeds averages the --compare table", fix="add --compare, or drop --seeds")
     if args.model in models.ARCHS:
         base, payload, _ = rounds.baseline(_arch(args.model, data, None), data, base_cfg, out, args.train_subset, _command(args))
     else:
@@ -174,10 +180,14 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from flipflow.training import reports, rounds
+    from flipflow.training import reports
 
     path = Path(args.run) / "comparison.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `flipflow prune MODEL --compare --out {args.run}` first")
-    print(reports.comparison_table(rounds.json.loads(path.read_text())["rows"]), end="")
+        raise UsageError(f"{path} not found", fix=f"run `flipflow prune MODEL --compare --out {args.run}` first")
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UsageError(f"{path}: not a comparison report ({e!r})", fix=f"re-run `flipflow prune MODEL --compare --out {args.run}`") from e
+    print(reports.comparison_table(rows), end="")
     return 0

@@ -8,6 +8,7 @@ in their standard file formats.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import os
 import pickle
@@ -18,12 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flipflow.errors import FlipflowError
+
 FASHION_MNIST_DIR = Path(os.environ.get("FLIPFLOW_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-class DatasetError(FileNotFoundError):
+class DatasetError(FlipflowError, FileNotFoundError):
     """A dataset's files are missing or malformed; the message says how to get them."""
 
 
@@ -36,6 +39,9 @@ class Split:
         return len(self.labels)
 
     def head(self, n: int | None) -> "Split":
+        """The first ``n`` images (all when None)."""
+        if n is not None and n < 1:
+            raise DatasetError(f"asked for the first {n} images", fix="give an image count of at least 1")
         return self if n is None else Split(self.images[:n], self.labels[:n])
 
     def subset(self, n: int | None, seed: int = 0) -> "Split":
@@ -128,6 +134,28 @@ def digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     return Dataset("digits", [str(i) for i in range(10)], Split(images[train], labels[train]), Split(images[test], labels[test]))
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits only what a CIFAR-10 python batch holds: dicts, lists, bytes, strings,
+    numbers and uint8 numpy arrays. Any other global (os.system, ...) is refused
+    before it is called, so a crafted batch cannot run code."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        # the array constructors of the original batches and of numpy >= 2's protocol-5 pickles
+        ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+        ("numpy.core.numeric", "_frombuffer"): np._core.numeric._frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): np._core.numeric._frombuffer,
+        ("_codecs", "encode"): codecs.encode,  # bytes in protocol-2 pickles written by Python 3
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}: a CIFAR-10 batch holds only arrays and plain data")
+        return self.ALLOWED[module, name]
+
+
 def cifar10(folder: Path) -> Dataset:
     """CIFAR-10 from the standard python pickle batches in ``folder``."""
     folder = Path(folder)
@@ -136,13 +164,15 @@ def cifar10(folder: Path) -> Dataset:
         path = folder / name
         if not path.exists():
             raise DatasetError(f"{path} is missing: point to the extracted cifar-10-batches-py folder")
-        with open(path, "rb") as f:
-            try:
-                d = pickle.load(f, encoding="bytes")
-            except Exception as e:  # pickle raises many kinds on corrupt input
-                raise DatasetError(f"{path}: not a CIFAR-10 batch ({e})") from e
-        data = np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return Split(np.ascontiguousarray(data), np.asarray(d[b"labels"], np.int64))
+        try:
+            with open(path, "rb") as f:
+                d = _CifarUnpickler(f, encoding="bytes").load()
+            data = np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            labels = np.asarray(d[b"labels"], np.int64)
+        except Exception as e:  # a corrupt or foreign file fails in many ways (pickle, keys, shapes)
+            raise DatasetError(f"{path}: not a CIFAR-10 batch ({e!r})",
+                               fix="point --data-dir to the extracted cifar-10-batches-py folder of the official archive") from e
+        return Split(np.ascontiguousarray(data), labels)
 
     train = [batch(f"data_batch_{i}") for i in range(1, 6)]
     return Dataset(

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from flipflow import ir, kinds
+from flipflow.errors import FlipflowError
 from flipflow.training.blocks import (
     BNN,
     PIXEL_SCALE,
@@ -32,7 +33,7 @@ from flipflow.training.blocks import (
 )
 
 
-class ExportError(ValueError):
+class ExportError(FlipflowError, ValueError):
     """The model cannot be expressed in the IR; the message names the layer."""
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flipflow.training.blocks import Arch, LayerSpec as L
+from flipflow.training.blocks import Arch, ArchError, LayerSpec as L
 
 NIN_WIDTHS = (192, 160, 96, 192, 192, 192, 192, 192)
 CNV_WIDTHS = (64, 64, 128, 128, 256, 256, 512, 512)
@@ -24,7 +24,7 @@ ALEXNET_WIDTHS = (96, 256, 384, 384, 256, 1024, 1024)
 def _check_widths(name: str, widths: tuple[int, ...], n: int) -> tuple[int, ...]:
     widths = tuple(int(w) for w in widths)
     if len(widths) != n or min(widths) < 1:
-        raise ValueError(f"{name}: needs {n} positive widths, got {widths}")
+        raise ArchError(f"{name}: needs {n} positive widths, got {widths}", fix="give --widths with one positive width per prunable layer")
     return widths
 
 
@@ -127,5 +127,5 @@ ARCHS: dict[str, Callable[..., Arch]] = {"nin": nin, "cnv": cnv, "lfc": lfc, "sf
 
 def build_arch(name: str, input_shape: tuple[int, int, int], classes: list[str], **kw) -> Arch:
     if name not in ARCHS:
-        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHS)}")
+        raise ArchError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHS)}")
     return ARCHS[name](input_shape, classes, **kw)

@@ -25,11 +25,16 @@ import numpy as np
 import torch
 
 from flipflow import ir, kinds
+from flipflow.errors import FlipflowError
 from flipflow.training.blocks import BNN, Arch
 from flipflow.training.flips import channel_flip_scores, insensitive_portion
 
 CRITERIA = ("flip", "latent", "uniform")
 RULES = ("flip", "latent")
+
+
+class PruneError(FlipflowError, ValueError):
+    """Pruning settings that do not fit the model or each other."""
 
 
 def _layers(arch: Arch) -> list[ir.Layer]:
@@ -66,7 +71,7 @@ def with_widths(arch: Arch, new: dict[int, int]) -> Arch:
     out = copy.deepcopy(arch)
     for i, w in new.items():
         if not kinds.get(out.layers[i].kind).prunable:
-            raise ValueError(f"{arch.name} layer {i} ({out.layers[i].kind}) cannot be pruned")
+            raise PruneError(f"{arch.name} layer {i} ({out.layers[i].kind}) cannot be pruned")
         out.layers[i].out_ch = int(w)
     return out
 
@@ -96,13 +101,13 @@ def channel_order(model: BNN, layer: int, rule: str, flip_counts: dict[int, np.n
     """Channels of ``layer`` from first-to-remove to last-to-remove."""
     if rule == "flip":
         if flip_counts is None:
-            raise ValueError("rule 'flip' needs flip counts (a checkpoint trained with flip tracking)")
+            raise PruneError("rule 'flip' needs flip counts", fix="prune a checkpoint trained with flip tracking, or use --rule latent")
         score = channel_flip_scores(flip_counts[layer])
         return np.argsort(-score, kind="stable")
     if rule == "latent":
         w = model.blocks[layer].op.weight.detach().abs().cpu().numpy()
         return np.argsort(w.reshape(len(w), -1).mean(1), kind="stable")
-    raise ValueError(f"unknown channel rule {rule!r}; choose one of {', '.join(RULES)}")
+    raise PruneError(f"unknown channel rule {rule!r}; choose one of {', '.join(RULES)}")
 
 
 def keep_sets(model: BNN, new_widths: dict[int, int], rule: str, flip_counts: dict[int, np.ndarray] | None) -> dict[int, np.ndarray]:
@@ -167,11 +172,11 @@ def plan(model: BNN, criterion: str, *, flip_counts: dict[int, np.ndarray] | Non
     total = lambda wd: sum(binary_ops(with_widths(arch, wd)).values())  # noqa: E731
     if criterion == "flip":
         if flip_counts is None:
-            raise ValueError("the flip criterion needs flip counts (train with flip tracking)")
+            raise PruneError("the flip criterion needs flip counts", fix="prune a checkpoint trained with flip tracking (--flip-epochs >= 1)")
         portions = {i: p for i, p in insensitive_portion(flip_counts, tau).items() if i in widths(arch)}
         return widths_from_portions(arch, portions, multiple, max_share), portions
     if budget is None:
-        raise ValueError(f"the {criterion} criterion needs a binary-op budget (e.g. the flip-pruned net's)")
+        raise PruneError(f"the {criterion} criterion needs a binary-op budget", fix="give --budget (e.g. the flip-pruned net's binary ops)")
     if criterion == "latent":
         mags = latent_magnitudes(model)
 
@@ -187,4 +192,4 @@ def plan(model: BNN, criterion: str, *, flip_counts: dict[int, np.ndarray] | Non
         scaled = lambda f: {i: round_width(c * f, c, multiple) for i, c in full.items()}  # noqa: E731
         f = _bisect(lambda f: total(scaled(f)), 0.0, 1.0, budget, decreasing=False)
         return scaled(f), {i: 1.0 - f for i in full}
-    raise ValueError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
+    raise PruneError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")

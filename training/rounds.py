@@ -40,7 +40,7 @@ from flipflow.training.blocks import BNN, Arch
 from flipflow.training.datasets import Dataset
 from flipflow.training.export import export
 from flipflow.training.flips import histograms, insensitive_portion
-from flipflow.training.train import TrainConfig, integer_scores, load_flip_counts, train
+from flipflow.training.train import TrainConfig, TrainingError, integer_scores, load_flip_counts, train
 
 
 @dataclass
@@ -117,7 +117,7 @@ def _trained(folder: Path, model: BNN, cfg: TrainConfig, data: Dataset, train_su
     ckpt = Path(folder) / "checkpoint.pt"
     saved = checkpoint.load(ckpt)[1].get("prune") if ckpt.exists() else None
     if ckpt.exists() and not _same_cut(saved, extra.get("prune")):
-        raise ValueError(f"{ckpt} was pruned with other settings ({saved}); use another --out, or delete {folder} to redo it")
+        raise TrainingError(f"{ckpt} was pruned with other settings ({saved})", fix=f"use another --out, or delete {folder} to redo it")
     train(model, cfg, data.train.subset(train_subset, seed), data.test, folder, resume=True, extra=extra, desc=desc)
     return checkpoint.load(folder / "checkpoint.pt")
 
@@ -173,7 +173,7 @@ def one_round(model: BNN, payload: dict[str, Any], data: Dataset, pcfg: PruneCon
     elif pcfg.mode == "finetune":
         cfg = ft_cfg
     else:
-        raise ValueError(f"unknown mode {pcfg.mode!r}; choose finetune or scratch")
+        raise TrainingError(f"unknown mode {pcfg.mode!r}; choose finetune or scratch")
     extra = {"command": command, "prune": dataclasses.asdict(pcfg), "round": rnd}
     trained, tpayload = _trained(folder, cut, cfg, data, train_subset, cfg.seed, f"{pcfg.criterion} r{rnd}", extra)
     _, acc = evaluate(trained, data, folder, name, {"run": str(folder), "round": rnd, "criterion": pcfg.criterion, "command": command})
@@ -272,7 +272,7 @@ def compare(arch: Arch, data: Dataset, base_cfg: TrainConfig, ft_cfg: TrainConfi
     unpruned reference, latent and uniform at the flip net's budget; the table
     (top-1 averaged over the seeds)."""
     if seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+        raise TrainingError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out)
     t0 = time.perf_counter()
     data = _fixed_subset(data, train_subset, base_cfg.seed)

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from flipflow import atomic, kinds
+from flipflow.errors import FlipflowError
 from flipflow.training import checkpoint
 from flipflow.training.blocks import BNN, images_to_input
 from flipflow.training.datasets import Split, augment
@@ -27,6 +28,10 @@ from flipflow.training.flips import FlipTracker, tracked_layers
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.json"
+
+
+class TrainingError(FlipflowError, ValueError):
+    """A training configuration or run folder that training cannot use."""
 
 
 @dataclass
@@ -46,11 +51,11 @@ class TrainConfig:
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"epochs, batch size and learning rate must be positive (got {self.epochs}, {self.batch_size}, {self.lr})")
+            raise TrainingError(f"epochs, batch size and learning rate must be positive (got {self.epochs}, {self.batch_size}, {self.lr})")
         if self.flip_sample not in ("step", "epoch"):
-            raise ValueError(f"flip_sample must be 'step' or 'epoch', got {self.flip_sample!r}")
+            raise TrainingError(f"flip_sample must be 'step' or 'epoch', got {self.flip_sample!r}")
         if not 0 <= self.flip_epochs <= self.epochs:
-            raise ValueError(f"flip_epochs ({self.flip_epochs}) must lie in 0..epochs ({self.epochs})")
+            raise TrainingError(f"flip_epochs ({self.flip_epochs}) must lie in 0..epochs ({self.epochs})")
 
 
 def score_positions(model: BNN) -> int:
@@ -117,13 +122,13 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
     if resume and ckpt_path.exists():
         saved, payload = checkpoint.load(ckpt_path)
         if payload.get("train_config") != asdict(cfg):
-            raise ValueError(f"{ckpt_path} was written with a different training configuration; "
-                             f"use another --out or drop --resume to start over")
+            raise TrainingError(f"{ckpt_path} was written with a different training configuration",
+                                fix="use another --out or drop --resume to start over")
         model.load_state_dict(saved.state_dict())
         if "optimizer" in payload:  # finished runs may be stored without it (zoo, transfers)
             opt.load_state_dict(payload["optimizer"])
         elif payload["epoch"] < cfg.epochs:
-            raise ValueError(f"{ckpt_path} holds no optimizer state, so it cannot be resumed; start a new run")
+            raise TrainingError(f"{ckpt_path} holds no optimizer state, so it cannot be resumed", fix="start a new run")
         tracker.load_state_dict(payload["flips"])
         log, start_epoch = payload["log"], payload["epoch"]
         print(f"{desc}: resuming {ckpt_path} after epoch {start_epoch}", file=sys.stderr)
@@ -195,5 +200,5 @@ def load_flip_counts(payload: dict) -> dict[int, np.ndarray]:
     """Flip counts stored in a training checkpoint, per tracked block index."""
     flips = payload.get("flips")
     if not flips or not flips.get("counts"):
-        raise ValueError("the checkpoint holds no flip counts: train with flip_epochs >= 1")
+        raise TrainingError("the checkpoint holds no flip counts", fix="train with --flip-epochs >= 1")
     return {int(i): t.numpy().astype(np.int32) for i, t in flips["counts"].items()}
