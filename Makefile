@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON_SYS ?= python3
 VENV       := .venv
 PY         := $(VENV)/bin/python
-APT_PKGS   := iverilog yosys g++ make dataset-fashion-mnist
+APT_PKGS   := iverilog yosys g++ make tcl dataset-fashion-mnist
 TORCH      := torch==2.13.0
 MODEL      ?= nin_pruned
 IMAGES     ?=

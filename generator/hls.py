@@ -364,8 +364,14 @@ def choose_folding(net: Network, folding_path: Path | None) -> tuple[Folding, st
     return folding_mod.default(net), "default (generator/folding.py: every layer as fast as the input stream)"
 
 
-def vitis_hls_available() -> bool:
-    return shutil.which("vitis_hls") is not None
+def vitis_hls_command() -> list[str] | None:
+    """How to run build_hls.tcl with the Vitis on PATH: `vitis-run` where Vitis 2024.2+
+    replaced `vitis_hls`, else `vitis_hls`; None without Vitis."""
+    if shutil.which("vitis-run"):
+        return ["vitis-run", "--mode", "hls", "--tcl", "build_hls.tcl"]
+    if shutil.which("vitis_hls"):
+        return ["vitis_hls", "-f", "build_hls.tcl"]
+    return None
 
 
 def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_images: int = 100,
@@ -390,8 +396,8 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     project = out / "hls"
     progress(f"{net.name}: planning {len(net.layers)} layers ({source})")
     p = plan(net, folding)  # every check before anything is written
-    if run_vitis and not vitis_hls_available():
-        raise HLSError("--vitis: vitis_hls is not on PATH", fix="source Vitis' settings64.sh first, or drop --vitis")
+    if run_vitis and vitis_hls_command() is None:
+        raise HLSError("--vitis: neither vitis-run nor vitis_hls is on PATH", fix="source Vitis' settings64.sh first, or drop --vitis")
 
     atomic.make_dir(out)
     net.save(out / "model.ir.npz")
@@ -425,17 +431,19 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
                 accuracy=float((result.class_ids == test.labels[:csim_images]).mean()))
 
     if run_vitis:
-        progress("running vitis_hls: csim, csynth and export (build_hls.tcl)")
+        command = vitis_hls_command()
+        progress(f"running {' '.join(command)}: csim, csynth and export")
         t = time.perf_counter()
-        run = subprocess.run(["vitis_hls", "-f", "build_hls.tcl"], cwd=project)
+        run = subprocess.run(command, cwd=project)
         seconds["vitis_hls"] = time.perf_counter() - t
         if run.returncode:
-            raise HLSError(f"vitis_hls failed (exit {run.returncode}); see {project}/vitis_hls.log")
+            raise HLSError(f"{command[0]} failed (exit {run.returncode}); see the log in {project}")
         vitis = "ran"
     else:
         vitis = "not run"
         print("flipflow hls: C simulation ran with g++; synthesis (csynth, IP export) needs Vitis HLS: add --vitis, "
-              f"or run `vitis_hls -f build_hls.tcl` in {project} on a machine that has it, then "
+              f"or run `vitis_hls -f build_hls.tcl` (Vitis 2024.2+: `vitis-run --mode hls --tcl build_hls.tcl`) in {project} "
+              "on a machine that has it, then "
               "`vivado -mode batch -source build_bitstream.tcl` for the PYNQ-Z2 bitstream.")
     seconds["total"] = time.perf_counter() - t0
     data = report.hls_report(net, folding, source, accuracy, len(test), csim, vitis, project, seconds)
