@@ -8,14 +8,41 @@ import sys
 from pathlib import Path
 
 
+def add_budget_args(p: argparse.ArgumentParser) -> None:
+    """The device budget options shared by `flipflow hls`, `fold` and `bench`."""
+    from flipflow.generator import devices
+
+    g = p.add_argument_group("device budget (default: 85%% of the PYNQ-Z2 less its DMA shell)")
+    g.add_argument("--device", default=devices.DEFAULT_DEVICE, help=f"by name: {', '.join(devices.DEVICES)}")
+    g.add_argument("--ceiling", type=float, default=devices.CEILING,
+                   help="share of the device that design plus shell may use, the rest left for routing (default 0.85)")
+    g.add_argument("--shell", default="pynq-dma", choices=sorted(devices.SHELLS), help="board shell to reserve")
+    g.add_argument("--shell-lut", type=int, default=None, help="the shell's LUTs (e.g. from your Vivado utilisation report)")
+    g.add_argument("--shell-ff", type=int, default=None, help="the shell's FFs")
+    g.add_argument("--shell-bram", type=float, default=None, help="the shell's BRAM36")
+    g.add_argument("--lut", type=int, default=None, help="override the device's LUTs")
+    g.add_argument("--ff", type=int, default=None, help="override the device's FFs")
+    g.add_argument("--bram", type=float, default=None, help="override the device's BRAM36 (RAMB18 = 0.5)")
+    g.add_argument("--dsp", type=int, default=None, help="override the device's DSPs")
+    g.add_argument("--mhz", type=float, default=None, help="clock for frames/s (default: the device's, 100 MHz)")
+
+
+def budget_from_args(args: argparse.Namespace):
+    from flipflow.generator import devices
+
+    device = devices.custom(args.device, lut=args.lut, ff=args.ff, bram36=args.bram, dsp=args.dsp, mhz=args.mhz)
+    return devices.budget(device, args.ceiling, args.shell, args.shell_lut, args.shell_ff, args.shell_bram)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("hls", help="generate the Vitis HLS project, C-simulate it against the golden model, write report.json")
     p.add_argument("model", help="zoo name (e.g. nin_pruned) or IR file")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/<model>)")
     p.add_argument("--folding", type=Path, default=None,
-                   help='folding JSON {layer: {"pe": P, "simd": S}} (default: every layer as fast as the input stream, generator/folding.py default)')
+                   help='folding JSON {layer: {"pe": P, "simd": S}}, refused when over the budget (default: the fastest folding in the budget)')
     p.add_argument("--images", type=int, default=100, help="test images for the C simulation (default: 100)")
     p.add_argument("--vitis", action="store_true", help="also run vitis_hls (csim, csynth, IP export); it must be on PATH")
+    add_budget_args(p)
     p.set_defaults(func=_hls)
 
 
@@ -23,9 +50,9 @@ def _hls(args: argparse.Namespace) -> int:
     from flipflow.generator import hls
 
     out = args.out or Path("build") / Path(str(args.model)).stem.replace(".ir", "")
-    data = hls.build(args.model, out, args.folding, args.images, run_vitis=args.vitis)
+    data = hls.build(args.model, out, args.folding, args.images, run_vitis=args.vitis, budget=budget_from_args(args))
     summary = {k: data[k] for k in ("model", "accuracy", "cycles_per_frame_estimate", "fps_at_100mhz_estimate",
-                                    "csim", "vitis_hls")}
+                                    "resources", "fits", "utilisation_after_shell", "csim", "vitis_hls")}
     print(json.dumps(summary, indent=2))
     print(f"flipflow hls: wrote {out}/report.json, {out}/hls/", file=sys.stderr)
     return 1 if data["csim"]["mismatches"] else 0

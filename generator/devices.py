@@ -9,6 +9,7 @@ by the generator and is not listed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 from flipflow.errors import FlipflowError
@@ -68,25 +69,93 @@ def custom(
     bram36: float | None = None,
     dsp: int | None = None,
     mhz: float | None = None,
-    fraction: float = 1.0,
 ) -> Device:
-    """A budget from a named device with any figure overridden, scaled by ``fraction``
-    (e.g. 0.8 to leave room for the DMA shell and routing)."""
+    """A named device with any figure overridden (a part the table does not list)."""
     dev = get(base) if isinstance(base, str) else base
     overrides = {k: v for k, v in dict(lut=lut, ff=ff, bram36=bram36, dsp=dsp, mhz=mhz).items() if v is not None}
     for k, v in overrides.items():
         if v < 0 or (k == "mhz" and v == 0):
             raise DeviceError(f"--{k} must be positive, got {v}")
-    if not 0 < fraction <= 1:
-        raise DeviceError(f"--fraction must be in (0, 1], got {fraction}")
-    dev = replace(dev, **overrides)
-    if overrides or fraction != 1.0:
-        dev = replace(
-            dev,
-            name=dev.name + ("+custom" if overrides else "") + (f"@{fraction:g}" if fraction != 1.0 else ""),
-            lut=int(dev.lut * fraction),
-            ff=int(dev.ff * fraction),
-            bram36=int(dev.bram36 * fraction * 2) / 2,
-            dsp=int(dev.dsp * fraction),
-        )
-    return dev
+    return replace(dev, name=dev.name + "+custom", **overrides) if overrides else dev
+
+
+# -- what the accelerator may use: the device less the board shell, under a ceiling --------------
+
+@dataclass(frozen=True)
+class Shell:
+    """The static logic a board design puts around the accelerator."""
+
+    name: str
+    lut: int
+    ff: int
+    bram36: float
+    dsp: int
+    source: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# build_bitstream.tcl's block design around the accelerator: AXI DMA v7.1 in simple mode
+# (no scatter-gather, 32-bit memory side, 8-bit MM2S and 32-bit S2MM streams, bursts of 16),
+# an AXI interconnect from GP0 to the two AXI-Lite slaves, one from the DMA's two masters to
+# HP0, and a processor reset. The PS7 itself is hard logic.
+PYNQ_DMA_SHELL = Shell(
+    "pynq-dma", lut=3_600, ff=5_200, bram36=2, dsp=0,
+    source="flipflow's estimate for build_bitstream.tcl's shell (AXI DMA simple mode about 1,700 LUT / 2,600 FF "
+           "/ 2 BRAM36, two AXI interconnects about 1,900 LUT / 2,600 FF, reset logic); not measured here (no "
+           "Vivado): after a first build, read `report_utilization -hierarchical` and pass --shell-lut/--shell-ff/"
+           "--shell-bram",
+)
+NO_SHELL = Shell("none", 0, 0, 0, 0, "no board shell reserved")
+SHELLS = {"pynq-dma": PYNQ_DMA_SHELL, "none": NO_SHELL}
+CEILING = 0.85  # share of the device the design plus shell may use: the rest is left to placement and routing
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The resources a design may use: ``ceiling`` x the device, less the shell."""
+
+    device: Device
+    shell: Shell = PYNQ_DMA_SHELL
+    ceiling: float = CEILING
+
+    def limits(self) -> dict[str, float]:
+        total = self.device.budget()
+        shell = {"LUT": self.shell.lut, "FF": self.shell.ff, "BRAM36": self.shell.bram36, "DSP": self.shell.dsp}
+        return {k: max(0.0, math.floor(2 * (total[k] * self.ceiling - shell[k])) / 2) for k in RESOURCES}
+
+    def as_device(self) -> Device:
+        """The budget as a Device, for the folding search."""
+        limits = self.limits()
+        return replace(self.device, name=f"{self.device.name} ({self.ceiling:.0%}, less {self.shell.name} shell)",
+                       lut=int(limits["LUT"]), ff=int(limits["FF"]), bram36=limits["BRAM36"], dsp=int(limits["DSP"]))
+
+    def utilisation(self, design: dict[str, float]) -> float:
+        """The largest share of the device that design plus shell use, over LUT, FF, BRAM36 and DSP."""
+        total = self.device.budget()
+        shell = {"LUT": self.shell.lut, "FF": self.shell.ff, "BRAM36": self.shell.bram36, "DSP": self.shell.dsp}
+        return max((design[k] + shell[k]) / total[k] for k in RESOURCES if total[k])
+
+    def to_dict(self) -> dict:
+        return {"device": self.device.to_dict(), "ceiling": self.ceiling, "shell": self.shell.to_dict(),
+                "limits": self.limits()}
+
+
+def budget(device: str | Device = DEFAULT_DEVICE, ceiling: float = CEILING, shell: str | Shell = "pynq-dma",
+           shell_lut: int | None = None, shell_ff: int | None = None, shell_bram36: float | None = None) -> Budget:
+    """The default budget of `flipflow hls`, `fold` and `bench`: the device's resources under a
+    utilisation ceiling, less the board shell (figures overridable)."""
+    dev = get(device) if isinstance(device, str) else device
+    if not 0 < ceiling <= 1:
+        raise DeviceError(f"--ceiling must be in (0, 1], got {ceiling}", fix="e.g. 0.85 leaves 15% for routing")
+    if isinstance(shell, str):
+        if shell not in SHELLS:
+            raise DeviceError(f"unknown shell {shell!r}", fix=f"choose one of {', '.join(SHELLS)}")
+        shell = SHELLS[shell]
+    overrides = {k: v for k, v in dict(lut=shell_lut, ff=shell_ff, bram36=shell_bram36).items() if v is not None}
+    if any(v < 0 for v in overrides.values()):
+        raise DeviceError(f"shell figures must be >= 0, got {overrides}")
+    if overrides:
+        shell = replace(shell, name=f"{shell.name}+custom", source="given on the command line", **overrides)
+    return Budget(dev, shell, ceiling)

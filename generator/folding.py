@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from flipflow import atomic, kinds
+from flipflow.generator import devices
 from flipflow.errors import FlipflowError
 from flipflow.ir import Layer, Network
 
@@ -91,30 +92,28 @@ def load(path: Path) -> Folding:
     return folding
 
 
-def default(net: Network, max_lanes: int = 1024) -> Folding:
-    """The folding both backends use when none is given: every layer about as fast as
-    the slowest fixed-rate part of the pipeline (input stream at one byte per cycle,
-    window units) or the heaviest layer on ``max_lanes`` PE x SIMD lanes allows; each
-    layer then gets the fewest lanes reaching that rate, preferring divisors (no padding)."""
-    weighted = [l for l in net.layers if l.has_weights]
-    heaviest = max(l.macs for l in weighted)
-    fixed_rate = [u.cycles for l in net.layers for u in kinds.of(l).units(l, LayerConfig(l.out_ch, l.fan_in))
-                  if u.role != "mvu"]
-    target = max([math.ceil(heaviest / max_lanes), *fixed_rate])
-    folding: Folding = {}
-    for layer in weighted:
-        kind = kinds.matrix(layer)
-        best: tuple | None = None
-        for simd in range(1, min(layer.fan_in, 64) + 1):
-            for pe in range(1, min(layer.out_ch, 64) + 1):
-                f = LayerConfig(pe, simd)
-                cycles = kind.mvu_cycles(layer, f)
-                padded = (layer.fan_in % simd != 0) + (layer.out_ch % pe != 0)
-                key = (cycles > target, pe * simd if cycles <= target else cycles, padded, pe)
-                if best is None or key < best[0]:
-                    best = (key, f)
-        folding[layer.name] = best[1]
-    return folding
+def default(net: Network, budget: devices.Budget | None = None) -> Folding:
+    """The folding both backends use when none is given: the fastest one inside the budget
+    (default ``devices.budget()``: 85% of the PYNQ-Z2 less its DMA shell), then the cheapest."""
+    return optimize(net, (budget or devices.budget()).as_device()).folding
+
+
+def check_fits(net: Network, folding: Folding, budget: devices.Budget) -> Plan:
+    """The plan of a given folding; BudgetError naming the resource, its excess and the
+    layer that uses most of it when the folding does not fit the budget."""
+    plan = make_plan(net, folding, budget.as_device(), objective="given folding")
+    limits = budget.limits()
+    over = {k: plan.totals[k] - limits[k] for k in RESOURCE_KEYS if plan.totals[k] > limits[k] + 1e-9}
+    if over:
+        worst = max(over, key=lambda k: over[k] / max(limits[k], 1.0))
+        layer = max(plan.layer_resources, key=lambda n: plan.layer_resources[n][worst])
+        raise BudgetError(
+            f"{net.name} at this folding needs {plan.totals[worst]:,.1f} {worst}, {over[worst]:,.1f} over the "
+            f"{limits[worst]:,.1f} of the budget ({plan.device['name']}); layer {layer} alone uses "
+            f"{plan.layer_resources[layer][worst]:,.1f}",
+            fix=f"lower layer {layer}'s PE or SIMD, or leave --folding out for the fastest folding in the budget",
+        )
+    return plan
 
 
 # -- folding search ---------------------------------------------------------------
@@ -273,7 +272,7 @@ def optimize(
     one reaching that rate. Cheapest = least sum of budget shares used.
 
     Raises BudgetError naming the layer when nothing fits or the rate is out of reach."""
-    from flipflow.generator import cost, devices
+    from flipflow.generator import cost
 
     device = device or devices.get()
     c = coefficients or cost.Coefficients.load()
@@ -335,7 +334,7 @@ def optimize(
 
 def make_plan(net: Network, folding: Folding, device=None, coefficients=None, objective: str = "given", optimal: bool = False) -> Plan:
     """Predicted cycles and resources of a given folding."""
-    from flipflow.generator import cost, devices
+    from flipflow.generator import cost
 
     device = device or devices.get()
     check(net, folding)

@@ -36,13 +36,13 @@ from flipflow.host import stream
 from flipflow import kinds
 from flipflow.generator import devices
 from flipflow.generator.folding import Folding, FoldingError, LayerConfig, check
+from flipflow.generator.folding import Plan as FoldingPlan
 from flipflow.ir import Layer, Network
 
 TEMPLATES = ROOT / "hls_templates" / "hls"
 STATIC_FILES = ("flipflow_kernels.h", "flipflow_io.h")
 CSIM_INCLUDE = "csim_include"
 MAX_WORD_BITS = 4096  # AP_INT_MAX_W set in flipflow_kernels.h (Vitis HLS' limit)
-TARGET = devices.get()  # the board the scripts build for (part, clock)
 
 
 class HLSError(FlipflowError, ValueError):
@@ -223,15 +223,17 @@ def _environment() -> jinja2.Environment:
                               keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
-def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0) -> Plan:
+def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0,
+           device: devices.Device | None = None) -> Plan:
     """Write the HLS project for ``net`` into ``out_dir`` (checked by ``plan`` first)."""
     p = plan(net, folding)
+    device = device or devices.get()
     out_dir = Path(out_dir)
     env = _environment()
     ctx = dict(net=net, layers=p.layers, classes=len(net.classes), score_bits=p.score_bits,
                pixel_t=f"ap_uint<{net.input_shape[2] * 8}>",
-               in_bytes=stream.words_per_image_in(net.input_shape), part=TARGET.part, clock_mhz=TARGET.mhz,
-               period_ns=1000 / TARGET.mhz, top=stream.TOP_NAME, csim_images=csim_images)
+               in_bytes=stream.words_per_image_in(net.input_shape), part=device.part, clock_mhz=device.mhz,
+               period_ns=1000 / device.mhz, top=stream.TOP_NAME, csim_images=csim_images)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in STATIC_FILES:
         shutil.copyfile(TEMPLATES / name, out_dir / name)
@@ -354,14 +356,15 @@ def progress(msg: str) -> None:
 
 # -- `flipflow hls`: the whole flow ---------------------------------------------------------
 
-def choose_folding(net: Network, folding_path: Path | None) -> tuple[Folding, str]:
-    """The folding to build: a JSON file when given (e.g. from `flipflow fold`), else the one default
-    both backends use (generator/folding.py)."""
+def choose_folding(net: Network, folding_path: Path | None, budget: devices.Budget) -> tuple[FoldingPlan, str]:
+    """The folding to build and its plan: a JSON file when given (e.g. from `flipflow fold`),
+    refused when it does not fit the budget; else the default both backends use, the fastest
+    folding inside the budget (generator/folding.py)."""
     from flipflow.generator import folding as folding_mod
 
     if folding_path is not None:
-        return folding_mod.load(folding_path), f"file {folding_path}"
-    return folding_mod.default(net), "default (generator/folding.py: every layer as fast as the input stream)"
+        return folding_mod.check_fits(net, folding_mod.load(folding_path), budget), f"file {folding_path}"
+    return folding_mod.check_fits(net, folding_mod.default(net, budget), budget), "default: fastest in the budget"
 
 
 def vitis_hls_command() -> list[str] | None:
@@ -375,7 +378,7 @@ def vitis_hls_command() -> list[str] | None:
 
 
 def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_images: int = 100,
-          run_vitis: bool = False) -> dict[str, Any]:
+          run_vitis: bool = False, budget: devices.Budget | None = None) -> dict[str, Any]:
     """`flipflow hls`: project + IR + folding + C simulation + report.json in ``out``; with
     ``run_vitis`` also Vitis HLS (only when asked: a vendor tool on PATH never starts by itself)."""
     import time
@@ -392,7 +395,9 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     out = Path(out)
     ir_path = ir.resolve(model)
     net = ir.load(ir_path)
-    folding, source = choose_folding(net, folding_path)
+    budget = budget or devices.budget()
+    fold_plan, source = choose_folding(net, folding_path, budget)
+    folding = fold_plan.folding
     project = out / "hls"
     progress(f"{net.name}: planning {len(net.layers)} layers ({source})")
     p = plan(net, folding)  # every check before anything is written
@@ -408,7 +413,7 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     csim_images = min(csim_images, len(test))
     images = test.images[:csim_images]
     expected = stream.pack_output(golden.scores(net, images))
-    render(net, folding, project, csim_images)
+    render(net, folding, project, csim_images, budget.device)
     (project / "csim_data").mkdir(exist_ok=True)
     (project / "csim_data" / "input.bin").write_bytes(stream.pack_images(images).tobytes())
     (project / "csim_data" / "expected.bin").write_bytes(np.asarray(expected, "<u4").tobytes())
@@ -446,7 +451,7 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
               "on a machine that has it, then "
               "`vivado -mode batch -source build_bitstream.tcl` for the PYNQ-Z2 bitstream.")
     seconds["total"] = time.perf_counter() - t0
-    data = report.hls_report(net, folding, source, accuracy, len(test), csim, vitis, project, seconds)
+    data = report.hls_report(net, fold_plan, budget, source, accuracy, len(test), csim, vitis, project, seconds)
     atomic.write_json(out / "report.json", data)
     # The host driver's view of this build: shapes, stream widths, classes, model hash.
     write_metadata(net, out, folding=folding, cycles_per_frame=data["cycles_per_frame_estimate"])

@@ -8,7 +8,7 @@ from typing import Any
 
 from flipflow import atomic, kinds
 from flipflow.generator import devices
-from flipflow.generator.folding import Folding
+from flipflow.generator.folding import Folding, Plan
 from flipflow.ir import Network
 
 
@@ -23,12 +23,14 @@ def layer_table(net: Network, folding: Folding) -> list[dict[str, Any]]:
     return rows
 
 
-def hls_report(net: Network, folding: Folding, folding_source: str, accuracy: float, test_images: int,
-               csim: dict[str, Any], vitis_hls: str, project: Path, seconds: dict[str, float]) -> dict[str, Any]:
-    layers = layer_table(net, folding)
+def hls_report(net: Network, plan: Plan, budget: devices.Budget, folding_source: str, accuracy: float,
+               test_images: int, csim: dict[str, Any], vitis_hls: str, project: Path,
+               seconds: dict[str, float]) -> dict[str, Any]:
+    layers = layer_table(net, plan.folding)
     slowest = max(layers, key=lambda r: r["cycles"])
-    cycles = kinds.frame_cycles(net, folding)
-    mhz = devices.get().mhz
+    cycles = kinds.frame_cycles(net, plan.folding)
+    mhz = budget.device.mhz
+    limits = budget.limits()
     return {
         "model": net.name,
         "dataset": net.dataset,
@@ -40,6 +42,10 @@ def hls_report(net: Network, folding: Folding, folding_source: str, accuracy: fl
         "bottleneck_layer": slowest["name"],
         "cycles_per_frame_estimate": cycles,
         "fps_at_100mhz_estimate": mhz * 1e6 / cycles,
+        "budget": budget.to_dict(),
+        "resources": plan.totals,
+        "fits": all(plan.totals[k] <= limits[k] for k in limits),
+        "utilisation_after_shell": budget.utilisation(plan.totals),
         "csim": csim,
         "vitis_hls": vitis_hls,
         "hls_project": str(project),

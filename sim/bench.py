@@ -238,12 +238,13 @@ def _row(model: BenchModel, label: str, plan: fold.Plan, accuracy: float | None,
     }
 
 
-def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), device: str = devices.DEFAULT_DEVICE,
+def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), budget: devices.Budget | None = None,
         sim_frames: int = 4, sim_timeout: float = 900, with_cnv: bool = True, images: int | None = None,
         simulate_rtl: bool = True) -> dict:
     """Run the whole benchmark and write report.json, report.md and report.png into ``out_dir``."""
     out_dir = atomic.make_dir(out_dir)
-    dev = devices.get(device)
+    budget = budget or devices.budget()
+    dev = budget.as_device()
     coefficients = cost.Coefficients.load()
     base, pruned = load_models(models)
     plans: list[tuple[BenchModel, str, fold.Plan]] = []
@@ -270,6 +271,7 @@ def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), device: 
         rows.append(_row(model, label, plan, accuracy, sims[key]))
     report = {
         "device": dev.to_dict(),
+        "budget": budget.to_dict(),
         "cost_model": {"calibrated": bool(coefficients.calibration), "calibration": coefficients.calibration},
         "rows": rows,
         "summary": summarize(rows),

@@ -9,23 +9,13 @@ import sys
 from pathlib import Path
 
 from flipflow import atomic
-from flipflow.generator import devices
-
-
-def _budget_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=devices.DEFAULT_DEVICE, help=f"device budget by name ({', '.join(devices.DEVICES)}); default pynq-z2")
-    p.add_argument("--lut", type=int, default=None, help="override the LUT budget")
-    p.add_argument("--ff", type=int, default=None, help="override the FF budget")
-    p.add_argument("--bram", type=float, default=None, help="override the BRAM36 budget (RAMB18 = 0.5)")
-    p.add_argument("--dsp", type=int, default=None, help="override the DSP budget")
-    p.add_argument("--mhz", type=float, default=None, help="clock for frames/s (default: the device's, 100 MHz)")
-    p.add_argument("--fraction", type=float, default=1.0, help="use this share of every budget (e.g. 0.8 for shell + routing headroom)")
+from flipflow.generator.cli import add_budget_args, budget_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fold", help="choose PE/SIMD per layer: max frames/s in a device budget, or a target rate with the fewest resources")
     p.add_argument("model", help="zoo name (e.g. nin_pruned) or IR file")
-    _budget_args(p)
+    add_budget_args(p)
     p.add_argument("--target-fps", type=float, default=None, help="meet this frame rate with the fewest resources instead of maximising it")
     p.add_argument("--max-pe", type=int, default=None, help="cap PE per layer (e.g. a tool's unroll limit)")
     p.add_argument("--max-simd", type=int, default=None, help="cap SIMD per layer")
@@ -37,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, default=Path("build/bench"), help="output folder (default: build/bench)")
     b.add_argument("--models", nargs=2, default=["nin", "nin_pruned"], metavar=("BASELINE", "PRUNED"),
                    help="zoo names or IR files (default: nin nin_pruned)")
-    b.add_argument("--device", default=devices.DEFAULT_DEVICE, help="device budget by name (default: pynq-z2)")
+    add_budget_args(b)
     b.add_argument("--sim-frames", type=int, default=4, help="frames per RTL simulation (steady state from the second half)")
     b.add_argument("--sim-timeout", type=float, default=1200, help="seconds allowed per RTL simulation (compile + run)")
     b.add_argument("--no-sim", action="store_true", help="skip the RTL simulations (predicted cycles only)")
@@ -72,8 +62,8 @@ def _fold(args: argparse.Namespace) -> int:
     from flipflow.generator import folding
 
     net = ir.load_model(args.model)
-    dev = devices.custom(args.device, lut=args.lut, ff=args.ff, bram36=args.bram, dsp=args.dsp, mhz=args.mhz, fraction=args.fraction)
-    plan = folding.optimize(net, dev, target_fps=args.target_fps, max_pe=args.max_pe, max_simd=args.max_simd)
+    budget = budget_from_args(args)
+    plan = folding.optimize(net, budget.as_device(), target_fps=args.target_fps, max_pe=args.max_pe, max_simd=args.max_simd)
     print(plan_table(plan))
     atomic.make_dir(args.out.parent)
     folding.save(plan.folding, args.out)
@@ -86,7 +76,7 @@ def _fold(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from flipflow.sim import bench
 
-    bench.run(args.out, tuple(args.models), args.device, sim_frames=args.sim_frames, sim_timeout=args.sim_timeout,
+    bench.run(args.out, tuple(args.models), budget_from_args(args), sim_frames=args.sim_frames, sim_timeout=args.sim_timeout,
                        with_cnv=not args.no_cnv, images=args.images, simulate_rtl=not args.no_sim)
     print((args.out / "report.md").read_text())
     print(f"flipflow bench: wrote {args.out}/report.md, report.json, report.png", file=sys.stderr)

@@ -59,7 +59,7 @@ def _check_report(report: dict, out, digits, pair: tuple[str, str]) -> None:
 
 
 def test_report_schema_without_simulation(pair, tmp_path, digits):
-    report = bench.run(tmp_path, pair, "pynq-z2", with_cnv=False, simulate_rtl=False)
+    report = bench.run(tmp_path, pair, devices.budget(), with_cnv=False, simulate_rtl=False)
     _check_report(report, tmp_path, digits, pair)
     for r in report["rows"]:
         assert r["cycles_per_frame_simulated"] is None and "skipped" in r["simulation"]["note"]
@@ -72,7 +72,7 @@ def test_report_schema_without_simulation(pair, tmp_path, digits):
 @pytest.mark.slow
 def test_report_with_rtl_simulation(pair, tmp_path, digits):
     """Simulated steady-state cycles agree with the model (within 5%) and with the golden model."""
-    report = bench.run(tmp_path, pair, "pynq-z2", sim_frames=4, sim_timeout=900, with_cnv=False)
+    report = bench.run(tmp_path, pair, devices.budget(), sim_frames=4, sim_timeout=900, with_cnv=False)
     _check_report(report, tmp_path, digits, pair)
     for r in report["rows"]:
         sim = r["simulation"]

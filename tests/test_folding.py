@@ -75,10 +75,28 @@ def test_devices_by_name_and_numbers():
     z2 = devices.get("PYNQ-Z2")
     assert (z2.lut, z2.ff, z2.bram36, z2.dsp, z2.mhz) == (53_200, 106_400, 140, 220, 100.0)
     assert devices.get("zcu104").lut == 230_400
-    custom = devices.custom("pynq-z2", bram36=100, fraction=0.5)
-    assert (custom.lut, custom.bram36) == (26_600, 50)
+    custom = devices.custom("pynq-z2", bram36=100)
+    assert (custom.lut, custom.bram36) == (53_200, 100)
     with pytest.raises(devices.DeviceError, match="known devices: .*pynq-z2"):
         devices.get("virtex9000")
+
+
+def test_budget_leaves_the_ceiling_margin_and_the_shell():
+    b = devices.budget("pynq-z2", ceiling=0.85, shell_lut=3_000, shell_ff=4_000, shell_bram36=2)
+    assert b.limits() == {"LUT": 53_200 * 0.85 - 3_000, "FF": 106_400 * 0.85 - 4_000, "BRAM36": 117.0, "DSP": 187.0}
+    assert b.as_device().lut == 42_220
+    # a design at the whole limit plus the shell fills exactly the ceiling of its fullest resource
+    assert b.utilisation(b.limits()) == pytest.approx(0.85, abs=1e-3)
+    with pytest.raises(devices.DeviceError, match="ceiling"):
+        devices.budget(ceiling=1.5)
+
+
+def test_a_folding_over_the_budget_is_refused_naming_layer_and_excess(cnv):
+    f = {l.name: LayerConfig(l.out_ch, l.fan_in) for l in cnv.layers if l.has_weights}  # fully parallel
+    with pytest.raises(fold.BudgetError, match=r"over the .* of the budget .*; layer \S+ alone uses"):
+        fold.check_fits(cnv, f, devices.budget())
+    small = fold.minimal(cnv)
+    assert fold.check_fits(cnv, small, devices.budget()).folding == small
 
 
 def _options(layer: ir.Layer) -> list[tuple[LayerConfig, int, tuple]]:

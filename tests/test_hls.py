@@ -99,6 +99,16 @@ def test_small_model_cli_report_and_bit_exact(small_net, digits, tmp_path, capsy
     assert [r["cycles"] for r in report["layers"]] == SMALL_CYCLES
     assert report["cycles_per_frame_estimate"] == 192
     assert report["fps_at_100mhz_estimate"] == pytest.approx(520_833.3, abs=0.1)
+    from flipflow.generator import cost, devices
+
+    modelled = cost.network_cost(small_net, {k: LayerConfig(p, s) for k, (p, s) in SMALL_FOLDING.items()}).total
+    assert report["resources"] == pytest.approx(modelled.resources())
+    budget = devices.budget()
+    assert report["budget"]["limits"] == budget.limits() and report["budget"]["shell"]["name"] == "pynq-dma"
+    assert report["fits"] is True
+    assert report["utilisation_after_shell"] == pytest.approx(
+        max((modelled.resources()[k] + s) / t for k, s, t in [("LUT", budget.shell.lut, 53_200), ("FF", budget.shell.ff, 106_400),
+                                                               ("BRAM36", budget.shell.bram36, 140), ("DSP", 0, 220)]))
     assert ir.load(out / "model.ir.npz").name == "small_digits"
     assert (out / "folding.json").is_file()
     from flipflow.host import metadata
