@@ -1,4 +1,4 @@
-"""RTL backend: render synthesizable Verilog of a network from hls_templates/rtl/.
+"""RTL backend: a network as instances of the Verilog library in hls_templates/rtl/.
 
 The hardware is the same streaming dataflow pipeline as the HLS backend
 (shared/DESIGN.md), one unit chain per IR layer:
@@ -16,13 +16,17 @@ per output pixel and its floor is one cycle per output pixel.
 * then a result unit that serialises scores + class id onto the 32-bit stream.
 
 A window unit is left out where the window is the pixel itself (1x1, stride 1,
-no padding). Weights and thresholds come from flipflow.generator.pack (the
-layout shared with the HLS backend) and are written as ``$readmemh`` files
-named after the IR layers, next to the Verilog.
+no padding). Each unit is an instance of a hand-written parameterised module
+(flipflow_swu.v, flipflow_mvu.v, ...; each file's header states its datapath
+and stream layout); only the top (top.v.j2: wires and instances with named
+parameters) is rendered. Weights and thresholds come from
+flipflow.generator.pack (the layout shared with the HLS backend) and are
+written as ``$readmemh`` files named after the IR layers, next to the
+Verilog; their absolute paths reach the modules as parameters.
 
-``generate(net, folding, out_dir)`` writes ``<out_dir>/*.v`` and ``*.mem``
-and returns an ``RtlDesign`` describing the units (used by the simulator for
-cycle models and by the resource report).
+``generate(net, folding, out_dir)`` copies the library modules and writes the
+top and ``*.mem`` into ``<out_dir>`` and returns an ``RtlDesign`` describing
+the units (used by the simulator for cycle models and by the resource report).
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import jinja2
 import numpy as np
@@ -55,17 +59,23 @@ class RtlError(ValueError):
 
 @dataclass
 class Unit:
-    """One hardware unit of the pipeline (one Verilog module)."""
+    """One hardware unit of the pipeline: an instance of a library module."""
 
-    name: str  # module name (derived from the IR layer name)
-    template: str
+    name: str  # instance name (derived from the IR layer name)
+    module: str  # library module, hls_templates/rtl/<module>.v
     layer: str  # IR layer it implements
     src: str  # unit feeding it ("in" = the input stream)
     out_width: int  # bits per output beat
     summary: str  # one line for the top's header comment
     traces: str = ""  # IR layer whose output this unit produces ("" = internal)
     cycles: int = 0  # cycles per frame at II = 1 (analytical)
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)  # geometry for the analytical models (sim.rtl)
+    parameters: dict[str, int | str] = field(default_factory=dict)  # Verilog parameters of the instance
+
+    @property
+    def instance(self) -> str:
+        """Its instance name in the top."""
+        return f"u_{self.name}"
 
 
 @dataclass
@@ -83,11 +93,6 @@ def ident(name: str) -> str:
     """A Verilog identifier from an IR layer name."""
     s = re.sub(r"[^A-Za-z0-9_]", "_", name)
     return s if re.match(r"[A-Za-z_]", s) else f"l_{s}"
-
-
-def ubits(n: int) -> int:
-    """Bits of an unsigned counter holding 0..n."""
-    return max(1, int(n).bit_length())
 
 
 def _pow2(n: int) -> int:
@@ -140,39 +145,41 @@ def _hex_words(words: list[int], bits: int) -> str:
     return "".join(f"{w & ((1 << bits) - 1):0{digits}x}\n" for w in words)
 
 
+def _write_mem(out_dir: Path, name: str, words: list[int], bits: int) -> str:
+    """Write a $readmemh file; its absolute path reaches the module as a parameter,
+    so simulators and synthesis find it from any working folder."""
+    path = out_dir.resolve() / name
+    path.write_text(_hex_words(words, bits))
+    return str(path)
+
+
 def _mvu_unit(layer: Layer, f: LayerFolding, src: str, positions: int, ew: int, out_dir: Path) -> Unit:
     g = pack.geometry(layer, f)
-    kind = "binary" if pack.is_binary(layer) else ("input" if layer.kind in pack.FIXED_INPUT_KINDS else "output")
-    lane_bits = 8 if kind == "input" else 1
+    datapath = "binary" if pack.is_binary(layer) else ("pixels" if layer.kind in pack.FIXED_INPUT_KINDS else "scores")
     wb = pack.elem_bits(layer)
     lo, hi = pack.accumulator_range(layer)
-    if kind == "binary":
+    if datapath == "binary":
         aw = max(2, pack.unsigned_bits(hi + 1))
-    elif kind == "input":
+    elif datapath == "pixels":
         aw = max(wb + 10, pack.signed_bits(lo, hi + 1))  # >= one 9 x WB-bit product + sign
     else:
         aw = max(wb + 1, pack.signed_bits(lo, hi))
     name = ident(layer.name)
-    weight_file = f"{name}_weights.mem"
-    (out_dir / weight_file).write_text(_hex_words(pack.words(layer, f), g.pe * g.simd * wb))
+    weight_file = _write_mem(out_dir, f"{name}_weights.mem", pack.words(layer, f), g.pe * g.simd * wb)
     thr_file = ""
     if layer.is_thresholded:
-        thr_file = f"{name}_thresholds.mem"
         thr = pack.thresholds(layer, f)
         thr_words = [sum((int(t) & ((1 << aw) - 1)) << (p * aw) for p, t in enumerate(row)) for row in thr]
-        (out_dir / thr_file).write_text(_hex_words(thr_words, g.pe * aw))
-    res_bits = aw if kind == "output" else 1
+        thr_file = _write_mem(out_dir, f"{name}_thresholds.mem", thr_words, g.pe * aw)
+    res_bits = aw if datapath == "scores" else 1
     pixels = layer.out_shape[0] * layer.out_shape[1]
-    params = dict(
-        name=f"{name}_mvu", layer=layer.name, kind=kind, k=g.cols, out_ch=g.rows, pe=g.pe, simd=g.simd,
-        nf=g.nf, sf=g.sf, lane_bits=lane_bits, wb=wb, aw=aw, res_bits=res_bits, positions=positions,
-        ew=ew, pos_bits=ubits(positions - 1), nf_bits=ubits(g.nf - 1), sf_bits=ubits(g.sf - 1),
-        addr_bits=ubits(g.tiles - 1), weight_file=weight_file, thr_file=thr_file,
-    )
     return Unit(
-        name=f"{name}_mvu", template="mvu.v.j2", layer=layer.name, src=src, out_width=g.rows * res_bits,
+        name=f"{name}_mvu", module="flipflow_mvu", layer=layer.name, src=src, out_width=g.rows * res_bits,
         summary=f"{layer.kind} {layer.name}: PE={g.pe} SIMD={g.simd}, {g.nf}x{g.sf} folds per window",
-        traces=name, cycles=max(g.nf * g.sf, positions) * pixels, params=params,
+        traces=name, cycles=max(g.nf * g.sf, positions) * pixels,
+        params=dict(nf=g.nf, sf=g.sf, positions=positions),
+        parameters=dict(DATAPATH=datapath, OUT_CH=g.rows, FAN_IN=g.cols, PE=g.pe, SIMD=g.simd, WB=wb, AW=aw,
+                        POSITIONS=positions, EW=ew, WEIGHT_FILE=weight_file, THRESH_FILE=thr_file),
     )
 
 
@@ -180,20 +187,50 @@ def _window_unit(layer: Layer, src: str, lane_bits: int) -> Unit:
     h, w, c = layer.in_shape
     ho, wo, _ = layer.out_shape
     k, s, p = layer.kernel, layer.stride, layer.pad
-    rows = _pow2(k + s)
-    ncols = window_columns(layer)
-    name = f"{ident(layer.name)}_swu"
-    params = dict(
-        name=name, layer=layer.name, h=h, w=w, ch=c, lane_bits=lane_bits, ew=c * lane_bits, k=k, s=s, pad=p,
-        ho=ho, wo=wo, rows=rows, row_bits=ubits(rows - 1), col_bits=ubits(w - 1), ncols=ncols,
-        cx_bits=ubits(ncols - 1), phase_bits=ubits(max(k, s) - 1), oy_bits=ubits(ho - 1),
-    )
     if h >= 1 << 14 or w >= 1 << 14:
         raise RtlError(f"layer {layer.name}: {h}x{w} maps are too large for the 16-bit window counters")
     return Unit(
-        name=name, template="swu.v.j2", layer=layer.name, src=src, out_width=k * k * c * lane_bits,
-        summary=f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}, {rows}-row banked line buffer, one window per beat",
-        cycles=window_cycles(layer), params=params,
+        name=f"{ident(layer.name)}_swu", module="flipflow_swu", layer=layer.name, src=src,
+        out_width=k * k * c * lane_bits,
+        summary=f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}, {_pow2(k + s)}-row banked line buffer, one window per beat",
+        cycles=window_cycles(layer),
+        params=dict(h=h, k=k, s=s, pad=p, ho=ho, wo=wo, ncols=window_columns(layer)),
+        parameters=dict(H=h, W=w, EW=c * lane_bits, K=k, S=s, PAD=p),
+    )
+
+
+def _gather_unit(layer: Layer, src: str) -> Unit:
+    h, w, c = layer.in_shape
+    return Unit(
+        name=f"{ident(layer.name)}_gather", module="flipflow_gather", layer=layer.name, src=src, out_width=8 * c,
+        summary=f"{c} byte beats -> one pixel", cycles=h * w * c, parameters=dict(CH=c),
+    )
+
+
+def _pool_unit(layer: Layer, src: str) -> Unit:
+    c, k = layer.in_shape[2], layer.kernel
+    return Unit(
+        name=f"{ident(layer.name)}_pool", module="flipflow_maxpool", layer=layer.name, src=src, out_width=c,
+        summary=f"maxpool {layer.name}: OR of the {k}x{k} window pixels", traces=ident(layer.name),
+        cycles=layer.out_shape[0] * layer.out_shape[1], parameters=dict(CH=c, K=k),
+    )
+
+
+def _sum_unit(layer: Layer, src: Unit) -> Unit:
+    h, w, c = layer.in_shape
+    return Unit(
+        name=f"{ident(layer.name)}_sum", module="flipflow_global_sum", layer=layer.name, src=src.name,
+        out_width=32 * c, summary=f"global_sum {layer.name}: {h}x{w} pixels -> 32-bit sums", traces=ident(layer.name),
+        cycles=h * w, parameters=dict(CH=c, IN_BITS=src.out_width // c, PIXELS=h * w),
+    )
+
+
+def _result_unit(net: Network, src: Unit) -> Unit:
+    n = len(net.classes)
+    return Unit(
+        name="result", module="flipflow_result", layer="", src=src.name, out_width=32,
+        summary=f"{n} scores + class id -> 32-bit out_stream", cycles=n + 1,
+        params=dict(ch=n), parameters=dict(CH=n, IN_BITS=src.out_width // n),
     )
 
 
@@ -208,13 +245,8 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
 
     for layer in net.layers:
         h, w, c = layer.in_shape
-        lname = ident(layer.name)
         if layer.kind in pack.FIXED_INPUT_KINDS and c > 1:
-            add(Unit(
-                name=f"{lname}_gather", template="gather.v.j2", layer=layer.name, src=src, out_width=8 * c,
-                summary=f"{c} byte beats -> one pixel", cycles=h * w * c,
-                params=dict(name=f"{lname}_gather", ch=c, ch_bits=ubits(c - 1)),
-            ))
+            add(_gather_unit(layer, src))
         lane_bits = 8 if layer.kind in pack.FIXED_INPUT_KINDS else 1
         if layer.kind in pack.MVU_KINDS:
             f = folding[layer.name]
@@ -226,39 +258,28 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
                 add(_mvu_unit(layer, f, src, 1, layer.kernel**2 * c * lane_bits, out_dir))
         elif layer.kind == "maxpool":
             add(_window_unit(layer, src, 1))
-            k = layer.kernel
-            add(Unit(
-                name=f"{lname}_pool", template="maxpool.v.j2", layer=layer.name, src=src, out_width=c,
-                summary=f"maxpool {layer.name}: OR of the {k}x{k} window pixels", traces=lname,
-                cycles=layer.out_shape[0] * layer.out_shape[1],
-                params=dict(name=f"{lname}_pool", layer=layer.name, ch=c, k=k),
-            ))
+            add(_pool_unit(layer, src))
         elif layer.kind == "global_sum":
-            in_bits = units[-1].out_width // c
-            add(Unit(
-                name=f"{lname}_sum", template="global_sum.v.j2", layer=layer.name, src=src, out_width=32 * c,
-                summary=f"global_sum {layer.name}: {h}x{w} pixels -> 32-bit sums", traces=lname, cycles=h * w,
-                params=dict(name=f"{lname}_sum", layer=layer.name, ch=c, in_bits=in_bits, pixels=h * w,
-                            pix_bits=ubits(h * w - 1)),
-            ))
+            add(_sum_unit(layer, units[-1]))
         else:
             raise RtlError(f"layer {layer.name}: the RTL backend has no unit for kind {layer.kind!r}")
-    n = len(net.classes)
-    add(Unit(
-        name="result", template="result.v.j2", layer="", src=src, out_width=32,
-        summary=f"{n} scores + class id -> 32-bit out_stream", cycles=n + 1,
-        params=dict(name="result", ch=n, in_bits=units[-1].out_width // n, word_bits=ubits(n)),
-    ))
+    add(_result_unit(net, units[-1]))
     return units
 
 
+def _verilog_value(value: int | str) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=False,
     )
+    env.filters["verilog"] = _verilog_value
+    return env
 
 
 def generate(net: Network, folding: Folding | None, out_dir: str | Path) -> RtlDesign:
@@ -271,13 +292,10 @@ def generate(net: Network, folding: Folding | None, out_dir: str | Path) -> RtlD
     names = [u.name for u in units]
     if len(set(names)) != len(names):
         raise RtlError(f"layer names collide after conversion to Verilog identifiers: {names}")
-    env = _environment()
-    files = []
-    for u in units:
-        path = out_dir / f"{u.name}.v"
-        path.write_text(env.get_template(u.template).render(u=u.params))
-        files.append(path.name)
-    (out_dir / TOP_FILE).write_text(env.get_template("top.v.j2").render(net=net, units=units))
+    files = sorted({f"{u.module}.v" for u in units})
+    for name in files:
+        shutil.copyfile(TEMPLATES / name, out_dir / name)
+    (out_dir / TOP_FILE).write_text(_environment().get_template("top.v.j2").render(net=net, units=units))
     files.append(TOP_FILE)
     design = RtlDesign(
         network=net.name,
