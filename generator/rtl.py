@@ -267,7 +267,8 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
     return units
 
 
-def _verilog_value(value: int | str) -> str:
+def verilog_value(value: int | str) -> str:
+    """A parameter value as Verilog source: strings (file paths, DATAPATH) quoted."""
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 
@@ -278,7 +279,7 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=False,
     )
-    env.filters["verilog"] = _verilog_value
+    env.filters["verilog"] = verilog_value
     return env
 
 
