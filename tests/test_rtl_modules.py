@@ -72,9 +72,9 @@ def mvu_case(shape, specs, index, pe_simd, tmp: Path, seed: int) -> tuple[rtl.Un
     return unit, {"ir": str(tmp / "net.ir.npz"), "layer": layer.name, "lane_bits": lane_bits}
 
 
-@pytest.mark.parametrize("datapath, shape, specs, index, pe_simd", MVU)
-def test_mvu(datapath, shape, specs, index, pe_simd, tmp_path, monkeypatch):
-    unit, case = mvu_case(shape, specs, index, pe_simd, tmp_path, MVU.index((datapath, shape, specs, index, pe_simd)))
+@pytest.mark.parametrize("seed, datapath, shape, specs, index, pe_simd", [(i, *c) for i, c in enumerate(MVU)])
+def test_mvu(seed, datapath, shape, specs, index, pe_simd, tmp_path, monkeypatch):
+    unit, case = mvu_case(shape, specs, index, pe_simd, tmp_path, seed)
     assert unit.parameters["DATAPATH"] == datapath
     run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, **case)
 
