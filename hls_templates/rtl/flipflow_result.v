@@ -43,7 +43,7 @@ module flipflow_result #(
     end
 
     assign out_last = word == WB'(CH);
-    assign out_data = out_last ? class_id : scores[word*32 +: 32];
+    assign out_data = (word == WB'(CH)) ? class_id : scores[word*32 +: 32];
 
     always @(posedge ap_clk) begin
         if (in_fire) begin
