@@ -43,6 +43,7 @@ module flipflow_result #(
     end
 
     assign out_last = word == WB'(CH);
+    // its own compare rather than out_last: yosys maps this mux in fewer LUTs
     assign out_data = (word == WB'(CH)) ? class_id : scores[word*32 +: 32];
 
     always @(posedge ap_clk) begin
