@@ -23,7 +23,7 @@
 // AW must hold every accumulator value (and, for "pixels", one WB + 9-bit product).
 `default_nettype none
 module flipflow_mvu #(
-    parameter         DATAPATH    = "binary",
+    parameter         DATAPATH    = "binary",  // "binary", "pixels" or "scores" (above)
     parameter integer OUT_CH      = 4,   // output channels (matrix rows)
     parameter integer FAN_IN      = 9,   // elements per window (matrix columns)
     parameter integer PE          = 2,   // rows computed in parallel
@@ -32,15 +32,15 @@ module flipflow_mvu #(
     parameter integer AW          = 5,   // accumulator bits
     parameter integer POSITIONS   = 1,   // input beats per window
     parameter integer EW          = 9,   // bits per input beat
-    parameter         WEIGHT_FILE = "",
-    parameter         THRESH_FILE = ""
+    parameter         WEIGHT_FILE = "",  // absolute paths of the memory files
+    parameter         THRESH_FILE = ""   // ("" for "scores")
 ) (
     input  wire                           ap_clk,
     input  wire                           ap_rst_n,
     input  wire [EW-1:0]                  in_data,
     input  wire                           in_valid,
     output wire                           in_ready,
-    output reg  [OUT_CH*(DATAPATH == "scores" ? AW : 1)-1:0] out_data,
+    output reg  [OUT_CH*(DATAPATH == "scores" ? AW : 1)-1:0] out_data,  // OUT_CH x RES bits
     output reg                            out_valid,
     input  wire                           out_ready
 );
