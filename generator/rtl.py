@@ -1,7 +1,7 @@
-"""RTL backend: render synthesizable Verilog of a network from hls_templates/rtl/.
+"""RTL backend: a network as instances of the Verilog library in hls_templates/rtl/.
 
 The hardware is the same streaming dataflow pipeline as the HLS backend
-(docs/DESIGN.md), one unit chain per IR layer:
+(docs/DESIGN.md), one unit chain per IR layer, the chain kinds.py lists:
 
 * ``input_conv``  : [gather channels] -> window unit -> matrix-vector unit (8-bit pixels)
 * ``binary_conv`` : [window unit] -> matrix-vector unit (XNOR-popcount, thresholds)
@@ -16,13 +16,17 @@ per output pixel and its floor is one cycle per output pixel.
 * then a result unit that serialises scores + class id onto the 32-bit stream.
 
 A window unit is left out where the window is the pixel itself (1x1, stride 1,
-no padding). Weights and thresholds come from flipflow.generator.pack (the
-layout shared with the HLS backend) and are written as ``$readmemh`` files
-named after the IR layers, next to the Verilog.
+no padding). Each unit is an instance of a hand-written parameterised module
+(flipflow_swu.v, flipflow_mvu.v, ...; each file's header states its datapath
+and stream layout); only the top (top.v.j2: wires and instances with named
+parameters) is rendered. Weights and thresholds come from
+flipflow.generator.pack (the layout shared with the HLS backend) and are
+written as ``$readmemh`` files named after the IR layers, next to the
+Verilog; their absolute paths reach the modules as parameters.
 
-``generate(net, folding, out_dir)`` writes ``<out_dir>/*.v`` and ``*.mem``
-and returns an ``RtlDesign`` describing the units (used by the simulator for
-cycle models and by the resource report).
+``generate(net, folding, out_dir)`` copies the library modules and writes the
+top and ``*.mem`` into ``<out_dir>`` and returns an ``RtlDesign`` describing
+the units (used by the simulator for cycle models and by the resource report).
 """
 
 from __future__ import annotations
@@ -30,21 +34,20 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import jinja2
-import numpy as np
 
 import flipflow
+from flipflow import kinds
 from flipflow.errors import FlipflowError
 from flipflow.generator import pack
-from flipflow.host import stream
-from flipflow import kinds
 from flipflow.generator.folding import Folding, LayerConfig, check, default
-from flipflow.kinds import pow2, unsigned_bits, window_columns, window_cycles
+from flipflow.host import stream
 from flipflow.ir import Layer, Network
+from flipflow.kinds import pow2, signed_bits, unsigned_bits, window_columns
 
 TEMPLATES = flipflow.ROOT / "hls_templates" / "rtl"
 TOP_NAME = stream.TOP_NAME
@@ -58,17 +61,23 @@ class RtlError(FlipflowError, ValueError):
 
 @dataclass
 class Unit:
-    """One hardware unit of the pipeline (one Verilog module)."""
+    """One hardware unit of the pipeline: an instance of a library module."""
 
-    name: str  # module name (derived from the IR layer name)
-    template: str
+    name: str  # instance name (derived from the IR layer name)
+    module: str  # library module, hls_templates/rtl/<module>.v
     layer: str  # IR layer it implements
     src: str  # unit feeding it ("in" = the input stream)
     out_width: int  # bits per output beat
     summary: str  # one line for the top's header comment
     traces: str = ""  # IR layer whose output this unit produces ("" = internal)
     cycles: int = 0  # cycles per frame at II = 1 (analytical)
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)  # geometry for the analytical models (sim.rtl)
+    parameters: dict[str, int | str] = field(default_factory=dict)  # Verilog parameters of the instance
+
+    @property
+    def instance(self) -> str:
+        """Its instance name in the top."""
+        return f"u_{self.name}"
 
 
 @dataclass
@@ -93,63 +102,104 @@ def _hex_words(words: list[int], bits: int) -> str:
     return "".join(f"{w & ((1 << bits) - 1):0{digits}x}\n" for w in words)
 
 
-def _mvu_unit(layer: Layer, f: LayerConfig, src: str, positions: int, ew: int, out_dir: Path) -> Unit:
+def _write_mem(out_dir: Path, name: str, words: list[int], bits: int) -> str:
+    """Write a $readmemh file; its absolute path reaches the module as a parameter,
+    so simulators and synthesis find it from any working folder."""
+    path = out_dir.resolve() / name
+    path.write_text(_hex_words(words, bits))
+    return str(path)
+
+
+RTL_DATAPATHS = {"xnor": "binary", "pixel": "pixels", "score": "scores"}  # flipflow_mvu's DATAPATH branches
+
+
+def _accumulator_bits(datapath: str, lo: int, hi: int, wb: int) -> int:
+    """AW of flipflow_mvu: every accumulator value, the threshold one above the top, and for
+    "pixels" one 9 x WB-bit product with its sign."""
+    if datapath == "binary":
+        return max(2, unsigned_bits(hi + 1))
+    if datapath == "pixels":
+        return max(wb + 10, signed_bits(lo, hi + 1))
+    return max(wb + 1, signed_bits(lo, hi))
+
+
+def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
+    kind = kinds.matrix(layer)
     g = pack.geometry(layer, f)
-    kind = RTL_DATAPATHS[kinds.matrix(layer).datapath]
-    lane_bits = kinds.of(layer).lane_bits
-    wb = pack.elem_bits(layer)
-    lo, hi = pack.accumulator_range(layer)
-    if kind == "binary":
-        aw = max(2, pack.unsigned_bits(hi + 1))
-    elif kind == "input":
-        aw = max(wb + 10, pack.signed_bits(lo, hi + 1))  # >= one 9 x WB-bit product + sign
-    else:
-        aw = max(wb + 1, pack.signed_bits(lo, hi))
+    datapath = RTL_DATAPATHS[kind.datapath]
+    wb = kind.weight_bits(layer)
+    aw = _accumulator_bits(datapath, *kind.accumulator_range(layer), wb)
+    c = layer.in_ch
+    positions = kind.beats_per_vector(layer)  # a conv's window unit delivers the whole window in one beat
+    ew = (layer.kernel**2 if kind.spatial else 1) * c * kind.lane_bits
     name = ident(layer.name)
-    weight_file = f"{name}_weights.mem"
-    (out_dir / weight_file).write_text(_hex_words(pack.words(layer, f), g.pe * g.simd * wb))
+    weight_file = _write_mem(out_dir, f"{name}_weights.mem", pack.words(layer, f), g.pe * g.simd * wb)
     thr_file = ""
     if layer.is_thresholded:
-        thr_file = f"{name}_thresholds.mem"
         thr = pack.thresholds(layer, f)
         thr_words = [sum((int(t) & ((1 << aw) - 1)) << (p * aw) for p, t in enumerate(row)) for row in thr]
-        (out_dir / thr_file).write_text(_hex_words(thr_words, g.pe * aw))
-    res_bits = aw if kind == "output" else 1
-    params = dict(
-        name=f"{name}_mvu", layer=layer.name, kind=kind, k=g.cols, out_ch=g.rows, pe=g.pe, simd=g.simd,
-        nf=g.nf, sf=g.sf, lane_bits=lane_bits, wb=wb, aw=aw, res_bits=res_bits, positions=positions,
-        ew=ew, pos_bits=unsigned_bits(positions - 1), nf_bits=unsigned_bits(g.nf - 1), sf_bits=unsigned_bits(g.sf - 1),
-        addr_bits=unsigned_bits(g.tiles - 1), weight_file=weight_file, thr_file=thr_file,
-    )
+        thr_file = _write_mem(out_dir, f"{name}_thresholds.mem", thr_words, g.pe * aw)
+    res_bits = aw if datapath == "scores" else 1
     return Unit(
-        name=f"{name}_mvu", template="mvu.v.j2", layer=layer.name, src=src, out_width=g.rows * res_bits,
+        name=f"{name}_mvu", module="flipflow_mvu", layer=layer.name, src=src, out_width=g.rows * res_bits,
         summary=f"{layer.kind} {layer.name}: PE={g.pe} SIMD={g.simd}, {g.nf}x{g.sf} folds per window",
-        traces=name, cycles=kinds.matrix(layer).mvu_cycles(layer, f), params=params,
+        traces=name, cycles=kind.mvu_cycles(layer, f),
+        params=dict(nf=g.nf, sf=g.sf, positions=positions),
+        parameters=dict(DATAPATH=datapath, OUT_CH=g.rows, FAN_IN=g.cols, PE=g.pe, SIMD=g.simd, WB=wb, AW=aw,
+                        POSITIONS=positions, EW=ew, WEIGHT_FILE=weight_file, THRESH_FILE=thr_file),
     )
 
 
-def _window_unit(layer: Layer, src: str, lane_bits: int) -> Unit:
+def _window_unit(layer: Layer, src: str, cycles: int) -> Unit:
     h, w, c = layer.in_shape
     ho, wo, _ = layer.out_shape
     k, s, p = layer.kernel, layer.stride, layer.pad
-    rows = pow2(k + s)
-    ncols = window_columns(layer)
-    name = f"{ident(layer.name)}_swu"
-    params = dict(
-        name=name, layer=layer.name, h=h, w=w, ch=c, lane_bits=lane_bits, ew=c * lane_bits, k=k, s=s, pad=p,
-        ho=ho, wo=wo, rows=rows, row_bits=unsigned_bits(rows - 1), col_bits=unsigned_bits(w - 1), ncols=ncols,
-        cx_bits=unsigned_bits(ncols - 1), phase_bits=unsigned_bits(max(k, s) - 1), oy_bits=unsigned_bits(ho - 1),
-    )
+    lane_bits = kinds.of(layer).lane_bits
     if h >= 1 << 14 or w >= 1 << 14:
         raise RtlError(f"layer {layer.name}: {h}x{w} maps are too large for the 16-bit window counters")
     return Unit(
-        name=name, template="swu.v.j2", layer=layer.name, src=src, out_width=k * k * c * lane_bits,
-        summary=f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}, {rows}-row banked line buffer, one window per beat",
-        cycles=window_cycles(layer), params=params,
+        name=f"{ident(layer.name)}_swu", module="flipflow_swu", layer=layer.name, src=src,
+        out_width=k * k * c * lane_bits,
+        summary=f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}, {pow2(k + s)}-row banked line buffer, one window per beat",
+        cycles=cycles,
+        params=dict(h=h, k=k, s=s, pad=p, ho=ho, wo=wo, ncols=window_columns(layer)),
+        parameters=dict(H=h, W=w, EW=c * lane_bits, K=k, S=s, PAD=p),
     )
 
 
-RTL_DATAPATHS = {"xnor": "binary", "pixel": "input", "score": "output"}  # mvu.v.j2's datapath branches
+def _gather_unit(layer: Layer, src: str, cycles: int) -> Unit:
+    c = layer.in_ch
+    return Unit(
+        name=f"{ident(layer.name)}_gather", module="flipflow_gather", layer=layer.name, src=src, out_width=8 * c,
+        summary=f"{c} byte beats -> one pixel", cycles=cycles, parameters=dict(CH=c),
+    )
+
+
+def _pool_unit(layer: Layer, src: str, cycles: int) -> Unit:
+    c, k = layer.in_shape[2], layer.kernel
+    return Unit(
+        name=f"{ident(layer.name)}_pool", module="flipflow_maxpool", layer=layer.name, src=src, out_width=c,
+        summary=f"maxpool {layer.name}: OR of the {k}x{k} window pixels", traces=ident(layer.name),
+        cycles=cycles, parameters=dict(CH=c, K=k),
+    )
+
+
+def _sum_unit(layer: Layer, src: Unit, cycles: int) -> Unit:
+    h, w, c = layer.in_shape
+    return Unit(
+        name=f"{ident(layer.name)}_sum", module="flipflow_global_sum", layer=layer.name, src=src.name,
+        out_width=32 * c, summary=f"global_sum {layer.name}: {h}x{w} pixels -> 32-bit sums", traces=ident(layer.name),
+        cycles=cycles, parameters=dict(CH=c, IN_BITS=src.out_width // c, PIXELS=h * w),
+    )
+
+
+def _result_unit(net: Network, src: Unit) -> Unit:
+    n = len(net.classes)
+    return Unit(
+        name="result", module="flipflow_result", layer="", src=src.name, out_width=32,
+        summary=f"{n} scores + class id -> 32-bit out_stream", cycles=kinds.result_cycles(n),
+        params=dict(ch=n), parameters=dict(CH=n, IN_BITS=src.out_width // n),
+    )
 
 
 def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
@@ -162,57 +212,38 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
         src = u.name
 
     for layer in net.layers:
-        h, w, c = layer.in_shape
-        lname = ident(layer.name)
-        kind = kinds.of(layer)
-        for unit in kind.units(layer, folding.get(layer.name)):
+        for unit in kinds.of(layer).units(layer, folding.get(layer.name)):
             if unit.role == "stream":
-                if c > 1:
-                    add(Unit(
-                        name=f"{lname}_gather", template="gather.v.j2", layer=layer.name, src=src, out_width=8 * c,
-                        summary=f"{c} byte beats -> one pixel", cycles=unit.cycles,
-                        params=dict(name=f"{lname}_gather", ch=c, ch_bits=unsigned_bits(c - 1)),
-                    ))
+                if layer.in_ch > 1:  # one byte per beat; a gather register builds the pixel
+                    add(_gather_unit(layer, src, unit.cycles))
             elif unit.role == "window":
-                add(_window_unit(layer, src, kind.lane_bits))
+                add(_window_unit(layer, src, unit.cycles))
             elif unit.role == "mvu":
-                if kind.spatial:  # the window unit delivers the whole window in one beat
-                    add(_mvu_unit(layer, folding[layer.name], src, 1, layer.kernel**2 * c * kind.lane_bits, out_dir))
-                else:
-                    add(_mvu_unit(layer, folding[layer.name], src, h * w, c * kind.lane_bits, out_dir))
+                add(_mvu_unit(layer, folding[layer.name], src, out_dir))
             elif unit.role == "pool":
-                k = layer.kernel
-                add(Unit(
-                    name=f"{lname}_pool", template="maxpool.v.j2", layer=layer.name, src=src, out_width=c,
-                    summary=f"maxpool {layer.name}: OR of the {k}x{k} window pixels", traces=lname,
-                    cycles=unit.cycles, params=dict(name=f"{lname}_pool", layer=layer.name, ch=c, k=k),
-                ))
+                add(_pool_unit(layer, src, unit.cycles))
             elif unit.role == "sum":
-                in_bits = units[-1].out_width // c
-                add(Unit(
-                    name=f"{lname}_sum", template="global_sum.v.j2", layer=layer.name, src=src, out_width=32 * c,
-                    summary=f"global_sum {layer.name}: {h}x{w} pixels -> 32-bit sums", traces=lname,
-                    cycles=unit.cycles, params=dict(name=f"{lname}_sum", layer=layer.name, ch=c, in_bits=in_bits,
-                                                    pixels=h * w, pix_bits=unsigned_bits(h * w - 1)),
-                ))
+                add(_sum_unit(layer, units[-1], unit.cycles))
             else:
                 raise RtlError(f"layer {layer.name}: the RTL backend has no {unit.role!r} unit")
-    n = len(net.classes)
-    add(Unit(
-        name="result", template="result.v.j2", layer="", src=src, out_width=32,
-        summary=f"{n} scores + class id -> 32-bit out_stream", cycles=kinds.result_cycles(n),
-        params=dict(name="result", ch=n, in_bits=units[-1].out_width // n, word_bits=unsigned_bits(n)),
-    ))
+    add(_result_unit(net, units[-1]))
     return units
 
 
+def verilog_value(value: int | str) -> str:
+    """A parameter value as Verilog source: strings (file paths, DATAPATH) quoted."""
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=False,
     )
+    env.filters["verilog"] = verilog_value
+    return env
 
 
 def generate(net: Network, folding: Folding | None, out_dir: str | Path) -> RtlDesign:
@@ -225,13 +256,10 @@ def generate(net: Network, folding: Folding | None, out_dir: str | Path) -> RtlD
     names = [u.name for u in units]
     if len(set(names)) != len(names):
         raise RtlError(f"layer names collide after conversion to Verilog identifiers: {names}")
-    env = _environment()
-    files = []
-    for u in units:
-        path = out_dir / f"{u.name}.v"
-        path.write_text(env.get_template(u.template).render(u=u.params))
-        files.append(path.name)
-    (out_dir / TOP_FILE).write_text(env.get_template("top.v.j2").render(net=net, units=units))
+    files = sorted({f"{u.module}.v" for u in units})
+    for name in files:
+        shutil.copyfile(TEMPLATES / name, out_dir / name)
+    (out_dir / TOP_FILE).write_text(_environment().get_template("top.v.j2").render(net=net, units=units))
     files.append(TOP_FILE)
     design = RtlDesign(
         network=net.name,

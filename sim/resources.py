@@ -56,8 +56,12 @@ def synthesize(rtl_dir: str | Path, timeout: float = 1800) -> dict:
     design = rtl.load_design(rtl_dir)
     with tempfile.TemporaryDirectory() as tmp:
         stat = Path(tmp) / "stat.json"
+        # -defer: the library modules are elaborated only with the top's parameters;
+        # uniquify: one module per instance (flipflow_top.u_<unit>), counted per unit
         script = "\n".join([
-            "read_verilog -sv " + " ".join(design.files),
+            "read_verilog -defer -sv " + " ".join(design.files),
+            f"hierarchy -top {rtl.TOP_NAME}",
+            "uniquify",
             f"synth_xilinx -family xc7 -top {rtl.TOP_NAME}",
             f"tee -q -o {stat} stat -json",
         ])
@@ -70,13 +74,10 @@ def synthesize(rtl_dir: str | Path, timeout: float = 1800) -> dict:
         data = json.loads(stat.read_text())
     modules = data.get("modules", {})
 
-    def cells_of(name: str) -> dict[str, int]:
-        for key, value in modules.items():
-            if key.lstrip("\\").split("$")[0] == name or key.lstrip("\\") == name:
-                return value.get("num_cells_by_type", {})
-        return {}
+    def cells_of(unit: rtl.Unit) -> dict[str, int]:
+        return modules.get(f"\\{rtl.TOP_NAME}.{unit.instance}", {}).get("num_cells_by_type", {})
 
-    units = {u.name: _count(cells_of(u.name)) for u in design.units}
+    units = {u.name: _count(cells_of(u)) for u in design.units}
     layers: dict[str, dict[str, float]] = {}
     for u in design.units:
         key = u.layer or "stream_io"

@@ -26,13 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from flipflow import ir
+from flipflow import golden, ir, kinds
 from flipflow.errors import FlipflowError
 from flipflow.generator import rtl
-from flipflow.host import stream
-from flipflow import kinds
 from flipflow.generator.folding import Folding, LayerConfig
-from flipflow import golden
+from flipflow.host import stream
 
 HARNESS = Path(__file__).with_name("verilator") / "harness.cpp"
 BINARY = "Vflipflow_top"
@@ -178,8 +176,6 @@ class RtlSimulator:
             max_cycles = 4 * (n + 4) * per_frame + 100_000
         run_dir = Path(tempfile.mkdtemp(prefix="run_", dir=self.build_dir))
         (run_dir / "in.bin").write_bytes(stream.pack_images(images).tobytes())
-        for mem in self.rtl_dir.glob("*.mem"):  # $readmemh paths are relative to the working directory
-            os.symlink(mem.resolve(), run_dir / mem.name)
         cmd = [str(self.binary.resolve()), "in.bin", str(n), str(in_words), str(out_words), "out.bin", "cycles.txt",
                str(round(idle * 100)), str(round(stall * 100)), str(seed), str(max_cycles)]
         if trace:
@@ -270,14 +266,14 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
     window = None  # parameters of a window unit feeding the next unit
     for unit in design.units:
         p = unit.params
-        if unit.template == "swu.v.j2":
+        if unit.module == "flipflow_swu":
             window = p
             continue
         if window is not None:
             # window unit + its consumer: output row oy starts once the input rows its
             # windows need are written and the previous row is done; a row takes the
             # slower of its column reads and the consumer's time for its windows
-            per_pixel = p["nf"] * p["sf"] if unit.template == "mvu.v.j2" else 1
+            per_pixel = p["nf"] * p["sf"] if unit.module == "flipflow_mvu" else 1
             row_time = max(window["ncols"], window["wo"] * per_pixel)
             rows, t = [], 0
             for oy in range(window["ho"]):
@@ -285,7 +281,7 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
                 t = max(t, done[max(need, 0)]) + row_time
                 rows.append(t + 3)  # read, load and compute pipeline stages
             done, window = rows, None
-        elif unit.template == "mvu.v.j2":
+        elif unit.module == "flipflow_mvu":
             per_window = p["nf"] * p["sf"]
             if p["positions"] > 1 or len(done) == 1:  # dense: needs the whole input vector
                 done = [done[-1] + per_window + 2]
@@ -298,10 +294,10 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
                     t = max(t + wo * per_window, done[r] + per_window)
                     rows.append(t)
                 done = [x + 2 for x in rows]  # two pipeline stages
-        elif unit.template == "gather.v.j2":
+        elif unit.module == "flipflow_gather":
             done = [x + 1 for x in done]
-        elif unit.template == "global_sum.v.j2":
+        elif unit.module == "flipflow_global_sum":
             done = [done[-1] + 1]
-        elif unit.template == "result.v.j2":
+        elif unit.module == "flipflow_result":
             done = [done[-1] + p["ch"] + 1]
     return {"cycles_per_frame": int(per_frame), "latency_cycles": int(done[-1])}

@@ -4,60 +4,20 @@ Fashion-MNIST images, bit-exact with the golden model."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
-from cocotb_tools.check_results import get_results
-from cocotb_tools.runner import get_runner
 
 import rtl_nets
 from flipflow.generator import rtl
 from flipflow.host import stream
 from flipflow.generator.folding import LayerConfig
 from flipflow import golden
-from flipflow.sim.rtl import PCH_FIX, RtlSimulator, first_layer_mismatch, verilator_bin, verilator_env
+from flipflow.sim.rtl import RtlSimulator, first_layer_mismatch
+from rtl_helpers import lint, run_cocotb
 
-COCOTB_DIR = Path(__file__).with_name("cocotb")
 KINDS = ["input_conv", "input_dense", "binary_conv", "binary_dense", "maxpool", "output_conv", "output_dense", "global_sum"]
-
-
-def lint(rtl_dir: Path) -> None:
-    files = [str(rtl_dir / f) for f in rtl.load_design(rtl_dir).files]
-    v = subprocess.run([verilator_bin(), "--lint-only", "-Wall", "--top-module", rtl.TOP_NAME, *files],
-                       capture_output=True, text=True, env=verilator_env())
-    assert v.returncode == 0, v.stderr
-    i = subprocess.run(["iverilog", "-g2012", "-o", os.devnull, "-s", rtl.TOP_NAME, *files], capture_output=True, text=True)
-    assert i.returncode == 0, i.stderr
-
-
-def run_cocotb(net, folding, images, tmp: Path, simulator: str, idle: float, stall: float, monkeypatch) -> None:
-    """Generate, simulate with cocotb, and on failure name the first mismatching layer."""
-    rtl_dir = tmp / "rtl"
-    design = rtl.generate(net, folding, rtl_dir)
-    lint(rtl_dir)
-    case = tmp / "case.npz"
-    np.savez(case, images=images, expected=stream.pack_output(golden.scores(net, images)))
-    if simulator == "verilator":
-        monkeypatch.setenv("PATH", str(Path(verilator_bin()).parent) + os.pathsep + os.environ["PATH"])
-        monkeypatch.setenv("MAKEFLAGS", PCH_FIX[1])
-    monkeypatch.syspath_prepend(str(COCOTB_DIR))  # the runner passes sys.path on as PYTHONPATH
-    runner = get_runner(simulator)
-    runner.build(sources=[rtl_dir / f for f in design.files], hdl_toplevel=rtl.TOP_NAME, build_dir=tmp / "sim_build",
-                 build_args=["-Wno-fatal"] if simulator == "verilator" else [], timescale=("1ns", "1ps"), always=True)
-    results = runner.test(
-        test_module="test_flipflow_top", hdl_toplevel=rtl.TOP_NAME, test_dir=rtl_dir, build_dir=tmp / "sim_build",
-        plusargs=["+flipflow_trace"], results_xml=str(tmp / "results.xml"),
-        extra_env={"FLIPFLOW_CASE": str(case), "FLIPFLOW_IDLE": str(idle), "FLIPFLOW_STALL": str(stall),
-                   "FLIPFLOW_SEED": "7", "FLIPFLOW_OUT": str(tmp / "got.npy")},
-    )
-    tests, fails = get_results(Path(results))
-    if tests != 1 or fails:
-        where = first_layer_mismatch(net, design, images[:1], rtl_dir)
-        pytest.fail(f"cocotb on {simulator}: {fails} of {tests} tests failed; {where or 'all layer traces of image 0 match'}")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,299 @@
+// flipflow_mvu: matrix-vector unit of a convolution or dense layer.
+//
+// Computes OUT_CH outputs from one window of FAN_IN elements, folded onto
+// PE rows x SIMD lanes: NF = ceil(OUT_CH / PE) neuron folds x SF = ceil(FAN_IN / SIMD)
+// synapse folds, NF * SF cycles per window at II = 1.
+// Datapaths (DATAPATH, generate branches):
+//   "binary": P = popcount(XNOR(w, x)) over 1-bit elements (pad lanes have w = 1,
+//             x = 0), out bit = P >= T (unsigned).
+//   "pixels": acc = sum(w * pixel) over 8-bit unsigned pixels and WB-bit signed
+//             weights, two PE rows per DSP48 multiplier; out bit = acc >= T (signed).
+//   "scores": score = sum(x ? w : -w) over 1-bit elements and WB-bit signed weights
+//             (pad lanes have w = 0); out = the AW-bit signed score.
+// Streams: valid/ready; a beat moves when valid && ready.
+//   in : POSITIONS beats of EW bits per window, element 0 in the LSBs of the first
+//        beat (POSITIONS * EW = FAN_IN * element bits; dense layers take one pixel
+//        per beat, convolutions the whole window from flipflow_swu).
+//   out: one beat per window, OUT_CH results of 1 bit ("binary", "pixels") or AW bits
+//        ("scores"), channel 0 in the LSBs.
+// Memories ($readmemh, layout from flipflow.generator.pack):
+//   WEIGHT_FILE: NF * SF words of PE x SIMD x WB bits, PE 0 and lane 0 in the LSBs,
+//                address nf * SF + sf.
+//   THRESH_FILE: NF words of PE x AW bits, PE 0 in the LSBs ("binary" and "pixels").
+// AW must hold every accumulator value (and, for "pixels", one WB + 9-bit product).
+`default_nettype none
+module flipflow_mvu #(
+    parameter         DATAPATH    = "binary",  // "binary", "pixels" or "scores" (above)
+    parameter integer OUT_CH      = 4,   // output channels (matrix rows)
+    parameter integer FAN_IN      = 9,   // elements per window (matrix columns)
+    parameter integer PE          = 2,   // rows computed in parallel
+    parameter integer SIMD        = 3,   // elements per row per cycle
+    parameter integer WB          = 1,   // bits per weight element
+    parameter integer AW          = 5,   // accumulator bits
+    parameter integer POSITIONS   = 1,   // input beats per window
+    parameter integer EW          = 9,   // bits per input beat
+    parameter         WEIGHT_FILE = "",  // absolute paths of the memory files
+    parameter         THRESH_FILE = ""   // ("" for "scores")
+) (
+    input  wire                           ap_clk,
+    input  wire                           ap_rst_n,
+    input  wire [EW-1:0]                  in_data,
+    input  wire                           in_valid,
+    output wire                           in_ready,
+    output reg  [OUT_CH*(DATAPATH == "scores" ? AW : 1)-1:0] out_data,  // OUT_CH x RES bits
+    output reg                            out_valid,
+    input  wire                           out_ready
+);
+    localparam integer LB    = DATAPATH == "pixels" ? 8 : 1;     // bits per input element
+    localparam integer RES   = DATAPATH == "scores" ? AW : 1;    // bits per result
+    localparam integer NF    = (OUT_CH + PE - 1) / PE;
+    localparam integer SF    = (FAN_IN + SIMD - 1) / SIMD;
+    localparam integer XW    = SIMD * LB;                       // input bits consumed per cycle
+    localparam integer WINW  = POSITIONS * EW;                  // window bits
+    localparam integer BUFW  = SF * XW;                         // window padded to SF * SIMD elements
+    localparam integer NFB   = NF > 1 ? $clog2(NF) : 1;
+    localparam integer SFB   = SF > 1 ? $clog2(SF) : 1;
+    localparam integer ADDRB = NF * SF > 1 ? $clog2(NF * SF) : 1;
+    localparam integer POSB  = POSITIONS > 1 ? $clog2(POSITIONS) : 1;
+
+    reg [PE*SIMD*WB-1:0] weights [0:NF*SF-1];
+    initial $readmemh(WEIGHT_FILE, weights);
+
+    // -- load: collect one window while the previous one is computed -------
+    // load_buf and the fold register `window` form a double buffer: the next
+    // window's first beat is accepted in the cycle the compute side takes the
+    // loaded one, so a window costs max(NF * SF, POSITIONS) cycles.
+    reg  [WINW-1:0] load_buf;
+    reg             load_full;
+    wire take;  // compute side takes the loaded window
+    assign in_ready = !load_full || take;
+    wire load_fire = in_valid && in_ready;
+    wire load_done;
+    generate
+        if (POSITIONS > 1) begin : beats
+            reg [POSB-1:0] load_pos;
+            assign load_done = load_fire && load_pos == POSB'(POSITIONS - 1);
+            always @(posedge ap_clk) begin
+                if (load_fire) load_buf <= {in_data, load_buf[WINW-1:EW]};  // element 0 ends in the LSBs
+            end
+            always @(posedge ap_clk) begin
+                if (!ap_rst_n) load_pos <= {POSB{1'b0}};
+                else if (load_fire) load_pos <= load_done ? {POSB{1'b0}} : load_pos + 1'b1;
+            end
+        end else begin : one_beat
+            assign load_done = load_fire;
+            always @(posedge ap_clk) begin
+                if (load_fire) load_buf <= in_data;
+            end
+        end
+    endgenerate
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) load_full <= 1'b0;
+        else if (load_done) load_full <= 1'b1;
+        else if (take) load_full <= 1'b0;
+    end
+
+    // -- stage 0: fold counters, weight/threshold read, input slice ---------
+    // The window rotates by SIMD elements per synapse fold, so the current
+    // slice is always its low XW bits; after SF folds it is back in place
+    // for the next neuron fold.
+    reg  [BUFW-1:0] window;
+    reg             busy;
+    reg  [NFB-1:0]  nf;
+    reg  [SFB-1:0]  sf;
+    reg  [ADDRB-1:0] addr;
+    wire stall;
+    wire en = !stall;
+    wire issue = busy && en;
+    wire sf_last = sf == SFB'(SF - 1);
+    wire nf_last = nf == NFB'(NF - 1);
+    assign take = load_full && (!busy || (issue && sf_last && nf_last));
+
+    generate
+        if (SF > 1) begin : rotate
+            always @(posedge ap_clk) begin
+                if (take) window <= BUFW'(load_buf);
+                else if (issue) window <= {window[XW-1:0], window[BUFW-1:XW]};
+            end
+        end else begin : hold
+            always @(posedge ap_clk) begin
+                if (take) window <= BUFW'(load_buf);
+            end
+        end
+    endgenerate
+
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            busy <= 1'b0;
+            nf   <= {NFB{1'b0}};
+            sf   <= {SFB{1'b0}};
+            addr <= {ADDRB{1'b0}};
+        end else begin
+            if (issue) begin
+                if (sf_last && nf_last) begin
+                    sf   <= {SFB{1'b0}};
+                    nf   <= {NFB{1'b0}};
+                    addr <= {ADDRB{1'b0}};
+                end else begin
+                    addr <= addr + 1'b1;
+                    if (sf_last) begin
+                        sf <= {SFB{1'b0}};
+                        nf <= nf + 1'b1;
+                    end else begin
+                        sf <= sf + 1'b1;
+                    end
+                end
+            end
+            if (take) busy <= 1'b1;
+            else if (issue && sf_last && nf_last) busy <= 1'b0;
+        end
+    end
+
+    reg             s1_valid, s1_first, s1_last, s1_nf_last;
+    reg [XW-1:0]    s1_x;
+    reg [PE*SIMD*WB-1:0] s1_w;
+    always @(posedge ap_clk) begin
+        if (en) begin
+            s1_w       <= weights[addr];
+            s1_x       <= window[XW-1:0];
+            s1_first   <= sf == {SFB{1'b0}};
+            s1_last    <= sf_last;
+            s1_nf_last <= nf_last;
+        end
+    end
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) s1_valid <= 1'b0;
+        else if (en) s1_valid <= issue;
+    end
+
+    // -- stage 1: dot product of SIMD lanes per PE, accumulated over folds ---
+    wire [PE*AW-1:0] dot;
+    genvar q, g;
+    generate
+        if (DATAPATH == "pixels") begin : pixel_dot
+            // Two PE rows share one DSP48 multiplier per lane (INT8 packing, Xilinx WP486):
+            // the zero-extended pixel times w_hi * 2^PB + w_lo gives both PB-bit products,
+            // cut apart exactly (the low product fits PB signed bits; its sign borrows
+            // one from the high product). An odd last row multiplies alone.
+            localparam integer PB = WB + 8;  // bits of one signed pixel x weight product
+            for (q = 0; q < PE; q = q + 2) begin : dsp_pair
+                localparam integer LO = q, HI = q + 1 < PE ? q + 1 : q;
+                reg signed [WB+PB:0]   packed_w;  // 25 bits for 8-bit weights: a DSP48E1's A port
+                reg signed [WB+PB+9:0] pair;
+                reg        [AW-1:0]    sum_lo, sum_hi;
+                integer s;
+                always @* begin
+                    sum_lo = {AW{1'b0}};
+                    sum_hi = {AW{1'b0}};
+                    for (s = 0; s < SIMD; s = s + 1) begin
+                        packed_w = { {(PB+1){s1_w[(LO*SIMD + s)*WB + WB-1]}}, s1_w[(LO*SIMD + s)*WB +: WB] };
+                        if (HI != LO) packed_w = packed_w + { s1_w[(HI*SIMD + s)*WB + WB-1], s1_w[(HI*SIMD + s)*WB +: WB], {PB{1'b0}} };
+                        pair = $signed({1'b0, s1_x[s*8 +: 8]}) * packed_w;
+                        sum_lo = sum_lo + { {(AW-PB){pair[PB-1]}}, pair[PB-1:0] };
+                        sum_hi = sum_hi + { {(AW-PB){pair[2*PB-1]}}, pair[2*PB-1:PB] } + { {(AW-1){1'b0}}, pair[PB-1] };
+                    end
+                end
+                assign dot[LO*AW +: AW] = sum_lo;
+                if (HI != LO) begin : high_row
+                    assign dot[HI*AW +: AW] = sum_hi;
+                end
+            end
+        end else if (DATAPATH == "binary") begin : binary_dot
+            reg [PE*AW-1:0] sums;
+            reg [AW-1:0]    lane_sum;
+            integer p, s;
+            always @* begin
+                sums = {PE*AW{1'b0}};
+                for (p = 0; p < PE; p = p + 1) begin
+                    lane_sum = {AW{1'b0}};
+                    for (s = 0; s < SIMD; s = s + 1)
+                        lane_sum = lane_sum + { {(AW-1){1'b0}}, ~(s1_x[s] ^ s1_w[p*SIMD + s]) };
+                    sums[p*AW +: AW] = lane_sum;
+                end
+            end
+            assign dot = sums;
+        end else begin : score_dot
+            reg [PE*AW-1:0] sums;
+            reg [AW-1:0]    lane_sum;
+            integer p, s;
+            always @* begin
+                sums = {PE*AW{1'b0}};
+                for (p = 0; p < PE; p = p + 1) begin
+                    lane_sum = {AW{1'b0}};
+                    for (s = 0; s < SIMD; s = s + 1) begin
+                        if (s1_x[s]) lane_sum = lane_sum + AW'($signed(s1_w[(p*SIMD + s)*WB +: WB]));
+                        else         lane_sum = lane_sum - AW'($signed(s1_w[(p*SIMD + s)*WB +: WB]));
+                    end
+                    sums[p*AW +: AW] = lane_sum;
+                end
+            end
+            assign dot = sums;
+        end
+    endgenerate
+
+    reg  [PE*AW-1:0]  acc;
+    wire [PE*AW-1:0]  total;
+    wire [PE*RES-1:0] result;  // this neuron fold's PE results
+    generate
+        for (g = 0; g < PE; g = g + 1) begin : pe_lane
+            assign total[g*AW +: AW] = (s1_first ? {AW{1'b0}} : acc[g*AW +: AW]) + dot[g*AW +: AW];
+        end
+        if (DATAPATH == "scores") begin : raw_scores
+            assign result = total;
+        end else begin : thresholded
+            reg [PE*AW-1:0] thresholds [0:NF-1];
+            initial $readmemh(THRESH_FILE, thresholds);
+            reg [PE*AW-1:0] s1_t;
+            always @(posedge ap_clk) begin
+                if (en) s1_t <= thresholds[nf];
+            end
+            for (g = 0; g < PE; g = g + 1) begin : pe_lane
+                if (DATAPATH == "pixels") begin : signed_cmp
+                    assign result[g] = $signed(total[g*AW +: AW]) >= $signed(s1_t[g*AW +: AW]);
+                end else begin : unsigned_cmp
+                    assign result[g] = total[g*AW +: AW] >= s1_t[g*AW +: AW];
+                end
+            end
+        end
+    endgenerate
+
+    wire s1_fire = s1_valid && en;
+    wire s1_done = s1_fire && s1_last && s1_nf_last;  // a whole output vector is ready
+    assign stall = s1_valid && s1_last && s1_nf_last && out_valid && !out_ready;
+
+    always @(posedge ap_clk) begin
+        if (s1_fire) acc <= total;
+    end
+
+    // results of the earlier neuron folds; each fold's results enter at the top,
+    // so fold 0 ends in the LSBs of the output vector
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [NF*PE*RES-1:0] results_next;  // bits above OUT_CH * RES are padding rows
+    /* verilator lint_on UNUSEDSIGNAL */
+    generate
+        if (NF > 1) begin : folds
+            localparam integer RW = (NF - 1) * PE * RES;
+            reg [RW-1:0] results;
+            assign results_next = {result, results};
+            always @(posedge ap_clk) begin
+                if (s1_fire && s1_last) results <= results_next[RW+PE*RES-1:PE*RES];
+            end
+        end else begin : one_fold
+            assign results_next = result;
+        end
+    endgenerate
+
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) begin
+            out_valid <= 1'b0;
+        end else if (s1_done) begin
+            out_valid <= 1'b1;
+        end else if (out_ready) begin
+            out_valid <= 1'b0;
+        end
+    end
+    always @(posedge ap_clk) begin
+        if (s1_done) out_data <= results_next[OUT_CH*RES-1:0];
+    end
+endmodule
+`default_nettype wire

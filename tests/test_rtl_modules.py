@@ -1,0 +1,106 @@
+"""Unit tests of the Verilog library (hls_templates/rtl/flipflow_*.v), one per
+module: the pytest parameters are the module's Verilog parameters, the cocotb
+testbench (tests/cocotb/test_flipflow_<module>.py) streams random frames back
+to back with random idle input cycles and output backpressure and compares
+every beat with a Python model of the module; each parameter set is also
+lint-clean under verilator -Wall and Icarus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rtl_nets
+from flipflow.generator import rtl
+from flipflow.generator.folding import LayerConfig
+from rtl_helpers import cocotb_run, lint_sources
+
+
+def run_module(module: str, parameters: dict[str, int | str], tmp: Path, monkeypatch, simulator: str = "icarus",
+               **case) -> None:
+    """Lint ``module`` with ``parameters`` and run its cocotb test; ``case`` adds test
+    settings (model extras) to the defaults: 3 frames, 30% idle and stall."""
+    sources = [rtl.TEMPLATES / f"{module}.v"]
+    lint_sources(sources, module, parameters)
+    settings = {"seed": 1, "idle": 0.3, "stall": 0.3, "frames": 3, **case}
+    tests, fails = cocotb_run(sources, module, f"test_{module}", tmp, simulator, monkeypatch, parameters=parameters,
+                              extra_env={"FLIPFLOW_PARAMS": json.dumps(parameters), "FLIPFLOW_CASE": json.dumps(settings)})
+    assert tests >= 1 and not fails, f"{module} {parameters}: {fails} of {tests} cocotb tests failed"
+
+
+# H, W, EW, K, S, PAD, bits per channel: maps smaller than the kernel, 1x1, non-square, S > K, 8-bit pixels
+SWU = [(4, 4, 3, 3, 1, 1, 1), (2, 5, 8, 3, 2, 1, 8), (1, 1, 2, 1, 1, 0, 1), (5, 3, 2, 2, 3, 0, 1), (3, 6, 1, 4, 1, 3, 1),
+       (1, 4, 1, 3, 1, 2, 1)]
+
+
+@pytest.mark.parametrize("h, w, ew, k, s, pad, lane_bits", SWU)
+def test_swu(h, w, ew, k, s, pad, lane_bits, tmp_path, monkeypatch):
+    run_module("flipflow_swu", dict(H=h, W=w, EW=ew, K=k, S=s, PAD=pad), tmp_path, monkeypatch, lane_bits=lane_bits)
+
+
+@pytest.mark.slow
+def test_swu_verilator(tmp_path, monkeypatch):
+    run_module("flipflow_swu", dict(H=5, W=4, EW=2, K=3, S=2, PAD=1), tmp_path, monkeypatch, "verilator", lane_bits=1)
+
+
+# datapath, the network around the layer under test, its index, (PE, SIMD): PE and SIMD that do not
+# divide the layer, one and several input beats per window, odd and even PE for the DSP-packed pixels
+MVU = [
+    ("binary", (2, 2, 1), [{"kind": "input_conv", "out": 5}, {"kind": "binary_dense", "out": 7}, {"kind": "output_dense"}], 1, (3, 4)),
+    ("binary", (1, 1, 3), [{"kind": "input_dense", "out": 9}, {"kind": "binary_dense", "out": 4}, {"kind": "output_dense"}], 1, (4, 9)),
+    ("pixels", (2, 3, 2), [{"kind": "input_dense", "out": 7}, {"kind": "output_dense"}], 0, (3, 5)),
+    ("pixels", (1, 1, 5), [{"kind": "input_dense", "out": 4}, {"kind": "output_dense"}], 0, (4, 2)),
+    ("scores", (1, 1, 2), [{"kind": "input_dense", "out": 9}, {"kind": "output_dense"}], 1, (3, 2)),
+    ("scores", (2, 2, 1), [{"kind": "input_conv", "out": 3}, {"kind": "output_dense"}], 1, (1, 12)),
+]
+
+
+def mvu_case(shape, specs, index, pe_simd, tmp: Path, seed: int) -> tuple[rtl.Unit, dict]:
+    """The matrix-vector unit of layer ``index`` in a generated random network, and
+    the test settings that name its IR layer."""
+    images = np.random.default_rng(seed).integers(0, 256, (8, *shape)).astype(np.uint8)
+    net = rtl_nets.build("mvu", images, specs, 3, seed)
+    layer = net.layers[index]
+    folding = {l.name: LayerConfig(*pe_simd) if l is layer else LayerConfig(1, 1) for l in net.layers if l.has_weights}
+    design = rtl.generate(net, folding, tmp / "rtl")
+    net.save(tmp / "net.ir.npz")
+    unit = next(u for u in design.units if u.layer == layer.name and u.module == "flipflow_mvu")
+    lane_bits = unit.parameters["EW"] // layer.in_shape[2]
+    return unit, {"ir": str(tmp / "net.ir.npz"), "layer": layer.name, "lane_bits": lane_bits}
+
+
+@pytest.mark.parametrize("seed, datapath, shape, specs, index, pe_simd", [(i, *c) for i, c in enumerate(MVU)])
+def test_mvu(seed, datapath, shape, specs, index, pe_simd, tmp_path, monkeypatch):
+    unit, case = mvu_case(shape, specs, index, pe_simd, tmp_path, seed)
+    assert unit.parameters["DATAPATH"] == datapath
+    run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, **case)
+
+
+@pytest.mark.slow
+def test_mvu_verilator(tmp_path, monkeypatch):
+    unit, case = mvu_case(*MVU[2][1:], tmp_path, 2)
+    run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, "verilator", **case)
+
+
+# CH, K, and the map the windows come from: H, W, stride, padding
+@pytest.mark.parametrize("ch, k, h, w, s, pad", [(3, 2, 4, 4, 2, 0), (1, 3, 5, 4, 2, 1), (5, 1, 2, 3, 1, 0)])
+def test_maxpool(ch, k, h, w, s, pad, tmp_path, monkeypatch):
+    run_module("flipflow_maxpool", dict(CH=ch, K=k), tmp_path, monkeypatch, h=h, w=w, s=s, pad=pad)
+
+
+@pytest.mark.parametrize("ch, in_bits, pixels", [(3, 5, 4), (2, 32, 1), (1, 9, 7)])
+def test_global_sum(ch, in_bits, pixels, tmp_path, monkeypatch):
+    run_module("flipflow_global_sum", dict(CH=ch, IN_BITS=in_bits, PIXELS=pixels), tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("ch", [1, 2, 3])
+def test_gather(ch, tmp_path, monkeypatch):
+    run_module("flipflow_gather", dict(CH=ch), tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("ch, in_bits", [(10, 32), (3, 6), (1, 4)])
+def test_result(ch, in_bits, tmp_path, monkeypatch):
+    run_module("flipflow_result", dict(CH=ch, IN_BITS=in_bits), tmp_path, monkeypatch)
