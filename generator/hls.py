@@ -42,6 +42,7 @@ from flipflow.ir import Layer, Network
 TEMPLATES = ROOT / "hls_templates" / "hls"
 STATIC_FILES = ("flipflow_kernels.h", "flipflow_io.h")
 CSIM_INCLUDE = "csim_include"
+SHELL_TCL = "pynq_z2_shell.tcl"  # the PYNQ-Z2 block design around the accelerator, shared with the RTL design
 MAX_WORD_BITS = 4096  # AP_INT_MAX_W set in flipflow_kernels.h (Vitis HLS' limit)
 
 
@@ -237,6 +238,7 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0,
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in STATIC_FILES:
         shutil.copyfile(TEMPLATES / name, out_dir / name)
+    shutil.copyfile(ROOT / "hls_templates" / SHELL_TCL, out_dir / SHELL_TCL)
     shutil.copytree(TEMPLATES / CSIM_INCLUDE, out_dir / CSIM_INCLUDE, dirs_exist_ok=True)
     for template, target in [("flipflow_top.h.j2", "flipflow_top.h"), ("flipflow_top.cpp.j2", "flipflow_top.cpp"),
                              ("tb_flipflow.cpp.j2", "tb_flipflow.cpp"), ("build_hls.tcl.j2", "build_hls.tcl"),

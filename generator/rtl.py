@@ -43,9 +43,10 @@ import jinja2
 import flipflow
 from flipflow import kinds
 from flipflow.errors import FlipflowError
-from flipflow.generator import pack
+from flipflow.generator import devices, pack
 from flipflow.generator.folding import Folding, LayerConfig, check, default
 from flipflow.host import stream
+from flipflow.host.metadata import write_metadata
 from flipflow.ir import Layer, Network
 from flipflow.kinds import pow2, signed_bits, unsigned_bits, window_columns
 
@@ -53,6 +54,8 @@ TEMPLATES = flipflow.ROOT / "hls_templates" / "rtl"
 TOP_NAME = stream.TOP_NAME
 TOP_FILE = f"{TOP_NAME}.v"
 DESIGN_FILE = "design.json"
+BITSTREAM_TCL = "build_bitstream.tcl"
+SHELL_TCL = "pynq_z2_shell.tcl"  # the block design around the accelerator, shared with the HLS project
 
 
 class RtlError(FlipflowError, ValueError):
@@ -246,8 +249,9 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def generate(net: Network, folding: Folding | None, out_dir: str | Path) -> RtlDesign:
-    """Write the Verilog, memory files and design.json of ``net`` into ``out_dir``."""
+def generate(net: Network, folding: Folding | None, out_dir: str | Path, device: devices.Device | None = None) -> RtlDesign:
+    """Write the Verilog, memory files, design.json, accelerator.json and the Vivado script
+    (build_bitstream.tcl: a PYNQ-Z2 bitstream from this Verilog) of ``net`` into ``out_dir``."""
     folding = folding or default(net)
     check(net, folding)
     out_dir = Path(out_dir)
@@ -259,8 +263,16 @@ def generate(net: Network, folding: Folding | None, out_dir: str | Path) -> RtlD
     files = sorted({f"{u.module}.v" for u in units})
     for name in files:
         shutil.copyfile(TEMPLATES / name, out_dir / name)
-    (out_dir / TOP_FILE).write_text(_environment().get_template("top.v.j2").render(net=net, units=units))
+    env = _environment()
+    (out_dir / TOP_FILE).write_text(env.get_template("top.v.j2").render(net=net, units=units))
+    device = device or devices.get()
+    (out_dir / BITSTREAM_TCL).write_text(env.get_template(f"{BITSTREAM_TCL}.j2").render(
+        net=net, part=device.part, clock_mhz=f"{device.mhz:g}", top=TOP_NAME, top_file=TOP_FILE, modules=files))
+    shutil.copyfile(flipflow.ROOT / "hls_templates" / SHELL_TCL, out_dir / SHELL_TCL)
     files.append(TOP_FILE)
+    # The host driver's view of this design: a free-running top (no AXI-Lite control), cycles from the model.
+    write_metadata(net, out_dir, folding=folding, cycles_per_frame=kinds.frame_cycles(net, folding),
+                   clock_mhz=device.mhz, hardware={"control": "ap_ctrl_none", "count_register": None})
     design = RtlDesign(
         network=net.name,
         folding={k: asdict(v) for k, v in folding.items()},

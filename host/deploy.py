@@ -130,6 +130,19 @@ def _metadata(net: ir.Network, build: Path) -> tuple[Metadata, list[str]]:
     return meta, [f"{path} not found: wrote the metadata from {source}"]
 
 
+def _metadata_of_bitstream(bit: Path, build: Path, net: ir.Network) -> Metadata | None:
+    """The accelerator.json of the design a bitstream was built from: the RTL design's
+    (rtl/, free-running top) or the HLS project's (its parent, ap_ctrl_hs), so that the
+    driver controls the accelerator the way that bitstream needs."""
+    for folder in (bit.parent, bit.parent.parent):
+        path = folder / FILENAME
+        if path.is_file() and build.resolve() in (path.resolve().parents):
+            meta = load_metadata(path)
+            meta.check_network(net, where=str(path))
+            return meta
+    return None
+
+
 def _test_set(net: ir.Network, n: int | None, data_dir: Path | None) -> dict[str, np.ndarray]:
     from flipflow.training import datasets
 
@@ -278,6 +291,7 @@ def deploy(
     else:
         pair = find_bitstream(build_dir) if build_dir.is_dir() else None
     if pair:
+        meta = _metadata_of_bitstream(pair[0], build_dir, net) or meta
         check_hwh(pair[1], meta)  # refuse to ship a bitstream that the driver would refuse on the board
     tcl = sorted(p for p in build_dir.rglob("*.tcl") if "deploy" not in p.parts) if build_dir.is_dir() and not pair else []
 

@@ -74,6 +74,24 @@ def test_deploy_ships_a_checked_bitstream_and_replaces_the_old_folder(net, tmp_p
     assert "come from the Vivado build" in (out / "README.md").read_text()
 
 
+def test_deploy_takes_the_control_mode_of_the_bitstream_it_ships(net, tmp_path):
+    """An RTL-built bitstream (free-running top) ships with the RTL design's accelerator.json,
+    the HLS one (ap_ctrl_hs) with the HLS build's, whichever folder the newest .bit is in."""
+    from flipflow.generator import folding, rtl
+
+    build = make_build(net, tmp_path / "build")  # the HLS build: accelerator.json with ap_ctrl_hs
+    os.utime(build / "flipflow.bit", (1, 1))  # older than the RTL bitstream below
+    design = build / "rtl"
+    rtl.generate(net, folding.minimal(net), design)
+    (design / "flipflow.bit").write_bytes(b"stand-in bitstream")
+    (design / "flipflow.hwh").write_text(hwh_text().replace("flipflow.org:hls:flipflow_top", "xilinx.com:module_ref:flipflow_top"))
+    deploy(build / "model.ir.npz", build / "deploy", test_images=4)
+    shipped = json.loads((build / "deploy" / "accelerator.json").read_text())
+    assert shipped["hardware"]["control"] == "ap_ctrl_none" and shipped["hardware"]["count_register"] is None
+    deploy(build / "model.ir.npz", build / "deploy_hls", bitstream=build / "flipflow.bit", test_images=4)
+    assert json.loads((build / "deploy_hls" / "accelerator.json").read_text())["hardware"]["control"] == "ap_ctrl_hs"
+
+
 def test_deploy_refuses_a_bitstream_the_driver_would_refuse(net, tmp_path):
     build = make_build(net, tmp_path / "build")
     (build / "flipflow.hwh").write_text(hwh_text(with_dma=False))

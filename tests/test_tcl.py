@@ -4,13 +4,14 @@ accept only the documented commands, options and IP parameters
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from flipflow import ir
-from flipflow.generator import folding, hls
+from flipflow.generator import folding, hls, rtl
 
 STUBS = Path(__file__).with_name("tcl") / "xilinx_stubs.tcl"
 
@@ -23,7 +24,15 @@ def tcl_check(script: Path) -> subprocess.CompletedProcess:
 def project(tmp_path_factory) -> Path:
     net = ir.load_model("tfc")
     out = tmp_path_factory.mktemp("hls")
-    hls.render(net, folding.default(net), out)
+    hls.render(net, folding.minimal(net), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rtl_design(tmp_path_factory) -> Path:
+    net = ir.load_model("tfc")
+    out = tmp_path_factory.mktemp("rtl")
+    rtl.generate(net, folding.minimal(net), out)
     return out
 
 
@@ -34,6 +43,19 @@ def test_generated_scripts_use_documented_commands_only(project, script):
     assert result.stdout.strip().splitlines()[-1].startswith("flipflow-tcl-check: ok")
 
 
+def test_vivado_only_path_puts_the_simulated_verilog_into_the_block_design(rtl_design):
+    result = tcl_check(rtl_design / "build_bitstream.tcl")
+    assert result.returncode == 0, result.stderr
+    script = (rtl_design / "build_bitstream.tcl").read_text()
+    assert "create_bd_cell -type module -reference flipflow_top flipflow_top_0" in script
+    # the memory paths of the copy Vivado reads point into the design folder, wherever it was moved
+    rewritten = (rtl_design / "vivado_flipflow_top.v").read_text()
+    mems = [line for line in rewritten.splitlines() if ".mem\"" in line]
+    assert mems and all(f'"{rtl_design}/' in line for line in mems)
+    meta = json.loads((rtl_design / "accelerator.json").read_text())
+    assert meta["hardware"]["control"] == "ap_ctrl_none"
+
+
 def test_csim_is_fast_and_synthesis_sees_the_plain_popcount(project):
     text = (project / "build_hls.tcl").read_text()
     assert "csim_design -O" in text
@@ -41,7 +63,8 @@ def test_csim_is_fast_and_synthesis_sees_the_plain_popcount(project):
 
 
 def test_s2mm_joins_the_interconnect_the_mm2s_automation_made(project):
-    text = (project / "build_bitstream.tcl").read_text()
+    text = (project / "pynq_z2_shell.tcl").read_text()  # the block design shared by the HLS and RTL scripts
+    assert "source $here/pynq_z2_shell.tcl" in (project / "build_bitstream.tcl").read_text()
     assert text.count("[get_bd_intf_pins ps7/S_AXI_HP0]\n") == 1  # HP0 is automated once
     assert "Master {/axi_dma/M_AXI_S2MM}" in text and "[get_bd_intf_pins axi_dma/M_AXI_S2MM]" in text
 
