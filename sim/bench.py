@@ -160,16 +160,18 @@ def golden_accuracy(net: ir.Network, cache: Path, images: int | None = None) -> 
     return data[key]
 
 
-def simulate(net: ir.Network, folding: fold.Folding, build_dir: Path, frames: int, timeout: float) -> dict:
-    """Steady-state cycles per frame from the RTL simulation, in a child process that is
-    killed (with its compiler) when it runs past ``timeout`` seconds."""
+def simulate(net: ir.Network, folding: fold.Folding, build_dir: Path, frames: int, timeout: float,
+             synthesize: bool = False) -> dict:
+    """Steady-state cycles per frame from the RTL simulation and, with ``synthesize``, the
+    yosys resources and timing of the same Verilog, in a child process that is killed (with
+    its compiler) when it runs past ``timeout`` seconds."""
     build_dir = build_dir.resolve()  # the simulator runs tools from inside it
     build_dir.mkdir(parents=True, exist_ok=True)
     net.save(build_dir / "bench_model.ir.npz")
     fold.save(folding, build_dir / "bench_folding.json")
     result = build_dir / "bench_sim.json"
     result.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "flipflow.sim.bench", "simulate", str(build_dir), str(frames)]
+    cmd = [sys.executable, "-m", "flipflow.sim.bench", "simulate", str(build_dir), str(frames), str(int(synthesize))]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -177,7 +179,8 @@ def simulate(net: ir.Network, folding: fold.Folding, build_dir: Path, frames: in
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        return {"cycles_per_frame": None, "note": f"RTL simulation did not finish within {timeout:.0f} s (compile + {frames} frames)"}
+        return {"cycles_per_frame": None,
+                "note": f"RTL simulation did not finish within {timeout:.0f} s (compile + {frames} frames{' + yosys' if synthesize else ''})"}
     if proc.returncode != 0 or not result.is_file():
         return {"cycles_per_frame": None, "note": f"RTL simulation failed: {err.strip()[-500:]}"}
     data = json.loads(result.read_text())
@@ -185,8 +188,10 @@ def simulate(net: ir.Network, folding: fold.Folding, build_dir: Path, frames: in
     return data
 
 
-def _simulate_child(build_dir: Path, frames: int) -> None:
-    """Child side of ``simulate``: build, run ``frames`` test images, check against golden."""
+def _simulate_child(build_dir: Path, frames: int, synthesize: bool) -> None:
+    """Child side of ``simulate``: build, run ``frames`` test images, check against golden;
+    then yosys resources and per-unit timing of the same Verilog when asked."""
+    from flipflow.sim import resources, timing
     from flipflow.sim.rtl import RtlSimulator
 
     net = ir.load(build_dir / "bench_model.ir.npz")
@@ -202,19 +207,25 @@ def _simulate_child(build_dir: Path, frames: int) -> None:
         "mismatches": comparison.mismatches,
         "note": f"steady state over {frames} frames (mean result spacing, second half)",
     }
+    if synthesize:
+        print(f"flipflow bench: yosys resources and timing of {net.name}", file=sys.stderr)
+        data["yosys"] = resources.synthesize(sim.rtl_dir)["total"]
+        data["timing"] = timing.analyse(sim.rtl_dir)
     atomic.write_json(build_dir / "bench_sim.json", data)
 
 
 # -- the report ---------------------------------------------------------------------------
 
-def _row(model: BenchModel, label: str, plan: fold.Plan, accuracy: float | None, sim: dict) -> dict:
+def _row(model: BenchModel, label: str, plan: fold.Plan, budget: devices.Budget, accuracy: float | None,
+         sim: dict) -> dict:
     totals = plan.totals
     simulated = sim.get("cycles_per_frame")
     layer = model.net.layer(plan.bottleneck)
     full = fold.LayerConfig(layer.out_ch, layer.fan_in) if layer.has_weights else None
     floor = cost.layer_cost(layer, full).cycles  # fully parallel: only the unit's own beat rate remains
     cycles = simulated if simulated else plan.cycles_per_frame
-    budget = plan.device
+    limits = budget.limits()
+    yosys, timing = sim.get("yosys"), sim.get("timing")
     return {
         "model": model.name,
         "role": model.role,
@@ -233,15 +244,22 @@ def _row(model: BenchModel, label: str, plan: fold.Plan, accuracy: float | None,
         "FF": round(totals["FF"]),
         "BRAM36": totals["BRAM36"],
         "DSP": round(totals["DSP"]),
-        "fits_budget": all(totals[k] <= budget[k.lower()] for k in ("LUT", "FF", "BRAM36", "DSP")),
+        "fits_budget": all(totals[k] <= limits[k] for k in fold.RESOURCE_KEYS),
+        "lut_yosys": yosys["LUT"] if yosys else None,
+        "ff_yosys": yosys["FF"] if yosys else None,
+        # design LUT and FF from yosys, BRAM36 and DSP from the model (yosys infers fewer BRAMs than Vivado)
+        "utilisation_after_shell": budget.utilisation({**totals, "LUT": yosys["LUT"], "FF": yosys["FF"]}) if yosys else None,
+        "critical_path_ns": timing["critical_path_ns"] if timing else None,
+        "slowest_unit": timing["slowest_unit"] if timing else None,
         "layers": plan.to_dict()["layers"],
     }
 
 
 def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), budget: devices.Budget | None = None,
         sim_frames: int = 4, sim_timeout: float = 900, with_cnv: bool = True, images: int | None = None,
-        simulate_rtl: bool = True) -> dict:
-    """Run the whole benchmark and write report.json, report.md and report.png into ``out_dir``."""
+        simulate_rtl: bool = True, synthesize: bool = True) -> dict:
+    """Run the whole benchmark and write report.json, report.md and report.png into ``out_dir``.
+    ``synthesize``: yosys resources and timing of every simulated design (minutes each)."""
     out_dir = atomic.make_dir(out_dir)
     budget = budget or devices.budget()
     dev = budget.as_device()
@@ -264,11 +282,12 @@ def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), budget: 
         if key not in sims:
             if simulate_rtl and sim_frames > 0:
                 print(f"flipflow bench: RTL simulation of {model.name} ({label} folding), {sim_frames} frames", file=sys.stderr)
-                sims[key] = simulate(model.net, plan.folding, out_dir / "sim" / f"{model.name}_{label}", sim_frames, sim_timeout)
+                sims[key] = simulate(model.net, plan.folding, out_dir / "sim" / f"{model.name}_{label}", sim_frames, sim_timeout,
+                                     synthesize)
             else:
                 sims[key] = {"cycles_per_frame": None, "note": "simulation skipped (--no-sim)"}
         accuracy = golden_accuracy(model.net, out_dir / "accuracy_cache.json", images)
-        rows.append(_row(model, label, plan, accuracy, sims[key]))
+        rows.append(_row(model, label, plan, budget, accuracy, sims[key]))
     report = {
         "device": dev.to_dict(),
         "budget": budget.to_dict(),
@@ -328,11 +347,15 @@ def markdown(report: dict) -> str:
         "# flipflow benchmark",
         "",
         f"Device budget: {dev['name']} ({dev['part']}): {dev['lut']:,} LUT, {dev['ff']:,} FF, {dev['bram36']:g} BRAM36, "
-        f"{dev['dsp']} DSP at {dev['mhz']:g} MHz. Cost model calibrated against yosys: "
-        f"{'yes' if report['cost_model']['calibrated'] else 'no (structural coefficients)'}.",
+        f"{dev['dsp']} DSP at {dev['mhz']:g} MHz ({report['budget']['ceiling']:.0%} of the device less the "
+        f"{report['budget']['shell']['name']} shell). Cost model calibrated against yosys: "
+        f"{'yes' if report['cost_model']['calibrated'] else 'no (structural coefficients)'}. Utilisation after shell: the "
+        "largest of (design + shell) / device over LUT, FF (both from yosys), BRAM36 and DSP (model). Critical path: "
+        "the slowest unit's yosys logic delay plus 0.5 ns routing per net hop (sim/timing.py).",
         "",
-        "| model | folding | accuracy | binary ops | cycles/frame predicted | cycles/frame simulated | frames/s @100 MHz | bottleneck | LUT | BRAM36 | DSP |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | folding | accuracy | binary ops | cycles/frame predicted | cycles/frame simulated | frames/s @100 MHz | "
+        "bottleneck | LUT model | LUT yosys | FF model | FF yosys | BRAM36 | DSP | utilisation after shell | critical path ns |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         acc = f"{100 * r['accuracy']:.2f}%" if r["accuracy"] is not None else "n/a"
@@ -340,7 +363,8 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {r['model']} | {r['folding']} | {acc} | {r['binary_ops']:,} | {r['cycles_per_frame_predicted']:,} | {sim} | "
             f"{r['fps_at_100mhz']:,.0f} ({r['fps_source']}) | {r['bottleneck']}{' (unit floor)' if r['bottleneck_limit'] != 'folding' else ''} "
-            f"| {r['LUT']:,} | {r['BRAM36']:g} | {r['DSP']} |"
+            f"| {r['LUT']:,} | {_fmt(r['lut_yosys'])} | {r['FF']:,} | {_fmt(r['ff_yosys'])} | {r['BRAM36']:g} | {r['DSP']} "
+            f"| {_fmt(r['utilisation_after_shell'], '.0%')} | {_fmt(r['critical_path_ns'], '.1f')} |"
         )
     s = report["summary"]
     lines += ["", "## Bars", ""]
@@ -419,7 +443,7 @@ def write_report(report: dict, out_dir: Path) -> None:
 
 
 if __name__ == "__main__":  # child process of simulate()
-    if len(sys.argv) == 4 and sys.argv[1] == "simulate":
-        _simulate_child(Path(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) == 5 and sys.argv[1] == "simulate":
+        _simulate_child(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1")
     else:
-        sys.exit("usage: python -m flipflow.sim.bench simulate BUILD_DIR FRAMES")
+        sys.exit("usage: python -m flipflow.sim.bench simulate BUILD_DIR FRAMES SYNTHESIZE(0|1)")

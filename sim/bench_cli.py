@@ -29,9 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="zoo names or IR files (default: nin nin_pruned)")
     add_budget_args(b)
     b.add_argument("--sim-frames", type=int, default=4, help="frames per RTL simulation (steady state from the second half)")
-    b.add_argument("--sim-timeout", type=float, default=1200, help="seconds allowed per RTL simulation (compile + run)")
+    b.add_argument("--sim-timeout", type=float, default=3600, help="seconds allowed per design: RTL simulation (compile + run), yosys resources and timing")
     b.add_argument("--no-sim", action="store_true", help="skip the RTL simulations (predicted cycles only)")
     b.add_argument("--no-cnv", action="store_true", help="leave out the CNV-W1A1 row")
+    b.add_argument("--no-yosys", action="store_true", help="skip yosys resources and timing of the simulated designs")
     b.add_argument("--images", type=int, default=None, help="first N test images for accuracy (default: the full test set)")
     b.set_defaults(func=_bench)
 
@@ -77,7 +78,8 @@ def _bench(args: argparse.Namespace) -> int:
     from flipflow.sim import bench
 
     bench.run(args.out, tuple(args.models), budget_from_args(args), sim_frames=args.sim_frames, sim_timeout=args.sim_timeout,
-                       with_cnv=not args.no_cnv, images=args.images, simulate_rtl=not args.no_sim)
+                       with_cnv=not args.no_cnv, images=args.images, simulate_rtl=not args.no_sim,
+              synthesize=not args.no_yosys)
     print((args.out / "report.md").read_text())
     print(f"flipflow bench: wrote {args.out}/report.md, report.json, report.png", file=sys.stderr)
     return 0

@@ -14,7 +14,8 @@ from flipflow.training import export, synthetic
 from flipflow.training.blocks import Arch, LayerSpec as L
 
 ROW_KEYS = {"model", "folding", "accuracy", "binary_ops", "cycles_per_frame_predicted", "cycles_per_frame_simulated",
-            "fps_at_100mhz", "LUT", "BRAM36", "FF", "DSP", "bottleneck", "fits_budget", "simulation", "layers"}
+            "fps_at_100mhz", "LUT", "BRAM36", "FF", "DSP", "bottleneck", "fits_budget", "simulation", "layers",
+            "lut_yosys", "ff_yosys", "utilisation_after_shell", "critical_path_ns"}
 
 
 def _net(digits, name: str, widths: tuple[int, int]) -> ir.Network:
@@ -72,7 +73,7 @@ def test_report_schema_without_simulation(pair, tmp_path, digits):
 @pytest.mark.slow
 def test_report_with_rtl_simulation(pair, tmp_path, digits):
     """Simulated steady-state cycles agree with the model (within 5%) and with the golden model."""
-    report = bench.run(tmp_path, pair, devices.budget(), sim_frames=4, sim_timeout=900, with_cnv=False)
+    report = bench.run(tmp_path, pair, devices.budget(), sim_frames=4, sim_timeout=900, with_cnv=False, synthesize=False)
     _check_report(report, tmp_path, digits, pair)
     for r in report["rows"]:
         sim = r["simulation"]
@@ -80,6 +81,19 @@ def test_report_with_rtl_simulation(pair, tmp_path, digits):
         assert sim["mismatches"] == 0
         assert r["cycles_per_frame_simulated"] == pytest.approx(r["cycles_per_frame_predicted"], rel=0.05)
         assert r["fps_source"] == "simulated"
+
+
+def test_row_takes_lut_and_ff_from_yosys_for_the_utilisation_after_shell(pair):
+    net = ir.load(pair[1])
+    budget = devices.budget(shell_lut=1_000, shell_ff=2_000, shell_bram36=1)
+    plan = bench.fold.make_plan(net, bench.fold.minimal(net), budget.as_device())
+    sim = {"cycles_per_frame": 100.0, "yosys": {"LUT": 9_000.0, "FF": 3_000.0, "BRAM36": 0.0, "DSP": 0.0},
+           "timing": {"critical_path_ns": 8.5, "slowest_unit": "x_mvu"}}
+    row = bench._row(bench.BenchModel("m", net, "test"), "best", plan, budget, None, sim)
+    assert (row["lut_yosys"], row["ff_yosys"], row["critical_path_ns"]) == (9_000.0, 3_000.0, 8.5)
+    model_bram, model_dsp = plan.totals["BRAM36"], plan.totals["DSP"]
+    assert row["utilisation_after_shell"] == pytest.approx(max(10_000 / 53_200, 5_000 / 106_400, (model_bram + 1) / 140,
+                                                               model_dsp / 220))
 
 
 def test_bench_and_fold_commands_registered():
