@@ -56,5 +56,10 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return write_bytes(path, text.encode())
 
 
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy ``src`` to ``dst`` atomically (a generated project's static files, zoo exports)."""
+    return write_bytes(dst, Path(src).read_bytes())
+
+
 def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
     return write_text(path, json.dumps(obj, indent=indent) + "\n")

@@ -35,6 +35,7 @@ import numpy as np
 from flipflow import atomic, kinds
 from flipflow.errors import FlipflowError
 
+FILENAME = "model.ir.npz"  # the IR's name in a zoo entry and in every build folder
 FORMAT = "flipflow-ir"
 VERSION = 1
 HEADER_KEY = "__ir__"
@@ -364,10 +365,10 @@ def resolve(model: str | os.PathLike) -> Path:
     path = Path(model)
     if path.is_file():
         return path
-    candidate = ZOO / str(model) / "model.ir.npz"
+    candidate = ZOO / str(model) / FILENAME
     if candidate.is_file():
         return candidate
-    names = sorted(p.parent.name for p in ZOO.glob("*/model.ir.npz"))
+    names = sorted(p.parent.name for p in ZOO.glob(f"*/{FILENAME}"))
     raise IRError(f"{model}: neither an IR file nor a zoo model", fix=f"give an IR file path or one of the zoo models: {', '.join(names) or 'none'}")
 
 

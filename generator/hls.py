@@ -237,8 +237,8 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0,
                period_ns=1000 / device.mhz, top=stream.TOP_NAME, csim_images=csim_images)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in STATIC_FILES:
-        shutil.copyfile(TEMPLATES / name, out_dir / name)
-    shutil.copyfile(ROOT / "hls_templates" / SHELL_TCL, out_dir / SHELL_TCL)
+        atomic.copy_file(TEMPLATES / name, out_dir / name)
+    atomic.copy_file(ROOT / "hls_templates" / SHELL_TCL, out_dir / SHELL_TCL)
     shutil.copytree(TEMPLATES / CSIM_INCLUDE, out_dir / CSIM_INCLUDE, dirs_exist_ok=True)
     for template, target in [("flipflow_top.h.j2", "flipflow_top.h"), ("flipflow_top.cpp.j2", "flipflow_top.cpp"),
                              ("tb_flipflow.cpp.j2", "tb_flipflow.cpp"), ("build_hls.tcl.j2", "build_hls.tcl"),
@@ -407,7 +407,7 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
         raise HLSError("--vitis: neither vitis-run nor vitis_hls is on PATH", fix="source Vitis' settings64.sh first, or drop --vitis")
 
     atomic.make_dir(out)
-    net.save(out / "model.ir.npz")
+    net.save(out / ir.FILENAME)
     folding_mod.save(folding, out / "folding.json")
     test = datasets.load(net.dataset).test
     if csim_images < 1:
@@ -417,8 +417,8 @@ def build(model: str | Path, out: Path, folding_path: Path | None = None, csim_i
     expected = stream.pack_output(golden.scores(net, images))
     render(net, folding, project, csim_images, budget.device)
     (project / "csim_data").mkdir(exist_ok=True)
-    (project / "csim_data" / "input.bin").write_bytes(stream.pack_images(images).tobytes())
-    (project / "csim_data" / "expected.bin").write_bytes(np.asarray(expected, "<u4").tobytes())
+    atomic.write_bytes(project / "csim_data" / "input.bin", stream.pack_images(images).tobytes())
+    atomic.write_bytes(project / "csim_data" / "expected.bin", np.asarray(expected, "<u4").tobytes())
     seconds["render"] = time.perf_counter() - t0
 
     # g++ compiles in the background while the golden model scores the full test set.

@@ -41,7 +41,7 @@ from pathlib import Path
 import jinja2
 
 import flipflow
-from flipflow import kinds
+from flipflow import atomic, kinds
 from flipflow.errors import FlipflowError
 from flipflow.generator import devices, pack
 from flipflow.generator.folding import Folding, LayerConfig, check, default
@@ -91,7 +91,7 @@ class RtlDesign:
     files: list[str]
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=1))
+        atomic.write_json(path, asdict(self), indent=1)
 
 
 def ident(name: str) -> str:
@@ -109,7 +109,7 @@ def _write_mem(out_dir: Path, name: str, words: list[int], bits: int) -> str:
     """Write a $readmemh file; its absolute path reaches the module as a parameter,
     so simulators and synthesis find it from any working folder."""
     path = out_dir.resolve() / name
-    path.write_text(_hex_words(words, bits))
+    atomic.write_text(path, _hex_words(words, bits))
     return str(path)
 
 
@@ -262,13 +262,13 @@ def generate(net: Network, folding: Folding | None, out_dir: str | Path, device:
         raise RtlError(f"layer names collide after conversion to Verilog identifiers: {names}")
     files = sorted({f"{u.module}.v" for u in units})
     for name in files:
-        shutil.copyfile(TEMPLATES / name, out_dir / name)
+        atomic.copy_file(TEMPLATES / name, out_dir / name)
     env = _environment()
-    (out_dir / TOP_FILE).write_text(env.get_template("top.v.j2").render(net=net, units=units))
+    atomic.write_text(out_dir / TOP_FILE, env.get_template("top.v.j2").render(net=net, units=units))
     device = device or devices.get()
-    (out_dir / BITSTREAM_TCL).write_text(env.get_template(f"{BITSTREAM_TCL}.j2").render(
+    atomic.write_text(out_dir / BITSTREAM_TCL, env.get_template(f"{BITSTREAM_TCL}.j2").render(
         net=net, part=device.part, clock_mhz=f"{device.mhz:g}", top=TOP_NAME, top_file=TOP_FILE, modules=files))
-    shutil.copyfile(flipflow.ROOT / "hls_templates" / SHELL_TCL, out_dir / SHELL_TCL)
+    atomic.copy_file(flipflow.ROOT / "hls_templates" / SHELL_TCL, out_dir / SHELL_TCL)
     files.append(TOP_FILE)
     # The host driver's view of this design: a free-running top (no AXI-Lite control), cycles from the model.
     write_metadata(net, out_dir, folding=folding, cycles_per_frame=kinds.frame_cycles(net, folding),

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from flipflow import ir
 from flipflow.errors import FlipflowError
 from flipflow.host import stream
 from flipflow.host.backends import Backend, BackendError, GoldenBackend
@@ -31,7 +32,6 @@ from flipflow.host.metadata import FILENAME, Metadata, MetadataError, load_metad
 
 BACKENDS = ("pynq", "sim", "golden")
 SIM_BACKEND_MODULE = "flipflow.sim.host_backend"
-IR_FILENAME = "model.ir.npz"
 ENV_BACKEND = "FLIPFLOW_BACKEND"
 
 
@@ -93,10 +93,8 @@ class Accelerator:
 
     # -- loading -----------------------------------------------------------
     def _load_ir(self, ir_arg: Any) -> Any:
-        from flipflow import ir
-
         if ir_arg is None:
-            candidate = self.folder / IR_FILENAME
+            candidate = self.folder / ir.FILENAME
             if not candidate.is_file():
                 return None
             net = ir.load(candidate)

@@ -35,7 +35,6 @@ from flipflow.host.metadata import FILENAME, Metadata, from_network, load_metada
 
 NOTEBOOK = "flipflow_pynq.ipynb"
 TEST_SET = "test_set.npz"
-IR_FILE = "model.ir.npz"
 
 # The modules the board driver needs, relative to the package root: the base
 # modules (IR, kinds, golden model) and the host package, which imports no other
@@ -119,7 +118,7 @@ def _metadata(net: ir.Network, build: Path) -> tuple[Metadata, list[str]]:
         meta = load_metadata(path)
         meta.check_network(net, where=str(path))
         return meta, []
-    built_ir = build / IR_FILE
+    built_ir = build / ir.FILENAME
     if built_ir.is_file():
         from_network(ir.load(built_ir)).check_network(net, where=f"the build in {build}")
     folding = _read_json(build / "folding.json")
@@ -300,8 +299,8 @@ def deploy(
     try:
         files = []
         meta.save(tmp / FILENAME)
-        net.save(tmp / IR_FILE)
-        files += [FILENAME, IR_FILE]
+        net.save(tmp / ir.FILENAME)
+        files += [FILENAME, ir.FILENAME]
         if pair:
             shutil.copy2(pair[0], tmp / meta.bitstream)
             shutil.copy2(pair[1], tmp / Path(meta.bitstream).with_suffix(".hwh"))

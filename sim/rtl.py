@@ -120,13 +120,13 @@ class RtlSimulator:
             self.net = net
             self.rtl_dir = self.build_dir / "rtl"
             self.design = rtl.generate(net, folding, self.rtl_dir)
-            net.save(self.build_dir / "model.ir.npz")
+            net.save(self.build_dir / ir.FILENAME)
         else:
             self.build_dir = Path(net).resolve()
-            if not (self.build_dir / "model.ir.npz").is_file() or not (self.build_dir / "rtl" / rtl.TOP_FILE).is_file():
+            if not (self.build_dir / ir.FILENAME).is_file() or not (self.build_dir / "rtl" / rtl.TOP_FILE).is_file():
                 raise SimulationError(f"{self.build_dir}: not an RTL build directory (no model.ir.npz + rtl/)",
                                       fix="create one with RtlSimulator(network, build_dir=...) or `flipflow sim`")
-            self.net = ir.load(self.build_dir / "model.ir.npz")
+            self.net = ir.load(self.build_dir / ir.FILENAME)
             self.rtl_dir = self.build_dir / "rtl"
             self.design = rtl.load_design(self.rtl_dir)
         self.quiet = quiet

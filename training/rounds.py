@@ -80,7 +80,7 @@ def evaluate(model: BNN, data: Dataset, folder: Path, name: str, provenance: dic
     if measured is not None:
         return measured, measured.metrics["accuracy"]
     net = export(model, name, data.name, provenance=provenance)
-    path = net.save(Path(folder) / "model.ir.npz")
+    path = net.save(Path(folder) / ir.FILENAME)
     scores = golden_scores(path, data.test.images)
     acc = float((golden.argmax(scores) == data.test.labels).mean())
     # cross-check against Brevitas: every image on a GPU, the first CPU_CHECK_IMAGES on a CPU (where it costs as much as the golden run)
@@ -92,12 +92,12 @@ def evaluate(model: BNN, data: Dataset, folder: Path, name: str, provenance: dic
         raise RuntimeError(f"{folder}: Brevitas and the golden model disagree on {int((brevitas_scores != scores[:checked]).any(1).sum())} test images")
     net.metrics.update({"accuracy": acc, "test_images": len(data.test), "binary_ops": sum(prune.binary_ops(model.arch).values()),
                         "golden_matches_brevitas_images": checked})
-    net.save(folder / "model.ir.npz")
+    net.save(folder / ir.FILENAME)
     return net, acc
 
 
 def _measured(folder: Path, name: str, test_images: int) -> ir.Network | None:
-    path, ckpt = Path(folder) / "model.ir.npz", Path(folder) / "checkpoint.pt"
+    path, ckpt = Path(folder) / ir.FILENAME, Path(folder) / "checkpoint.pt"
     if not (path.exists() and ckpt.exists() and path.stat().st_mtime >= ckpt.stat().st_mtime):
         return None
     net = ir.load(path)
@@ -308,15 +308,15 @@ def to_zoo(folder: Path, zoo_dir: Path, name: str) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     keep = {k: payload[k] for k in ("log", "train_config", "command", "prune", "round", "epoch") if k in payload}
     checkpoint.save(dest / "checkpoint.pt", model, **keep)
-    net = ir.load(folder / "model.ir.npz")
+    net = ir.load(folder / ir.FILENAME)
     net.name = name
-    net.save(dest / "model.ir.npz")
+    net.save(dest / ir.FILENAME)
     rep = reports_json(folder)
     metrics = {k: rep[k] for k in ("accuracy", "binary_ops", "binary_ops_per_layer", "widths", "criterion", "round") if k in rep}
     metrics.update({"test_images": net.metrics.get("test_images"), "source": str(folder), "command": payload.get("command")})
     atomic.write_json(dest / "metrics.json", metrics)
     if (folder / "flip_histograms.png").exists():
-        shutil.copyfile(folder / "flip_histograms.png", dest / "flip_histograms.png")
+        atomic.copy_file(folder / "flip_histograms.png", dest / "flip_histograms.png")
     for f in dest.iterdir():
         f.chmod(0o644)
     return dest
@@ -326,7 +326,7 @@ def copy_comparison(run: Path, dest: Path) -> Path:
     """The table, its JSON and plot, so `flipflow table DEST` works on a fresh clone."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("comparison.json", "table.md", "accuracy_vs_ops.png"):
-        shutil.copyfile(Path(run) / name, dest / name)
+        atomic.copy_file(Path(run) / name, dest / name)
         (dest / name).chmod(0o644)
     return dest
 
