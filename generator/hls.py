@@ -8,6 +8,9 @@ export as IP for xc7z020clg400-1 at 100 MHz) and ``build_bitstream.tcl``
 (Vivado: PYNQ-Z2 block design with Zynq PS + AXI DMA + the accelerator,
 writes .bit and .hwh).
 
+The dataflow processes are the units of docs/DESIGN.md; generator/hls_model.py
+counts their loop iterations (cycles per frame) and sizes the FIFOs between them.
+
 Without Vitis, ``compile_csim`` builds the same C++ with g++ against the
 ap_int headers of the hls4ml wheel and flipflow's own hls::stream shim, and
 ``run_csim`` runs it on images and returns the output words and, optionally,
