@@ -255,9 +255,10 @@ struct Window {
 // Width converter of a dense layer (or a 1x1 conv): a vector of WORDS stream
 // words of C elements (EB bits each) leaves as SF = ceil(WORDS*C / SIMD) words
 // of SIMD elements, the last one zero-padded (the MVU's input padding).
-// Elements keep their order. Each iteration reads at most one word and writes
-// at most one, so a vector takes max(WORDS, SF) iterations, one more where the
-// last word leaves more than SIMD elements (generator/hls_model.py).
+// Elements keep their order. One II=1 loop over all vectors; each iteration
+// reads at most one word and writes at most one, so a vector takes
+// max(WORDS, SF) iterations, one more where the last word leaves more than
+// SIMD elements (generator/hls_model.py).
 // Cfg: C channels per input word, EB bits per element, WORDS input words per
 // vector, SIMD elements per output word, VECTORS vectors per image.
 template <typename Cfg>
@@ -265,23 +266,25 @@ void vector_to_simd(hls::stream<ap_uint<Cfg::C * Cfg::EB>> &in, hls::stream<ap_u
                     unsigned images) {
     const unsigned C = Cfg::C, EB = Cfg::EB, WORDS = Cfg::WORDS, SIMD = Cfg::SIMD;
     const unsigned SF = ceil_div(WORDS * C, SIMD);
-    const unsigned vectors = images * Cfg::VECTORS;
-    for (unsigned v = 0; v < vectors; v++) {
-        ap_uint<(C + SIMD) * EB> buf = 0;  // holds < C + SIMD elements at any time
-        unsigned fill = 0, words_read = 0, emitted = 0;
-        while (emitted < SF) {
+    const unsigned total = images * Cfg::VECTORS * SF;  // output words
+    ap_uint<(C + SIMD) * EB> buf = 0;  // holds < C + SIMD elements, zero above them
+    unsigned fill = 0, words_read = 0, emitted = 0;  // of the current vector
+    unsigned written = 0;
+    while (written < total) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=SF max=WORDS+SF
-            if (fill < SIMD && words_read < WORDS) {
-                buf |= ap_uint<(C + SIMD) * EB>(in.read()) << (fill * EB);
-                fill += C;
-                words_read++;
-            }
-            if (fill >= SIMD || words_read == WORDS) {
-                out.write(buf.range(SIMD * EB - 1, 0));
-                buf >>= SIMD * EB;
-                fill = (fill >= SIMD) ? fill - SIMD : 0;
-                emitted++;
+        if (fill < SIMD && words_read < WORDS) {
+            buf |= ap_uint<(C + SIMD) * EB>(in.read()) << (fill * EB);
+            fill += C;
+            words_read++;
+        }
+        if (fill >= SIMD || words_read == WORDS) {
+            out.write(buf.range(SIMD * EB - 1, 0));
+            buf >>= SIMD * EB;
+            fill = (fill >= SIMD) ? fill - SIMD : 0;
+            written++;
+            if (++emitted == SF) {  // the vector is out: fill == 0, buf == 0
+                emitted = 0;
+                words_read = 0;
             }
         }
     }
