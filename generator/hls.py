@@ -116,6 +116,7 @@ def plan(net: Network, folding: Folding) -> Plan:
             d["window_rows"] = kinds.pow2(l.kernel + l.stride)  # as the RTL window unit's line buffer
             d["window_t"] = f"Window<{l.kernel * l.kernel}, {d['in_t']}>"
             d["window_depth"] = hls_model.window_depth(l)
+            d["window_iterations"] = hls_model.window_iterations(l)
         geometry = f"{ih}x{iw}x{ch} -> {oh}x{ow}x{oc}"
         if kind.binary_input and elem_bits != 1:
             raise HLSError(f"layer {l.name}: {l.kind} takes binary maps, but its input has {elem_bits}-bit elements")

@@ -42,9 +42,9 @@ class Process:
 
 def vector_to_simd_iterations(words: int, c: int, simd: int) -> int:
     """Iterations of vector_to_simd per vector of ``words`` words of ``c`` elements into
-    SIMD-element words: one output word per iteration once a word holds more than SIMD
-    elements; else one input word per iteration, plus the extra iterations the words
-    left after the last read need (at most one, as the buffer holds < C + SIMD elements)."""
+    SIMD-element words (its PER_VECTOR): one output word per iteration once a word holds
+    more than SIMD elements; else one input word per iteration, plus the extra iterations
+    the elements left after the last read need (at most one: fewer than C + SIMD remain)."""
     sf = math.ceil(words * c / simd)
     if c > simd:
         return sf
@@ -54,7 +54,9 @@ def vector_to_simd_iterations(words: int, c: int, simd: int) -> int:
 
 def window_iterations(layer: Layer) -> int:
     """sliding_window: one input pixel written and one window column read per iteration,
-    on independent counters, so a frame costs the slower side (kinds.window_cycles)."""
+    on independent counters, the writer running ahead into the next image, so a frame
+    costs the slower side (kinds.window_cycles) in the steady state; the first image of
+    a call adds the rows read before its first window (the fill, once per call)."""
     return kinds.window_cycles(layer)
 
 

@@ -20,8 +20,11 @@ template <unsigned C, unsigned PIXELS>
 void read_pixels(hls::stream<pixel_beat> &in, hls::stream<ap_uint<C * 8>> &out, unsigned images) {
     ap_uint<C * 8> pixel = 0;
     unsigned c = 0;
-    for (unsigned beat = 0; beat < images * PIXELS * C; beat++) {
+    const unsigned PER_IMAGE = PIXELS * C;  // iterations per image
+    const unsigned beats = images * PER_IMAGE;
+    for (unsigned beat = 0; beat < beats; beat++) {
 #pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
         const pixel_beat b = in.read();
         pixel.range(c * 8 + 7, c * 8) = b.data;
         if (++c == C) {

@@ -2,6 +2,9 @@
 // every kernel is one short templated function that reads and writes
 // hls::stream and runs at II=1 in its inner loop.
 //
+// Loops over all `images` declare their iterations for one image as their
+// LOOP_TRIPCOUNT, the figure generator/hls_model.py counts per frame.
+//
 // Every kernel takes one config struct (hls4ml style) naming its parameters;
 // the generated flipflow_top.cpp defines one per layer and unit.
 //
@@ -199,7 +202,8 @@ void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
     typedef typename Cfg::acc_t Acc;
     static_assert(NF * PE >= ROWS && (NF - 1) * PE < ROWS, "NF must be ceil(ROWS / PE)");
     const unsigned OB = Act::OUT_BITS;
-    const unsigned steps = images * Cfg::VECTORS * NF * SF;
+    const unsigned PER_IMAGE = Cfg::VECTORS * NF * SF;  // iterations per image
+    const unsigned steps = images * PER_IMAGE;
     ap_uint<SIMD * Dot::IN_BITS> vector_buf[SF];
 #pragma HLS ARRAY_PARTITION variable=vector_buf complete dim=1
     Acc acc[PE];
@@ -210,6 +214,7 @@ void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
     unsigned nf = 0, sf = 0, tile = 0;
     for (unsigned step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
         ap_uint<SIMD * Dot::IN_BITS> x;
         if (nf == 0) {
             x = in.read();
@@ -258,7 +263,7 @@ struct Window {
 // Elements keep their order. One II=1 loop over all vectors; each iteration
 // reads at most one word and writes at most one, so a vector takes
 // max(WORDS, SF) iterations, one more where the last word leaves more than
-// SIMD elements (generator/hls_model.py).
+// SIMD elements (PER_VECTOR, as generator/hls_model.py counts it).
 // Cfg: C channels per input word, EB bits per element, WORDS input words per
 // vector, SIMD elements per output word, VECTORS vectors per image.
 template <typename Cfg>
@@ -266,12 +271,16 @@ void vector_to_simd(hls::stream<ap_uint<Cfg::C * Cfg::EB>> &in, hls::stream<ap_u
                     unsigned images) {
     const unsigned C = Cfg::C, EB = Cfg::EB, WORDS = Cfg::WORDS, SIMD = Cfg::SIMD;
     const unsigned SF = ceil_div(WORDS * C, SIMD);
-    const unsigned total = images * Cfg::VECTORS * SF;  // output words
+    // C <= SIMD: one word read per iteration; by the last read floor((WORDS - 1) * C / SIMD) + 1
+    // words are written, the rest one per iteration. C > SIMD: one word written per iteration.
+    const unsigned PER_VECTOR = C > SIMD ? SF : WORDS + SF - ((WORDS - 1) * C / SIMD + 1);
+    const unsigned PER_IMAGE = Cfg::VECTORS * PER_VECTOR;  // iterations per image
+    const unsigned steps = images * PER_IMAGE;
     ap_uint<(C + SIMD) * EB> buf = 0;  // holds < C + SIMD elements, zero above them
     unsigned fill = 0, words_read = 0, emitted = 0;  // of the current vector
-    unsigned written = 0;
-    while (written < total) {
+    for (unsigned step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
         if (fill < SIMD && words_read < WORDS) {
             buf |= ap_uint<(C + SIMD) * EB>(in.read()) << (fill * EB);
             fill += C;
@@ -281,7 +290,6 @@ void vector_to_simd(hls::stream<ap_uint<Cfg::C * Cfg::EB>> &in, hls::stream<ap_u
             out.write(buf.range(SIMD * EB - 1, 0));
             buf >>= SIMD * EB;
             fill = (fill >= SIMD) ? fill - SIMD : 0;
-            written++;
             if (++emitted == SF) {  // the vector is out: fill == 0, buf == 0
                 emitted = 0;
                 words_read = 0;
@@ -300,12 +308,14 @@ void window_to_simd(hls::stream<Window<Cfg::K * Cfg::K, ap_uint<Cfg::C * Cfg::EB
                     hls::stream<ap_uint<Cfg::SIMD * Cfg::EB>> &out, unsigned images) {
     const unsigned C = Cfg::C, EB = Cfg::EB, SIMD = Cfg::SIMD, ELEMS = Cfg::K * Cfg::K * Cfg::C;
     const unsigned SF = ceil_div(ELEMS, SIMD);
-    const unsigned steps = images * Cfg::VECTORS * SF;
+    const unsigned PER_IMAGE = Cfg::VECTORS * SF;  // iterations per image
+    const unsigned steps = images * PER_IMAGE;
     ap_uint<SIMD * EB> words[SF];
 #pragma HLS ARRAY_PARTITION variable=words complete dim=1
     unsigned sf = 0;
     for (unsigned step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
         if (sf == 0) {
             const Window<Cfg::K * Cfg::K, ap_uint<C * EB>> w = in.read();
             for (unsigned f = 0; f < SF; f++) {
@@ -339,12 +349,14 @@ void window_to_simd(hls::stream<Window<Cfg::K * Cfg::K, ap_uint<Cfg::C * Cfg::EB
 //    have - (lowest row the reader still needs) < ROWS;
 //  * the reader starts an output row only once every row it needs is written.
 // Cfg: K kernel, S stride, P padding; IH x IW input map, OH x OW output map
-// (OH = (IH + 2P - K) / S + 1); ROWS line-buffer rows.
+// (OH = (IH + 2P - K) / S + 1); ROWS line-buffer rows; ITERATIONS per image
+// in the steady state, max(IH * IW, OH * COLS) (the first image adds the fill).
 template <typename Cfg, typename T>
 void sliding_window(hls::stream<T> &in, hls::stream<Window<Cfg::K * Cfg::K, T>> &out, unsigned images) {
     const unsigned K = Cfg::K, S = Cfg::S, IH = Cfg::IH, IW = Cfg::IW, OH = Cfg::OH, ROWS = Cfg::ROWS;
     const int P = Cfg::P;
     const unsigned COLS = (Cfg::OW - 1) * S + K;
+    static_assert(Cfg::ITERATIONS == (IH * IW > OH * COLS ? IH * IW : OH * COLS), "ITERATIONS per image");
     static_assert((ROWS & (ROWS - 1)) == 0 && ROWS >= K + S, "ROWS must be a power of two >= K + S");
     T lines[ROWS][IW];  // input row r of the reader's image in bank (base + r) & (ROWS - 1)
 #pragma HLS ARRAY_PARTITION variable=lines complete dim=1
@@ -360,6 +372,7 @@ void sliding_window(hls::stream<T> &in, hls::stream<Window<Cfg::K * Cfg::K, T>> 
     int iy0 = -P;  // top input row of the current output row
     while (images_in < images || images_out < images) {
 #pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=Cfg::ITERATIONS max=Cfg::ITERATIONS
         const int low = iy0 < 0 ? 0 : iy0;
         const int needed = iy0 + int(K) > int(IH) ? int(IH) : iy0 + int(K);
         const bool write = images_in < images && have - low < int(ROWS);
@@ -417,9 +430,11 @@ void sliding_window(hls::stream<T> &in, hls::stream<Window<Cfg::K * Cfg::K, T>> 
 // Cfg: K kernel, OH x OW windows per image.
 template <typename Cfg, typename T>
 void window_or(hls::stream<Window<Cfg::K * Cfg::K, T>> &in, hls::stream<T> &out, unsigned images) {
-    const unsigned windows = images * Cfg::OH * Cfg::OW;
+    const unsigned PER_IMAGE = Cfg::OH * Cfg::OW;  // iterations per image
+    const unsigned windows = images * PER_IMAGE;
     for (unsigned i = 0; i < windows; i++) {
 #pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
         const Window<Cfg::K * Cfg::K, T> w = in.read();
         T acc = 0;
         for (unsigned p = 0; p < Cfg::K * Cfg::K; p++) {
