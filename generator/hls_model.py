@@ -11,9 +11,8 @@ Assumptions (the usual ones of a dataflow throughput model):
 * every FIFO is deep enough that no process stalls on a full FIFO in the
   steady state (``stream_depths`` sizes them for the bursts the processes
   write and read);
-* pipeline depth and loop entry/exit are ignored: they are paid once per call
-  (per run of ``images`` images), not per frame, except in write_scores and
-  global_sum whose per-image tail (one word) is not counted.
+* pipeline depth and loop entry/exit are ignored: every process is one loop
+  over all ``images`` images, so they are paid once per call, not per frame.
 
 ``kinds.frame_cycles`` is the RTL backend's cycle model (its simulation equals
 it: tests/test_cycles.py); tests/test_hls_model.py holds the two together.

@@ -1,6 +1,6 @@
 // flipflow streaming kernels for Vitis HLS, in the spirit of finn-hlslib:
 // every kernel is one short templated function that reads and writes
-// hls::stream and runs at II=1 in its inner loop.
+// hls::stream and runs one pipelined loop at II=1.
 //
 // Loops over all `images` declare their iterations for one image as their
 // LOOP_TRIPCOUNT, the figure generator/hls_model.py counts per frame.
@@ -447,30 +447,34 @@ void window_or(hls::stream<Window<Cfg::K * Cfg::K, T>> &in, hls::stream<T> &out,
 
 // ---------------------------------------------------------------------------
 // Global sum: per image, the sum over PIXELS words of CH signed IB-bit
-// scores, emitted as one word of CH signed OB-bit sums.
+// scores, emitted as one word of CH signed OB-bit sums with the image's last
+// pixel. One II=1 loop over all pixels of all images.
 // Cfg: CH channels, IB input bits and OB output bits per score, PIXELS per image.
 template <typename Cfg>
 void global_sum(hls::stream<ap_uint<Cfg::CH * Cfg::IB>> &in, hls::stream<ap_uint<Cfg::CH * Cfg::OB>> &out,
                 unsigned images) {
     const unsigned CH = Cfg::CH, IB = Cfg::IB, OB = Cfg::OB, PIXELS = Cfg::PIXELS;
-    for (unsigned n = 0; n < images; n++) {
-        ap_int<OB> sums[CH];
+    const unsigned steps = images * PIXELS;
+    ap_int<OB> sums[CH];
 #pragma HLS ARRAY_PARTITION variable=sums complete
-        for (unsigned px = 0; px < PIXELS; px++) {
+    unsigned px = 0;  // pixel of the current image
+    for (unsigned step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II=1
-            const ap_uint<CH * IB> word = in.read();
-            for (unsigned c = 0; c < CH; c++) {
-#pragma HLS UNROLL
-                const ap_int<IB> score = word.range(c * IB + IB - 1, c * IB);
-                sums[c] = (px == 0) ? ap_int<OB>(score) : ap_int<OB>(sums[c] + score);
-            }
-        }
+#pragma HLS LOOP_TRIPCOUNT min=PIXELS max=PIXELS
+        const ap_uint<CH * IB> word = in.read();
         ap_uint<CH * OB> result;
         for (unsigned c = 0; c < CH; c++) {
 #pragma HLS UNROLL
+            const ap_int<IB> score = word.range(c * IB + IB - 1, c * IB);
+            sums[c] = (px == 0) ? ap_int<OB>(score) : ap_int<OB>(sums[c] + score);
             result.range(c * OB + OB - 1, c * OB) = sums[c];
         }
-        out.write(result);
+        if (px == PIXELS - 1) {
+            out.write(result);
+            px = 0;
+        } else {
+            px++;
+        }
     }
 }
 
