@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 from flipflow import kinds
+from flipflow.generator import pack
 from flipflow.generator.folding import Folding
 from flipflow.ir import Layer, Network
 
@@ -71,8 +72,8 @@ def _layer_processes(layer: Layer, folding: Folding) -> list[Process]:
         out.append(Process(layer.name, "window_or", oh * ow))
     if "mvu" in roles:
         f = folding[layer.name]
-        m = kinds.matrix(layer)
-        nf, sf = math.ceil(layer.out_ch / f.pe), math.ceil(m.fan_in(layer) / f.simd)
+        g = pack.geometry(layer, f)
+        nf, sf = g.nf, g.sf
         vectors = oh * ow if kind.spatial else 1
         if "window" in roles:
             out.append(Process(layer.name, "window_to_simd", vectors * sf))

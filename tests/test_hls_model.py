@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from flipflow import ir, kinds
+from flipflow.generator import devices
 from flipflow.generator import folding as fold
 from flipflow.generator import hls_model
 from flipflow.generator.folding import LayerConfig
@@ -46,9 +47,12 @@ def test_small_net_trip_counts_by_hand():
     assert hls_model.frame_cycles(net, folding) == 324 == kinds.frame_cycles(net, folding)
 
 
+@pytest.mark.parametrize("target_fps", [None, 1000.0])
 @pytest.mark.parametrize("model", ["tfc", "nin", "nin_pruned"])
-def test_zoo_hls_model_within_2_percent_of_rtl_cycles(model):
+def test_zoo_hls_model_within_2_percent_of_rtl_cycles(model, target_fps):
+    """At the default folding (what `flipflow fold` writes by default) and at the cheapest
+    folding reaching a slow target rate (`flipflow fold --target-fps 1000`)."""
     net = ir.load_model(model)
-    folding = fold.default(net)  # also what `flipflow fold` writes with its default options
+    folding = fold.optimize(net, devices.budget().as_device(), target_fps=target_fps).folding
     rtl = kinds.frame_cycles(net, folding)
     assert hls_model.frame_cycles(net, folding) == pytest.approx(rtl, rel=0.02)

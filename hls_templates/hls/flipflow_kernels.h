@@ -365,7 +365,7 @@ void sliding_window(hls::stream<T> &in, hls::stream<Window<Cfg::K * Cfg::K, T>> 
 #pragma HLS ARRAY_PARTITION variable=window.px complete
     // writer
     unsigned wx = 0, images_in = 0;
-    int have = 0;  // rows written, counted from row 0 of the reader's image (> IH: the next image's)
+    int have = 0;  // rows written, counted from row 0 of the reader's image (>= IH: the next image's)
     unsigned wy = 0;  // row of the writer's own image
     // reader
     unsigned cx = 0, oy = 0, to_go = K - 1, images_out = 0, base = 0;
