@@ -8,6 +8,9 @@ export as IP for xc7z020clg400-1 at 100 MHz) and ``build_bitstream.tcl``
 (Vivado: PYNQ-Z2 block design with Zynq PS + AXI DMA + the accelerator,
 writes .bit and .hwh).
 
+The dataflow processes are the units of docs/DESIGN.md; generator/hls_model.py
+counts their loop iterations (cycles per frame) and sizes the FIFOs between them.
+
 Without Vitis, ``compile_csim`` builds the same C++ with g++ against the
 ap_int headers of the hls4ml wheel and flipflow's own hls::stream shim, and
 ``run_csim`` runs it on images and returns the output words and, optionally,
@@ -34,7 +37,7 @@ from flipflow.errors import FlipflowError
 from flipflow.generator import pack
 from flipflow.host import stream
 from flipflow import kinds
-from flipflow.generator import devices
+from flipflow.generator import devices, hls_model
 from flipflow.generator.folding import Folding, FoldingError, LayerConfig, check
 from flipflow.generator.folding import Plan as FoldingPlan
 from flipflow.ir import Layer, Network
@@ -110,6 +113,11 @@ def plan(net: Network, folding: Folding) -> Plan:
                                  weights_header=None, details=[], units=[u.role for u in kind.units(l, config)],
                                  cycles=kind.cycles(l, config))
         d["in_t"] = f"ap_uint<{_word(ch * elem_bits, l.name, 'the input pixel word')}>"
+        if "window" in d["units"]:
+            d["window_rows"] = kinds.pow2(l.kernel + l.stride)  # as the RTL window unit's line buffer
+            d["window_t"] = f"Window<{l.kernel * l.kernel}, {d['in_t']}>"
+            d["window_depth"] = hls_model.window_depth(l)
+            d["window_iterations"] = hls_model.window_iterations(l)
         geometry = f"{ih}x{iw}x{ch} -> {oh}x{ow}x{oc}"
         if kind.binary_input and elem_bits != 1:
             raise HLSError(f"layer {l.name}: {l.kind} takes binary maps, but its input has {elem_bits}-bit elements")
@@ -167,11 +175,13 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
     wb = kind.weight_bits(l)
     d.update(pe=g.pe, simd=g.simd, nf=g.nf, sf=g.sf, rows=g.rows, cols=g.cols, tiles=g.tiles, weight_elem_bits=wb,
              acc_range=(lo, hi))
-    d["words_per_vector"] = l.kernel * l.kernel if kind.spatial else l.in_shape[0] * l.in_shape[1]
+    d["words_per_vector"] = 1 if kind.spatial else l.in_shape[0] * l.in_shape[1]  # without a window unit
     d["vectors"] = l.out_shape[0] * l.out_shape[1] if kind.spatial else 1
+    d["simd_depth"] = hls_model.simd_depth(g.sf)
     d["simd_word_bits"] = _word(g.simd * elem_bits, l.name, "the SIMD input word")
     d["simd_weight_bits"] = _word(g.simd * wb, l.name, "the SIMD weight word")
-    _word((l.in_ch + g.simd) * elem_bits, l.name, "the width converter buffer")
+    if not kind.has_window(l):
+        _word((l.in_ch + g.simd) * elem_bits, l.name, "the width converter buffer")
     d["acc_t"] = f"{d['name']}_acc_t"
     d["weights_header"] = f"{d['name']}.h"
     shape = f"{l.kernel}x{l.kernel} stride {l.stride} pad {l.pad}" if kind.spatial else "dense"
@@ -190,7 +200,8 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
         out_bits = 1
     else:
         out_bits = kinds.signed_bits(lo, hi)
-        d["act"] = f"PassThrough<{out_bits}>()"
+        d["act"] = f"{d['name']}_scores"
+        d["act_t"] = f"flipflow::PassThrough<{out_bits}>"
     d["out_t"] = f"ap_uint<{_word(l.out_ch * out_bits, l.name, 'the output pixel word')}>"
     d["out_elem_bits"] = out_bits
     d["summary"] = f"{l.kind}, {path.what.format(wb=wb, shape=shape)}, {geometry}"
@@ -234,6 +245,7 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0,
     ctx = dict(net=net, layers=p.layers, classes=len(net.classes), score_bits=p.score_bits,
                pixel_t=f"ap_uint<{net.input_shape[2] * 8}>",
                in_bytes=stream.words_per_image_in(net.input_shape), part=device.part, clock_mhz=device.mhz,
+               default_depth=hls_model.DEFAULT_DEPTH,
                period_ns=1000 / device.mhz, top=stream.TOP_NAME, csim_images=csim_images)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in STATIC_FILES:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flipflow import atomic, kinds
-from flipflow.generator import devices
+from flipflow.generator import devices, hls_model
 from flipflow.generator.folding import Folding, Plan
 from flipflow.ir import Network
 
@@ -40,7 +40,11 @@ def hls_report(net: Network, plan: Plan, budget: devices.Budget, folding_source:
         "layers": layers,
         "folding_source": folding_source,
         "bottleneck_layer": slowest["name"],
-        "cycles_per_frame_estimate": cycles,
+        "cycles_per_frame_estimate": cycles,  # kinds.frame_cycles: the RTL backend's (simulated) figure
+        # the dataflow model of the generated HLS top at the same folding (generator/hls_model.py)
+        "cycles_per_frame_hls_model": hls_model.frame_cycles(net, plan.folding),
+        "hls_processes": [dict(layer=p.layer, kernel=p.kernel, cycles=p.cycles)
+                          for p in hls_model.processes(net, plan.folding)],
         "fps_at_100mhz_estimate": mhz * 1e6 / cycles,
         "budget": budget.to_dict(),
         "resources": plan.totals,

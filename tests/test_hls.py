@@ -98,6 +98,7 @@ def test_small_model_cli_report_and_bit_exact(small_net, digits, tmp_path, capsy
     assert [r["name"] for r in report["layers"]] == [l.name for l in small_net.layers]
     assert [r["cycles"] for r in report["layers"]] == SMALL_CYCLES
     assert report["cycles_per_frame_estimate"] == 192
+    assert report["cycles_per_frame_hls_model"] == 192  # generator/hls_model.py, tests/test_hls_model.py
     assert report["fps_at_100mhz_estimate"] == pytest.approx(520_833.3, abs=0.1)
     from flipflow.generator import cost, devices
 
@@ -121,6 +122,10 @@ def test_small_model_cli_report_and_bit_exact(small_net, digits, tmp_path, capsy
     # streams sized to the exact channels, weights named after the IR layers
     assert "hls::stream<ap_uint<13>> l_00_input_conv_out" in top
     assert "hls::stream<ap_uint<17>> l_03_binary_conv_out" in top
+    # FIFO depths from the pipeline: one row of 8 windows; one vector of SF = 3 words
+    assert "hls::stream<Window<9, ap_uint<13>>> windows" in top
+    assert "#pragma HLS STREAM variable=windows depth=8" in top and "#pragma HLS STREAM variable=simd_words depth=3" in top
+    assert "images *" not in top  # processes take plain variables
     assert (project / "weights" / "l_01_binary_conv.h").is_file()
     for script in ("build_hls.tcl", "build_bitstream.tcl"):
         text = (project / script).read_text()

@@ -20,8 +20,11 @@ template <unsigned C, unsigned PIXELS>
 void read_pixels(hls::stream<pixel_beat> &in, hls::stream<ap_uint<C * 8>> &out, unsigned images) {
     ap_uint<C * 8> pixel = 0;
     unsigned c = 0;
-    for (unsigned beat = 0; beat < images * PIXELS * C; beat++) {
+    const unsigned PER_IMAGE = PIXELS * C;  // iterations per image
+    const unsigned beats = images * PER_IMAGE;
+    for (unsigned beat = 0; beat < beats; beat++) {
 #pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
         const pixel_beat b = in.read();
         pixel.range(c * 8 + 7, c * 8) = b.data;
         if (++c == C) {
@@ -32,36 +35,44 @@ void read_pixels(hls::stream<pixel_beat> &in, hls::stream<ap_uint<C * 8>> &out, 
 }
 
 // One word of CLASSES signed SB-bit scores per image -> CLASSES int32 beats,
-// then the class id with TLAST.
+// then the class id with TLAST. One II=1 loop of CLASSES + 1 beats per image;
+// the first beat of an image reads its word and finds the class.
 template <unsigned CLASSES, unsigned SB>
 void write_scores(hls::stream<ap_uint<CLASSES * SB>> &in, hls::stream<score_beat> &out, unsigned images) {
     static_assert(SB <= 32, "scores must fit the 32-bit output beats");
-    for (unsigned n = 0; n < images; n++) {
-        const ap_uint<CLASSES * SB> word = in.read();
-        ap_int<SB> best = word.range(SB - 1, 0);
-        ap_uint<32> best_class = 0;
-        for (unsigned c = 1; c < CLASSES; c++) {
-#pragma HLS UNROLL
-            const ap_int<SB> score = word.range(c * SB + SB - 1, c * SB);
-            if (score > best) {  // strict: the lowest index wins ties
-                best = score;
-                best_class = c;
-            }
-        }
-        for (unsigned c = 0; c <= CLASSES; c++) {
+    const unsigned PER_IMAGE = CLASSES + 1;  // iterations per image
+    const unsigned beats = images * PER_IMAGE;
+    ap_uint<CLASSES * SB> word = 0;
+    ap_uint<32> best_class = 0;
+    unsigned c = 0;  // beat of the current image
+    for (unsigned beat = 0; beat < beats; beat++) {
 #pragma HLS PIPELINE II=1
-            score_beat b;
-            if (c < CLASSES) {
-                const ap_int<SB> score = word.range(c * SB + SB - 1, c * SB);
-                b.data = ap_int<32>(score);  // sign-extended
-            } else {
-                b.data = best_class;
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
+        if (c == 0) {
+            word = in.read();
+            ap_int<SB> best = word.range(SB - 1, 0);
+            best_class = 0;
+            for (unsigned k = 1; k < CLASSES; k++) {
+#pragma HLS UNROLL
+                const ap_int<SB> score = word.range(k * SB + SB - 1, k * SB);
+                if (score > best) {  // strict: the lowest index wins ties
+                    best = score;
+                    best_class = k;
+                }
             }
-            b.keep = -1;
-            b.strb = -1;
-            b.last = (c == CLASSES);
-            out.write(b);
         }
+        score_beat b;
+        if (c < CLASSES) {
+            const ap_int<SB> score = word.range(c * SB + SB - 1, c * SB);
+            b.data = ap_int<32>(score);  // sign-extended
+        } else {
+            b.data = best_class;
+        }
+        b.keep = -1;
+        b.strb = -1;
+        b.last = (c == CLASSES);
+        out.write(b);
+        c = (c == CLASSES) ? 0 : c + 1;
     }
 }
 

@@ -1,6 +1,9 @@
 // flipflow streaming kernels for Vitis HLS, in the spirit of finn-hlslib:
 // every kernel is one short templated function that reads and writes
-// hls::stream and runs at II=1 in its inner loop.
+// hls::stream and runs one pipelined loop at II=1.
+//
+// Loops over all `images` declare their iterations for one image as their
+// LOOP_TRIPCOUNT, the figure generator/hls_model.py counts per frame.
 //
 // Every kernel takes one config struct (hls4ml style) naming its parameters;
 // the generated flipflow_top.cpp defines one per layer and unit.
@@ -46,6 +49,7 @@ constexpr unsigned ceil_div(unsigned a, unsigned b) { return (a + b - 1) / b; }
 // Population count of an N-bit word.
 template <unsigned N>
 ap_uint<bits_for(N)> popcount(const ap_uint<N> &x) {
+#pragma HLS INLINE
 #ifdef FLIPFLOW_FAST_CSIM
     // C simulation only: 64 bits at a time with the CPU's popcount. The tests
     // compile the plain loop below too and check that both agree.
@@ -172,36 +176,45 @@ struct PassThrough {
 };
 
 // ---------------------------------------------------------------------------
-// Matrix-vector unit: `vectors` input vectors of SF SIMD-words each; for every
-// vector one output word with ROWS channels of Act::OUT_BITS bits.
-// One flattened loop of vectors x NF x SF steps at II=1 (FINN's MVAU): the
-// input vector is read during the first neuron fold and reused from a buffer.
+// Matrix-vector unit: VECTORS input vectors per image of SF SIMD-words each;
+// for every vector one output word with ROWS channels of Act::OUT_BITS bits.
+// One flattened loop of images x VECTORS x NF x SF steps at II=1 (FINN's MVAU):
+// the input vector is read during the first neuron fold into vector_buf and
+// reused from it for the other NF - 1 folds. The input FIFO (depth SF, one
+// vector) is the load half of a double buffer: the producer writes the next
+// vector into it while this unit computes the current one, so a vector costs
+// max(NF * SF, the producer's cycles per vector).
 // Cfg:
-//   ROWS  output channels (exact; pad rows beyond it are computed and dropped)
-//   PE    rows computed in parallel;  NF = ceil(ROWS / PE) neuron folds
-//   SIMD  input elements per cycle;   SF = ceil(K / SIMD) synapse folds
-//   dot   the datapath (XnorDot, PixelDot, BipolarDot): IN_BITS, W_BITS, dots()
-//   acc_t the accumulator type
+//   ROWS    output channels (exact; pad rows beyond it are computed and dropped)
+//   PE      rows computed in parallel;  NF = ceil(ROWS / PE) neuron folds
+//   SIMD    input elements per cycle;   SF = ceil(K / SIMD) synapse folds
+//   VECTORS input vectors per image (output pixels of a conv, 1 for a dense layer)
+//   dot     the datapath (XnorDot, PixelDot, BipolarDot): IN_BITS, W_BITS, dots()
+//   acc_t   the accumulator type
 // Invariant: weight tile = nf * SF + sf.
 template <typename Cfg, typename Act>
 void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
                         hls::stream<ap_uint<Cfg::ROWS * Act::OUT_BITS>> &out,
                         const ap_uint<Cfg::SIMD * Cfg::dot::W_BITS> weights[Cfg::PE][Cfg::NF * Cfg::SF],
-                        const Act &act, unsigned vectors) {
+                        const Act &act, unsigned images) {
     const unsigned ROWS = Cfg::ROWS, PE = Cfg::PE, SIMD = Cfg::SIMD, NF = Cfg::NF, SF = Cfg::SF;
     typedef typename Cfg::dot Dot;
     typedef typename Cfg::acc_t Acc;
     static_assert(NF * PE >= ROWS && (NF - 1) * PE < ROWS, "NF must be ceil(ROWS / PE)");
     const unsigned OB = Act::OUT_BITS;
+    const unsigned PER_IMAGE = Cfg::VECTORS * NF * SF;  // iterations per image
+    const unsigned steps = images * PER_IMAGE;
     ap_uint<SIMD * Dot::IN_BITS> vector_buf[SF];
+#pragma HLS ARRAY_PARTITION variable=vector_buf complete dim=1
     Acc acc[PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete
     // Output channels collect here, PE at a time; after NF shifts channel 0
     // sits in the least significant bits. Pad rows land above ROWS and are dropped.
     ap_uint<NF * PE * OB> result = 0;
     unsigned nf = 0, sf = 0, tile = 0;
-    for (unsigned step = 0; step < vectors * NF * SF; step++) {
+    for (unsigned step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
         ap_uint<SIMD * Dot::IN_BITS> x;
         if (nf == 0) {
             x = in.read();
@@ -235,91 +248,198 @@ void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
 }
 
 // ---------------------------------------------------------------------------
-// Width converter: a vector of WORDS stream words of C elements (EB bits each)
-// leaves as SF = ceil(WORDS*C / SIMD) words of SIMD elements, the last one
-// zero-padded (the MVU's input padding). Elements keep their order, so a
-// k x k window of C-channel pixels becomes the (ky, kx, c) window vector.
+// One whole K x K window as one stream beat (FINN's parallel window): pixel
+// (ky, kx) in px[ky * K + kx], each a word of C channels, so the window
+// flattens (ky, kx, c) with c fastest. An array of pixel words rather than one
+// ap_uint, whose width Vitis HLS caps at 4096 bits.
+template <unsigned N, typename T>
+struct Window {
+    T px[N];
+};
+
+// Width converter of a dense layer (or a 1x1 conv): a vector of WORDS stream
+// words of C elements (EB bits each) leaves as SF = ceil(WORDS*C / SIMD) words
+// of SIMD elements, the last one zero-padded (the MVU's input padding).
+// Elements keep their order. One II=1 loop over all vectors; each iteration
+// reads at most one word and writes at most one, so a vector takes
+// max(WORDS, SF) iterations, one more where the last word leaves more than
+// SIMD elements (PER_VECTOR, as generator/hls_model.py counts it).
 // Cfg: C channels per input word, EB bits per element, WORDS input words per
-// vector, SIMD elements per output word.
+// vector, SIMD elements per output word, VECTORS vectors per image.
 template <typename Cfg>
 void vector_to_simd(hls::stream<ap_uint<Cfg::C * Cfg::EB>> &in, hls::stream<ap_uint<Cfg::SIMD * Cfg::EB>> &out,
-                    unsigned vectors) {
+                    unsigned images) {
     const unsigned C = Cfg::C, EB = Cfg::EB, WORDS = Cfg::WORDS, SIMD = Cfg::SIMD;
     const unsigned SF = ceil_div(WORDS * C, SIMD);
-    for (unsigned v = 0; v < vectors; v++) {
-        ap_uint<(C + SIMD) * EB> buf = 0;  // holds < C + SIMD elements at any time
-        unsigned fill = 0, words_read = 0, emitted = 0;
-        while (emitted < SF) {
+    // C <= SIMD: one word read per iteration; by the last read floor((WORDS - 1) * C / SIMD) + 1
+    // words are written, the rest one per iteration. C > SIMD: one word written per iteration.
+    const unsigned PER_VECTOR = C > SIMD ? SF : WORDS + SF - ((WORDS - 1) * C / SIMD + 1);
+    const unsigned PER_IMAGE = Cfg::VECTORS * PER_VECTOR;  // iterations per image
+    const unsigned steps = images * PER_IMAGE;
+    ap_uint<(C + SIMD) * EB> buf = 0;  // holds < C + SIMD elements, zero above them
+    unsigned fill = 0, words_read = 0, emitted = 0;  // of the current vector
+    for (unsigned step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=SF max=WORDS+SF
-            if (fill < SIMD && words_read < WORDS) {
-                buf |= ap_uint<(C + SIMD) * EB>(in.read()) << (fill * EB);
-                fill += C;
-                words_read++;
-            }
-            if (fill >= SIMD || words_read == WORDS) {
-                out.write(buf.range(SIMD * EB - 1, 0));
-                buf >>= SIMD * EB;
-                fill = (fill >= SIMD) ? fill - SIMD : 0;
-                emitted++;
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
+        if (fill < SIMD && words_read < WORDS) {
+            buf |= ap_uint<(C + SIMD) * EB>(in.read()) << (fill * EB);
+            fill += C;
+            words_read++;
+        }
+        if (fill >= SIMD || words_read == WORDS) {
+            out.write(buf.range(SIMD * EB - 1, 0));
+            buf >>= SIMD * EB;
+            fill = (fill >= SIMD) ? fill - SIMD : 0;
+            if (++emitted == SF) {  // the vector is out: fill == 0, buf == 0
+                emitted = 0;
+                words_read = 0;
             }
         }
+    }
+}
+
+// Width converter of a conv: one window beat in, its SF = ceil(K*K*C / SIMD)
+// SIMD-element words out, one per iteration (the last zero-padded). The
+// window is scattered into the words by wiring alone (every index below is a
+// constant once the loops are unrolled). Cfg: K kernel, C channels, EB bits
+// per element, SIMD elements per output word, VECTORS windows per image.
+template <typename Cfg>
+void window_to_simd(hls::stream<Window<Cfg::K * Cfg::K, ap_uint<Cfg::C * Cfg::EB>>> &in,
+                    hls::stream<ap_uint<Cfg::SIMD * Cfg::EB>> &out, unsigned images) {
+    const unsigned C = Cfg::C, EB = Cfg::EB, SIMD = Cfg::SIMD, ELEMS = Cfg::K * Cfg::K * Cfg::C;
+    const unsigned SF = ceil_div(ELEMS, SIMD);
+    const unsigned PER_IMAGE = Cfg::VECTORS * SF;  // iterations per image
+    const unsigned steps = images * PER_IMAGE;
+    ap_uint<SIMD * EB> words[SF];
+#pragma HLS ARRAY_PARTITION variable=words complete dim=1
+    unsigned sf = 0;
+    for (unsigned step = 0; step < steps; step++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
+        if (sf == 0) {
+            const Window<Cfg::K * Cfg::K, ap_uint<C * EB>> w = in.read();
+            for (unsigned f = 0; f < SF; f++) {
+#pragma HLS UNROLL
+                for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+                    const unsigned e = f * SIMD + s;  // element of the window vector
+                    words[f].range(s * EB + EB - 1, s * EB) =
+                        e < ELEMS ? ap_uint<EB>(w.px[e / C].range((e % C) * EB + EB - 1, (e % C) * EB)) : ap_uint<EB>(0);
+                }
+            }
+        }
+        out.write(words[sf]);
+        sf = (sf == SF - 1) ? 0 : sf + 1;
     }
 }
 
 // ---------------------------------------------------------------------------
-// Sliding-window generator: a line buffer of K input rows. For each output
-// pixel it emits the K x K window (ky, kx order; each word one whole input
-// pixel), with out-of-image positions replaced by T(0): bit 0 (-1) for
-// binary maps, pixel 0 for the input image.
+// Sliding-window unit, the RTL window unit's structure: a line buffer of ROWS
+// rows (a power of two >= K + S), one bank per row, written one input pixel
+// per iteration while the reader takes one window column (K pixels, one per
+// bank) per iteration into a K x K window register; every S-th column after
+// the first K completes a window, which leaves as one beat. Out-of-image
+// positions read T(0): bit 0 (-1) for binary maps, pixel 0 for the input image.
+// Both sides run in the same II=1 loop over all images, each on its own
+// counters (no division), so reading the next rows (of the next image too)
+// overlaps emitting windows: a frame costs max(IH*IW, OH*COLS) iterations
+// in steady state, COLS = (OW - 1) * S + K column reads per output row.
+// Invariants, which make the line buffer free of loop-carried dependences:
+//  * the writer fills row `have` (counted from the reader's image) only while
+//    have - (lowest row the reader still needs) < ROWS;
+//  * the reader starts an output row only once every row it needs is written.
 // Cfg: K kernel, S stride, P padding; IH x IW input map, OH x OW output map
-// (OH = (IH + 2P - K) / S + 1).
+// (OH = (IH + 2P - K) / S + 1); ROWS line-buffer rows; ITERATIONS per image
+// in the steady state, max(IH * IW, OH * COLS) (the first image adds the fill).
 template <typename Cfg, typename T>
-void sliding_window(hls::stream<T> &in, hls::stream<T> &out, unsigned images) {
-    const unsigned K = Cfg::K, S = Cfg::S, P = Cfg::P, IH = Cfg::IH, IW = Cfg::IW, OH = Cfg::OH, OW = Cfg::OW;
-    T lines[K][IW];  // input row r lives in lines[r % K]
-    for (unsigned n = 0; n < images; n++) {
-        int rows_read = 0;
-        for (unsigned oy = 0; oy < OH; oy++) {
-            // Buffer the input rows this output row needs that have not arrived yet.
-            const int last_needed = int(oy * S) - int(P) + int(K) - 1;
-            const int last_row = last_needed < int(IH) - 1 ? last_needed : int(IH) - 1;
-            for (; rows_read <= last_row; rows_read++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=K
-                for (unsigned x = 0; x < IW; x++) {
+void sliding_window(hls::stream<T> &in, hls::stream<Window<Cfg::K * Cfg::K, T>> &out, unsigned images) {
+    const unsigned K = Cfg::K, S = Cfg::S, IH = Cfg::IH, IW = Cfg::IW, OH = Cfg::OH, ROWS = Cfg::ROWS;
+    const int P = Cfg::P;
+    const unsigned COLS = (Cfg::OW - 1) * S + K;
+    static_assert(Cfg::ITERATIONS == (IH * IW > OH * COLS ? IH * IW : OH * COLS), "ITERATIONS per image");
+    static_assert((ROWS & (ROWS - 1)) == 0 && ROWS >= K + S, "ROWS must be a power of two >= K + S");
+    T lines[ROWS][IW];  // input row r of the reader's image in bank (base + r) & (ROWS - 1)
+#pragma HLS ARRAY_PARTITION variable=lines complete dim=1
+#pragma HLS DEPENDENCE variable=lines inter false
+    Window<K * K, T> window;
+#pragma HLS ARRAY_PARTITION variable=window.px complete
+    // writer
+    unsigned wx = 0, images_in = 0;
+    int have = 0;  // rows written, counted from row 0 of the reader's image (>= IH: the next image's)
+    unsigned wy = 0;  // row of the writer's own image
+    // reader
+    unsigned cx = 0, oy = 0, to_go = K - 1, images_out = 0, base = 0;
+    int iy0 = -P;  // top input row of the current output row
+    while (images_in < images || images_out < images) {
 #pragma HLS PIPELINE II=1
-                    lines[rows_read % K][x] = in.read();
+#pragma HLS LOOP_TRIPCOUNT min=Cfg::ITERATIONS max=Cfg::ITERATIONS
+        const int low = iy0 < 0 ? 0 : iy0;
+        const int needed = iy0 + int(K) > int(IH) ? int(IH) : iy0 + int(K);
+        const bool write = images_in < images && have - low < int(ROWS);
+        const bool read = images_out < images && have >= needed;
+        if (write) {
+            lines[(base + have) & (ROWS - 1)][wx] = in.read();
+        }
+        if (read) {
+            const int ix = int(cx) - P;
+            const bool col_inside = ix >= 0 && ix < int(IW);
+            for (unsigned ky = 0; ky < K; ky++) {
+#pragma HLS UNROLL
+                const int iy = iy0 + int(ky);
+                const bool inside = col_inside && iy >= 0 && iy < int(IH);
+                for (unsigned kx = 0; kx + 1 < K; kx++) {
+#pragma HLS UNROLL
+                    window.px[ky * K + kx] = window.px[ky * K + kx + 1];
                 }
+                window.px[ky * K + K - 1] = inside ? lines[(base + iy) & (ROWS - 1)][col_inside ? ix : 0] : T(0);
             }
-            for (unsigned i = 0; i < OW * K * K; i++) {
-#pragma HLS PIPELINE II=1
-                const unsigned ox = i / (K * K), ky = (i / K) % K, kx = i % K;
-                const int y = int(oy * S + ky) - int(P), x = int(ox * S + kx) - int(P);
-                const bool inside = y >= 0 && y < int(IH) && x >= 0 && x < int(IW);
-                out.write(inside ? lines[y % K][x] : T(0));
+            if (to_go == 0) out.write(window);
+        }
+        if (write && ++wx == IW) {
+            wx = 0;
+            have++;
+            if (++wy == IH) {
+                wy = 0;
+                images_in++;
             }
         }
-        // Bottom rows no window covers (stride/padding) still leave the stream.
-        for (; rows_read < int(IH); rows_read++) {
-#pragma HLS LOOP_TRIPCOUNT min=0 max=K
-            for (unsigned x = 0; x < IW; x++) {
-#pragma HLS PIPELINE II=1
-                in.read();
+        if (read) {
+            if (cx != COLS - 1) {
+                cx++;
+                to_go = (to_go == 0) ? S - 1 : to_go - 1;
+            } else {
+                cx = 0;
+                to_go = K - 1;
+                if (oy != OH - 1) {
+                    oy++;
+                    iy0 += S;
+                } else {
+                    oy = 0;
+                    iy0 = -P;
+                    base = (base + IH) & (ROWS - 1);
+                    have -= IH;
+                    images_out++;
+                }
             }
         }
     }
 }
 
-// Max-pool on binary maps: OR of the WINDOW words of each window (max of +-1
-// is OR of the bits; the -1 padding is neutral). Cfg: K kernel (WINDOW = K * K words).
+// Max-pool on binary maps: OR of the K x K pixels of each window beat (max of
+// +-1 is OR of the bits; the -1 padding is neutral), one window per iteration.
+// Cfg: K kernel, OH x OW windows per image.
 template <typename Cfg, typename T>
-void window_or(hls::stream<T> &in, hls::stream<T> &out, unsigned windows) {
-    const unsigned WINDOW = Cfg::K * Cfg::K;
-    for (unsigned w = 0; w < windows; w++) {
-        T acc = 0;
-        for (unsigned i = 0; i < WINDOW; i++) {
+void window_or(hls::stream<Window<Cfg::K * Cfg::K, T>> &in, hls::stream<T> &out, unsigned images) {
+    const unsigned PER_IMAGE = Cfg::OH * Cfg::OW;  // iterations per image
+    const unsigned windows = images * PER_IMAGE;
+    for (unsigned i = 0; i < windows; i++) {
 #pragma HLS PIPELINE II=1
-            acc |= in.read();
+#pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
+        const Window<Cfg::K * Cfg::K, T> w = in.read();
+        T acc = 0;
+        for (unsigned p = 0; p < Cfg::K * Cfg::K; p++) {
+#pragma HLS UNROLL
+            acc |= w.px[p];
         }
         out.write(acc);
     }
@@ -327,30 +447,34 @@ void window_or(hls::stream<T> &in, hls::stream<T> &out, unsigned windows) {
 
 // ---------------------------------------------------------------------------
 // Global sum: per image, the sum over PIXELS words of CH signed IB-bit
-// scores, emitted as one word of CH signed OB-bit sums.
+// scores, emitted as one word of CH signed OB-bit sums with the image's last
+// pixel. One II=1 loop over all pixels of all images.
 // Cfg: CH channels, IB input bits and OB output bits per score, PIXELS per image.
 template <typename Cfg>
 void global_sum(hls::stream<ap_uint<Cfg::CH * Cfg::IB>> &in, hls::stream<ap_uint<Cfg::CH * Cfg::OB>> &out,
                 unsigned images) {
     const unsigned CH = Cfg::CH, IB = Cfg::IB, OB = Cfg::OB, PIXELS = Cfg::PIXELS;
-    for (unsigned n = 0; n < images; n++) {
-        ap_int<OB> sums[CH];
+    const unsigned steps = images * PIXELS;
+    ap_int<OB> sums[CH];
 #pragma HLS ARRAY_PARTITION variable=sums complete
-        for (unsigned px = 0; px < PIXELS; px++) {
+    unsigned px = 0;  // pixel of the current image
+    for (unsigned step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II=1
-            const ap_uint<CH * IB> word = in.read();
-            for (unsigned c = 0; c < CH; c++) {
-#pragma HLS UNROLL
-                const ap_int<IB> score = word.range(c * IB + IB - 1, c * IB);
-                sums[c] = (px == 0) ? ap_int<OB>(score) : ap_int<OB>(sums[c] + score);
-            }
-        }
+#pragma HLS LOOP_TRIPCOUNT min=PIXELS max=PIXELS
+        const ap_uint<CH * IB> word = in.read();
         ap_uint<CH * OB> result;
         for (unsigned c = 0; c < CH; c++) {
 #pragma HLS UNROLL
+            const ap_int<IB> score = word.range(c * IB + IB - 1, c * IB);
+            sums[c] = (px == 0) ? ap_int<OB>(score) : ap_int<OB>(sums[c] + score);
             result.range(c * OB + OB - 1, c * OB) = sums[c];
         }
-        out.write(result);
+        if (px == PIXELS - 1) {
+            out.write(result);
+            px = 0;
+        } else {
+            px++;
+        }
     }
 }
 
