@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folding", type=Path, default=None, help="folding JSON (generator.folding.save); default: "
                    "<out>/folding.json if the HLS step wrote one, else a simple default")
     p.add_argument("--no-resources", action="store_true", help="skip the yosys resource estimate")
+    p.add_argument("--no-timing", action="store_true", help="skip the per-unit timing estimate (yosys sta, minutes)")
     p.add_argument("--yosys-timeout", type=float, default=3600, help="seconds for yosys synth_xilinx (default 3600)")
     p.set_defaults(func=_sim)
 
@@ -35,7 +36,7 @@ def _pct(measured: float, model: float) -> float | None:
 
 def _sim(args: argparse.Namespace) -> int:
     from flipflow.generator import folding as folding_mod
-    from flipflow.sim import resources
+    from flipflow.sim import resources, timing
     from flipflow.sim.rtl import RtlSimulator
     from flipflow.training import datasets
 
@@ -92,9 +93,24 @@ def _sim(args: argparse.Namespace) -> int:
             report["resources_note"] = str(e)
             print(f"flipflow sim: {e}", file=sys.stderr)
         report["times_s"]["yosys"] = round(time.perf_counter() - t0, 1)
+    if not args.no_timing:
+        print("flipflow sim: per-unit timing estimate (yosys synth_xilinx -abc9 + sta)", file=sys.stderr)
+        t0 = time.perf_counter()
+        try:
+            report["timing"] = timing.analyse(sim.rtl_dir, CLOCK_MHZ, timeout=args.yosys_timeout)
+            slow = [t["unit"] for t in report["timing"]["units"] if not t["meets"]]
+            if slow:
+                print(f"flipflow sim: estimated paths over {report['timing']['clock_ns']:g} ns in {', '.join(slow)} "
+                      f"(critical {report['timing']['critical_path_ns']:.1f} ns in {report['timing']['slowest_unit']})",
+                      file=sys.stderr)
+        except resources.SynthesisError as e:
+            report["timing"] = None
+            print(f"flipflow sim: {e}", file=sys.stderr)
+        report["times_s"]["timing"] = round(time.perf_counter() - t0, 1)
     atomic.write_json(out / "sim_report.json", report)
     summary = {k: report[k] for k in ("model", "images", "mismatches", "cycles_per_frame", "latency_cycles", "fps_at_100mhz")}
-    print(json.dumps({**summary, "resources": report.get("resources")}, indent=2))
+    critical = report.get("timing") and report["timing"]["critical_path_ns"]
+    print(json.dumps({**summary, "resources": report.get("resources"), "critical_path_ns": critical}, indent=2))
     if comparison.mismatches:
         print(f"flipflow sim: {comparison.mismatches} of {len(test)} images differ from the golden model; "
               f"{comparison.layer_mismatch}", file=sys.stderr)
