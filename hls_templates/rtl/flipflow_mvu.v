@@ -21,6 +21,11 @@
 //                address nf * SF + sf.
 //   THRESH_FILE: NF words of PE x AW bits, PE 0 in the LSBs ("binary" and "pixels").
 // AW must hold every accumulator value (and, for "pixels", one WB + 9-bit product).
+// Pipeline (for 100 MHz at any folding): weight read, PRE = 2 DSP48 register stages
+//   ("pixels" only), TREE = ceil(log_TG(SIMD)) adder-tree stages (at least 1; TG = 16
+//   for "binary", 4 otherwise), accumulate + threshold into out_data: a window's
+//   result leaves 2 + PRE + TREE cycles after its last fold is issued
+//   (flipflow.generator.cost.mvu_pipeline_stages). Throughput is unchanged by depth.
 `default_nettype none
 module flipflow_mvu #(
     parameter         DATAPATH    = "binary",  // "binary", "pixels" or "scores" (above)
@@ -206,7 +211,7 @@ module flipflow_mvu #(
     wire          acc_nf_last = acc_ctl[2];
     wire [NFB-1:0] pre_nf = ctl[(ACC-2)*CW + 3 +: NFB];  // the fold entering stage ACC next
 
-    // -- stages 2 .. ACC - 1: per-lane terms, then a registered adder tree ----
+    // -- stages 2 .. ACC: per-lane terms, then a registered adder tree ---------
     // terms: PE x SIMD AW-bit values, row p's lane s at (p * SIMD + s) * AW.
     wire [PE*SIMD*AW-1:0] terms;
     reg  [TREEW-1:0]      tree;
@@ -259,7 +264,7 @@ module flipflow_mvu #(
 
         // Each tree stage sums groups of TG values of the previous one (level 0: the
         // terms) into a register: TREE = ceil(log_TG(SIMD)) stages, at least one.
-        // tree holds levels 1 .. TREE, PE x N(l) values each, level l at LEVEL_AT(l).
+        // tree holds levels 1 .. TREE, PE x N(l) values each, level l at level_at(l).
         wire [PE*SIMD*AW+TREEW-1:0] levels = {tree, terms};
         for (l = 1; l <= TREE; l = l + 1) begin : stage
             localparam integer NI = level_terms(l - 1), NO = level_terms(l);
@@ -283,7 +288,7 @@ module flipflow_mvu #(
     endgenerate
     wire [PE*AW-1:0] dot = tree[TREEW-PE*AW +: PE*AW];  // the last level: one sum per row
 
-    // -- stage ACC: accumulate over the synapse folds, threshold ---------------
+    // -- from stage ACC: accumulate over the synapse folds, threshold ----------
     reg  [PE*AW-1:0]  acc;
     wire [PE*AW-1:0]  total;
     wire [PE*RES-1:0] result;  // this neuron fold's PE results
