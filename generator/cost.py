@@ -160,6 +160,35 @@ def input_multipliers(f: LayerConfig) -> int:
     return math.ceil(f.pe / 2) * f.simd
 
 
+# values summed per adder-tree node of flipflow_mvu (its TG), per datapath
+TREE_GROUP = {"xnor": 16, "pixel": 4, "score": 4}
+
+
+def mvu_pipeline_stages(datapath: str, simd: int) -> int:
+    """Register stages flipflow_mvu puts between its weight read and its accumulator
+    (PRE + TREE there): the pixel products' DSP48 A/B and M registers, then
+    ceil(log_TG(SIMD)) adder-tree stages, at least one."""
+    group = TREE_GROUP[datapath]
+    stages, n = 1, math.ceil(simd / group)
+    while n > 1:
+        stages, n = stages + 1, math.ceil(n / group)
+    return stages + (2 if datapath == "pixel" else 0)
+
+
+def _pipeline_ffs(datapath: str, f: LayerConfig, acc_bits: int, nf: int) -> int:
+    """Flip-flops of flipflow_mvu's adder-tree stages (a binary node of level k counts up
+    to min(SIMD, TG^k); the others carry acc_bits) and of the fold's control travelling
+    with them; the pixels' A/B/M registers sit inside the DSP48s."""
+    group = TREE_GROUP[datapath]
+    stages = mvu_pipeline_stages(datapath, f.simd)
+    ffs, n = 0, f.simd
+    for level in range(1, stages - (2 if datapath == "pixel" else 0) + 1):
+        n = math.ceil(n / group)
+        bits = min(acc_bits, unsigned_bits(min(f.simd, group**level))) if datapath == "xnor" else acc_bits
+        ffs += f.pe * n * bits
+    return ffs + stages * (unsigned_bits(nf - 1) + 4)
+
+
 def _xnor_datapath(layer: Layer, f: LayerConfig, c: Coefficients) -> tuple[int, int, Cost]:
     """XNOR + popcount of SIMD bits per PE: (accumulator bits, result bits, datapath)."""
     acc_bits = unsigned_bits(layer.fan_in + 1)
@@ -189,7 +218,7 @@ DATAPATHS: dict[str, Callable[[Layer, LayerConfig, Coefficients], tuple[int, int
 
 def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
     """Matrix-vector unit: weight and threshold memories, window load buffer and
-    rotating fold register, one pipeline stage, accumulators, result collection."""
+    rotating fold register, the read stage, the adder-tree pipeline, accumulators, result collection."""
     assert isinstance(kind, kinds.MatrixKind) and f is not None
     acc_bits, res_bits, datapath = DATAPATHS[kind.datapath](layer, f, c)
     lane_bits = kind.lane_bits
@@ -205,6 +234,7 @@ def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coef
         + sf * f.simd * lane_bits  # rotating fold register
         + f.simd * lane_bits + f.pe * f.simd * wb + (f.pe * acc_bits if thresholded else 0)  # stage-1 registers
         + f.pe * acc_bits  # accumulators
+        + _pipeline_ffs(kind.datapath, f, acc_bits, nf)  # adder-tree stages
         + layer.out_ch * res_bits + (nf - 1) * f.pe * res_bits  # output + earlier folds' results
     )
     rotate = sf * f.simd * lane_bits if sf > 1 else 0  # 2:1 mux per bit of the fold register

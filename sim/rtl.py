@@ -28,7 +28,7 @@ import numpy as np
 
 from flipflow import golden, ir, kinds
 from flipflow.errors import FlipflowError
-from flipflow.generator import rtl
+from flipflow.generator import cost, rtl
 from flipflow.generator.folding import Folding, LayerConfig
 from flipflow.host import stream
 
@@ -266,6 +266,9 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
     window = None  # parameters of a window unit feeding the next unit
     for unit in design.units:
         p = unit.params
+        stages = 2  # a pool's; a matrix-vector unit's: read, datapath pipeline, accumulate
+        if unit.module == "flipflow_mvu":
+            stages = 2 + cost.mvu_pipeline_stages(kinds.matrix(net.layer(unit.layer)).datapath, unit.parameters["SIMD"])
         if unit.module == "flipflow_swu":
             window = p
             continue
@@ -279,12 +282,12 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
             for oy in range(window["ho"]):
                 need = min(oy * window["s"] - window["pad"] + window["k"], window["h"]) - 1
                 t = max(t, done[max(need, 0)]) + row_time
-                rows.append(t + 3)  # read, load and compute pipeline stages
+                rows.append(t + 1 + stages)  # the window read, then the consumer's stages
             done, window = rows, None
         elif unit.module == "flipflow_mvu":
             per_window = p["nf"] * p["sf"]
             if p["positions"] > 1 or len(done) == 1:  # dense: needs the whole input vector
-                done = [done[-1] + per_window + 2]
+                done = [done[-1] + per_window + stages]
             else:
                 # 1x1: row r ends at the later of its own compute time and one window
                 # after the upstream delivered the row's last pixel
@@ -293,7 +296,7 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
                 for r in range(len(done)):
                     t = max(t + wo * per_window, done[r] + per_window)
                     rows.append(t)
-                done = [x + 2 for x in rows]  # two pipeline stages
+                done = [x + stages for x in rows]
         elif unit.module == "flipflow_gather":
             done = [x + 1 for x in done]
         elif unit.module == "flipflow_global_sum":

@@ -30,6 +30,7 @@ NOTE = (f"logic delay from yosys sta (xc7 -1 cell delays) plus {ROUTING_NS_PER_H
 _ARRIVAL = re.compile(r"Latest arrival time in '(?P<module>[^']+)' is (?P<ps>\d+):")
 _CELL = re.compile(r"^\s+\d+\s+\S+\s+\((?P<type>\w+)\.(?P<pins>[^)]*)\)")
 _CLOCK_CELLS = {"IBUF", "BUFG", "BUFGCTRL"}
+_LAUNCH = re.compile(r"(C|CLK)->")  # a register's or a DSP48's clock-to-out arc starts the path
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _paths(log: str) -> dict[str, tuple[int, int]]:
                 if follow.strip().startswith("Arrival histogram") or _ARRIVAL.search(follow):
                     break
                 continue
-            if c["type"] not in _CLOCK_CELLS and not c["pins"].startswith("C->"):
+            if c["type"] not in _CLOCK_CELLS and not _LAUNCH.match(c["pins"]):
                 cells += 1  # every cell on the path, the endpoint register included, is entered by one net
         found[m["module"].lstrip("\\")] = (int(m["ps"]), cells)
     return found

@@ -21,6 +21,11 @@
 //                address nf * SF + sf.
 //   THRESH_FILE: NF words of PE x AW bits, PE 0 in the LSBs ("binary" and "pixels").
 // AW must hold every accumulator value (and, for "pixels", one WB + 9-bit product).
+// Pipeline (for 100 MHz at any folding): weight read, PRE = 2 DSP48 register stages
+//   ("pixels" only), TREE = ceil(log_TG(SIMD)) adder-tree stages (at least 1; TG = 16
+//   for "binary", 4 otherwise), accumulate + threshold into out_data: a window's
+//   result leaves 2 + PRE + TREE cycles after its last fold is issued
+//   (flipflow.generator.cost.mvu_pipeline_stages). Throughput is unchanged by depth.
 `default_nettype none
 module flipflow_mvu #(
     parameter         DATAPATH    = "binary",  // "binary", "pixels" or "scores" (above)
@@ -55,6 +60,35 @@ module flipflow_mvu #(
     localparam integer SFB   = SF > 1 ? $clog2(SF) : 1;
     localparam integer ADDRB = NF * SF > 1 ? $clog2(NF * SF) : 1;
     localparam integer POSB  = POSITIONS > 1 ? $clog2(POSITIONS) : 1;
+    // pipeline (see the stages below): stage 1 reads, PRE stages make the terms,
+    // TREE stages add them, stage ACC accumulates and thresholds
+    localparam integer TG    = DATAPATH == "binary" ? 16 : 4;  // values summed per tree node
+    localparam integer PRE   = DATAPATH == "pixels" ? 2 : 0;   // DSP48 A/B and M registers
+    localparam integer TREE  = tree_stages(SIMD);
+    localparam integer ACC   = 1 + PRE + TREE;  // the stage that accumulates
+    localparam integer TREEW = level_at(TREE + 1) - PE * SIMD * AW;  // bits of tree levels 1 .. TREE
+
+    function integer level_terms(input integer level);  // values per row at a tree level
+        integer i;
+        begin
+            level_terms = SIMD;
+            for (i = 0; i < level; i = i + 1) level_terms = (level_terms + TG - 1) / TG;
+        end
+    endfunction
+    function integer tree_stages(input integer lanes);  // ceil(log_TG(lanes)), at least 1
+        integer n;
+        begin
+            n = (lanes + TG - 1) / TG;
+            for (tree_stages = 1; n > 1; tree_stages = tree_stages + 1) n = (n + TG - 1) / TG;
+        end
+    endfunction
+    function integer level_at(input integer level);  // offset of a level in {tree, terms}
+        integer i;
+        begin
+            level_at = 0;
+            for (i = 0; i < level; i = i + 1) level_at = level_at + PE * level_terms(i) * AW;
+        end
+    endfunction
 
     reg [PE*SIMD*WB-1:0] weights [0:NF*SF-1];
     initial $readmemh(WEIGHT_FILE, weights);
@@ -149,120 +183,147 @@ module flipflow_mvu #(
         end
     end
 
-    reg             s1_valid, s1_first, s1_last, s1_nf_last;
-    reg [XW-1:0]    s1_x;
-    reg [PE*SIMD*WB-1:0] s1_w;
+    // -- stage 1: this fold's weights and input slice ------------------------
+    // Control travels with the data: ctl stage k holds {nf, nf_last, last, first}
+    // of the fold in pipeline stage k (1 .. ACC); stage ACC accumulates.
+    localparam integer CW = NFB + 3;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg  [ACC*CW-1:0]      ctl;  // stage ACC's nf goes unread: its thresholds were read a stage earlier
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg  [ACC-1:0]         valid;
+    reg  [XW-1:0]          s1_x;
+    reg  [PE*SIMD*WB-1:0]  s1_w;
     always @(posedge ap_clk) begin
         if (en) begin
-            s1_w       <= weights[addr];
-            s1_x       <= window[XW-1:0];
-            s1_first   <= sf == {SFB{1'b0}};
-            s1_last    <= sf_last;
-            s1_nf_last <= nf_last;
+            s1_w <= weights[addr];
+            s1_x <= window[XW-1:0];
+            ctl  <= {ctl[(ACC-1)*CW-1:0], nf, nf_last, sf_last, sf == {SFB{1'b0}}};
         end
     end
     always @(posedge ap_clk) begin
-        if (!ap_rst_n) s1_valid <= 1'b0;
-        else if (en) s1_valid <= issue;
+        if (!ap_rst_n) valid <= {ACC{1'b0}};
+        else if (en) valid <= {valid[ACC-2:0], issue};
     end
+    wire [2:0]    acc_ctl = ctl[(ACC-1)*CW +: 3];
+    wire          acc_valid = valid[ACC-1];
+    wire          acc_first = acc_ctl[0];
+    wire          acc_last = acc_ctl[1];
+    wire          acc_nf_last = acc_ctl[2];
+    wire [NFB-1:0] pre_nf = ctl[(ACC-2)*CW + 3 +: NFB];  // the fold entering stage ACC next
 
-    // -- stage 1: dot product of SIMD lanes per PE, accumulated over folds ---
-    wire [PE*AW-1:0] dot;
-    genvar q, g;
+    // -- stages 2 .. ACC: per-lane terms, then a registered adder tree ---------
+    // terms: PE x SIMD AW-bit values, row p's lane s at (p * SIMD + s) * AW.
+    wire [PE*SIMD*AW-1:0] terms;
+    reg  [TREEW-1:0]      tree;
+    genvar q, g, l, j;
     generate
-        if (DATAPATH == "pixels") begin : pixel_dot
+        if (DATAPATH == "pixels") begin : pixel_terms
             // Two PE rows share one DSP48 multiplier per lane (INT8 packing, Xilinx WP486):
             // the zero-extended pixel times w_hi * 2^PB + w_lo gives both PB-bit products,
             // cut apart exactly (the low product fits PB signed bits; its sign borrows
-            // one from the high product). An odd last row multiplies alone.
+            // one from the high product). An odd last row multiplies alone. The packed
+            // weight and pixel (A/B), and the product (M), are registered: the DSP48's
+            // own pipeline registers, which it needs for 100 MHz.
             localparam integer PB = WB + 8;  // bits of one signed pixel x weight product
             for (q = 0; q < PE; q = q + 2) begin : dsp_pair
                 localparam integer LO = q, HI = q + 1 < PE ? q + 1 : q;
-                reg signed [WB+PB:0]   packed_w;  // 25 bits for 8-bit weights: a DSP48E1's A port
-                reg signed [WB+PB+9:0] pair;
-                reg        [AW-1:0]    sum_lo, sum_hi;
-                integer s;
-                always @* begin
-                    sum_lo = {AW{1'b0}};
-                    sum_hi = {AW{1'b0}};
-                    for (s = 0; s < SIMD; s = s + 1) begin
-                        packed_w = { {(PB+1){s1_w[(LO*SIMD + s)*WB + WB-1]}}, s1_w[(LO*SIMD + s)*WB +: WB] };
-                        if (HI != LO) packed_w = packed_w + { s1_w[(HI*SIMD + s)*WB + WB-1], s1_w[(HI*SIMD + s)*WB +: WB], {PB{1'b0}} };
-                        pair = $signed({1'b0, s1_x[s*8 +: 8]}) * packed_w;
-                        sum_lo = sum_lo + { {(AW-PB){pair[PB-1]}}, pair[PB-1:0] };
-                        sum_hi = sum_hi + { {(AW-PB){pair[2*PB-1]}}, pair[2*PB-1:PB] } + { {(AW-1){1'b0}}, pair[PB-1] };
+                for (g = 0; g < SIMD; g = g + 1) begin : lane
+                    reg signed [WB+PB:0]   packed_w;  // 25 bits for 8-bit weights: a DSP48E1's A port
+                    reg        [7:0]       pixel;
+                    /* verilator lint_off UNUSEDSIGNAL */
+                    reg signed [WB+PB+9:0] pair;  // an odd last row reads only the low product
+                    /* verilator lint_on UNUSEDSIGNAL */
+                    wire signed [WB+PB:0]  w_lo = (WB+PB+1)'($signed(s1_w[(LO*SIMD + g)*WB +: WB]));
+                    always @(posedge ap_clk) begin
+                        if (en) begin
+                            if (HI != LO) packed_w <= w_lo + { s1_w[(HI*SIMD + g)*WB + WB-1], s1_w[(HI*SIMD + g)*WB +: WB], {PB{1'b0}} };
+                            else packed_w <= w_lo;
+                            pixel <= s1_x[g*8 +: 8];
+                            pair  <= $signed({1'b0, pixel}) * packed_w;
+                        end
+                    end
+                    assign terms[(LO*SIMD + g)*AW +: AW] = AW'($signed(pair[PB-1:0]));
+                    if (HI != LO) begin : high_row
+                        assign terms[(HI*SIMD + g)*AW +: AW] = AW'($signed(pair[2*PB-1:PB])) + AW'(pair[PB-1]);
                     end
                 end
-                assign dot[LO*AW +: AW] = sum_lo;
-                if (HI != LO) begin : high_row
-                    assign dot[HI*AW +: AW] = sum_hi;
-                end
             end
-        end else if (DATAPATH == "binary") begin : binary_dot
-            reg [PE*AW-1:0] sums;
-            reg [AW-1:0]    lane_sum;
-            integer p, s;
-            always @* begin
-                sums = {PE*AW{1'b0}};
-                for (p = 0; p < PE; p = p + 1) begin
-                    lane_sum = {AW{1'b0}};
-                    for (s = 0; s < SIMD; s = s + 1)
-                        lane_sum = lane_sum + { {(AW-1){1'b0}}, ~(s1_x[s] ^ s1_w[p*SIMD + s]) };
-                    sums[p*AW +: AW] = lane_sum;
-                end
-            end
-            assign dot = sums;
-        end else begin : score_dot
-            reg [PE*AW-1:0] sums;
-            reg [AW-1:0]    lane_sum;
-            integer p, s;
-            always @* begin
-                sums = {PE*AW{1'b0}};
-                for (p = 0; p < PE; p = p + 1) begin
-                    lane_sum = {AW{1'b0}};
-                    for (s = 0; s < SIMD; s = s + 1) begin
-                        if (s1_x[s]) lane_sum = lane_sum + AW'($signed(s1_w[(p*SIMD + s)*WB +: WB]));
-                        else         lane_sum = lane_sum - AW'($signed(s1_w[(p*SIMD + s)*WB +: WB]));
+        end else begin : bit_terms
+            for (q = 0; q < PE; q = q + 1) begin : row
+                for (g = 0; g < SIMD; g = g + 1) begin : lane
+                    wire x = s1_x[g];
+                    if (DATAPATH == "binary") begin : xnor_bit
+                        assign terms[(q*SIMD + g)*AW +: AW] = { {(AW-1){1'b0}}, ~(x ^ s1_w[q*SIMD + g]) };
+                    end else begin : signed_weight
+                        wire [AW-1:0] w = AW'($signed(s1_w[(q*SIMD + g)*WB +: WB]));
+                        assign terms[(q*SIMD + g)*AW +: AW] = x ? w : -w;
                     end
-                    sums[p*AW +: AW] = lane_sum;
                 end
             end
-            assign dot = sums;
+        end
+
+        // Each tree stage sums groups of TG values of the previous one (level 0: the
+        // terms) into a register: TREE = ceil(log_TG(SIMD)) stages, at least one.
+        // tree holds levels 1 .. TREE, PE x N(l) values each, level l at level_at(l).
+        wire [PE*SIMD*AW+TREEW-1:0] levels = {tree, terms};
+        for (l = 1; l <= TREE; l = l + 1) begin : stage
+            localparam integer NI = level_terms(l - 1), NO = level_terms(l);
+            localparam integer IN_AT = level_at(l - 1), OUT_AT = level_at(l) - PE*SIMD*AW;
+            for (q = 0; q < PE; q = q + 1) begin : row
+                for (j = 0; j < NO; j = j + 1) begin : group
+                    localparam integer FIRST = j * TG, SIZE = NI - FIRST < TG ? NI - FIRST : TG;
+                    reg [AW-1:0] sum;
+                    integer i;
+                    always @* begin
+                        sum = {AW{1'b0}};
+                        for (i = 0; i < SIZE; i = i + 1)
+                            sum = sum + levels[IN_AT + (q*NI + FIRST + i)*AW +: AW];
+                    end
+                    always @(posedge ap_clk) begin
+                        if (en) tree[OUT_AT + (q*NO + j)*AW +: AW] <= sum;
+                    end
+                end
+            end
         end
     endgenerate
+    wire [PE*AW-1:0] dot = tree[TREEW-PE*AW +: PE*AW];  // the last level: one sum per row
 
+    // -- from stage ACC: accumulate over the synapse folds, threshold ----------
     reg  [PE*AW-1:0]  acc;
     wire [PE*AW-1:0]  total;
     wire [PE*RES-1:0] result;  // this neuron fold's PE results
     generate
         for (g = 0; g < PE; g = g + 1) begin : pe_lane
-            assign total[g*AW +: AW] = (s1_first ? {AW{1'b0}} : acc[g*AW +: AW]) + dot[g*AW +: AW];
+            assign total[g*AW +: AW] = (acc_first ? {AW{1'b0}} : acc[g*AW +: AW]) + dot[g*AW +: AW];
         end
         if (DATAPATH == "scores") begin : raw_scores
             assign result = total;
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [NFB-1:0] unused_nf = pre_nf;  // no thresholds to read
+            /* verilator lint_on UNUSEDSIGNAL */
         end else begin : thresholded
             reg [PE*AW-1:0] thresholds [0:NF-1];
             initial $readmemh(THRESH_FILE, thresholds);
-            reg [PE*AW-1:0] s1_t;
+            reg [PE*AW-1:0] acc_t;
             always @(posedge ap_clk) begin
-                if (en) s1_t <= thresholds[nf];
+                if (en) acc_t <= thresholds[pre_nf];
             end
             for (g = 0; g < PE; g = g + 1) begin : pe_lane
                 if (DATAPATH == "pixels") begin : signed_cmp
-                    assign result[g] = $signed(total[g*AW +: AW]) >= $signed(s1_t[g*AW +: AW]);
+                    assign result[g] = $signed(total[g*AW +: AW]) >= $signed(acc_t[g*AW +: AW]);
                 end else begin : unsigned_cmp
-                    assign result[g] = total[g*AW +: AW] >= s1_t[g*AW +: AW];
+                    assign result[g] = total[g*AW +: AW] >= acc_t[g*AW +: AW];
                 end
             end
         end
     endgenerate
 
-    wire s1_fire = s1_valid && en;
-    wire s1_done = s1_fire && s1_last && s1_nf_last;  // a whole output vector is ready
-    assign stall = s1_valid && s1_last && s1_nf_last && out_valid && !out_ready;
+    wire acc_fire = acc_valid && en;
+    wire acc_done = acc_fire && acc_last && acc_nf_last;  // a whole output vector is ready
+    assign stall = acc_valid && acc_last && acc_nf_last && out_valid && !out_ready;
 
     always @(posedge ap_clk) begin
-        if (s1_fire) acc <= total;
+        if (acc_fire) acc <= total;
     end
 
     // results of the earlier neuron folds; each fold's results enter at the top,
@@ -276,7 +337,7 @@ module flipflow_mvu #(
             reg [RW-1:0] results;
             assign results_next = {result, results};
             always @(posedge ap_clk) begin
-                if (s1_fire && s1_last) results <= results_next[RW+PE*RES-1:PE*RES];
+                if (acc_fire && acc_last) results <= results_next[RW+PE*RES-1:PE*RES];
             end
         end else begin : one_fold
             assign results_next = result;
@@ -286,14 +347,14 @@ module flipflow_mvu #(
     always @(posedge ap_clk) begin
         if (!ap_rst_n) begin
             out_valid <= 1'b0;
-        end else if (s1_done) begin
+        end else if (acc_done) begin
             out_valid <= 1'b1;
         end else if (out_ready) begin
             out_valid <= 1'b0;
         end
     end
     always @(posedge ap_clk) begin
-        if (s1_done) out_data <= results_next[OUT_CH*RES-1:0];
+        if (acc_done) out_data <= results_next[OUT_CH*RES-1:0];
     end
 endmodule
 `default_nettype wire

@@ -1,12 +1,15 @@
 // flipflow_result: stream adapter from the class scores to the 32-bit output stream.
 //
-// Datapath: sign-extends the CH scores to int32 and finds the class id (argmax,
-//   strict > so the lowest index wins ties).
+// Datapath: holds the CH scores in a shift register that moves one score to the
+//   output per word, sign-extended to int32; the class id (argmax, strict > so the
+//   lowest index wins ties) is found one compare per word as the scores leave,
+//   so no path compares more than two scores (timing: CH up to ~100 at 100 MHz).
 // Streams: valid/ready; a beat moves when valid && ready.
 //   in : one beat per image, CH signed IN_BITS-bit scores, class 0 in the LSBs.
 //   out: CH + 1 beats per image, 32 bits each: the scores in class order, then
 //        the class id with out_last set (the host's output stream layout).
-// Timing: accepts the next image once the last word of this one has left.
+// Timing: accepts the next image once the last word of this one has left; the
+//   first word is valid the cycle after the input beat (latency 1).
 `default_nettype none
 module flipflow_result #(
     parameter integer CH      = 10,  // classes
@@ -24,32 +27,36 @@ module flipflow_result #(
 );
     localparam integer WB = $clog2(CH + 1);  // word index bits: 0 .. CH - 1 scores, CH the class id
 
-    reg  [CH*32-1:0] scores;
-    reg  [31:0]      class_id;
-    reg  [WB-1:0]    word;
+    reg  [CH*IN_BITS-1:0] scores;  // the score of word `word` in the LSBs
+    reg  [IN_BITS-1:0]    best;    // the highest score sent so far ...
+    reg  [31:0]           best_id; // ... and its class
+    reg  [WB-1:0]         word;
     assign in_ready = !out_valid;
-    wire in_fire = in_valid && in_ready;
-
-    // argmax over the incoming scores; strict > keeps the lowest index on ties
-    reg [CH*32-1:0] wide;
-    reg [31:0]      best_id;
-    integer c;
-    always @* begin
-        for (c = 0; c < CH; c = c + 1)
-            wide[c*32 +: 32] = 32'($signed(in_data[c*IN_BITS +: IN_BITS]));
-        best_id = 32'd0;
-        for (c = 1; c < CH; c = c + 1)
-            if ($signed(wide[c*32 +: 32]) > $signed(wide[best_id*32 +: 32])) best_id = c;
-    end
+    wire in_fire  = in_valid && in_ready;
+    wire out_fire = out_valid && out_ready;
+    wire [IN_BITS-1:0] score = scores[IN_BITS-1:0];
 
     assign out_last = word == WB'(CH);
-    // its own compare rather than out_last: yosys maps this mux in fewer LUTs
-    assign out_data = (word == WB'(CH)) ? class_id : scores[word*32 +: 32];
+    assign out_data = out_last ? best_id : 32'($signed(score));
 
+    generate
+        if (CH > 1) begin : shift
+            always @(posedge ap_clk) begin
+                if (in_fire) scores <= in_data;
+                else if (out_fire) scores <= {score, scores[CH*IN_BITS-1:IN_BITS]};
+            end
+        end else begin : hold
+            always @(posedge ap_clk) begin
+                if (in_fire) scores <= in_data;
+            end
+        end
+    endgenerate
+
+    // running argmax over the words as they leave; strict > keeps the lowest index on ties
     always @(posedge ap_clk) begin
-        if (in_fire) begin
-            scores   <= wide;
-            class_id <= best_id;
+        if (out_fire && !out_last && (word == {WB{1'b0}} || $signed(score) > $signed(best))) begin
+            best    <= score;
+            best_id <= 32'(word);
         end
     end
     always @(posedge ap_clk) begin
@@ -59,7 +66,7 @@ module flipflow_result #(
         end else if (in_fire) begin
             out_valid <= 1'b1;
             word      <= {WB{1'b0}};
-        end else if (out_valid && out_ready) begin
+        end else if (out_fire) begin
             if (out_last) out_valid <= 1'b0;
             else word <= word + 1'b1;
         end
