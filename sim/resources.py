@@ -44,24 +44,33 @@ def _count(cells: dict[str, int]) -> dict[str, float]:
     }
 
 
+def yosys_binary() -> str:
+    """The Debian yosys that `make setup` installs."""
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        raise SynthesisError("yosys not found", fix="run `make setup` (installs the Debian yosys package)")
+    return yosys
+
+
+def elaborate(design: rtl.RtlDesign) -> list[str]:
+    """yosys commands that read a generated design, one module per unit instance.
+    -defer: the library modules are elaborated only with the top's parameters;
+    uniquify: one module per instance (flipflow_top.u_<unit>), so each unit can be counted or timed."""
+    return ["read_verilog -defer -sv " + " ".join(design.files), f"hierarchy -top {rtl.TOP_NAME}", "uniquify"]
+
+
 def synthesize(rtl_dir: str | Path, timeout: float = 1800) -> dict:
     """Synthesize the design in ``rtl_dir`` (written by generator.rtl.generate).
 
     Returns {"note", "total": {LUT, FF, BRAM36, DSP}, "layers": {IR layer: {...}},
     "units": {module: {...}}}; layer figures add up the units of that layer."""
-    yosys = shutil.which("yosys")
-    if yosys is None:
-        raise SynthesisError("yosys not found: run `make setup` (installs the Debian yosys package)")
+    yosys = yosys_binary()
     rtl_dir = Path(rtl_dir)
     design = rtl.load_design(rtl_dir)
     with tempfile.TemporaryDirectory() as tmp:
         stat = Path(tmp) / "stat.json"
-        # -defer: the library modules are elaborated only with the top's parameters;
-        # uniquify: one module per instance (flipflow_top.u_<unit>), counted per unit
         script = "\n".join([
-            "read_verilog -defer -sv " + " ".join(design.files),
-            f"hierarchy -top {rtl.TOP_NAME}",
-            "uniquify",
+            *elaborate(design),
             f"synth_xilinx -family xc7 -top {rtl.TOP_NAME}",
             f"tee -q -o {stat} stat -json",
         ])

@@ -14,14 +14,13 @@ the figure is per unit, not a sign-off.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flipflow.generator import devices, rtl
-from flipflow.sim.resources import SynthesisError
+from flipflow.sim.resources import SynthesisError, elaborate, yosys_binary
 
 ROUTING_NS_PER_HOP = 0.5
 NOTE = (f"logic delay from yosys sta (xc7 -1 cell delays) plus {ROUTING_NS_PER_HOP} ns routing per net hop; "
@@ -68,9 +67,7 @@ def _paths(log: str) -> dict[str, tuple[int, int]]:
 def analyse(rtl_dir: str | Path, clock_mhz: float | None = None, timeout: float = 3600) -> dict:
     """Per unit of the design in ``rtl_dir``: logic delay, routing allowance, path and whether it
     meets the clock; plus the slowest unit. Raises SynthesisError when yosys fails."""
-    yosys = shutil.which("yosys")
-    if yosys is None:
-        raise SynthesisError("yosys not found", fix="run `make setup` (installs the Debian yosys package)")
+    yosys = yosys_binary()
     rtl_dir = Path(rtl_dir)
     design = rtl.load_design(rtl_dir)
     period = 1000.0 / (clock_mhz or devices.get().mhz)
@@ -78,9 +75,7 @@ def analyse(rtl_dir: str | Path, clock_mhz: float | None = None, timeout: float 
     with tempfile.TemporaryDirectory() as tmp:
         netlist = Path(tmp) / "netlist.v"
         synth = "\n".join([
-            "read_verilog -defer -sv " + " ".join(design.files),
-            f"hierarchy -top {rtl.TOP_NAME}",
-            "uniquify",
+            *elaborate(design),
             f"synth_xilinx -family xc7 -abc9 -top {rtl.TOP_NAME}",
             f"write_verilog -noattr {netlist}",
         ])
