@@ -92,6 +92,9 @@ class Shell:
     dsp: int
     source: str
 
+    def resources(self) -> dict[str, float]:
+        return {"LUT": self.lut, "FF": self.ff, "BRAM36": self.bram36, "DSP": self.dsp}
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -122,7 +125,7 @@ class Budget:
 
     def limits(self) -> dict[str, float]:
         total = self.device.budget()
-        shell = {"LUT": self.shell.lut, "FF": self.shell.ff, "BRAM36": self.shell.bram36, "DSP": self.shell.dsp}
+        shell = self.shell.resources()
         return {k: max(0.0, math.floor(2 * (total[k] * self.ceiling - shell[k])) / 2) for k in RESOURCES}
 
     def as_device(self) -> Device:
@@ -134,7 +137,7 @@ class Budget:
     def utilisation(self, design: dict[str, float]) -> float:
         """The largest share of the device that design plus shell use, over LUT, FF, BRAM36 and DSP."""
         total = self.device.budget()
-        shell = {"LUT": self.shell.lut, "FF": self.shell.ff, "BRAM36": self.shell.bram36, "DSP": self.shell.dsp}
+        shell = self.shell.resources()
         return max((design[k] + shell[k]) / total[k] for k in RESOURCES if total[k])
 
     def to_dict(self) -> dict:
