@@ -25,10 +25,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import weakref
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
@@ -53,6 +54,22 @@ class IRError(FlipflowError, ValueError):
 
 
 Shape = tuple[int, int, int]  # (H, W, C)
+T = TypeVar("T")
+
+_REMEMBERED: dict[int, dict[Any, Any]] = {}
+
+
+def remembered(layer: "Layer", key: Any, compute: Callable[[], T]) -> T:
+    """``compute()`` once per layer object and key (the folding search asks the same of a
+    layer thousands of times). Layers are unhashable, so entries are kept by id and
+    dropped when the layer is."""
+    entry = _REMEMBERED.get(id(layer))
+    if entry is None:
+        entry = _REMEMBERED[id(layer)] = {}
+        weakref.finalize(layer, _REMEMBERED.pop, id(layer), None)
+    if key not in entry:
+        entry[key] = compute()
+    return entry[key]
 
 
 @dataclass

@@ -1,23 +1,28 @@
 """Resource model of the hardware units, and the cost of a layer or network.
 
-A layer is the chain of units its kind lists (kinds.py: input stream,
-sliding window, matrix-vector unit, pool, sum), each with its cycles per
-frame from the one cycle model there. This module adds each unit role's
-resources (``UNIT_COST``); the matrix-vector unit's datapath (``DATAPATHS``:
-XNOR-popcount, 8-bit pixel, score) is the part that differs between kinds.
-A layer's cycles are the slowest of its units.
+A layer is the chain of units its kind lists (kinds.py: input stream, sliding
+window, matrix-vector unit, pool, sum), each with its cycles per frame from the
+one cycle model there. This module adds each unit role's resources
+(``UNIT_COST``); the matrix-vector unit's datapath (``DATAPATHS``: XNOR-popcount,
+8-bit pixel, score) is the part that differs between kinds. A layer's cycles
+are the slowest of its units.
 
-Resources: memories are mapped as FINN maps them. Weights are one word of
-PE x SIMD bits per (PE group, SIMD fold) tile, depth = tiles; thresholds one
-word of PE x acc_bits per PE group; line buffers pow2(k + s) banks (one per
-row) of pow2(W) whole pixels. A memory no deeper than ``Coefficients.lutram_max_depth`` goes to
-LUTRAM (one LUT per bit per 64 words); deeper ones to BRAM36 blocks in the
-best aspect ratio (32Kx1 ... 512x72, or half blocks), counted as Vivado
-counts them (a RAMB18 is 0.5). Logic is linear in the datapath widths with
-coefficients in ``Coefficients``. The input layer's 8-bit products take one
-DSP48 per two PE rows per SIMD lane (``input_multipliers``); ``sim/calibrate_cost.py`` fits their
-per-kind scale factors to yosys ``synth_xilinx -family xc7`` counts of the
-RTL backend and stores them in ``cost_calibration.json`` next to this file.
+Every unit's resources are a sum of named *terms*, each the structure of one
+part of the Verilog module (hls_templates/rtl/) counted in LUTs and FFs: an
+adder tree's inputs, a memory's bits, a register's width. The calibration
+(``sim/calibrate_cost.py``) fits one LUT and one FF multiplier per term to yosys
+``synth_xilinx -family xc7`` counts of generated designs, and stores them with
+their residuals in ``cost_calibration.json`` next to this file.
+
+Memories are placed by decision, not by inference: the generator states each
+memory's style in the RTL (``rom_style``/``ram_style`` attributes, as FINN's
+ram_style does) and this model counts the same placement. A weight memory
+follows its layer's ``LayerConfig.ram_style`` ("auto": ``LUTROM_MAX_DEPTH``);
+thresholds always sit in LUTs (at most out_ch words); line buffers go to
+BRAM only when deeper than ``LUTROM_MAX_DEPTH``. BRAM36 counts follow the
+RAMB36/RAMB18 aspect ratios as Vivado counts them (a RAMB18 is 0.5); DSP48s
+are one per two PE rows per SIMD lane of the pixel layer. Neither is fitted:
+both are structural, and the calibration residuals show they match.
 """
 
 from __future__ import annotations
@@ -26,15 +31,17 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from flipflow import atomic, kinds
+from flipflow.generator import pack
 from flipflow.generator.folding import LayerConfig
 from flipflow.ir import Layer, Network
 from flipflow.kinds import pow2, unsigned_bits
 
 CALIBRATION_FILE = Path(__file__).with_name("cost_calibration.json")
 PIXEL_BITS = kinds.PIXEL_BITS
+LUTROM_MAX_DEPTH = 64  # one LUT6 holds 64 words of one bit; deeper LUT memories need 2+ LUTs a bit
 
 
 @dataclass(frozen=True)
@@ -63,26 +70,15 @@ class Cost:
         return Cost(self.cycles, self.lut * lut, self.ff * ff, self.bram36, self.dsp)
 
 
+Terms = dict[str, Cost]  # term name ("<role>.<part>") -> its structural count
+
+
 @dataclass
 class Coefficients:
-    """Per-unit logic costs. Structural defaults (a LUT6 per popcount input bit,
-    one LUT + one FF per accumulator/comparator bit, ...), then per-kind scale
-    factors fitted to yosys counts (``lut_scale`` / ``ff_scale``)."""
+    """Per-term LUT and FF multipliers fitted to yosys (1.0 = the structural count)."""
 
-    lut_per_popcount_bit: float = 0.5  # per lane per accumulator bit (the RTL sums lanes with AW-bit adders)
-    lut_per_acc_bit: float = 2.0  # accumulator adder + threshold comparator
-    ff_per_acc_bit: float = 2.0  # accumulator + threshold/pipeline register
-    lut_per_add_bit: float = 1.0  # fixed-point lanes: one adder bit per lane per accumulator bit
-    lut_per_mul: float = 0.0  # per input-layer product (its DSP48 lands in dsp_per_mul)
-    dsp_per_mul: float = 1.0  # DSP48s per input_multipliers() unit: one 25 x 18 multiply for two products
-    lut_per_window_lane: float = 1.0  # per bit: 2:1 fold rotation mux, 4:1 bank-to-row mux with padding
-    lut_per_pool_bit: float = 1.0  # per channel per LUT6 of the window OR tree
-    lut_control: float = 40.0  # counters and handshake per unit
-    ff_control: float = 40.0
-    lutram_max_depth: int = 64
-    bram_min_bits: int = 0  # smaller memories stay in LUTRAM whatever their depth (fitted to yosys)
-    lut_scale: dict[str, float] = field(default_factory=dict)  # per kind, from calibration
-    ff_scale: dict[str, float] = field(default_factory=dict)
+    lut: dict[str, float] = field(default_factory=dict)
+    ff: dict[str, float] = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)  # provenance and residuals of the fit
 
     @staticmethod
@@ -93,6 +89,16 @@ class Coefficients:
 
     def save(self, path: Path = CALIBRATION_FILE) -> None:
         atomic.write_json(path, asdict(self), indent=1)
+
+    def fingerprint(self) -> tuple:
+        """The multipliers as a hashable value (results computed with them may be reused)."""
+        return tuple(sorted(self.lut.items())), tuple(sorted(self.ff.items()))
+
+    def apply(self, terms: Terms) -> Cost:
+        """The calibrated resources of a unit's terms (no cycles)."""
+        lut = sum(t.lut * self.lut.get(name, 1.0) for name, t in terms.items())
+        ff = sum(t.ff * self.ff.get(name, 1.0) for name, t in terms.items())
+        return Cost(0, lut, ff, sum(t.bram36 for t in terms.values()), sum(t.dsp for t in terms.values()))
 
 
 # -- memories -----------------------------------------------------------------
@@ -111,47 +117,98 @@ def bram36_blocks(width: int, depth: int) -> float:
     return min(float(full), halves / 2)
 
 
-def memory(width: int, depth: int, c: Coefficients) -> Cost:
-    """A read-mostly memory (weights, thresholds, line buffer): LUTRAM when shallow or small, else BRAM."""
-    if width <= 0 or depth <= 0:
-        return Cost()
-    if depth <= c.lutram_max_depth or width * depth < c.bram_min_bits:
-        return Cost(lut=width * math.ceil(depth / 64))
-    return Cost(bram36=bram36_blocks(width, depth), ff=width)  # output register
+class Memory(NamedTuple):
+    """A memory of the generated RTL and where it is placed ("distributed" or "block")."""
+
+    width: int
+    depth: int
+    style: str
 
 
-def _control(depth: int, c: Coefficients) -> Cost:
-    return Cost(lut=c.lut_control + 2 * unsigned_bits(depth), ff=c.ff_control + 2 * unsigned_bits(depth))
+def weight_memory(layer: Layer, f: LayerConfig) -> Memory:
+    """flipflow_mvu's weight ROM: NF * SF words of PE x SIMD x WB bits, placed as
+    ``f.ram_style`` says; "auto" puts it in BRAM when deeper than LUTROM_MAX_DEPTH."""
+    g = pack.geometry(layer, f)
+    width, depth = g.pe * g.simd * kinds.matrix(layer).weight_bits(layer), g.nf * g.sf
+    style = f.ram_style
+    if style == "auto":
+        style = "block" if depth > LUTROM_MAX_DEPTH else "distributed"
+    return Memory(width, depth, style)
+
+
+def threshold_memory(layer: Layer, f: LayerConfig) -> Memory:
+    """Thresholds: NF words of PE x AW bits, always in LUTs (at most out_ch words)."""
+    g = pack.geometry(layer, f)
+    return Memory(g.pe * pack.accumulator_bits(layer), g.nf, "distributed")
+
+
+def line_buffer_bank(layer: Layer) -> Memory:
+    """One row bank of flipflow_swu: pow2(W) pixels; BRAM only beyond LUTROM_MAX_DEPTH."""
+    depth = pow2(layer.in_shape[1])
+    width = layer.in_ch * kinds.of(layer).lane_bits
+    return Memory(width, depth, "block" if depth > LUTROM_MAX_DEPTH else "distributed")
+
+
+def rom_luts_per_bit(depth: int) -> float:
+    """LUTs per bit of a read-only LUT memory (yosys xc7: a LUT6 per 64 words, F7/F8
+    muxes free up to 256 words, a LUT level per 4 x 256 beyond); 1- and 2-word ROMs are
+    wiring or one LUT input of the logic they feed."""
+    if depth <= 2:
+        return 0.0
+    if depth <= 8:
+        return (depth - 2) / 8
+    return math.ceil(depth / 64) + max(0, math.ceil(depth / 256) - 1)
+
+
+def ram_luts_per_bit(depth: int) -> float:
+    """LUTs per bit of a one-write one-read LUT RAM: RAM32M holds 6 bits x 32 words
+    in 4 LUTs, RAM64M 3 bits x 64; deeper RAMs are several plus a read mux."""
+    if depth <= 32:
+        return 4 / 6
+    return 4 / 3 * math.ceil(depth / 64) + max(0, math.ceil(depth / 256) - 1)
+
+
+def memory_terms(name: str, m: Memory, rom: bool) -> Terms:
+    """A memory with a registered read: in BRAM (the register is the BRAM's own) or in
+    LUTs plus the read register."""
+    if m.width <= 0 or m.depth <= 0:
+        return {}
+    if m.style == "block":
+        return {name + "_bram": Cost(bram36=bram36_blocks(m.width, m.depth))}
+    per_bit = rom_luts_per_bit(m.depth) if rom else ram_luts_per_bit(m.depth)
+    return {name: Cost(lut=m.width * per_bit, ff=m.width)}
 
 
 # -- one resource model per unit role (kinds.UNIT_ROLES) -----------------------------
 
-def stream_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
-    """The input stream into the first layer: one 8-bit channel value per beat; a
-    gather register assembles C beats into a pixel when C > 1."""
+def _control(role: str, *counts: int) -> Terms:
+    """Handshake and the counters up to ``counts``: a constant per unit plus a LUT and an
+    FF per counter bit."""
+    bits = sum(unsigned_bits(max(n - 1, 1)) for n in counts)
+    return {f"{role}.control": Cost(lut=1.0, ff=1.0), f"{role}.counters": Cost(lut=bits, ff=bits)}
+
+
+def stream_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Terms:
+    """flipflow_gather: C 8-bit channel beats shifted into a pixel register, then copied out."""
     ch = layer.in_ch
     if ch == 1:
-        return Cost()
-    return Cost(lut=PIXEL_BITS * ch, ff=PIXEL_BITS * ch) + _control(ch, c)
+        return {}
+    return {"stream.pixel": Cost(ff=2 * PIXEL_BITS * ch), **_control("stream", ch)}
 
 
-def window_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
-    """Line buffer of pow2(k + s) row banks (power-of-two row length) of whole
-    pixels; writes one input pixel per cycle, reads one window column (k pixels,
-    one per bank) per cycle and shifts it into a k x k window register that is
-    the output beat: one window per output pixel."""
-    w, ch = layer.in_shape[1], layer.in_ch
+def window_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Terms:
+    """flipflow_swu: pow2(k + s) row banks; each cycle every bank reads one pixel, a
+    ROWS:1 mux per window row picks its bank (and forces padding), and the column
+    shifts into the k x k window register, which is the output beat."""
     k, s = layer.kernel, layer.stride
-    width = ch * kind.lane_bits
-    banks = pow2(k + s)
-    bank = memory(width, pow2(w), c)
-    lutram = bank.bram36 == 0  # a LUTRAM bank needs its own read register
-    logic = Cost(
-        lut=c.lut_per_window_lane * k * width * math.ceil(banks / 4),  # bank -> row mux (4:1 per LUT6) + padding
-        ff=k * k * width + (banks * width if lutram else 0),  # window register (+ bank read registers)
-    )
-    banks_cost = Cost(lut=bank.lut * banks, ff=bank.ff * banks, bram36=bank.bram36 * banks)
-    return banks_cost + logic + _control(banks * pow2(w), c)
+    bank = line_buffer_bank(layer)
+    rows = pow2(k + s)
+    terms = {name: Cost(lut=t.lut * rows, ff=t.ff * rows, bram36=t.bram36 * rows)
+             for name, t in memory_terms("window.bank", bank, rom=False).items()}
+    terms["window.column"] = Cost(lut=k * bank.width * math.ceil((rows + 1) / 4))  # bank mux + padding, LUT6 = 4:1
+    terms["window.register"] = Cost(ff=k * k * bank.width)
+    ho, wo, _ = layer.out_shape
+    return terms | _control("window", bank.depth, ho, wo, kinds.window_columns(layer))
 
 
 def input_multipliers(f: LayerConfig) -> int:
@@ -175,87 +232,107 @@ def mvu_pipeline_stages(datapath: str, simd: int) -> int:
     return stages + (2 if datapath == "pixel" else 0)
 
 
-def _pipeline_ffs(datapath: str, f: LayerConfig, acc_bits: int, nf: int) -> int:
-    """Flip-flops of flipflow_mvu's adder-tree stages (a binary node of level k counts up
-    to min(SIMD, TG^k); the others carry acc_bits) and of the fold's control travelling
-    with them; the pixels' A/B/M registers sit inside the DSP48s."""
+def mvu_output_depth(datapath: str, simd: int, folds: int) -> int:
+    """Slots of flipflow_mvu's output queue, also its credits (its DEPTH): a credit is held
+    for the 2 + mvu_pipeline_stages cycles from a window's last fold to its beat leaving,
+    and a window's last fold comes every ``folds`` = NF x SF cycles."""
+    return (2 + mvu_pipeline_stages(datapath, simd)) // folds + 1
+
+
+def _tree_levels(datapath: str, f: LayerConfig, aw: int) -> list[tuple[int, int]]:
+    """(values per row, bits per value) of each registered adder-tree level of flipflow_mvu;
+    a binary level-l node counts up to min(SIMD, TG^l) (yosys narrows it), others carry AW."""
     group = TREE_GROUP[datapath]
-    stages = mvu_pipeline_stages(datapath, f.simd)
-    ffs, n = 0, f.simd
-    for level in range(1, stages - (2 if datapath == "pixel" else 0) + 1):
-        n = math.ceil(n / group)
-        bits = min(acc_bits, unsigned_bits(min(f.simd, group**level))) if datapath == "xnor" else acc_bits
-        ffs += f.pe * n * bits
-    return ffs + stages * (unsigned_bits(nf - 1) + 4)
+    levels, n, level = [], f.simd, 0
+    for _ in range(mvu_pipeline_stages(datapath, f.simd) - (2 if datapath == "pixel" else 0)):
+        n, level = math.ceil(n / group), level + 1
+        bits = min(aw, unsigned_bits(min(f.simd, group**level))) if datapath == "xnor" else aw
+        levels.append((n, bits))
+    return levels
 
 
-def _xnor_datapath(layer: Layer, f: LayerConfig, c: Coefficients) -> tuple[int, int, Cost]:
-    """XNOR + popcount of SIMD bits per PE: (accumulator bits, result bits, datapath)."""
-    acc_bits = unsigned_bits(layer.fan_in + 1)
-    return acc_bits, 1, Cost(lut=f.pe * f.simd * c.lut_per_popcount_bit * acc_bits)
+def _tree(datapath: str, f: LayerConfig, aw: int) -> Cost:
+    """The registered adder tree after the per-lane terms: each node adds its inputs
+    (a LUT per input bit of the node), each level is a register."""
+    lut = ff = 0.0
+    inputs, in_bits = f.simd, 1 if datapath == "xnor" else aw
+    for n, bits in _tree_levels(datapath, f, aw):
+        lut += f.pe * inputs * in_bits
+        ff += f.pe * n * bits
+        inputs, in_bits = n, bits
+    return Cost(lut=lut, ff=ff)
 
 
-def _pixel_datapath(layer: Layer, f: LayerConfig, c: Coefficients) -> tuple[int, int, Cost]:
-    """8-bit pixel x w-bit weight products (two per DSP48), summed per PE."""
-    macs = f.pe * f.simd
-    acc_bits = max(layer.weight_bits + 10, PIXEL_BITS + layer.weight_bits + 1 + unsigned_bits(layer.fan_in))
-    datapath = Cost(lut=macs * (c.lut_per_mul + c.lut_per_add_bit * acc_bits), dsp=input_multipliers(f) * c.dsp_per_mul)
-    return acc_bits, 1, datapath
+def _xnor_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
+    """XNOR of each weight and input bit, feeding the popcount tree (the XNOR folds into
+    the tree's first LUTs)."""
+    return {"mvu.xnor_tree": _tree("xnor", f, aw)}
 
 
-def _score_datapath(layer: Layer, f: LayerConfig, c: Coefficients) -> tuple[int, int, Cost]:
-    """Binary input selects +w or -w (w-bit): add/subtract per lane, integer scores out."""
-    acc_bits = layer.weight_bits + 1 + unsigned_bits(layer.fan_in)
-    return acc_bits, acc_bits, Cost(lut=f.pe * f.simd * acc_bits * c.lut_per_add_bit)
+def _pixel_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
+    """8-bit pixel x WB-bit weight products, two PE rows per DSP48: the packed weight
+    (an adder per pair and lane) and the pixel are registered at the DSP's A/B ports,
+    the products at M; then the adder tree of AW-bit terms."""
+    wb = layer.weight_bits
+    pairs = input_multipliers(f)
+    return {
+        "mvu.pixel_pack": Cost(lut=pairs * (2 * wb + 9), dsp=pairs),
+        "mvu.pixel_tree": _tree("pixel", f, aw),
+    }
 
 
-DATAPATHS: dict[str, Callable[[Layer, LayerConfig, Coefficients], tuple[int, int, Cost]]] = {
+def _score_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
+    """Each binary input selects +w or -w (an AW-bit negate and mux per lane), then the tree."""
+    return {"mvu.score_lanes": Cost(lut=f.pe * f.simd * aw), "mvu.score_tree": _tree("score", f, aw)}
+
+
+DATAPATHS: dict[str, Callable[[Layer, LayerConfig, int], Terms]] = {
     "xnor": _xnor_datapath,
     "pixel": _pixel_datapath,
     "score": _score_datapath,
 }
 
 
-def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
-    """Matrix-vector unit: weight and threshold memories, window load buffer and
-    rotating fold register, the read stage, the adder-tree pipeline, accumulators, result collection."""
+def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Terms:
+    """flipflow_mvu: load buffer and rotating fold register (a double buffer), weight and
+    threshold memories, the datapath and its tree, accumulators and threshold compare,
+    the earlier folds' results and the output register."""
     assert isinstance(kind, kinds.MatrixKind) and f is not None
-    acc_bits, res_bits, datapath = DATAPATHS[kind.datapath](layer, f, c)
-    lane_bits = kind.lane_bits
-    nf = math.ceil(layer.out_ch / f.pe)
-    sf = math.ceil(layer.fan_in / f.simd)
-    wb = layer.weight_bits
-    thresholded = kind.thresholded
-    weights = memory(f.pe * f.simd * wb, nf * sf, c)
-    thresholds = memory(f.pe * acc_bits, nf, c) if thresholded else Cost()
-    window_bits = layer.fan_in * lane_bits
-    registers = (
-        window_bits  # load buffer
-        + sf * f.simd * lane_bits  # rotating fold register
-        + f.simd * lane_bits + f.pe * f.simd * wb + (f.pe * acc_bits if thresholded else 0)  # stage-1 registers
-        + f.pe * acc_bits  # accumulators
-        + _pipeline_ffs(kind.datapath, f, acc_bits, nf)  # adder-tree stages
-        + layer.out_ch * res_bits + (nf - 1) * f.pe * res_bits  # output + earlier folds' results
-    )
-    rotate = sf * f.simd * lane_bits if sf > 1 else 0  # 2:1 mux per bit of the fold register
-    acc = Cost(lut=f.pe * c.lut_per_acc_bit * acc_bits + c.lut_per_window_lane * rotate, ff=registers)
-    return datapath + acc + weights + thresholds + _control(nf * sf, c)
+    g = pack.geometry(layer, f)
+    aw = pack.accumulator_bits(layer)
+    res = 1 if kind.thresholded else aw
+    xw = f.simd * kind.lane_bits
+    positions = kind.beats_per_vector(layer)
+    terms = DATAPATHS[kind.datapath](layer, f, aw)
+    terms |= memory_terms("mvu.weights", weight_memory(layer, f), rom=True)
+    if kind.thresholded:
+        terms |= memory_terms("mvu.thresholds", threshold_memory(layer, f), rom=True)
+    terms |= {
+        "mvu.load": Cost(ff=layer.fan_in * kind.lane_bits),  # load buffer (a shift register over the beats)
+        "mvu.fold": Cost(lut=g.sf * xw if g.sf > 1 else 0, ff=g.sf * xw + xw),  # rotating register + slice register
+        "mvu.accumulate": Cost(lut=g.pe * aw * (2 if kind.thresholded else 1), ff=g.pe * aw),  # add (+ compare)
+        "mvu.results": Cost(ff=(g.nf - 1) * g.pe * res + layer.out_ch * res),  # earlier folds + out_data
+        # slots behind out_data: a shift-register LUT (SRLC32E) and an out_data input mux per bit
+        "mvu.queue": Cost(lut=2 * layer.out_ch * res if mvu_output_depth(kind.datapath, f.simd, g.nf * g.sf) > 1 else 0),
+        "mvu.pipeline": Cost(ff=mvu_pipeline_stages(kind.datapath, f.simd) * (unsigned_bits(g.nf - 1) + 4)),
+    }
+    return terms | _control("mvu", g.nf, g.sf, g.nf * g.sf, positions)
 
 
-def pool_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
-    """OR of the k*k pixels of each window beat, one window per cycle."""
+def pool_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Terms:
+    """flipflow_maxpool: OR of the k*k pixels of each window beat, one window per cycle."""
     taps = layer.kernel * layer.kernel
-    or_tree = math.ceil((taps - 1) / 5) if taps > 1 else 0  # LUT6 levels of a taps-input OR, per channel
-    return Cost(lut=c.lut_per_pool_bit * layer.out_ch * or_tree, ff=layer.out_ch) + _control(1, c)
+    return {"pool.or": Cost(lut=layer.out_ch * math.ceil((taps - 1) / 5) if taps > 1 else 0, ff=layer.out_ch),
+            **_control("pool")}
 
 
-def sum_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:
-    """One 32-bit score accumulator per class over the H x W map."""
+def sum_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Terms:
+    """flipflow_global_sum: one 32-bit score accumulator per class over the H x W map."""
     h, w, ch = layer.in_shape
-    return Cost(lut=2 * 32 * ch, ff=3 * 32 * ch) + _control(h * w, c)
+    return {"sum.accumulators": Cost(lut=32 * ch, ff=2 * 32 * ch), **_control("sum", h * w)}
 
 
-UNIT_COST: dict[str, Callable[[Layer, kinds.LayerKind, LayerConfig | None, Coefficients], Cost]] = {
+UNIT_COST: dict[str, Callable[[Layer, kinds.LayerKind, LayerConfig | None], Terms]] = {
     "stream": stream_unit,
     "window": window_unit,
     "mvu": mvu_unit,
@@ -264,13 +341,10 @@ UNIT_COST: dict[str, Callable[[Layer, kinds.LayerKind, LayerConfig | None, Coeff
 }
 
 
-def unscaled_cost(layer: Layer, f: LayerConfig | None, c: Coefficients) -> Cost:
-    """The structural model of a layer's units (kinds.py lists them), before calibration."""
+def unit_terms(layer: Layer, f: LayerConfig | None) -> dict[str, Terms]:
+    """The structural terms of each unit of a layer (kinds.py lists its units), by role."""
     kind = kinds.of(layer)
-    total = Cost()
-    for unit in kind.units(layer, f):
-        total = total + UNIT_COST[unit.role](layer, kind, f, c) + Cost(cycles=unit.cycles)
-    return total
+    return {unit.role: UNIT_COST[unit.role](layer, kind, f) for unit in kind.units(layer, f)}
 
 
 def layer_cost(layer: Layer, f: LayerConfig | None, c: Coefficients | None = None) -> Cost:
@@ -278,7 +352,11 @@ def layer_cost(layer: Layer, f: LayerConfig | None, c: Coefficients | None = Non
     c = c or Coefficients.load()
     if layer.has_weights and f is None:
         raise ValueError(f"layer {layer.name}: a folding (PE, SIMD) is needed to cost a {layer.kind} layer")
-    return unscaled_cost(layer, f, c).scaled(c.lut_scale.get(layer.kind, 1.0), c.ff_scale.get(layer.kind, 1.0))
+    kind = kinds.of(layer)
+    total = Cost()
+    for unit in kind.units(layer, f):
+        total = total + c.apply(UNIT_COST[unit.role](layer, kind, f)) + Cost(cycles=unit.cycles)
+    return total
 
 
 @dataclass

@@ -24,11 +24,14 @@ import numpy as np
 from flipflow import atomic, kinds
 from flipflow.generator import devices
 from flipflow.errors import FlipflowError
-from flipflow.ir import Layer, Network
+from flipflow.ir import Layer, Network, remembered
 
 
 class FoldingError(FlipflowError, ValueError):
     """A folding the hardware cannot implement; the message names the layer."""
+
+
+RAM_STYLES = ("auto", "distributed", "block")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class LayerConfig:
 
     pe: int = 1
     simd: int = 1
+    # where the weight memory lives: "distributed" (LUTs), "block" (BRAM) or "auto"
+    # (generator.cost.weight_memory decides by depth); the RTL states it as rom_style
+    ram_style: str = "auto"
 
 
 Folding = dict[str, LayerConfig]
@@ -59,6 +65,8 @@ def check(net: Network, folding: Folding) -> None:
             raise FoldingError(f"layer {layer.name}: PE={f.pe} must be in [1, out_ch={layer.out_ch}]")
         if not 1 <= f.simd <= layer.fan_in:
             raise FoldingError(f"layer {layer.name}: SIMD={f.simd} must be in [1, K={layer.fan_in}]")
+        if f.ram_style not in RAM_STYLES:
+            raise FoldingError(f"layer {layer.name}: ram_style={f.ram_style!r} must be one of {', '.join(RAM_STYLES)}")
 
 
 def minimal(net: Network) -> Folding:
@@ -74,7 +82,8 @@ def load(path: Path) -> Folding:
     """Read a folding.json {layer: {option: value}}; FoldingError says what is wrong with it.
     Options left out take LayerConfig's defaults; unknown ones are refused."""
     path = Path(path)
-    known = sorted(f.name for f in fields(LayerConfig))
+    types = {f.name: type(f.default) for f in fields(LayerConfig)}
+    known = sorted(types)
     fix = f'give a JSON file {{layer: {{"pe": P, "simd": S}}}} (options: {", ".join(known)}), e.g. written by `flipflow fold`'
     try:
         data = json.loads(path.read_text())
@@ -86,8 +95,10 @@ def load(path: Path) -> Folding:
         raise FoldingError(f"{path}: not a folding JSON (an object of layers expected)", fix)
     folding = {}
     for name, options in data.items():
-        if not (isinstance(options, dict) and set(options) <= set(known) and all(type(x) is int for x in options.values())):
-            raise FoldingError(f"{path}: layer {name}: options must be integers named {known}, got {options!r}", fix)
+        if not (isinstance(options, dict) and set(options) <= set(known)
+                and all(type(x) is types[k] for k, x in options.items())):
+            kinds_of = ", ".join(f"{k} ({t.__name__})" for k, t in types.items())
+            raise FoldingError(f"{path}: layer {name}: options must be {kinds_of}, got {options!r}", fix)
         folding[name] = LayerConfig(**options)
     return folding
 
@@ -132,8 +143,8 @@ def check_fits(net: Network, folding: Folding, budget: devices.Budget) -> Plan:
 # found by bisection over the distinct cycle counts the candidates reach.
 
 RESOURCE_KEYS = ("LUT", "FF", "BRAM36", "DSP")
-FRONT_LIMIT = 400  # partial sums kept per step; beyond it the front is thinned (no longer proven optimal)
-OPTION_LIMIT = 48  # cheapest Pareto candidates per layer under a bound, same caveat
+FRONT_LIMIT = 1200  # partial sums kept per step; beyond it the front is thinned (no longer proven optimal)
+OPTION_LIMIT = 96  # cheapest Pareto candidates per layer under a bound, same caveat
 
 
 class BudgetError(FoldingError):
@@ -158,6 +169,7 @@ class Plan:
     objective: str
     optimal: bool  # False when a Pareto front had to be thinned
     result_cycles: int  # the result unit after the last layer (kinds.result_cycles)
+    weights_in: dict[str, str]  # per layer: where its weights go ("distributed" or "block", "auto" resolved)
 
     @property
     def cycles_per_frame(self) -> int:
@@ -176,6 +188,9 @@ class Plan:
     def totals(self) -> dict[str, float]:
         return {k: sum(r[k] for r in self.layer_resources.values()) for k in RESOURCE_KEYS}
 
+    def _options(self, name: str) -> dict:
+        return {**asdict(self.folding[name]), "weights_in": self.weights_in[name]}
+
     def to_dict(self) -> dict:
         return {
             "device": self.device,
@@ -188,7 +203,7 @@ class Plan:
             "layers": [
                 {
                     "name": name,
-                    **({"pe": self.folding[name].pe, "simd": self.folding[name].simd} if name in self.folding else {}),
+                    **(self._options(name) if name in self.folding else {}),
                     "cycles": self.layer_cycles[name],
                     **self.layer_resources[name],
                 }
@@ -206,20 +221,30 @@ def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_s
     """Pareto-optimal (cycles, LUT, FF, BRAM36, DSP) foldings of one layer.
 
     Only the smallest PE (SIMD) of each distinct fold count is tried: any wider
-    one needs the same cycles and more hardware. Among equal candidates a
-    divisor of the width (no padding) is kept."""
+    one needs the same cycles and more hardware. Each is tried with its weights in
+    LUTs and in BRAM (a trade the budget decides). Among equal candidates a divisor
+    of the width (no padding) is kept."""
     from flipflow.generator import cost  # cost imports this module
 
     c = coefficients or cost.Coefficients.load()
+    key = ("candidates", c.fingerprint(), max_pe, max_simd)
+    return remembered(layer, key, lambda: _candidates(layer, c, max_pe, max_simd))
+
+
+def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None) -> list[Candidate]:
+    from flipflow.generator import cost
+
     pes = [p for p in _fold_widths(layer.out_ch) if max_pe is None or p <= max_pe]
     simds = [s for s in _fold_widths(layer.fan_in) if max_simd is None or s <= max_simd]
     found = []
     for pe in pes:
         for simd in simds:
-            f = LayerConfig(pe, simd)
-            lc = cost.layer_cost(layer, f, c)
             padded = (layer.out_ch % pe != 0) + (layer.fan_in % simd != 0)
-            found.append((lc.cycles, (lc.lut, lc.ff, lc.bram36, lc.dsp), padded, f))
+            words = math.ceil(layer.out_ch / pe) * math.ceil(layer.fan_in / simd)
+            for style in ("distributed", "block") if words > 2 else ("distributed",):  # 1-2 words: wiring
+                f = LayerConfig(pe, simd, style)
+                lc = cost.layer_cost(layer, f, c)
+                found.append((lc.cycles, (lc.lut, lc.ff, lc.bram36, lc.dsp), padded, f))
     found.sort(key=lambda x: (x[0], sum(x[1]), x[2]))
     keep = _pareto([res for _, res, _, _ in found])  # sorted by cycles: a later one must be cheaper somewhere
     return [Candidate(found[i][3], found[i][0], found[i][1]) for i in keep]
@@ -347,6 +372,7 @@ def make_plan(net: Network, folding: Folding, device=None, coefficients=None, ob
         objective=objective,
         optimal=optimal,
         result_cycles=kinds.result_cycles(len(net.classes)),
+        weights_in={l.name: cost.weight_memory(l, folding[l.name]).style for l in net.layers if l.has_weights},
     )
 
 

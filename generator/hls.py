@@ -37,7 +37,7 @@ from flipflow.errors import FlipflowError
 from flipflow.generator import pack
 from flipflow.host import stream
 from flipflow import kinds
-from flipflow.generator import devices, hls_model
+from flipflow.generator import cost, devices, hls_model
 from flipflow.generator.folding import Folding, FoldingError, LayerConfig, check
 from flipflow.generator.folding import Plan as FoldingPlan
 from flipflow.ir import Layer, Network
@@ -46,6 +46,7 @@ TEMPLATES = ROOT / "hls_templates" / "hls"
 STATIC_FILES = ("flipflow_kernels.h", "flipflow_io.h")
 CSIM_INCLUDE = "csim_include"
 SHELL_TCL = "pynq_z2_shell.tcl"  # the PYNQ-Z2 block design around the accelerator, shared with the RTL design
+HLS_STORAGE = {"distributed": "lutram", "block": "bram"}  # BIND_STORAGE impl of a weight memory style (cost.py)
 MAX_WORD_BITS = 4096  # AP_INT_MAX_W set in flipflow_kernels.h (Vitis HLS' limit)
 
 
@@ -184,6 +185,7 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
         _word((l.in_ch + g.simd) * elem_bits, l.name, "the width converter buffer")
     d["acc_t"] = f"{d['name']}_acc_t"
     d["weights_header"] = f"{d['name']}.h"
+    d["weight_impl"] = HLS_STORAGE[cost.weight_memory(l, f).style]
     shape = f"{l.kernel}x{l.kernel} stride {l.stride} pad {l.pad}" if kind.spatial else "dense"
     d["dot"] = path.dot.format(simd=g.simd, wb=wb)
     d["acc_t_def"] = f"ap_int<{kinds.signed_bits(lo, hi)}>" if path.signed else f"ap_uint<{kinds.unsigned_bits(hi)}>"

@@ -52,7 +52,7 @@ import numpy as np
 
 from flipflow import kinds
 from flipflow.generator.folding import FoldingError, LayerConfig
-from flipflow.ir import Layer
+from flipflow.ir import Layer, remembered
 from flipflow.kinds import signed_bits, unsigned_bits  # noqa: F401  (the widths both backends size words with)
 
 BINARY_WEIGHT_PAD = 1  # never matches the 0 that pads the input
@@ -155,6 +155,24 @@ def simd_words(layer: Layer, folding: LayerConfig) -> list[list[int]]:
 def accumulator_range(layer: Layer) -> tuple[int, int]:
     """Inclusive [min, max] of any real (unpadded) row's accumulator."""
     return kinds.matrix(layer).accumulator_range(layer)
+
+
+def accumulator_bits(layer: Layer) -> int:
+    """AW, the bits of the matrix-vector unit's accumulators and of each threshold in a
+    threshold word (PE x AW bits): every accumulator value and the threshold one above
+    the top; an 8-bit pixel layer also holds one (WB + 9)-bit product with its sign."""
+    return remembered(layer, "accumulator_bits", lambda: _accumulator_bits(layer))
+
+
+def _accumulator_bits(layer: Layer) -> int:
+    kind = kinds.matrix(layer)
+    lo, hi = accumulator_range(layer)
+    wb = kind.weight_bits(layer)
+    if kind.datapath == "xnor":
+        return max(2, kinds.unsigned_bits(hi + 1))
+    if kind.datapath == "pixel":
+        return max(wb + 10, kinds.signed_bits(lo, hi + 1))
+    return max(wb + 1, kinds.signed_bits(lo, hi))
 
 
 def thresholds(layer: Layer, folding: LayerConfig) -> np.ndarray:

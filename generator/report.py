@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flipflow import atomic, kinds
-from flipflow.generator import devices, hls_model
+from flipflow.generator import cost, devices, hls_model
 from flipflow.generator.folding import Folding, Plan
 from flipflow.ir import Network
 
@@ -19,7 +19,8 @@ def layer_table(net: Network, folding: Folding) -> list[dict[str, Any]]:
         cycles = kinds.of(l).cycles(l, f)
         rows.append(dict(name=l.name, kind=l.kind, in_ch=l.in_ch, out_ch=l.out_ch,
                          k=l.kernel, stride=l.stride, pad=l.pad,
-                         pe=f.pe if f else None, simd=f.simd if f else None, cycles=int(cycles)))
+                         pe=f.pe if f else None, simd=f.simd if f else None,
+                         weights_in=cost.weight_memory(l, f).style if f else None, cycles=int(cycles)))
     return rows
 
 

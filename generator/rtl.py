@@ -43,12 +43,12 @@ import jinja2
 import flipflow
 from flipflow import atomic, kinds
 from flipflow.errors import FlipflowError
-from flipflow.generator import devices, pack
+from flipflow.generator import cost, devices, pack
 from flipflow.generator.folding import Folding, LayerConfig, check, default
 from flipflow.host import stream
 from flipflow.host.metadata import write_metadata
 from flipflow.ir import Layer, Network
-from flipflow.kinds import pow2, signed_bits, unsigned_bits, window_columns
+from flipflow.kinds import pow2, window_columns
 
 TEMPLATES = flipflow.ROOT / "hls_templates" / "rtl"
 TOP_NAME = stream.TOP_NAME
@@ -116,22 +116,12 @@ def _write_mem(out_dir: Path, name: str, words: list[int], bits: int) -> str:
 RTL_DATAPATHS = {"xnor": "binary", "pixel": "pixels", "score": "scores"}  # flipflow_mvu's DATAPATH branches
 
 
-def _accumulator_bits(datapath: str, lo: int, hi: int, wb: int) -> int:
-    """AW of flipflow_mvu: every accumulator value, the threshold one above the top, and for
-    "pixels" one 9 x WB-bit product with its sign."""
-    if datapath == "binary":
-        return max(2, unsigned_bits(hi + 1))
-    if datapath == "pixels":
-        return max(wb + 10, signed_bits(lo, hi + 1))
-    return max(wb + 1, signed_bits(lo, hi))
-
-
 def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     kind = kinds.matrix(layer)
     g = pack.geometry(layer, f)
     datapath = RTL_DATAPATHS[kind.datapath]
     wb = kind.weight_bits(layer)
-    aw = _accumulator_bits(datapath, *kind.accumulator_range(layer), wb)
+    aw = pack.accumulator_bits(layer)
     c = layer.in_ch
     positions = kind.beats_per_vector(layer)  # a conv's window unit delivers the whole window in one beat
     ew = (layer.kernel**2 if kind.spatial else 1) * c * kind.lane_bits
@@ -145,11 +135,13 @@ def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     res_bits = aw if datapath == "scores" else 1
     return Unit(
         name=f"{name}_mvu", module="flipflow_mvu", layer=layer.name, src=src, out_width=g.rows * res_bits,
-        summary=f"{layer.kind} {layer.name}: PE={g.pe} SIMD={g.simd}, {g.nf}x{g.sf} folds per window",
+        summary=(f"{layer.kind} {layer.name}: PE={g.pe} SIMD={g.simd}, {g.nf}x{g.sf} folds per window, "
+                 f"weights in {cost.weight_memory(layer, f).style} RAM"),
         traces=name, cycles=kind.mvu_cycles(layer, f),
         params=dict(nf=g.nf, sf=g.sf, positions=positions),
         parameters=dict(DATAPATH=datapath, OUT_CH=g.rows, FAN_IN=g.cols, PE=g.pe, SIMD=g.simd, WB=wb, AW=aw,
-                        POSITIONS=positions, EW=ew, WEIGHT_FILE=weight_file, THRESH_FILE=thr_file),
+                        POSITIONS=positions, EW=ew, WEIGHT_FILE=weight_file, THRESH_FILE=thr_file,
+                        WEIGHT_RAM=cost.weight_memory(layer, f).style),
     )
 
 
@@ -166,7 +158,7 @@ def _window_unit(layer: Layer, src: str, cycles: int) -> Unit:
         summary=f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}, {pow2(k + s)}-row banked line buffer, one window per beat",
         cycles=cycles,
         params=dict(h=h, k=k, s=s, pad=p, ho=ho, wo=wo, ncols=window_columns(layer)),
-        parameters=dict(H=h, W=w, EW=c * lane_bits, K=k, S=s, PAD=p),
+        parameters=dict(H=h, W=w, EW=c * lane_bits, K=k, S=s, PAD=p, LINE_RAM=cost.line_buffer_bank(layer).style),
     )
 
 

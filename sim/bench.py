@@ -278,7 +278,7 @@ def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), budget: 
         plans.append((cnv, "finn", fold.make_plan(cnv.net, finn_cnv_folding(cnv.net), dev, coefficients, "FINN's folding")))
     rows, sims = [], {}
     for model, label, plan in plans:
-        key = (model.name, tuple(sorted((k, v.pe, v.simd) for k, v in plan.folding.items())))
+        key = (model.name, tuple(sorted(plan.folding.items(), key=lambda kv: kv[0])))
         if key not in sims:
             if simulate_rtl and sim_frames > 0:
                 print(f"flipflow bench: RTL simulation of {model.name} ({label} folding), {sim_frames} frames", file=sys.stderr)

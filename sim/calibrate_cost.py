@@ -1,36 +1,51 @@
 """Calibrate generator/cost.py against yosys counts of the RTL backend.
 
-    python -m flipflow.sim.calibrate_cost [--designs N] [--seed S]
+    python -m flipflow.sim.calibrate_cost [--designs N] [--zoo tfc,nin_pruned] [--refit]
 
-Generates small but varied networks (every layer kind, odd widths, foldings
-that do and do not divide them), synthesizes each with yosys
-``synth_xilinx -family xc7`` (sim/resources.py), and fits one LUT and one FF
-scale factor per layer kind (least squares through the origin) between the
-structural model and yosys' per-layer counts. BRAM36 and DSP are not scaled:
-their mapping is structural, and the residuals say how well it matches.
-Writes generator/cost_calibration.json (atomically), which the cost model
-loads by default, with the residuals before and after the fit.
+The calibration set (``generator/cost_calibration/``): small random networks of
+every kind (odd widths, foldings that do and do not divide them, both weight
+memory styles, from 1 to 1,024 lanes per unit), the foldings the search picks
+for them in a tight budget (wide PE x SIMD words, shallow memories), and the
+zoo models named by ``--zoo`` at their default folding. Each design is
+generated and synthesized with yosys ``synth_xilinx -family xc7``
+(sim/resources.py); its per-unit counts and the design (IR + folding) are kept
+there, so a model change is refitted with ``--refit`` without yosys.
+
+The fit: one LUT and one FF multiplier per structural term of cost.py
+(non-negative least squares over every unit of every design, each multiplier
+pulled gently towards 1, the structural count). BRAM36 and DSP are not fitted:
+the generator decides them and the model counts the same. Writes
+generator/cost_calibration.json (atomically) with the residuals per layer kind:
+``tests/test_cost_model.py`` holds them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
+import time
 from collections import defaultdict
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import nnls
 from tqdm import tqdm
 
 from flipflow import atomic, ir
-from flipflow.generator import cost
+from flipflow.generator import cost, devices
+from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
 
 KEYS = ("LUT", "FF", "BRAM36", "DSP")
+SET_DIR = cost.CALIBRATION_FILE.with_name("cost_calibration")
+SAMPLES = "samples.json"
+PRIOR = 0.02  # weight of "multiplier = 1" against a term's own data (keeps rare terms structural)
+ROLE_OF_MODULE = {"flipflow_gather": "stream", "flipflow_swu": "window", "flipflow_mvu": "mvu",
+                  "flipflow_maxpool": "pool", "flipflow_global_sum": "sum"}  # flipflow_result: not a layer's
 
 
 def sample_networks(n: int, rng: random.Random) -> list[ir.Network]:
@@ -40,8 +55,8 @@ def sample_networks(n: int, rng: random.Random) -> list[ir.Network]:
     classes = [str(i) for i in range(10)]
     nets = []
     for i in range(n):
-        c1, c2, c3, d = rng.randint(3, 16), rng.randint(5, 24), rng.randint(7, 32), rng.randint(8, 32)
-        size = rng.choice([6, 8, 10])
+        c1, c2, c3, d = rng.randint(3, 24), rng.randint(5, 48), rng.randint(7, 64), rng.randint(8, 64)
+        size = rng.choice([6, 8, 10, 12])
         if i % 2 == 0:
             layers = [L("input_conv", c1, 3, 1, 1), L("binary_conv", c2, 3, 1, 1), L("maxpool", 0, 2, 2, 0),
                       L("binary_conv", c3, 1), L("binary_dense", d), L("output_dense", 10)]
@@ -63,131 +78,169 @@ def _build(name: str, shape: tuple[int, int, int], classes: list[str], layers: l
     return export.export(model, name, "fashion_mnist")
 
 
-def random_folding(net: ir.Network, rng: random.Random, max_lanes: int = 64) -> dict[str, LayerConfig]:
+def random_folding(net: ir.Network, rng: random.Random, max_lanes: int) -> fold.Folding:
     """PE and SIMD drawn per layer (dividing and not dividing the widths), at most
-    ``max_lanes`` PE x SIMD lanes so that yosys finishes in seconds."""
+    ``max_lanes`` PE x SIMD lanes, and a random weight memory style."""
     out = {}
     for layer in net.layers:
         if layer.has_weights:
-            pe = rng.randint(1, min(layer.out_ch, 16))
+            pe = rng.randint(1, min(layer.out_ch, 32))
             simd = rng.randint(1, max(1, min(layer.fan_in, max_lanes // pe)))
-            out[layer.name] = LayerConfig(pe, simd)
+            out[layer.name] = LayerConfig(pe, simd, rng.choice(["distributed", "block"]))
     return out
 
 
-def measure(nets: list[ir.Network], rng: random.Random) -> list[tuple[ir.Layer, LayerConfig | None, dict]]:
-    """(layer, folding, yosys counts) for every layer of every sampled design."""
+def picked_folding(net: ir.Network, share: float) -> fold.Folding:
+    """What the folding search picks for ``net`` in ``share`` of the PYNQ-Z2 budget."""
+    base = devices.budget()
+    limits = {k: v * share for k, v in base.limits().items()}
+    device = devices.custom(lut=int(limits["LUT"]), ff=int(limits["FF"]), bram36=limits["BRAM36"], dsp=int(limits["DSP"]))
+    return fold.optimize(net, device).folding
+
+
+def designs(n: int, rng: random.Random, zoo: list[str]) -> list[tuple[ir.Network, fold.Folding, str]]:
+    """(network, folding, how it was chosen) of the calibration set."""
+    out = []
+    for i, net in enumerate(sample_networks(n, rng)):
+        if i % 3 == 2:
+            out.append((net, picked_folding(net, rng.choice([0.15, 0.25, 0.4])), "search pick"))
+        else:
+            out.append((net, random_folding(net, rng, rng.choice([16, 64, 256, 1024])), "random"))
+    for name in zoo:
+        net = ir.load_model(name)
+        out.append((net, fold.default(net), "zoo default"))
+    return out
+
+
+def measure(net: ir.Network, folding: fold.Folding) -> dict[str, dict]:
+    """yosys counts of every unit of the design: {unit: {role, layer, counts}}."""
     from flipflow.generator import rtl
     from flipflow.sim import resources
 
-    samples = []
-    for net in tqdm(nets, desc="yosys", file=sys.stderr):
-        folding = random_folding(net, rng)
-        with tempfile.TemporaryDirectory() as tmp:
-            rtl.generate(net, folding, tmp)
-            counts = resources.synthesize(tmp)
-        for layer in net.layers:
-            if layer.name in counts["layers"]:
-                samples.append((layer, folding.get(layer.name), counts["layers"][layer.name]))
-    return samples
+    with tempfile.TemporaryDirectory() as tmp:
+        design = rtl.generate(net, folding, tmp)
+        counts = resources.synthesize(tmp)
+    return {u.name: {"role": ROLE_OF_MODULE.get(u.module), "layer": u.layer, "yosys": counts["units"][u.name]}
+            for u in design.units}
 
 
-BRAM_THRESHOLDS = (0, 1024, 2048, 4096, 8192, 16384, 32768)
+# -- the calibration set on disk -------------------------------------------------------
+
+def save_design(net: ir.Network, folding: fold.Folding, how: str, units: dict, seconds: float, set_dir: Path) -> None:
+    """Add one measured design to the set (its IR, folding and per-unit counts)."""
+    set_dir.mkdir(parents=True, exist_ok=True)
+    index = set_dir / SAMPLES
+    rows = [r for r in _read(index) if r["name"] != net.name]
+    net.save(set_dir / f"{net.name}.{ir.FILENAME}")
+    rows.append({"name": net.name, "chosen_by": how, "yosys_seconds": round(seconds, 1),
+                 "folding": {k: asdict(v) for k, v in folding.items()}, "units": units})
+    atomic.write_json(index, rows, indent=1)
 
 
-def fit(samples, base: cost.Coefficients) -> tuple[cost.Coefficients, dict]:
-    """The LUTRAM/BRAM size threshold that best matches yosys' BRAM counts (the
-    smallest among equals), then per-kind LUT/FF scale factors; residuals after."""
-    def bram_error(bits: int) -> float:
-        c = cost.Coefficients(**{**base.__dict__, "bram_min_bits": bits})
-        return sum(abs(cost.unscaled_cost(l, f, c).bram36 - y["BRAM36"]) for l, f, y in samples)
+def _read(index: Path) -> list[dict]:
+    import json
 
-    errors = {bits: bram_error(bits) for bits in BRAM_THRESHOLDS}
-    best_bits = min(BRAM_THRESHOLDS, key=lambda b: (errors[b], b))
-    base = cost.Coefficients(**{**base.__dict__, "bram_min_bits": best_bits})
-    by_kind: dict[str, list[tuple[cost.Cost, dict]]] = defaultdict(list)
-    for layer, f, measured in samples:
-        by_kind[layer.kind].append((cost.unscaled_cost(layer, f, base), measured))
-    lut_scale, ff_scale, residuals = {}, {}, {"bram_threshold_errors": errors}
-    for kind, pairs in by_kind.items():
-        model = {k: np.array([getattr(m, k.lower()) for m, _ in pairs], float) for k in KEYS}
-        real = {k: np.array([y[k] for _, y in pairs], float) for k in KEYS}
-        scale = {}
-        for k in ("LUT", "FF"):
-            denom = float(model[k] @ model[k])
-            scale[k] = float(model[k] @ real[k] / denom) if denom else 1.0
-        lut_scale[kind], ff_scale[kind] = scale["LUT"], scale["FF"]
-        residuals[kind] = {"samples": len(pairs)}
-        for k in KEYS:
-            fitted = model[k] * scale.get(k, 1.0)
-            total_real = real[k].sum()
-            residuals[kind][k] = {
-                "yosys_total": float(total_real),
-                "model_total_before": float(model[k].sum()),
-                "model_total_after": float(fitted.sum()),
-                "mean_abs_error_after": float(np.mean(np.abs(fitted - real[k]))),
-                "relative_error_after": float(np.abs(fitted - real[k]).sum() / total_real) if total_real else None,
-            }
-    out = cost.Coefficients(**{**base.__dict__, "lut_scale": lut_scale, "ff_scale": ff_scale})
-    return out, residuals
+    return json.loads(index.read_text()) if index.is_file() else []
 
 
-def save_samples(samples, path: Path) -> None:
-    """Keep the yosys measurements so that a model change can be refitted without yosys."""
-    rows = [{"layer": l.header(), "folding": f.__dict__ if f else None, "yosys": y} for l, f, y in samples]
-    atomic.write_json(path, rows)
-
-
-def load_samples(path: Path):
+def load_set(set_dir: Path = SET_DIR) -> list[tuple[ir.Network, fold.Folding, dict]]:
+    """The stored calibration set: (network, folding, per-unit yosys counts)."""
     out = []
-    for row in json.loads(path.read_text()):
-        h = row["layer"]
-        layer = ir.Layer(h["name"], h["kind"], tuple(h["in_shape"]), tuple(h["out_shape"]), h["kernel"], h["stride"],
-                         h["pad"], h["weight_bits"], h["weight_scale"])
-        out.append((layer, LayerConfig(**row["folding"]) if row["folding"] else None, row["yosys"]))
+    for row in _read(set_dir / SAMPLES):
+        net = ir.load(set_dir / f"{row['name']}.{ir.FILENAME}")
+        out.append((net, {k: LayerConfig(**v) for k, v in row["folding"].items()}, row["units"]))
     return out
+
+
+# -- fit and residuals ---------------------------------------------------------------
+
+def unit_samples(calibration_set) -> list[tuple[str, cost.Terms, dict]]:
+    """(layer kind, structural terms, yosys counts) of every layer unit in the set."""
+    out = []
+    for net, folding, units in calibration_set:
+        for unit in units.values():
+            if unit["role"] is None:
+                continue
+            layer = net.layer(unit["layer"])
+            terms = cost.unit_terms(layer, folding.get(layer.name))[unit["role"]]
+            out.append((layer.kind, terms, unit["yosys"]))
+    return out
+
+
+def _fit_multipliers(samples, key: str) -> dict[str, float]:
+    """Non-negative multipliers per term for one resource ("lut" or "ff")."""
+    names = sorted({n for _, terms, _ in samples for n, t in terms.items() if getattr(t, key)})
+    x = np.array([[getattr(terms.get(n, cost.Cost()), key) for n in names] for _, terms, _ in samples])
+    y = np.array([counts["LUT" if key == "lut" else "FF"] for _, _, counts in samples], float)
+    prior = np.sqrt(PRIOR * (x**2).sum(0))  # per term: its own energy, so the pull is scale-free
+    a = np.vstack([x, np.diag(prior)])
+    b = np.concatenate([y, prior])
+    m, _ = nnls(a, b, maxiter=50 * len(names))
+    return dict(zip(names, (float(v) for v in m)))
+
+
+def residuals(samples, c: cost.Coefficients) -> dict[str, dict]:
+    """Per layer kind and resource: yosys and model totals, relative error
+    (sum |model - yosys| / sum yosys over the kind's units) and the worst unit's."""
+    by_kind: dict[str, list[tuple[cost.Cost, dict]]] = defaultdict(list)
+    for kind, terms, counts in samples:
+        by_kind[kind].append((c.apply(terms), counts))
+    out = {}
+    for kind, pairs in sorted(by_kind.items()):
+        out[kind] = {"units": len(pairs)}
+        for k in KEYS:
+            model = np.array([p.resources()[k] for p, _ in pairs])
+            real = np.array([y[k] for _, y in pairs], float)
+            total = real.sum()
+            out[kind][k] = {
+                "yosys_total": float(total),
+                "model_total": float(model.sum()),
+                "relative_error": float(np.abs(model - real).sum() / total) if total else None,
+                "worst_unit_error": float(np.max(np.abs(model - real) / np.maximum(real, 1.0))),
+            }
+    return out
+
+
+def fit(samples) -> cost.Coefficients:
+    c = cost.Coefficients(lut=_fit_multipliers(samples, "lut"), ff=_fit_multipliers(samples, "ff"))
+    c.calibration = {"residuals_by_kind": residuals(samples, c)}
+    return c
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--designs", type=int, default=6, help="number of sampled networks (each synthesized once)")
+    p.add_argument("--designs", type=int, default=12, help="random networks to add (each synthesized once)")
+    p.add_argument("--zoo", default="tfc", help="comma-separated zoo models to add at their default folding")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set-dir", type=Path, default=SET_DIR, help="where the calibration set is kept")
     p.add_argument("--out", type=Path, default=cost.CALIBRATION_FILE)
-    p.add_argument("--samples", type=Path, default=Path("build/cost_calibration_samples.json"),
-                   help="yosys measurements are kept here")
-    p.add_argument("--refit", action="store_true", help="refit from --samples without running yosys")
+    p.add_argument("--refit", action="store_true", help="refit from the stored set without running yosys")
     args = p.parse_args(argv)
-    rng = random.Random(args.seed)
-    base = cost.Coefficients()  # fit from the structural defaults, not from an older calibration
-    if args.refit:
-        samples = load_samples(args.samples)
-    else:
-        samples = measure(sample_networks(args.designs, rng), rng)
-        args.samples.parent.mkdir(parents=True, exist_ok=True)
-        save_samples(samples, args.samples)
-    fitted, residuals = fit(samples, base)
-    fitted.calibration = {
+    if not args.refit:
+        todo = designs(args.designs, random.Random(args.seed), [z for z in args.zoo.split(",") if z])
+        for net, folding, how in tqdm(todo, desc="yosys", file=sys.stderr):
+            start = time.monotonic()
+            units = measure(net, folding)
+            save_design(net, folding, how, units, time.monotonic() - start, args.set_dir)
+    calibration_set = load_set(args.set_dir)
+    fitted = fit(unit_samples(calibration_set))
+    fitted.calibration.update({
         "tool": "yosys synth_xilinx -family xc7 (sim/resources.py)",
+        "command": "python -m flipflow.sim.calibrate_cost --refit",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "designs": args.designs,
-        "seed": args.seed,
-        "residuals_by_kind": residuals,
-    }
+        "designs": [net.name for net, _, _ in calibration_set],
+    })
     fitted.save(args.out)
-    print(f"LUTRAM below {fitted.bram_min_bits} bits (BRAM36 error by threshold: {residuals['bram_threshold_errors']})")
-    for kind, r in residuals.items():
-        if kind == "bram_threshold_errors":
-            continue
-        print(f"{kind:<14} n={r['samples']:<3} LUT x{fitted.lut_scale[kind]:.2f} err {_pct(r['LUT'])}  "
-              f"FF x{fitted.ff_scale[kind]:.2f} err {_pct(r['FF'])}  BRAM36 yosys {r['BRAM36']['yosys_total']:g} "
-              f"model {r['BRAM36']['model_total_after']:g}  DSP yosys {r['DSP']['yosys_total']:g} model {r['DSP']['model_total_after']:g}")
+    for kind, r in fitted.calibration["residuals_by_kind"].items():
+        print(f"{kind:<14} units={r['units']:<3} " + "  ".join(
+            f"{k} yosys {r[k]['yosys_total']:,.0f} model {r[k]['model_total']:,.0f} err {_pct(r[k])}" for k in KEYS))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
 def _pct(r: dict) -> str:
-    e = r["relative_error_after"]
-    return "n/a" if e is None else f"{100 * e:.0f}%"
+    e = r["relative_error"]
+    return "n/a" if e is None else f"{100 * e:.1f}%"
 
 
 if __name__ == "__main__":

@@ -63,14 +63,6 @@ def test_bram36_mapping(width, depth, blocks):
     assert cost.bram36_blocks(width, depth) == blocks
 
 
-def test_shallow_memories_go_to_lutram():
-    c = cost.Coefficients()
-    m = cost.memory(100, 64, c)
-    assert (m.bram36, m.lut) == (0.0, 100)
-    deep = cost.memory(100, 65, c)
-    assert deep.bram36 == cost.bram36_blocks(100, 65) and deep.lut == 0
-
-
 def test_devices_by_name_and_numbers():
     z2 = devices.get("PYNQ-Z2")
     assert (z2.lut, z2.ff, z2.bram36, z2.dsp, z2.mhz) == (53_200, 106_400, 140, 220, 100.0)
@@ -103,9 +95,10 @@ def _options(layer: ir.Layer) -> list[tuple[LayerConfig, int, tuple]]:
     out = []
     for pe in range(1, layer.out_ch + 1):
         for simd in range(1, layer.fan_in + 1):
-            f = LayerConfig(pe, simd)
-            c = cost.layer_cost(layer, f, cost.Coefficients())
-            out.append((f, c.cycles, (c.lut, c.ff, c.bram36, c.dsp)))
+            for style in ("distributed", "block"):
+                f = LayerConfig(pe, simd, style)
+                c = cost.layer_cost(layer, f, cost.Coefficients())
+                out.append((f, c.cycles, (c.lut, c.ff, c.bram36, c.dsp)))
     return out
 
 
@@ -190,22 +183,3 @@ def test_folding_json_round_trip(tmp_path, tiny):
     plan = fold.optimize(tiny, devices.get("pynq-z2"))
     fold.save(plan.folding, tmp_path / "f.json")
     assert fold.load(tmp_path / "f.json") == plan.folding
-
-
-def test_calibration_fit_recovers_scales_and_bram_threshold(cnv):
-    """fit() against synthetic 'yosys' counts made from known coefficients."""
-    from flipflow.sim import calibrate_cost
-
-    truth = cost.Coefficients(bram_min_bits=8192)
-    f = bench.finn_cnv_folding(cnv)
-    samples = []
-    for layer in cnv.layers:
-        for scale in (1, 2):
-            lf = LayerConfig(max(1, f[layer.name].pe // scale), f[layer.name].simd) if layer.has_weights else None
-            c = cost.unscaled_cost(layer, lf, truth)
-            samples.append((layer, lf, {"LUT": 1.5 * c.lut, "FF": 0.8 * c.ff, "BRAM36": c.bram36, "DSP": c.dsp}))
-    fitted, residuals = calibrate_cost.fit(samples, cost.Coefficients())
-    assert fitted.bram_min_bits == 8192
-    for kind in {l.kind for l in cnv.layers}:
-        assert fitted.lut_scale[kind] == pytest.approx(1.5) and fitted.ff_scale[kind] == pytest.approx(0.8)
-        assert residuals[kind]["BRAM36"]["mean_abs_error_after"] == 0

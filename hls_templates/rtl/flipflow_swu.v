@@ -10,7 +10,9 @@
 //   out: HO x WO beats in raster order, each the whole K x K window (K*K*EW bits),
 //        flattened (ky, kx, c) with c fastest, pixel (0, 0) in the LSBs (FINN's parallel window).
 // Timing: one output row costs NCOLS = (WO - 1) * S + K column reads, padding
-//   columns included; one input pixel is accepted per cycle.
+//   columns included; one input pixel is accepted per cycle. in_ready depends on the
+//   row counters only (never on out_ready), so ready does not ripple through the
+//   window unit (tests/test_ready_paths.py).
 // Buffer: ROWS (a power of two >= K + S) rows, one memory bank per row
 //   (slot = row mod ROWS, the low bits of a row counter), so that one cycle reads
 //   a whole window column: the K pixels of column x from the K rows of the
@@ -29,7 +31,10 @@ module flipflow_swu #(
     parameter integer EW  = 1,  // bits per pixel: channels x bits per channel
     parameter integer K   = 3,  // kernel size
     parameter integer S   = 1,  // stride
-    parameter integer PAD = 1   // zero padding on every side
+    parameter integer PAD = 1,  // zero padding on every side
+    /* verilator lint_off UNUSEDPARAM */  // read by synthesis only (the banks' ram_style)
+    parameter         LINE_RAM = "distributed"  // row banks in "distributed" (LUT) or "block" RAM
+    /* verilator lint_on UNUSEDPARAM */
 ) (
     input  wire              ap_clk,
     input  wire              ap_rst_n,
@@ -92,17 +97,18 @@ module flipflow_swu #(
     wire          issue = en && rows_ok;
 
     // banks: written by the writer, all read at column ix (registered read)
-    wire [ROWS*EW-1:0] bank_q;
+    wire [EW-1:0] bank_q [0:ROWS-1];
     genvar b;
     generate
         for (b = 0; b < ROWS; b = b + 1) begin : bank
-            reg [EW-1:0] mem [0:(1 << CB) - 1];
+            // placed as the generator decides (generator/cost.py line_buffer_bank)
+            (* ram_style = LINE_RAM *) reg [EW-1:0] mem [0:(1 << CB) - 1];
             reg [EW-1:0] q;
             always @(posedge ap_clk) begin
                 if (in_fire && wr_row[RB-1:0] == b) mem[wr_x] <= in_data;
                 if (issue) q <= mem[ix[CB-1:0]];
             end
-            assign bank_q[b*EW +: EW] = q;
+            assign bank_q[b] = q;
         end
     endgenerate
 
@@ -135,8 +141,8 @@ module flipflow_swu #(
     wire [K*K*EW-1:0] shifted;
     generate
         for (ky = 0; ky < K; ky = ky + 1) begin : row
-            wire [RB-1:0] slot = s1_slot + RB'(ky);  // bank of row ky
-            assign column[ky*EW +: EW] = (s1_col_pad || s1_row_pad[ky]) ? {EW{1'b0}} : bank_q[slot*EW +: EW];
+            wire [RB-1:0] slot = s1_slot + RB'(ky);  // bank of row ky: a ROWS:1 mux per bit
+            assign column[ky*EW +: EW] = (s1_col_pad || s1_row_pad[ky]) ? {EW{1'b0}} : bank_q[slot];
             for (kx = 0; kx < K; kx = kx + 1) begin : tap
                 if (kx == K - 1) begin : fresh
                     assign shifted[(ky*K + kx)*EW +: EW] = column[ky*EW +: EW];

@@ -1,0 +1,147 @@
+"""The resource model (generator/cost.py) and its calibration (sim/calibrate_cost.py)."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+
+import pytest
+
+from flipflow import ROOT, ir
+from flipflow.generator import cost
+from flipflow.generator import folding as fold
+from flipflow.generator.folding import LayerConfig
+from flipflow.sim import calibrate_cost, resources
+
+MAX_ERROR = 0.10  # per layer kind, LUT and FF, against yosys (issue 13)
+
+
+@pytest.fixture(scope="module")
+def tfc() -> ir.Network:
+    return ir.load_model("tfc")
+
+
+def _binary_layer(net: ir.Network) -> ir.Layer:
+    return next(l for l in net.layers if l.kind == "binary_dense")
+
+
+def test_weight_memory_placement_auto_and_explicit(tfc):
+    layer = _binary_layer(tfc)  # 64 x 64
+    shallow = cost.weight_memory(layer, LayerConfig(16, 16))  # 4 x 4 = 16 words
+    deep = cost.weight_memory(layer, LayerConfig(1, 16))  # 64 x 4 = 256 words
+    assert (shallow.depth, shallow.style) == (16, "distributed")
+    assert (deep.depth, deep.style) == (256, "block")
+    assert cost.weight_memory(layer, LayerConfig(1, 16, "distributed")).style == "distributed"
+    assert cost.weight_memory(layer, LayerConfig(16, 16, "block")).style == "block"
+
+
+def test_block_memories_cost_bram_and_no_luts(tfc):
+    layer = _binary_layer(tfc)
+    lut = cost.unit_terms(layer, LayerConfig(1, 16, "distributed"))["mvu"]
+    block = cost.unit_terms(layer, LayerConfig(1, 16, "block"))["mvu"]
+    assert "mvu.weights" in lut and "mvu.weights_bram" not in lut
+    assert block["mvu.weights_bram"].bram36 == cost.bram36_blocks(16, 256) and block["mvu.weights_bram"].lut == 0
+    assert lut["mvu.weights"].lut == 16 * cost.rom_luts_per_bit(256) > 0
+
+
+def _synth_mvu(tmp_path, style: str, simd: int, rows: int) -> dict[str, float]:
+    """yosys counts of one binary flipflow_mvu with PE = 1 and SF = 1: its weight ROM is
+    ``rows`` words of ``simd`` random bits."""
+    rng = random.Random(0)
+    aw = max(2, (simd + 1).bit_length())
+    weights, thresholds = tmp_path / "w.mem", tmp_path / "t.mem"
+    weights.write_text("".join(f"{rng.getrandbits(simd):x}\n" for _ in range(rows)))
+    thresholds.write_text("".join(f"{rng.randrange(simd):x}\n" for _ in range(rows)))
+    lib = ROOT / "hls_templates" / "rtl" / "flipflow_mvu.v"
+    params = dict(DATAPATH='"binary"', OUT_CH=rows, FAN_IN=simd, PE=1, SIMD=simd, WB=1, AW=aw, POSITIONS=1, EW=simd,
+                  WEIGHT_FILE=f'"{weights}"', THRESH_FILE=f'"{thresholds}"', WEIGHT_RAM=f'"{style}"')
+    chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
+    stat = tmp_path / "stat.json"
+    script = (f"read_verilog -defer -sv {lib}; chparam {chparam} flipflow_mvu; hierarchy -top flipflow_mvu; "
+              f"synth_xilinx -family xc7 -top flipflow_mvu; tee -q -o {stat} stat -json")
+    subprocess.run([resources.yosys_binary(), "-q", "-p", script], check=True, capture_output=True, cwd=tmp_path)
+    return resources._count(json.loads(stat.read_text())["design"]["num_cells_by_type"])
+
+
+@pytest.mark.parametrize("style", ["block", "distributed"])
+def test_the_rtl_places_the_weights_where_the_model_counts_them(tmp_path, style):
+    """WEIGHT_RAM is obeyed by synthesis: BRAM36 exactly as modelled, none for LUT weights."""
+    simd, rows = 40, 100
+    counts = _synth_mvu(tmp_path, style, simd, rows)
+    assert counts["BRAM36"] == (cost.bram36_blocks(simd, rows) if style == "block" else 0.0)
+    if style == "distributed":
+        assert counts["LUT"] >= simd * cost.rom_luts_per_bit(rows)
+
+
+def test_generated_rtl_states_each_memory_style(tmp_path, tfc):
+    from flipflow.generator import rtl
+
+    folding = fold.default(tfc)
+    layer = _binary_layer(tfc)
+    folding[layer.name] = LayerConfig(1, 16, "block")
+    design = rtl.generate(tfc, folding, tmp_path)
+    mvus = {u.layer: u for u in design.units if u.module == "flipflow_mvu"}
+    assert mvus[layer.name].parameters["WEIGHT_RAM"] == "block"
+    top = (tmp_path / rtl.TOP_FILE).read_text()
+    assert '.WEIGHT_RAM("block")' in top and '.WEIGHT_RAM("distributed")' in top
+
+
+def test_folding_json_carries_the_ram_style_and_refuses_a_bad_one(tmp_path, tfc):
+    layer = _binary_layer(tfc)
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps({layer.name: {"pe": 2, "simd": 4, "ram_style": "block"}}))
+    assert fold.load(path)[layer.name] == LayerConfig(2, 4, "block")
+    path.write_text(json.dumps({layer.name: {"pe": 2, "simd": 4, "ram_style": 3}}))
+    with pytest.raises(fold.FoldingError, match="ram_style"):
+        fold.load(path)
+    folding = fold.default(tfc)
+    folding[layer.name] = LayerConfig(2, 4, "ultra")
+    with pytest.raises(fold.FoldingError, match="ram_style='ultra' must be one of"):
+        fold.check(tfc, folding)
+
+
+def test_fit_recovers_known_multipliers(tfc, monkeypatch):
+    """fit() on counts made from known per-term multipliers finds them again (with the
+    pull towards the structural count switched off)."""
+    monkeypatch.setattr(calibrate_cost, "PRIOR", 1e-9)
+    truth = {"mvu.xnor_tree": 1.6, "mvu.weights": 0.7, "mvu.accumulate": 1.2, "mvu.fold": 0.9}
+    samples = []
+    for layer in tfc.layers:
+        if layer.kind != "binary_dense":
+            continue
+        for pe, simd in [(1, 1), (2, 8), (4, 16), (8, 64), (16, 4), (3, 7), (64, 64), (5, 33)]:
+            terms = cost.unit_terms(layer, LayerConfig(pe, simd, "distributed"))["mvu"]
+            lut = sum(t.lut * truth.get(n, 1.0) for n, t in terms.items())
+            ff = sum(t.ff for t in terms.values())
+            samples.append((layer.kind, terms, {"LUT": lut, "FF": ff, "BRAM36": 0.0, "DSP": 0.0}))
+    fitted = calibrate_cost.fit(samples)
+    for name, m in truth.items():
+        assert fitted.lut[name] == pytest.approx(m, rel=0.05)
+    assert fitted.calibration["residuals_by_kind"]["binary_dense"]["LUT"]["relative_error"] < 0.02
+
+
+@pytest.fixture(scope="module")
+def calibration_set():
+    return calibrate_cost.load_set()
+
+
+def test_the_calibration_set_holds_the_designs_the_search_picks(calibration_set):
+    rows = json.loads((calibrate_cost.SET_DIR / calibrate_cost.SAMPLES).read_text())
+    chosen = {r["chosen_by"] for r in rows}
+    assert {"random", "search pick", "zoo default"} <= chosen
+    styles = {f.ram_style for _, folding, _ in calibration_set for f in folding.values()}
+    assert {"block", "distributed"} <= styles
+
+
+def test_cost_model_within_ten_percent_of_yosys_per_kind(calibration_set):
+    """The committed coefficients, applied to today's structural model, match yosys on the
+    stored calibration set within MAX_ERROR (LUT and FF) for every layer kind, and the
+    residuals stored with them are the ones they give."""
+    c = cost.Coefficients.load()
+    got = calibrate_cost.residuals(calibrate_cost.unit_samples(calibration_set), c)
+    assert got == pytest.approx(c.calibration["residuals_by_kind"]), "refit: python -m flipflow.sim.calibrate_cost --refit"
+    for kind, r in got.items():
+        for k in ("LUT", "FF"):
+            assert r[k]["relative_error"] <= MAX_ERROR, f"{kind} {k}: {r[k]}"
+        assert r["DSP"]["model_total"] == r["DSP"]["yosys_total"], kind
