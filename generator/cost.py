@@ -175,6 +175,13 @@ def mvu_pipeline_stages(datapath: str, simd: int) -> int:
     return stages + (2 if datapath == "pixel" else 0)
 
 
+def mvu_output_depth(datapath: str, simd: int, folds: int) -> int:
+    """Slots of flipflow_mvu's output queue, also its credits (its DEPTH): a credit is held
+    for the 2 + mvu_pipeline_stages cycles from a window's last fold to its beat leaving,
+    and a window's last fold comes every ``folds`` = NF x SF cycles."""
+    return (2 + mvu_pipeline_stages(datapath, simd)) // folds + 1
+
+
 def _pipeline_ffs(datapath: str, f: LayerConfig, acc_bits: int, nf: int) -> int:
     """Flip-flops of flipflow_mvu's adder-tree stages (a binary node of level k counts up
     to min(SIMD, TG^k); the others carry acc_bits) and of the fold's control travelling
@@ -239,7 +246,9 @@ def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coef
     )
     rotate = sf * f.simd * lane_bits if sf > 1 else 0  # 2:1 mux per bit of the fold register
     acc = Cost(lut=f.pe * c.lut_per_acc_bit * acc_bits + c.lut_per_window_lane * rotate, ff=registers)
-    return datapath + acc + weights + thresholds + _control(nf * sf, c)
+    # output queue slots behind out_data: one shift-register LUT (SRLC32E) per output bit
+    queue = Cost(lut=layer.out_ch * res_bits if mvu_output_depth(kind.datapath, f.simd, nf * sf) > 1 else 0)
+    return datapath + acc + queue + weights + thresholds + _control(nf * sf, c)
 
 
 def pool_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None, c: Coefficients) -> Cost:

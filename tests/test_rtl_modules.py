@@ -47,7 +47,8 @@ def test_swu_verilator(tmp_path, monkeypatch):
 
 
 # datapath, the network around the layer under test, its index, (PE, SIMD): PE and SIMD that do not
-# divide the layer, one and several input beats per window, odd and even PE for the DSP-packed pixels
+# divide the layer, one and several input beats per window, odd and even PE for the DSP-packed pixels,
+# one and many folds per window (output queue of one slot and of several)
 MVU = [
     ("binary", (2, 2, 1), [{"kind": "input_conv", "out": 5}, {"kind": "binary_dense", "out": 7}, {"kind": "output_dense"}], 1, (3, 4)),
     ("binary", (1, 1, 3), [{"kind": "input_dense", "out": 9}, {"kind": "binary_dense", "out": 4}, {"kind": "output_dense"}], 1, (4, 9)),
@@ -55,6 +56,8 @@ MVU = [
     ("pixels", (1, 1, 5), [{"kind": "input_dense", "out": 4}, {"kind": "output_dense"}], 0, (4, 2)),
     ("scores", (1, 1, 2), [{"kind": "input_dense", "out": 9}, {"kind": "output_dense"}], 1, (3, 2)),
     ("scores", (2, 2, 1), [{"kind": "input_conv", "out": 3}, {"kind": "output_dense"}], 1, (1, 12)),
+    # one fold per window: the deepest output queue (flipflow_mvu's DEPTH = ACC + 2)
+    ("pixels", (1, 1, 3), [{"kind": "input_dense", "out": 4}, {"kind": "output_dense"}], 0, (4, 3)),
 ]
 
 

@@ -4,8 +4,10 @@
 // Streams: valid/ready; a beat moves when valid && ready.
 //   in : one 8-bit channel value per beat, channels of a pixel in order.
 //   out: one pixel per beat, CH x 8 bits, channel 0 in the LSBs.
-// Timing: one input beat per cycle; the output register is free again in the
-//   cycle it is read, so CH beats in make one beat out without bubbles.
+// Timing: one input beat per cycle for CH >= 2: only a pixel's last byte needs
+//   out_data free, and a consumer that reads it at once frees it a cycle later
+//   (CH = 1 takes two cycles per beat; the generator never gathers one channel).
+//   in_ready is a function of registers only, never of out_ready (tests/test_ready_paths.py).
 `default_nettype none
 module flipflow_gather #(
     parameter integer CH = 3  // channels per pixel (>= 1)
@@ -23,9 +25,9 @@ module flipflow_gather #(
 
     reg [CH*8-1:0] partial;
     reg [CB-1:0]   channel;
-    assign in_ready = !out_valid || out_ready;
-    wire in_fire = in_valid && in_ready;
     wire pixel_done = channel == CB'(CH - 1);
+    assign in_ready = !(pixel_done && out_valid);
+    wire in_fire = in_valid && in_ready;
     // the new byte enters at the top, so channel 0 ends in the LSBs; the oldest drops out
     /* verilator lint_off UNUSEDSIGNAL */
     wire [CH*8+7:0] shifted = {in_data, partial};

@@ -5,7 +5,10 @@
 // Streams: valid/ready; a beat moves when valid && ready.
 //   in : one pixel per beat, CH signed IN_BITS-bit scores, channel 0 in the LSBs.
 //   out: one beat per PIXELS input beats, CH 32-bit sums, channel 0 in the LSBs.
-// Timing: one pixel per cycle.
+// Timing: one pixel per cycle for PIXELS >= 2: only a frame's last pixel needs
+//   out_data free (PIXELS = 1 takes two cycles per frame while the consumer reads at
+//   once). in_ready is a function of registers only, never of out_ready
+//   (tests/test_ready_paths.py).
 `default_nettype none
 module flipflow_global_sum #(
     parameter integer CH      = 10,  // channels (classes)
@@ -26,9 +29,9 @@ module flipflow_global_sum #(
     reg  [CH*32-1:0] sums;
     reg  [CH*32-1:0] merged;
     reg  [PB-1:0]    pixel;
-    assign in_ready = !out_valid || out_ready;
-    wire in_fire = in_valid && in_ready;
     wire frame_done = pixel == PB'(PIXELS - 1);
+    assign in_ready = !(frame_done && out_valid);
+    wire in_fire = in_valid && in_ready;
     integer c;
     always @* begin
         for (c = 0; c < CH; c = c + 1)

@@ -6,7 +6,9 @@
 //   in : one window per beat, K*K pixels of CH bits, (ky, kx, c) with c fastest,
 //        pixel (0, 0) in the LSBs.
 //   out: one pixel per beat, CH bits, channel 0 in the LSB.
-// Timing: one window per cycle.
+// Timing: one window per cycle. A skid slot behind out_data takes the beat that
+//   arrives while the consumer holds back, so in_ready is a register (!skid_valid)
+//   and no combinational path runs from out_ready to in_ready (tests/test_ready_paths.py).
 `default_nettype none
 module flipflow_maxpool #(
     parameter integer CH = 8,  // channels
@@ -21,8 +23,11 @@ module flipflow_maxpool #(
     output reg               out_valid,
     input  wire              out_ready
 );
-    assign in_ready = !out_valid || out_ready;
+    reg          skid_valid;
+    reg [CH-1:0] skid;
+    assign in_ready = !skid_valid;
     wire in_fire = in_valid && in_ready;
+    wire head_free = !out_valid || out_ready;  // out_data may take a beat this cycle
     reg [CH-1:0] merged;
     integer t;
     always @* begin
@@ -31,12 +36,17 @@ module flipflow_maxpool #(
     end
 
     always @(posedge ap_clk) begin
-        if (in_fire) out_data <= merged;
+        if (head_free) out_data <= skid_valid ? skid : merged;  // the older beat first
+        if (in_fire && !head_free) skid <= merged;
     end
     always @(posedge ap_clk) begin
-        if (!ap_rst_n) out_valid <= 1'b0;
-        else if (in_fire) out_valid <= 1'b1;
-        else if (out_ready) out_valid <= 1'b0;
+        if (!ap_rst_n) begin
+            out_valid  <= 1'b0;
+            skid_valid <= 1'b0;
+        end else begin
+            out_valid  <= !head_free || skid_valid || in_fire;
+            skid_valid <= !head_free && (skid_valid || in_fire);
+        end
     end
 endmodule
 `default_nettype wire

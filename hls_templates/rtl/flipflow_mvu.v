@@ -23,9 +23,20 @@
 // AW must hold every accumulator value (and, for "pixels", one WB + 9-bit product).
 // Pipeline (for 100 MHz at any folding): weight read, PRE = 2 DSP48 register stages
 //   ("pixels" only), TREE = ceil(log_TG(SIMD)) adder-tree stages (at least 1; TG = 16
-//   for "binary", 4 otherwise), accumulate + threshold into out_data: a window's
-//   result leaves 2 + PRE + TREE cycles after its last fold is issued
+//   for "binary", 4 otherwise), accumulate + threshold, then the output queue: a
+//   window's result is in out_data 2 + PRE + TREE cycles after its last fold is issued
 //   (flipflow.generator.cost.mvu_pipeline_stages). Throughput is unchanged by depth.
+// Flow control without a stall: the pipeline has no clock enable and never stops.
+//   A window's last fold (the one that completes its output beat) is issued only
+//   while a credit is free: DEPTH = floor((ACC + 1) / (NF * SF)) + 1 credits, one per
+//   slot of the output queue (out_data and DEPTH - 1 shift-register entries behind
+//   it), taken at that issue and returned when the beat leaves. So a result always
+//   has a slot when it arrives, and with a ready consumer no issue ever waits (a
+//   credit is held ACC + 1 cycles, one window's last fold comes every NF * SF
+//   cycles; flipflow.generator.cost.mvu_output_depth).
+// Invariant: in_ready and out_valid are functions of this unit's registers only (no
+//   combinational path from out_ready or in_valid), so ready never ripples through a
+//   chain of units (tests/test_ready_paths.py).
 `default_nettype none
 module flipflow_mvu #(
     parameter         DATAPATH    = "binary",  // "binary", "pixels" or "scores" (above)
@@ -67,6 +78,9 @@ module flipflow_mvu #(
     localparam integer TREE  = tree_stages(SIMD);
     localparam integer ACC   = 1 + PRE + TREE;  // the stage that accumulates
     localparam integer TREEW = level_at(TREE + 1) - PE * SIMD * AW;  // bits of tree levels 1 .. TREE
+    localparam integer OUTW  = OUT_CH * RES;                // bits per output beat
+    localparam integer DEPTH = (ACC + 1) / (NF * SF) + 1;   // output queue slots = credits (above)
+    localparam integer CRB   = $clog2(DEPTH + 1);           // credit counter bits
 
     function integer level_terms(input integer level);  // values per row at a tree level
         integer i;
@@ -136,12 +150,12 @@ module flipflow_mvu #(
     reg  [NFB-1:0]  nf;
     reg  [SFB-1:0]  sf;
     reg  [ADDRB-1:0] addr;
-    wire stall;
-    wire en = !stall;
-    wire issue = busy && en;
+    reg  [CRB-1:0]  owed;  // output slots promised: last folds issued whose beat has not left
     wire sf_last = sf == SFB'(SF - 1);
     wire nf_last = nf == NFB'(NF - 1);
-    assign take = load_full && (!busy || (issue && sf_last && nf_last));
+    wire issue = busy && (!(sf_last && nf_last) || owed != CRB'(DEPTH));
+    wire closing = issue && sf_last && nf_last;  // the window's last fold: takes a credit
+    assign take = load_full && (!busy || closing);
 
     generate
         if (SF > 1) begin : rotate
@@ -164,7 +178,7 @@ module flipflow_mvu #(
             addr <= {ADDRB{1'b0}};
         end else begin
             if (issue) begin
-                if (sf_last && nf_last) begin
+                if (closing) begin
                     sf   <= {SFB{1'b0}};
                     nf   <= {NFB{1'b0}};
                     addr <= {ADDRB{1'b0}};
@@ -179,7 +193,7 @@ module flipflow_mvu #(
                 end
             end
             if (take) busy <= 1'b1;
-            else if (issue && sf_last && nf_last) busy <= 1'b0;
+            else if (closing) busy <= 1'b0;
         end
     end
 
@@ -194,15 +208,13 @@ module flipflow_mvu #(
     reg  [XW-1:0]          s1_x;
     reg  [PE*SIMD*WB-1:0]  s1_w;
     always @(posedge ap_clk) begin
-        if (en) begin
-            s1_w <= weights[addr];
-            s1_x <= window[XW-1:0];
-            ctl  <= {ctl[(ACC-1)*CW-1:0], nf, nf_last, sf_last, sf == {SFB{1'b0}}};
-        end
+        s1_w <= weights[addr];
+        s1_x <= window[XW-1:0];
+        ctl  <= {ctl[(ACC-1)*CW-1:0], nf, nf_last, sf_last, sf == {SFB{1'b0}}};
     end
     always @(posedge ap_clk) begin
         if (!ap_rst_n) valid <= {ACC{1'b0}};
-        else if (en) valid <= {valid[ACC-2:0], issue};
+        else valid <= {valid[ACC-2:0], issue};
     end
     wire [2:0]    acc_ctl = ctl[(ACC-1)*CW +: 3];
     wire          acc_valid = valid[ACC-1];
@@ -235,12 +247,10 @@ module flipflow_mvu #(
                     /* verilator lint_on UNUSEDSIGNAL */
                     wire signed [WB+PB:0]  w_lo = (WB+PB+1)'($signed(s1_w[(LO*SIMD + g)*WB +: WB]));
                     always @(posedge ap_clk) begin
-                        if (en) begin
-                            if (HI != LO) packed_w <= w_lo + { s1_w[(HI*SIMD + g)*WB + WB-1], s1_w[(HI*SIMD + g)*WB +: WB], {PB{1'b0}} };
-                            else packed_w <= w_lo;
-                            pixel <= s1_x[g*8 +: 8];
-                            pair  <= $signed({1'b0, pixel}) * packed_w;
-                        end
+                        if (HI != LO) packed_w <= w_lo + { s1_w[(HI*SIMD + g)*WB + WB-1], s1_w[(HI*SIMD + g)*WB +: WB], {PB{1'b0}} };
+                        else packed_w <= w_lo;
+                        pixel <= s1_x[g*8 +: 8];
+                        pair  <= $signed({1'b0, pixel}) * packed_w;
                     end
                     assign terms[(LO*SIMD + g)*AW +: AW] = AW'($signed(pair[PB-1:0]));
                     if (HI != LO) begin : high_row
@@ -280,7 +290,7 @@ module flipflow_mvu #(
                             sum = sum + levels[IN_AT + (q*NI + FIRST + i)*AW +: AW];
                     end
                     always @(posedge ap_clk) begin
-                        if (en) tree[OUT_AT + (q*NO + j)*AW +: AW] <= sum;
+                        tree[OUT_AT + (q*NO + j)*AW +: AW] <= sum;
                     end
                 end
             end
@@ -306,7 +316,7 @@ module flipflow_mvu #(
             initial $readmemh(THRESH_FILE, thresholds);
             reg [PE*AW-1:0] acc_t;
             always @(posedge ap_clk) begin
-                if (en) acc_t <= thresholds[pre_nf];
+                acc_t <= thresholds[pre_nf];
             end
             for (g = 0; g < PE; g = g + 1) begin : pe_lane
                 if (DATAPATH == "pixels") begin : signed_cmp
@@ -318,12 +328,10 @@ module flipflow_mvu #(
         end
     endgenerate
 
-    wire acc_fire = acc_valid && en;
-    wire acc_done = acc_fire && acc_last && acc_nf_last;  // a whole output vector is ready
-    assign stall = acc_valid && acc_last && acc_nf_last && out_valid && !out_ready;
+    wire acc_done = acc_valid && acc_last && acc_nf_last;  // a whole output vector is ready
 
     always @(posedge ap_clk) begin
-        if (acc_fire) acc <= total;
+        if (acc_valid) acc <= total;
     end
 
     // results of the earlier neuron folds; each fold's results enter at the top,
@@ -337,24 +345,60 @@ module flipflow_mvu #(
             reg [RW-1:0] results;
             assign results_next = {result, results};
             always @(posedge ap_clk) begin
-                if (acc_fire && acc_last) results <= results_next[RW+PE*RES-1:PE*RES];
+                if (acc_valid && acc_last) results <= results_next[RW+PE*RES-1:PE*RES];
             end
         end else begin : one_fold
             assign results_next = result;
         end
     endgenerate
 
+    // -- output queue: out_data, then DEPTH - 1 shift-register slots behind it ---------
+    // A result enters out_data when it is free (empty, or its beat leaves now) and
+    // nothing waits, else the queue; the credits guarantee a free slot.
+    wire out_fire = out_valid && out_ready;
     always @(posedge ap_clk) begin
-        if (!ap_rst_n) begin
-            out_valid <= 1'b0;
-        end else if (acc_done) begin
-            out_valid <= 1'b1;
-        end else if (out_ready) begin
-            out_valid <= 1'b0;
+        if (!ap_rst_n) owed <= {CRB{1'b0}};
+        else owed <= owed + CRB'(closing) - CRB'(out_fire);
+    end
+    generate
+        if (DEPTH > 1) begin : queue
+            localparam integer QB = $clog2(DEPTH);  // holds 0 .. DEPTH - 1
+            localparam integer SB = DEPTH > 2 ? $clog2(DEPTH - 1) : 1;  // slot index bits
+            reg [OUTW-1:0] slot [0:DEPTH-2];  // oldest at slot[fill - 1]
+            reg [QB-1:0]   fill;
+            wire [SB-1:0]  oldest = SB'(fill - 1'b1);
+            wire head_free = !out_valid || out_ready;  // out_data may take a beat this cycle
+            wire from_queue = head_free && fill != {QB{1'b0}};
+            wire to_queue = acc_done && !(head_free && fill == {QB{1'b0}});
+            integer i;
+            always @(posedge ap_clk) begin
+                if (to_queue) begin
+                    slot[0] <= results_next[OUTW-1:0];
+                    for (i = 1; i < DEPTH - 1; i = i + 1) slot[i] <= slot[i - 1];
+                end
+                if (from_queue) out_data <= slot[oldest];
+                else if (head_free && acc_done) out_data <= results_next[OUTW-1:0];
+            end
+            always @(posedge ap_clk) begin
+                if (!ap_rst_n) begin
+                    fill      <= {QB{1'b0}};
+                    out_valid <= 1'b0;
+                end else begin
+                    fill      <= fill + QB'(to_queue) - QB'(from_queue);
+                    out_valid <= !head_free || from_queue || acc_done;
+                end
+            end
+        end else begin : single
+            // one slot: a credit is free only once the previous beat has left
+            always @(posedge ap_clk) begin
+                if (acc_done) out_data <= results_next[OUTW-1:0];
+            end
+            always @(posedge ap_clk) begin
+                if (!ap_rst_n) out_valid <= 1'b0;
+                else if (acc_done) out_valid <= 1'b1;
+                else if (out_ready) out_valid <= 1'b0;
+            end
         end
-    end
-    always @(posedge ap_clk) begin
-        if (acc_done) out_data <= results_next[OUT_CH*RES-1:0];
-    end
+    endgenerate
 endmodule
 `default_nettype wire

@@ -9,7 +9,8 @@
 //   out: CH + 1 beats per image, 32 bits each: the scores in class order, then
 //        the class id with out_last set (the host's output stream layout).
 // Timing: accepts the next image once the last word of this one has left; the
-//   first word is valid the cycle after the input beat (latency 1).
+//   first word is valid the cycle after the input beat (latency 1). in_ready is
+//   !out_valid, a register: no combinational path from out_ready (tests/test_ready_paths.py).
 `default_nettype none
 module flipflow_result #(
     parameter integer CH      = 10,  // classes

@@ -10,7 +10,9 @@
 //   out: HO x WO beats in raster order, each the whole K x K window (K*K*EW bits),
 //        flattened (ky, kx, c) with c fastest, pixel (0, 0) in the LSBs (FINN's parallel window).
 // Timing: one output row costs NCOLS = (WO - 1) * S + K column reads, padding
-//   columns included; one input pixel is accepted per cycle.
+//   columns included; one input pixel is accepted per cycle. in_ready depends on the
+//   row counters only (never on out_ready), so ready does not ripple through the
+//   window unit (tests/test_ready_paths.py).
 // Buffer: ROWS (a power of two >= K + S) rows, one memory bank per row
 //   (slot = row mod ROWS, the low bits of a row counter), so that one cycle reads
 //   a whole window column: the K pixels of column x from the K rows of the
