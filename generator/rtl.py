@@ -116,7 +116,7 @@ def _write_mem(out_dir: Path, name: str, words: list[int], bits: int) -> str:
 RTL_DATAPATHS = {"xnor": "binary", "pixel": "pixels", "score": "scores"}  # flipflow_mvu's DATAPATH branches
 
 
-def _accumulator_bits(datapath: str, lo: int, hi: int, wb: int) -> int:
+def accumulator_bits(datapath: str, lo: int, hi: int, wb: int) -> int:
     """AW of flipflow_mvu: every accumulator value, the threshold one above the top, and for
     "pixels" one 9 x WB-bit product with its sign."""
     if datapath == "binary":
@@ -131,7 +131,7 @@ def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     g = pack.geometry(layer, f)
     datapath = RTL_DATAPATHS[kind.datapath]
     wb = kind.weight_bits(layer)
-    aw = _accumulator_bits(datapath, *kind.accumulator_range(layer), wb)
+    aw = accumulator_bits(datapath, *kind.accumulator_range(layer), wb)
     c = layer.in_ch
     positions = kind.beats_per_vector(layer)  # a conv's window unit delivers the whole window in one beat
     ew = (layer.kernel**2 if kind.spatial else 1) * c * kind.lane_bits
