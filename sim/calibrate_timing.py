@@ -6,7 +6,8 @@ Synthesizes flipflow_mvu alone (``synth_xilinx -family xc7 -abc9``, random
 weight and threshold memories) at configurations spanning the folding search's
 range: every datapath, PE 2 .. 64, SIMD 8 .. 256, shallow and deep weight
 memories, narrow and wide accumulators; and the other library modules at
-typical and wide parameters. Times each with ``sta`` exactly as sim/timing.py
+typical and wide parameters; and every unit of tfc in its generated design
+(trained weights). Times each with ``sta`` exactly as sim/timing.py
 does (cell delays plus its routing allowance per net hop) and writes
 generator/timing_calibration.json: the measurements, and per datapath the
 fitted coefficients of the model (least squares, then raised by the largest
@@ -38,8 +39,11 @@ from flipflow.sim.timing import ROUTING_NS_PER_HOP, _paths
 MVU_CONFIGS = [
     ("binary", 64, 576, 4, 8), ("binary", 64, 576, 16, 32), ("binary", 64, 576, 64, 64), ("binary", 16, 256, 16, 256),
     ("binary", 10, 9, 10, 9), ("pixels", 64, 27, 16, 27), ("pixels", 64, 27, 4, 9),
-    ("scores", 10, 64, 2, 8), ("scores", 10, 576, 10, 64),
+    ("scores", 10, 64, 2, 8), ("scores", 10, 576, 10, 64), ("binary", 64, 64, 1, 6), ("binary", 64, 256, 2, 4),
 ]
+# and every unit of tfc at this folding, in its design: trained weights give ROM logic that random
+# ones do not (the same flipflow_mvu parameters measured 4.8 ns with random and 6.3 ns with tfc's weights)
+TFC_FOLDING = [(4, 16), (1, 6), (1, 6), (1, 1)]
 # other modules at wide typical parameters (their paths do not depend on the folding)
 OTHER_CONFIGS = [
     ("flipflow_swu", dict(H=32, W=32, EW=64, K=3, S=1, PAD=1)), ("flipflow_maxpool", dict(CH=256, K=3)),
@@ -95,6 +99,23 @@ def measure(module: str, parameters: dict[str, int | str], timeout: float = 3600
             "path_ns": ps / 1000 + ROUTING_NS_PER_HOP * hops}
 
 
+def design_measurements(timeout: float = 3600) -> list[dict]:
+    """sim/timing.py's per-unit paths of tfc at TFC_FOLDING, as calibration points."""
+    from flipflow import ir
+    from flipflow.generator.folding import LayerConfig
+    from flipflow.sim import timing
+
+    net = ir.load_model("tfc")
+    layers = [l for l in net.layers if l.has_weights]
+    with tempfile.TemporaryDirectory() as tmp:
+        design = rtl.generate(net, {l.name: LayerConfig(*f) for l, f in zip(layers, TFC_FOLDING)}, tmp)
+        report = timing.analyse(tmp, timeout=timeout)
+    units = {u.name: u for u in design.units}
+    return [{"module": units[t["unit"]].module, "design": "tfc",
+             "parameters": {k: v for k, v in units[t["unit"]].parameters.items() if not k.endswith("_FILE")},
+             "logic_ns": t["logic_ns"], "hops": t["hops"], "path_ns": t["path_ns"]} for t in report["units"]]
+
+
 def fit(measurements: list[dict]) -> dict:
     """Coefficients of timing_model.features per datapath: one least-squares fit over every
     flipflow_mvu point with a constant per datapath and shared slopes (clipped at 0: no
@@ -136,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             for m in pool.map(lambda w: measure(*w), work):
                 measurements.append(m)
                 print(f"{m['module']} {m['parameters']}: {m['path_ns']:.2f} ns", file=sys.stderr, flush=True)
+        measurements += design_measurements()
     atomic.write_json(CALIBRATION, {
         "command": "python -m flipflow.sim.calibrate_timing",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
