@@ -9,7 +9,9 @@ with a default here (docs/DESIGN.md, "Adding a per-layer option").
 Cycles come from the one cycle model in kinds.py: a matrix-vector unit takes
     max(ceil(out_ch / PE) * ceil(K / SIMD), beats per vector) * output_pixels
 where K is the fan-in (k * k * in_ch); widths that PE or SIMD do not divide
-are padded (generator/pack.py), so no power of two is assumed.
+are padded (generator/pack.py), so no power of two is assumed. The search
+only considers foldings whose units' estimated longest path
+(generator/timing_model.py) fits the device's clock period.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ class Plan:
     optimal: bool  # False when a Pareto front had to be thinned
     result_cycles: int  # the result unit after the last layer (kinds.result_cycles)
     weights_in: dict[str, str]  # per layer: where its weights go ("distributed" or "block", "auto" resolved)
+    layer_path_ns: dict[str, float]  # longest estimated path of each layer's units (generator/timing_model.py)
 
     @property
     def cycles_per_frame(self) -> int:
@@ -183,6 +186,10 @@ class Plan:
     @property
     def fps(self) -> float:
         return self.device["mhz"] * 1e6 / self.cycles_per_frame
+
+    @property
+    def clock_ns(self) -> float:
+        return 1000.0 / self.device["mhz"]
 
     @property
     def totals(self) -> dict[str, float]:
@@ -200,12 +207,17 @@ class Plan:
             "fps": self.fps,
             "bottleneck": self.bottleneck,
             "totals": self.totals,
+            "clock_ns": self.clock_ns,
+            "timing_note": timing_note(),
+            "meets_clock": all(p <= self.clock_ns for p in self.layer_path_ns.values()),
             "layers": [
                 {
                     "name": name,
                     **(self._options(name) if name in self.folding else {}),
                     "cycles": self.layer_cycles[name],
                     **self.layer_resources[name],
+                    "path_ns_estimate": round(self.layer_path_ns[name], 2),
+                    "meets_clock": self.layer_path_ns[name] <= self.clock_ns,
                 }
                 for name in self.layer_cycles
             ],
@@ -217,8 +229,17 @@ def _fold_widths(n: int) -> list[int]:
     return sorted({math.ceil(n / folds) for folds in range(1, n + 1)})
 
 
-def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_simd: int | None = None) -> list[Candidate]:
-    """Pareto-optimal (cycles, LUT, FF, BRAM36, DSP) foldings of one layer.
+def timing_note() -> str:
+    """How the per-layer path estimates are made (reports state it next to them)."""
+    from flipflow.generator import timing_model
+
+    return timing_model.note()
+
+
+def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_simd: int | None = None,
+               clock_ns: float | None = None) -> list[Candidate]:
+    """Pareto-optimal (cycles, LUT, FF, BRAM36, DSP) foldings of one layer; with ``clock_ns``,
+    only those whose estimated longest path fits it (BudgetError when none does).
 
     Only the smallest PE (SIMD) of each distinct fold count is tried: any wider
     one needs the same cycles and more hardware. Each is tried with its weights in
@@ -227,24 +248,37 @@ def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_s
     from flipflow.generator import cost  # cost imports this module
 
     c = coefficients or cost.Coefficients.load()
-    key = ("candidates", c.fingerprint(), max_pe, max_simd)
-    return remembered(layer, key, lambda: _candidates(layer, c, max_pe, max_simd))
+    key = ("candidates", c.fingerprint(), max_pe, max_simd, clock_ns)
+    return remembered(layer, key, lambda: _candidates(layer, c, max_pe, max_simd, clock_ns))
 
 
-def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None) -> list[Candidate]:
-    from flipflow.generator import cost
+def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock_ns: float | None) -> list[Candidate]:
+    from flipflow.generator import cost, timing_model  # both import this module
 
     pes = [p for p in _fold_widths(layer.out_ch) if max_pe is None or p <= max_pe]
     simds = [s for s in _fold_widths(layer.fan_in) if max_simd is None or s <= max_simd]
     found = []
+    fastest: tuple[float, LayerConfig] | None = None  # the shortest estimated path, for the error
     for pe in pes:
         for simd in simds:
+            f = LayerConfig(pe, simd)
+            if clock_ns is not None:
+                path = timing_model.layer_path_ns(layer, f)
+                fastest = min(fastest or (path, f), (path, f), key=lambda x: x[0])
+                if path > clock_ns:
+                    continue
             padded = (layer.out_ch % pe != 0) + (layer.fan_in % simd != 0)
             words = math.ceil(layer.out_ch / pe) * math.ceil(layer.fan_in / simd)
             for style in ("distributed", "block") if words > 2 else ("distributed",):  # 1-2 words: wiring
                 f = LayerConfig(pe, simd, style)
                 lc = cost.layer_cost(layer, f, c)
                 found.append((lc.cycles, (lc.lut, lc.ff, lc.bram36, lc.dsp), padded, f))
+    if not found and fastest is not None:
+        raise BudgetError(
+            f"layer {layer.name}: no folding meets the {clock_ns:g} ns clock by the timing model; the shortest "
+            f"estimated path is {fastest[0]:.2f} ns (PE={fastest[1].pe}, SIMD={fastest[1].simd})",
+            fix="choose a device with a slower clock, or add register stages to the unit that limits it "
+                "and recalibrate (python -m flipflow.sim.calibrate_timing)")
     found.sort(key=lambda x: (x[0], sum(x[1]), x[2]))
     keep = _pareto([res for _, res, _, _ in found])  # sorted by cycles: a later one must be cheaper somewhere
     return [Candidate(found[i][3], found[i][0], found[i][1]) for i in keep]
@@ -306,7 +340,7 @@ def optimize(
     fixed_res = tuple(sum(fc.resources()[k] for fc in fixed.values()) for k in RESOURCE_KEYS)
     budget = tuple(budget_d[k] - u for k, u in zip(RESOURCE_KEYS, fixed_res))
     weights = _weights(tuple(budget_d[k] for k in RESOURCE_KEYS))
-    options = {l.name: candidates(l, c, max_pe, max_simd) for l in net.layers if l.has_weights}
+    options = {l.name: candidates(l, c, max_pe, max_simd, 1000.0 / device.mhz) for l in net.layers if l.has_weights}
     floor = max([fc.cycles for fc in fixed.values()] + [min(o.cycles for o in opts) for opts in options.values()])
 
     budget_arr, weights_arr = np.array(budget, dtype=float), np.array(weights)
@@ -358,8 +392,8 @@ def optimize(
 
 
 def make_plan(net: Network, folding: Folding, device=None, coefficients=None, objective: str = "given", optimal: bool = False) -> Plan:
-    """Predicted cycles and resources of a given folding."""
-    from flipflow.generator import cost
+    """Predicted cycles, resources and longest paths of a given folding."""
+    from flipflow.generator import cost, timing_model
 
     device = device or devices.get()
     check(net, folding)
@@ -373,6 +407,7 @@ def make_plan(net: Network, folding: Folding, device=None, coefficients=None, ob
         optimal=optimal,
         result_cycles=kinds.result_cycles(len(net.classes)),
         weights_in={l.name: cost.weight_memory(l, folding[l.name]).style for l in net.layers if l.has_weights},
+        layer_path_ns={l.name: timing_model.layer_path_ns(l, folding.get(l.name)) for l in net.layers},
     )
 
 

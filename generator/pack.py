@@ -161,16 +161,17 @@ def accumulator_bits(layer: Layer) -> int:
     """AW, the bits of the matrix-vector unit's accumulators and of each threshold in a
     threshold word (PE x AW bits): every accumulator value and the threshold one above
     the top; an 8-bit pixel layer also holds one (WB + 9)-bit product with its sign."""
-    return remembered(layer, "accumulator_bits", lambda: _accumulator_bits(layer))
-
-
-def _accumulator_bits(layer: Layer) -> int:
     kind = kinds.matrix(layer)
-    lo, hi = accumulator_range(layer)
-    wb = kind.weight_bits(layer)
-    if kind.datapath == "xnor":
+    return remembered(layer, "accumulator_bits",
+                      lambda: accumulator_width(kind.datapath, *accumulator_range(layer), kind.weight_bits(layer)))
+
+
+def accumulator_width(datapath: str, lo: int, hi: int, wb: int) -> int:
+    """AW for accumulators in [lo, hi] of a kinds datapath ("xnor", "pixel", "score") with
+    WB-bit weights."""
+    if datapath == "xnor":
         return max(2, kinds.unsigned_bits(hi + 1))
-    if kind.datapath == "pixel":
+    if datapath == "pixel":
         return max(wb + 10, kinds.signed_bits(lo, hi + 1))
     return max(wb + 1, kinds.signed_bits(lo, hi))
 

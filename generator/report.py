@@ -8,7 +8,7 @@ from typing import Any
 
 from flipflow import atomic, kinds
 from flipflow.generator import cost, devices, hls_model
-from flipflow.generator.folding import Folding, Plan
+from flipflow.generator.folding import Folding, Plan, timing_note
 from flipflow.ir import Network
 
 
@@ -27,7 +27,8 @@ def layer_table(net: Network, folding: Folding) -> list[dict[str, Any]]:
 def hls_report(net: Network, plan: Plan, budget: devices.Budget, folding_source: str, accuracy: float,
                test_images: int, csim: dict[str, Any], vitis_hls: str, project: Path,
                seconds: dict[str, float]) -> dict[str, Any]:
-    layers = layer_table(net, plan.folding)
+    layers = [{**row, "path_ns_estimate": round(plan.layer_path_ns[row["name"]], 2)}
+              for row in layer_table(net, plan.folding)]
     slowest = max(layers, key=lambda r: r["cycles"])
     cycles = kinds.frame_cycles(net, plan.folding)
     mhz = budget.device.mhz
@@ -50,6 +51,9 @@ def hls_report(net: Network, plan: Plan, budget: devices.Budget, folding_source:
         "budget": budget.to_dict(),
         "resources": plan.totals,
         "fits": all(plan.totals[k] <= limits[k] for k in limits),
+        "clock_ns": plan.clock_ns,
+        "meets_clock": all(p <= plan.clock_ns for p in plan.layer_path_ns.values()),
+        "timing_note": timing_note(),
         "utilisation_after_shell": budget.utilisation(plan.totals),
         "csim": csim,
         "vitis_hls": vitis_hls,

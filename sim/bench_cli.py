@@ -44,12 +44,14 @@ def plan_table(plan) -> str:
     from flipflow.generator.folding import RESOURCE_KEYS
 
     d = plan.to_dict()
-    head = f"{'layer':<22}{'PE':>5}{'SIMD':>6}{'weights':>8}{'cycles':>11}" + "".join(f"{k:>9}" for k in RESOURCE_KEYS)
+    head = (f"{'layer':<22}{'PE':>5}{'SIMD':>6}{'weights':>8}{'cycles':>11}" + "".join(f"{k:>9}" for k in RESOURCE_KEYS)
+            + f"{'path ns':>9}")
     lines = [head, "-" * len(head)]
     for l in d["layers"]:
         mark = "  <- bottleneck" if l["name"] == d["bottleneck"] else ""
         lines.append(f"{l['name']:<22}{l.get('pe', ''):>5}{l.get('simd', ''):>6}{_WHERE.get(l.get('weights_in'), ''):>8}{l['cycles']:>11,}"
-                     + "".join(f"{l[k]:>9,.1f}" if k == "BRAM36" else f"{l[k]:>9,.0f}" for k in RESOURCE_KEYS) + mark)
+                     + "".join(f"{l[k]:>9,.1f}" if k == "BRAM36" else f"{l[k]:>9,.0f}" for k in RESOURCE_KEYS)
+                     + f"{l['path_ns_estimate']:>9.2f}" + mark)
     dev = d["device"]
     budget = {"LUT": dev["lut"], "FF": dev["ff"], "BRAM36": dev["bram36"], "DSP": dev["dsp"]}
     lines.append("-" * len(head))
@@ -58,6 +60,8 @@ def plan_table(plan) -> str:
     lines.append(f"{'budget ' + dev['name']:<22}{'':>30}" + "".join(f"{budget[k]:>9,g}" for k in RESOURCE_KEYS))
     lines.append(f"{d['fps']:,.0f} frames/s at {dev['mhz']:g} MHz; bottleneck {d['bottleneck']}; {d['objective']}"
                  + ("" if d["optimal"] else " (search fronts were thinned: near-optimal)"))
+    lines.append(f"clock {d['clock_ns']:g} ns: " + ("every layer's estimated path fits" if d["meets_clock"] else
+                 "some layer's estimated path does NOT fit") + f" ({d['timing_note']})")
     return "\n".join(lines)
 
 
