@@ -31,7 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from tqdm import tqdm
 
-from flipflow import golden, kinds
+from flipflow import atomic, golden, kinds
 from flipflow.generator import pack
 from flipflow.generator.folding import Folding, FoldingError, LayerConfig, check
 from flipflow.ir import Layer, Network
@@ -273,12 +273,21 @@ class Analysis:
         return np.max([result, *self.layer_cycles().values()], axis=0)
 
 
+def check_folding(net: Network, folding: Folding) -> None:
+    """FoldingError, with a fix, when ``folding`` is not one of ``net`` (say another net's)."""
+    try:
+        check(net, folding)
+    except FoldingError as e:
+        raise FoldingError(f"{net.name}: {e.problem}",
+                           fix=e.fix or f"give a folding of {net.name} (`flipflow fold {net.name}`) or leave --folding out") from None
+
+
 def analyse(net: Network, folding: Folding, images: np.ndarray, batch: int = BATCH, progress: bool = False) -> Analysis:
     """Decision folds of every thresholded layer on the golden model's per-layer inputs.
 
     Each early-deciding layer's output is the bit its decision takes, which equals the
     golden model's (tests/test_earlyexit.py), and feeds the next layer."""
-    check(net, folding)
+    check_folding(net, folding)
     images = golden.check_images(net, images)
     if not len(images):
         raise FoldingError("no images to analyse", fix="give at least one image (--images N)")
@@ -375,3 +384,70 @@ def summary(a: Analysis) -> dict:
             "bottleneck_with_early_exit": max(layer_cycles, key=lambda n: layer_cycles[n].mean()),
         },
     }
+
+
+def table(report: dict) -> str:
+    """The per-layer table `flipflow earlyexit` prints."""
+    q = f"p{PERCENTILE}"
+    head = (f"{'layer':<16}{'kind':<13}{'K':>6}{'PE':>4}{'SIMD':>5}{'SF':>4}{'NF':>4}{'neuron':>8}{'group':>7}"
+            f"{'cycles':>9}{'mean':>9}{q:>8}")
+    lines = [head, f"{'':<61}{'skipped %':>15}{'without':>9}{'with early exit':>17}", "-" * len(head)]
+    for e in report["layers"]:
+        if "K" not in e:
+            continue
+        c = e["cycles"]
+        lines.append(f"{e['name']:<16}{e['kind']:<13}{e['K']:>6}{e['pe']:>4}{e['simd']:>5}{e['sf']:>4}{e['nf']:>4}"
+                     f"{100 * e['neuron_skipped']:>8.1f}{100 * e['group_skipped']:>7.1f}{c['without']:>9,}{c['mean']:>9,.0f}{c[q]:>8,.0f}"
+                     + ("" if e["early_exit"] else "  (scores: no threshold)"))
+    lines.append("-" * len(head))
+    for datapath in ("xnor", "pixel"):
+        d = report[datapath]
+        lines.append(f"{datapath} layers, weighted by fold cycles: {100 * d['neuron_skipped']:.1f}% (neuron) / "
+                     f"{100 * d['group_skipped']:.1f}% (PE row group) skipped")
+    for e in report["layers"]:
+        if "potential_not_in_hardware" in e:
+            p = e["potential_not_in_hardware"]
+            lines.append(f"{e['name']} (potential, not in the hardware): {100 * p['windows_settled_by_a_1']:.1f}% of windows "
+                         f"settled by a 1, {100 * p['inputs_no_window_needs']:.1f}% of its inputs no window needs")
+    f = report["frame"]
+    lines.append(f"frame: {f['cycles_without']:,} cycles without, {f['mean']:,.0f} mean / {f[q]:,.0f} {q} / {f['max']:,} max "
+                 f"with early exit over {report['images']} images: {f['speedup_mean']:.3f}x frames/s (mean), "
+                 f"bottleneck {f['bottleneck_with_early_exit']}")
+    return "\n".join(lines)
+
+
+def plot(a: Analysis, report: dict, path) -> None:
+    """earlyexit.png: skipped share per layer (neuron vs PE row group, and the max-pool potential
+    the hardware does not use) and its distribution over the images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = [e for e in report["layers"] if "K" in e or "potential_not_in_hardware" in e]
+    x = np.arange(len(entries))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 4.8))
+    ax1.bar(x - 0.2, [100 * e.get("neuron_skipped", 0) for e in entries], 0.4, label="per neuron")
+    ax1.bar(x + 0.2, [100 * e.get("group_skipped", 0) for e in entries], 0.4, label="per PE row group (hardware rule)")
+    pools = [i for i, e in enumerate(entries) if "potential_not_in_hardware" in e]
+    if pools:
+        ax1.bar(x[pools], [100 * entries[i]["potential_not_in_hardware"]["inputs_no_window_needs"] for i in pools], 0.4,
+                color="lightgrey", hatch="//", edgecolor="grey", label="max-pool inputs no window needs (potential, NOT in hardware)")
+    ax1.set_xticks(x, [e["name"] for e in entries], rotation=45, ha="right", fontsize=8)
+    ax1.set_ylabel("fold cycles skipped (%)")
+    ax1.set_title(f"{report['model']}: early-deciding popcount, {report['images']} images")
+    ax1.legend(fontsize=8, loc="upper left", framealpha=0.9)
+    names = list(a.tallies)
+    pos = np.arange(len(names))
+    for offset, per_image, colour in ((-0.2, LayerTally.neuron_skipped, "C0"), (0.2, LayerTally.group_skipped, "C1")):
+        ax2.boxplot([100 * per_image(a.tallies[n]) for n in names], positions=pos + offset, widths=0.35,
+                    showfliers=False, patch_artist=True, boxprops={"facecolor": colour, "alpha": 0.6},
+                    medianprops={"color": "black"})
+    ax2.set_xticks(pos, names, rotation=45, ha="right", fontsize=8)
+    ax2.set_ylabel("skipped per image (%)")
+    f = report["frame"]
+    ax2.set_title(f"per image: per neuron (blue), per PE row group (orange); frame {f['speedup_mean']:.3f}x")
+    fig.tight_layout()
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
