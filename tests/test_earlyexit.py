@@ -131,3 +131,53 @@ def test_decisions_on_real_images_equal_the_golden_model(model, images, fashion_
         assert certain(folds).all(), layer.name
         assert not certain(np.maximum(folds - 1, 0))[folds > 0].any(), layer.name
         assert (folds < math.ceil(layer.fan_in / config.simd)).any(), f"{layer.name} decides nothing early"
+
+
+def test_one_pe_loses_nothing_and_one_fold_changes_no_cycle(fashion_test_images):
+    """At PE = 1 a group is one neuron; at SIMD = K nothing can be skipped, and the cycles
+    are kinds.py's cycle model exactly."""
+    net = ir.load_model("tfc")
+    x = fashion_test_images[:16]
+    one_pe = {n: LayerConfig(1, c.simd) for n, c in odd_folding(net).items()}
+    a = earlyexit.analyse(net, one_pe, x)
+    for tally in a.tallies.values():
+        np.testing.assert_allclose(tally.group_skipped(), tally.neuron_skipped())
+    assert max(t.group_skipped().mean() for t in a.tallies.values()) > 0.05
+    whole = {l.name: LayerConfig(2, l.fan_in) for l in net.layers if l.has_weights}
+    a = earlyexit.analyse(net, whole, x)
+    assert all((t.group_skipped() == 0).all() for t in a.tallies.values())
+    np.testing.assert_array_equal(a.frame_cycles(), kinds.frame_cycles(net, whole))
+
+
+def test_max_pool_potential_counts_windows_and_inputs():
+    pool = ir.Layer("p", "maxpool", (2, 4, 1), (1, 2, 1), kernel=2, stride=2)
+    x = np.array([[0, 1, 0, 0], [1, 1, 0, 1]], np.uint8).reshape(1, 2, 4, 1)
+    tally = earlyexit.PoolTally(pool)
+    tally.add(x)
+    # Window 1 (columns 0-1) has its first 1 at raster index 1: index 4 and 5 come later, so they
+    # need not be computed; window 2 (columns 2-3) needs all its inputs up to its first 1 (index 7).
+    assert (tally.windows, tally.settled, tally.inputs, tally.skippable) == (2, 2, 8, 2)
+
+
+def test_cli_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "ee"
+    assert cli.main(["earlyexit", "tfc", "--images", "20", "--out", str(out)]) == 0
+    report = json.loads((out / "earlyexit.json").read_text())
+    assert report["model"] == "tfc" and report["images"] == 20
+    assert {"neuron_skipped", "group_skipped"} <= set(report["xnor"])
+    assert {"cycles_without", "mean", "p95", "max", "speedup_mean"} <= set(report["frame"])
+    binary = [e for e in report["layers"] if e.get("datapath") == "xnor"]
+    assert binary and all({"K", "pe", "simd", "sf", "nf", "neurons_decided_by_fold", "cycles"} <= set(e) for e in binary)
+    assert [e["group_skipped"] for e in report["layers"] if e.get("datapath") == "score"] == [0.0]
+    assert (out / "earlyexit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "frame:" in capsys.readouterr().out
+
+
+def test_a_folding_of_another_net_is_one_line(tmp_path, capsys):
+    other = tmp_path / "folding.json"
+    other.write_text(json.dumps({l.name: {"pe": 1, "simd": 1} for l in small_net().layers if l.has_weights}))
+    assert cli.main(["earlyexit", "tfc", "--folding", str(other), "--out", str(tmp_path / "ee")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "folding names layers the network does not have" in err and "(fix: " in err
+    with pytest.raises(FoldingError, match="tfc"):
+        earlyexit.check_folding(ir.load_model("tfc"), {})
