@@ -151,7 +151,6 @@ class LayerTally:
     """Per-image work of one early-deciding layer, accumulated over image batches."""
 
     layer: Layer
-    config: LayerConfig
     model: FoldModel
     neuron_hist: np.ndarray  # (SF + 1,) neurons needing f folds (f >= 1)
     group_hist: np.ndarray  # (SF + 1,) PE row groups needing f folds
@@ -163,7 +162,7 @@ class LayerTally:
     def start(cls, layer: Layer, config: LayerConfig) -> "LayerTally":
         model = fold_model(layer, config)
         empty = np.zeros(model.geometry.sf + 1, np.int64)
-        return cls(layer, config, model, empty, empty.copy())
+        return cls(layer, model, empty, empty.copy())
 
     def add(self, x: np.ndarray) -> np.ndarray:
         """Tally a batch of layer inputs (N, H, W, C); returns the layer's output bits."""
