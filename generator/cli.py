@@ -44,6 +44,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vitis", action="store_true", help="also run vitis_hls (csim, csynth, IP export); it must be on PATH")
     add_budget_args(p)
     p.set_defaults(func=_hls)
+    register_earlyexit(sub)
+
+
+def register_earlyexit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("earlyexit", help="how much popcount work an early-deciding neuron (O3BNN-R) would skip: table, earlyexit.{json,png}")
+    p.add_argument("model", help="zoo name (e.g. nin_pruned) or IR file")
+    p.add_argument("--folding", type=Path, default=None,
+                   help='folding JSON {layer: {"pe": P, "simd": S}} (default: the fastest folding in the budget)')
+    p.add_argument("--images", type=int, default=1000, help="first N test images (default: 1000)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: build/<model>/earlyexit)")
+    add_budget_args(p)
+    p.set_defaults(func=_earlyexit)
+
+
+def _earlyexit(args: argparse.Namespace) -> int:
+    import time
+
+    from flipflow import atomic, ir
+    from flipflow.generator import earlyexit
+    from flipflow.generator import folding as folding_mod
+    from flipflow.training import datasets
+
+    net = ir.load_model(args.model)
+    folding = folding_mod.load(args.folding) if args.folding else folding_mod.default(net, budget_from_args(args))
+    earlyexit.check_folding(net, folding)
+    images = datasets.load(net.dataset).test.head(args.images).images
+    out = atomic.make_dir(args.out or Path("build") / Path(str(args.model)).stem.replace(".ir", "") / "earlyexit")
+    start = time.perf_counter()
+    analysis = earlyexit.analyse(net, folding, images, progress=True)
+    report = earlyexit.summary(analysis)
+    report.update(folding_source=str(args.folding) if args.folding else "default: fastest in the budget",
+                  seconds=round(time.perf_counter() - start, 1))
+    print(earlyexit.table(report))
+    atomic.write_json(out / "earlyexit.json", report, indent=1)
+    earlyexit.plot(analysis, report, out / "earlyexit.png")
+    print(f"flipflow earlyexit: {report['images']} images in {report['seconds']:.0f} s; wrote {out}/earlyexit.json, earlyexit.png",
+          file=sys.stderr)
+    return 0
 
 
 def _hls(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ CASES = {
     "prune": lambda t, m: (["prune", corrupt(t / "checkpoint.pt"), "--dataset", "digits", "--out", str(t / "p")],
                            "unreadable checkpoint"),
     "table": lambda t, m: (["table", str(t / "no_run")], "comparison.json not found"),
+    "earlyexit": lambda t, m: (["earlyexit", str(m), "--folding", corrupt(t / "folding.json")], "not a folding JSON"),
     "hls": lambda t, m: (["hls", str(m), "--folding", corrupt(t / "folding.json"), "--out", str(t / "h")], "not a folding JSON"),
     "fold": lambda t, m: (["fold", str(m), "--device", "pynq-z3"], "unknown device 'pynq-z3'"),
     "bench": lambda t, m: (["bench", "--out", str(a_file(t) / "bench"), "--no-sim", "--no-cnv"], "cannot create folder"),
