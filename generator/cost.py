@@ -11,8 +11,10 @@ Every unit's resources are a sum of named *terms*, each the structure of one
 part of the Verilog module (hls_templates/rtl/) counted in LUTs and FFs: an
 adder tree's inputs, a memory's bits, a register's width. The calibration
 (``sim/calibrate_cost.py``) fits one LUT and one FF multiplier per term to yosys
-``synth_xilinx -family xc7`` counts of generated designs, and stores them with
-their residuals in ``cost_calibration.json`` next to this file.
+``synth_xilinx -family xc7`` counts of generated designs (the matrix-vector
+unit's terms per datapath and input: ``mvu.<datapath>[_dense].<part>``), and
+stores them with their residuals in ``cost_calibration.json`` next to this file
+(docs/DESIGN.md, "Resource model and memory placement").
 
 Memories are placed by decision, not by inference: the generator states each
 memory's style in the RTL (``rom_style``/``ram_style`` attributes, as FINN's
@@ -266,7 +268,7 @@ def _tree(datapath: str, f: LayerConfig, aw: int) -> Cost:
 def _xnor_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
     """XNOR of each weight and input bit, feeding the popcount tree (the XNOR folds into
     the tree's first LUTs)."""
-    return {"mvu.xnor_tree": _tree("xnor", f, aw)}
+    return {"mvu.tree": _tree("xnor", f, aw)}
 
 
 def _pixel_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
@@ -276,14 +278,14 @@ def _pixel_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
     wb = layer.weight_bits
     pairs = input_multipliers(f)
     return {
-        "mvu.pixel_pack": Cost(lut=pairs * (2 * wb + 9), dsp=pairs),
-        "mvu.pixel_tree": _tree("pixel", f, aw),
+        "mvu.pack": Cost(lut=pairs * (2 * wb + 9), dsp=pairs),
+        "mvu.tree": _tree("pixel", f, aw),
     }
 
 
 def _score_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
     """Each binary input selects +w or -w (an AW-bit negate and mux per lane), then the tree."""
-    return {"mvu.score_lanes": Cost(lut=f.pe * f.simd * aw), "mvu.score_tree": _tree("score", f, aw)}
+    return {"mvu.lanes": Cost(lut=f.pe * f.simd * aw), "mvu.tree": _tree("score", f, aw)}
 
 
 DATAPATHS: dict[str, Callable[[Layer, LayerConfig, int], Terms]] = {
@@ -316,7 +318,11 @@ def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Term
         "mvu.queue": Cost(lut=2 * layer.out_ch * res if mvu_output_depth(kind.datapath, f.simd, g.nf * g.sf) > 1 else 0),
         "mvu.pipeline": Cost(ff=mvu_pipeline_stages(kind.datapath, f.simd) * (unsigned_bits(g.nf - 1) + 4)),
     }
-    return terms | _control("mvu", g.nf, g.sf, g.nf * g.sf, positions)
+    terms |= _control("mvu", g.nf, g.sf, g.nf * g.sf, positions)
+    # the datapaths map differently (DSP48 registers, LUT adders), and a dense layer loads its vector
+    # over many beats, so every term is fitted per datapath and input
+    variant = kind.datapath if kind.spatial else f"{kind.datapath}_dense"
+    return {name.replace("mvu.", f"mvu.{variant}.", 1): t for name, t in terms.items()}
 
 
 def pool_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Terms:
