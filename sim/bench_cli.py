@@ -103,16 +103,17 @@ def _fold(args: argparse.Namespace) -> int:
 def _margin_sweep(args: argparse.Namespace) -> int:
     import shlex
 
-    from flipflow import ir
     from flipflow.generator import folding as folding_mod
     from flipflow.sim import margin_sweep
+    from flipflow.training import checkpoint
+    from flipflow.training.export import export
 
-    ckpt = margin_sweep.checkpoint_path(args.model)
-    net = ir.load(ckpt.parent / ir.FILENAME) if (ckpt.parent / ir.FILENAME).exists() else ir.load_model(args.model)
+    # the folding is the start's: fine-tuning keeps every width
+    net = export(checkpoint.load(margin_sweep.checkpoint_path(args.model))[0], margin_sweep.model_name(args.model), args.dataset)
     folding = folding_mod.load(args.folding) if args.folding else folding_mod.default(net, budget_from_args(args))
     schedule = margin_sweep.Schedule(train_subset=args.train_subset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                      margin=args.margin, margin_first=args.margin_first, seed=args.seed)
-    out = args.out or Path("build") / f"{Path(args.model).parent.name if args.model.endswith('.pt') else args.model}-margin"
+    out = args.out or Path("build") / f"{margin_sweep.model_name(args.model)}-margin"
     command = "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = margin_sweep.run(args.model, args.weights, schedule, out, args.images, folding, args.dataset, command)
     print(margin_sweep.table(report))

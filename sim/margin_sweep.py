@@ -54,6 +54,11 @@ def checkpoint_path(model: str) -> Path:
     return Path(model) if model.endswith(".pt") else ir.ZOO / model / "checkpoint.pt"
 
 
+def model_name(model: str) -> str:
+    """A zoo name as is; a checkpoint by its folder's name."""
+    return Path(model).parent.name if model.endswith(".pt") else model
+
+
 def with_pe1(folding: Folding) -> Folding:
     """The same SIMD per layer with one PE row: every neuron is its own group."""
     return {name: LayerConfig(pe=1, simd=c.simd) for name, c in folding.items()}
@@ -94,7 +99,7 @@ def run(model: str, weights: list[float], schedule: Schedule, out: Path, images:
         cfg = schedule.config(w)
         trained, payload = rounds._trained(folder, start, cfg, data, schedule.train_subset, schedule.seed,
                                            f"margin weight {w:g}", {"command": command})
-        name = f"{Path(model).stem if model.endswith('.pt') else model}_margin{w:g}"
+        name = f"{model_name(model)}_margin{w:g}"
         net, acc = rounds.evaluate(trained, data, folder, name, {"run": str(folder), "command": command,
                                                                   "train_config": dataclasses.asdict(cfg)})
         rows.append(row(w, acc, payload["log"], early_exit(net, foldings, test_images, folder)))

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from flipflow import cli, kinds
+from flipflow.generator import folding as folding_mod
 from flipflow.generator.folding import LayerConfig
 from flipflow.sim import margin_sweep
 from flipflow.training import checkpoint, margin, models
@@ -138,7 +139,9 @@ def test_margin_sweep_reports_each_weight(digits, tmp_path):
         assert r["pe1"]["xnor"]["neuron_skipped"] == r["pe1"]["xnor"]["group_skipped"]  # one row per group
         assert r["default"]["xnor"]["group_skipped"] <= r["default"]["xnor"]["neuron_skipped"]
         assert 0 < r["accuracy"] <= 1
-    again = margin_sweep.run(str(tmp_path / "base" / "checkpoint.pt"), [0.0, 1.0], schedule, tmp_path / "sweep", 40, folding,
-                             "digits")
-    assert again["rows"] == report["rows"]  # every weight reused, nothing trained twice
-    assert "weight" in margin_sweep.table(report)
+    folding_mod.save(folding, tmp_path / "folding.json")
+    assert cli.main(["margin-sweep", str(tmp_path / "base" / "checkpoint.pt"), "--weights", "0,1", "--dataset", "digits",
+                     "--train-subset", "128", "--batch-size", "64", "--images", "40", "--folding", str(tmp_path / "folding.json"),
+                     "--out", str(tmp_path / "sweep")]) == 0
+    again = json.loads((tmp_path / "sweep" / "report.json").read_text())
+    assert again["rows"] == report["rows"]  # the same schedule: every weight reused, nothing trained twice
