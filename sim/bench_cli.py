@@ -115,7 +115,8 @@ def _margin_sweep(args: argparse.Namespace) -> int:
                                      margin=args.margin, margin_first=args.margin_first, seed=args.seed)
     out = args.out or Path("build") / f"{margin_sweep.model_name(args.model)}-margin"
     command = "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = margin_sweep.run(args.model, args.weights, schedule, out, args.images, folding, args.dataset, command)
+    report = margin_sweep.run(args.model, args.weights, schedule, out, args.images, margin_sweep.foldings(net, folding),
+                              args.dataset, command)
     print(margin_sweep.table(report))
     print(f"flipflow margin-sweep: wrote {out}/report.json, report.png ({report['wall_s']:.0f} s)", file=sys.stderr)
     return 0

@@ -2,8 +2,9 @@
 buys and costs. From one checkpoint, fine-tune once per regulariser weight on the same
 short schedule (weight 0 is the control), export each to the IR and measure top-1 on
 the full test set (golden model) and the early-exit skipped share and frames/s
-(generator/earlyexit.py) at the default folding and at PE = 1 (where the PE row group
-rule loses nothing). Every step resumes: a finished weight is measured once.
+(generator/earlyexit.py) at three foldings: the default one, the same SIMD with PE = 1
+(the PE row group rule loses nothing) and PE = 1 with 16 folds per neuron (what fold
+granularity leaves at most). Every step resumes: a finished weight is measured once.
 
 Layout of ``out``: weight<W>/ (checkpoint.pt, log.json, model.ir.npz, earlyexit.json),
 report.json, report.png.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from flipflow.training import checkpoint, datasets, rounds
 from flipflow.training.train import TrainConfig
 
 EARLYEXIT = "earlyexit.json"
+FINE_FOLDS = 16  # synapse folds per neuron of the finest folding measured
 BAR = {"xnor_skipped": 0.25, "speedup": 1.2}  # issue 14's target for nin_pruned
 
 
@@ -59,20 +62,26 @@ def model_name(model: str) -> str:
     return Path(model).parent.name if model.endswith(".pt") else model
 
 
-def with_pe1(folding: Folding) -> Folding:
-    """The same SIMD per layer with one PE row: every neuron is its own group."""
-    return {name: LayerConfig(pe=1, simd=c.simd) for name, c in folding.items()}
+def foldings(net: ir.Network, default: Folding) -> dict[str, Folding]:
+    """The measured foldings: ``default``; its SIMD with one PE row (every neuron its own
+    group); one PE row and FINE_FOLDS folds per neuron (SIMD = ceil(K / FINE_FOLDS))."""
+    return {"default": default,
+            "pe1": {name: LayerConfig(pe=1, simd=c.simd) for name, c in default.items()},
+            "fine": {l.name: LayerConfig(pe=1, simd=math.ceil(l.fan_in / FINE_FOLDS)) for l in net.layers if l.has_weights}}
 
 
 def early_exit(net: ir.Network, foldings: dict[str, Folding], images: np.ndarray, folder: Path) -> dict[str, dict]:
-    """earlyexit summaries per folding, kept in ``folder`` and reused while the IR is older."""
+    """earlyexit summaries per folding, kept in ``folder``; one still valid (IR older, same
+    images and folding) is reused."""
     path, net_path = folder / EARLYEXIT, folder / ir.FILENAME
-    if path.exists() and path.stat().st_mtime >= net_path.stat().st_mtime:
-        saved = json.loads(path.read_text())
-        if all(saved.get(k, {}).get("images") == len(images) for k in foldings):
-            return saved
-    result = {key: earlyexit.summary(earlyexit.analyse(net, f, images)) for key, f in foldings.items()}
-    atomic.write_json(path, result, indent=1)
+    fresh = path.exists() and path.stat().st_mtime >= net_path.stat().st_mtime
+    saved = json.loads(path.read_text()) if fresh else {}
+    result = {}
+    for key, f in foldings.items():
+        old = saved.get(key, {})
+        same = old.get("images") == len(images) and old.get("folding") == {n: dataclasses.asdict(c) for n, c in f.items()}
+        result[key] = old if same else earlyexit.summary(earlyexit.analyse(net, f, images))
+        atomic.write_json(path, {**saved, **result}, indent=1)
     return result
 
 
@@ -85,13 +94,13 @@ def row(weight: float, acc: float, log: list[dict], summaries: dict[str, dict]) 
     return out
 
 
-def run(model: str, weights: list[float], schedule: Schedule, out: Path, images: int, folding: Folding,
+def run(model: str, weights: list[float], schedule: Schedule, out: Path, images: int, folds: dict[str, Folding],
         dataset: str = "fashion_mnist", command: str = "") -> dict[str, Any]:
-    """Fine-tune, export and measure at every weight; report.json and report.png in ``out``."""
+    """Fine-tune, export and measure at every weight (early exit at each of ``folds``, keyed
+    as ``foldings`` makes them); report.json and report.png in ``out``."""
     t0 = time.perf_counter()
     data = datasets.load(dataset)
     test_images = data.test.head(images).images
-    foldings = {"default": folding, "pe1": with_pe1(folding)}
     rows = []
     for w in weights:
         folder = atomic.make_dir(Path(out) / f"weight{w:g}")
@@ -102,11 +111,11 @@ def run(model: str, weights: list[float], schedule: Schedule, out: Path, images:
         name = f"{model_name(model)}_margin{w:g}"
         net, acc = rounds.evaluate(trained, data, folder, name, {"run": str(folder), "command": command,
                                                                   "train_config": dataclasses.asdict(cfg)})
-        rows.append(row(w, acc, payload["log"], early_exit(net, foldings, test_images, folder)))
+        rows.append(row(w, acc, payload["log"], early_exit(net, folds, test_images, folder)))
         print(line(rows[-1]), file=sys.stderr)
     report = {"model": model, "dataset": dataset, "schedule": dataclasses.asdict(schedule), "test_images": len(data.test),
               "early_exit_images": len(test_images),
-              "foldings": {k: {n: dataclasses.asdict(c) for n, c in f.items()} for k, f in foldings.items()},
+              "foldings": {k: {n: dataclasses.asdict(c) for n, c in f.items()} for k, f in folds.items()},
               "bar": BAR, "rows": rows, "command": command, "wall_s": round(time.perf_counter() - t0, 1)}
     atomic.write_json(Path(out) / "report.json", report, indent=1)
     plot(report, Path(out) / "report.png")
@@ -114,15 +123,16 @@ def run(model: str, weights: list[float], schedule: Schedule, out: Path, images:
 
 
 def line(r: dict) -> str:
-    d, p = r["default"], r["pe1"]
+    d = r["default"]
     return (f"{r['weight']:>7g}{100 * r['accuracy']:>9.2f}{100 * d['xnor']['neuron_skipped']:>9.1f}"
-            f"{100 * d['xnor']['group_skipped']:>8.1f}{d['speedup_mean']:>9.3f}{100 * p['xnor']['group_skipped']:>9.1f}"
-            f"{p['speedup_mean']:>9.3f}")
+            f"{100 * d['xnor']['group_skipped']:>8.1f}{d['speedup_mean']:>9.3f}"
+            + "".join(f"{100 * r[k]['xnor']['group_skipped']:>9.1f}{r[k]['speedup_mean']:>9.3f}" for k in ("pe1", "fine")))
 
 
 def table(report: dict) -> str:
-    head = f"{'weight':>7}{'top-1 %':>9}{'neuron':>9}{'group':>8}{'speedup':>9}{'PE=1':>9}{'speedup':>9}"
-    sub = f"{'':>16}{'XNOR cycles skipped % (default)':>33}{'skipped %, PE=1':>18}"
+    """One line per weight: top-1, XNOR fold cycles skipped and the frames/s ratio per folding."""
+    head = f"{'weight':>7}{'top-1 %':>9}{'neuron':>9}{'group':>8}{'frames/s':>9}" + f"{'skipped':>9}{'frames/s':>9}" * 2
+    sub = f"{'':>16}{'default folding (XNOR %)':>26}{'PE=1':>18}{f'PE=1, {FINE_FOLDS} folds':>18}"
     return "\n".join([sub, head, "-" * len(head), *(line(r) for r in report["rows"])])
 
 
@@ -140,7 +150,8 @@ def plot(report: dict, path: Path) -> None:
     ax1.plot(x, [100 * r["accuracy"] for r in rows], "o-")
     ax1.set_ylabel(f"top-1 on {report['test_images']} test images (%)")
     ax1.set_title("accuracy (golden model on the exported IR)")
-    for key, style, what in (("default", "o-", "default folding"), ("pe1", "s--", "PE = 1")):
+    for key, style, what in (("default", "o-", "default folding"), ("pe1", "s--", "PE = 1"),
+                             ("fine", "d-.", f"PE = 1, {FINE_FOLDS} folds")):
         speedups = ", ".join(f"{r[key]['speedup_mean']:.2f}x" for r in rows)
         ax2.plot(x, [100 * r[key]["xnor"]["group_skipped"] for r in rows], style, label=f"{what} (frames/s {speedups})")
     ax2.plot(x, [100 * r["default"]["xnor"]["neuron_skipped"] for r in rows], "^:", label="per neuron, default folding")

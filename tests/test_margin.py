@@ -129,14 +129,17 @@ def test_margin_sweep_reports_each_weight(digits, tmp_path):
     training.train(model, training.TrainConfig(epochs=1, batch_size=128), digits.train, digits.test, tmp_path / "base")
     folding = {f"{i:02d}_{s.kind}": LayerConfig(4, 16) for i, s in enumerate(model.arch.layers) if kinds.get(s.kind).has_weights}
     schedule = margin_sweep.Schedule(train_subset=128, batch_size=64)
-    report = margin_sweep.run(str(tmp_path / "base" / "checkpoint.pt"), [0.0, 1.0], schedule, tmp_path / "sweep", 40, folding,
+    folds = margin_sweep.foldings(export(model, "tiny", "digits"), folding)
+    report = margin_sweep.run(str(tmp_path / "base" / "checkpoint.pt"), [0.0, 1.0], schedule, tmp_path / "sweep", 40, folds,
                               "digits")
     on_disk = json.loads((tmp_path / "sweep" / "report.json").read_text())
     assert on_disk["rows"] == report["rows"] and (tmp_path / "sweep" / "report.png").stat().st_size > 0
     control, regularised = report["rows"]
     assert control["margin_loss"] is None and regularised["margin_loss"] > 0
+    assert [c["simd"] for c in report["foldings"]["fine"].values()] == [4, 2, 2, 2]  # K = 64, 32, 32, 32 in 16 folds
     for r in report["rows"]:
-        assert r["pe1"]["xnor"]["neuron_skipped"] == r["pe1"]["xnor"]["group_skipped"]  # one row per group
+        for key in ("pe1", "fine"):
+            assert r[key]["xnor"]["neuron_skipped"] == r[key]["xnor"]["group_skipped"]  # one row per group
         assert r["default"]["xnor"]["group_skipped"] <= r["default"]["xnor"]["neuron_skipped"]
         assert 0 < r["accuracy"] <= 1
     folding_mod.save(folding, tmp_path / "folding.json")
