@@ -70,14 +70,14 @@ def foldings(net: ir.Network, default: Folding) -> dict[str, Folding]:
             "fine": {l.name: LayerConfig(pe=1, simd=math.ceil(l.fan_in / FINE_FOLDS)) for l in net.layers if l.has_weights}}
 
 
-def early_exit(net: ir.Network, foldings: dict[str, Folding], images: np.ndarray, folder: Path) -> dict[str, dict]:
+def early_exit(net: ir.Network, folds: dict[str, Folding], images: np.ndarray, folder: Path) -> dict[str, dict]:
     """earlyexit summaries per folding, kept in ``folder``; one still valid (IR older, same
     images and folding) is reused."""
     path, net_path = folder / EARLYEXIT, folder / ir.FILENAME
     fresh = path.exists() and path.stat().st_mtime >= net_path.stat().st_mtime
     saved = json.loads(path.read_text()) if fresh else {}
     result = {}
-    for key, f in foldings.items():
+    for key, f in folds.items():
         old = saved.get(key, {})
         same = old.get("images") == len(images) and old.get("folding") == {n: dataclasses.asdict(c) for n, c in f.items()}
         result[key] = old if same else earlyexit.summary(earlyexit.analyse(net, f, images))
@@ -86,6 +86,8 @@ def early_exit(net: ir.Network, foldings: dict[str, Folding], images: np.ndarray
 
 
 def row(weight: float, acc: float, log: list[dict], summaries: dict[str, dict]) -> dict[str, Any]:
+    """A weight's line of report.json: top-1, its last epoch's margin loss, and per folding
+    the skipped shares (XNOR and pixel layers) and the frame cycles with and without early exit."""
     out: dict[str, Any] = {"weight": weight, "accuracy": acc, "margin_loss": log[-1].get("margin_loss"),
                            "train_s": sum(r["train_s"] for r in log)}
     for key, s in summaries.items():
