@@ -152,7 +152,7 @@ def plot(report: dict, path: Path) -> None:
     ax1.plot(x, [100 * r["accuracy"] for r in rows], "o-")
     ax1.set_ylabel(f"top-1 on {report['test_images']} test images (%)")
     ax1.set_title("accuracy (golden model on the exported IR)")
-    for key, style, what in (("default", "o-", "default folding"), ("pe1", "s--", "PE = 1"),
+    for key, style, what in (("default", "o-", "default folding, PE row groups"), ("pe1", "s--", "PE = 1"),
                              ("fine", "d-.", f"PE = 1, {FINE_FOLDS} folds")):
         speedups = ", ".join(f"{r[key]['speedup_mean']:.2f}x" for r in rows)
         ax2.plot(x, [100 * r[key]["xnor"]["group_skipped"] for r in rows], style, label=f"{what} (frames/s {speedups})")
@@ -160,7 +160,7 @@ def plot(report: dict, path: Path) -> None:
     ax2.axhline(100 * report["bar"]["xnor_skipped"], color="grey", lw=0.8, ls="--", label="issue bar")
     ax2.set_ylabel("XNOR fold cycles skipped (%)")
     ax2.set_title(f"early exit on {report['early_exit_images']} test images")
-    ax2.legend(fontsize=8)
+    ax2.legend(fontsize=8, loc="center left")
     s = report["schedule"]
     for ax in (ax1, ax2):
         ax.set_xticks(x, labels)

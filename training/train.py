@@ -175,7 +175,7 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
                 x, y = images_to_input(x.to(device)), y_all[idx].to(device)
                 logits = model(x)
                 loss = loss_fn(logits / positions, y)
-                if regulariser:
+                if regulariser is not None:
                     margin_loss = regulariser()
                     loss = loss + cfg.margin_weight * margin_loss
                     margin_total += margin_loss.item() * len(idx)
@@ -202,7 +202,7 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
                 "flip_tracking": tracking,
                 "flip_overhead_s": tracker.overhead_s - overhead0,
                 "flip_overhead_share": (tracker.overhead_s - overhead0) / train_s,
-                **({"margin_loss": margin_total / len(train_split)} if regulariser else {}),
+                **({"margin_loss": margin_total / len(train_split)} if regulariser is not None else {}),
             }
             log.append(record)
             checkpoint.save(ckpt_path, model.cpu(), optimizer=opt.state_dict(), flips=tracker.state_dict(), epoch=epoch + 1,
