@@ -160,7 +160,9 @@ def plot(report: dict, path: Path) -> None:
     ax2.axhline(100 * report["bar"]["xnor_skipped"], color="grey", lw=0.8, ls="--", label="issue bar")
     ax2.set_ylabel("XNOR fold cycles skipped (%)")
     ax2.set_title(f"early exit on {report['early_exit_images']} test images")
-    ax2.legend(fontsize=8, loc="center left")
+    top = max(100 * r[k]["xnor"]["neuron_skipped"] for r in rows for k in ("default", "pe1", "fine"))
+    ax2.set_ylim(0, 1.6 * max(top, 100 * report["bar"]["xnor_skipped"]))  # room for the legend above the lines
+    ax2.legend(fontsize=8, loc="upper left")
     s = report["schedule"]
     for ax in (ax1, ax2):
         ax.set_xticks(x, labels)
