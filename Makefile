@@ -70,7 +70,7 @@ prune: setup  ## flip pruning + latent/uniform baselines + table on the zoo sche
 	$(VENV)/bin/flipflow prune $(MODEL) --compare $(PRUNE_SCHEDULE) $(if $(ZOO),--zoo $(ZOO)) \
 	  $(if $(MARGIN_WEIGHT),--margin-weight $(MARGIN_WEIGHT) --out build/prune/$(MODEL)-margin$(MARGIN_WEIGHT))
 
-margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make margin-sweep MODEL=nin_pruned [WEIGHTS=0,0.5,2]
+margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make margin-sweep MODEL=nin_pruned [WEIGHTS=0,0.5,1,2]
 	$(VENV)/bin/flipflow margin-sweep $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned

@@ -39,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("margin-sweep", help="fine-tune with the early-exit margin regulariser at several weights: "
                                             "top-1 and skipped XNOR work side by side, report.{json,png}")
     m.add_argument("model", help="zoo name (e.g. nin_pruned) or a checkpoint.pt")
-    m.add_argument("--weights", type=_floats, default=[0.0, 0.3, 1.0],
-                   help="regulariser weights, comma-separated; 0 is the control (default 0,0.3,1)")
+    m.add_argument("--weights", type=_floats, default=[0.0, 0.5, 1.0, 2.0],
+                   help="regulariser weights, comma-separated; 0 is the control (default 0,0.5,1,2)")
     m.add_argument("--margin", type=float, default=0.2, help="margin as a share of each layer's fan-in K (default 0.2)")
     m.add_argument("--margin-first", action="store_true", help="also regularise the first (pixel) layer")
     m.add_argument("--train-subset", type=int, default=2048, help="fine-tune on a fixed random subset of N training images (default 2048)")
