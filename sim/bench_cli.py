@@ -36,6 +36,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--images", type=int, default=None, help="first N test images for accuracy (default: the full test set)")
     b.set_defaults(func=_bench)
 
+    m = sub.add_parser("margin-sweep", help="fine-tune with the early-exit margin regulariser at several weights: "
+                                            "top-1 and skipped XNOR work side by side, report.{json,png}")
+    m.add_argument("model", help="zoo name (e.g. nin_pruned) or a checkpoint.pt")
+    m.add_argument("--weights", type=_floats, default=[0.0, 0.5, 1.0, 2.0],
+                   help="regulariser weights, comma-separated; 0 is the control (default 0,0.5,1,2)")
+    m.add_argument("--margin", type=float, default=0.2, help="margin as a share of each layer's fan-in K (default 0.2)")
+    m.add_argument("--margin-first", action="store_true", help="also regularise the first (pixel) layer")
+    m.add_argument("--train-subset", type=int, default=2048, help="fine-tune on a fixed random subset of N training images (default 2048)")
+    m.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs (default 1)")
+    m.add_argument("--batch-size", type=int, default=32)
+    m.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, constant (default 1e-3)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--dataset", default="fashion_mnist", help="the checkpoint's dataset (default fashion_mnist)")
+    m.add_argument("--images", type=int, default=1000, help="first N test images for the early-exit analysis (default 1000)")
+    m.add_argument("--folding", type=Path, default=None, help="folding JSON (default: the fastest folding in the budget)")
+    m.add_argument("--out", type=Path, default=None, help="output folder (default build/<model>-margin)")
+    add_budget_args(m)
+    m.set_defaults(func=_margin_sweep)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
 
 _WHERE = {"distributed": "LUT", "block": "BRAM"}  # weights_in, as the table says it
 
@@ -78,6 +104,28 @@ def _fold(args: argparse.Namespace) -> int:
     if args.report:
         atomic.write_text(args.report, json.dumps(plan.to_dict(), indent=1))
     print(f"flipflow fold: wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _margin_sweep(args: argparse.Namespace) -> int:
+    import shlex
+
+    from flipflow.generator import folding as folding_mod
+    from flipflow.sim import margin_sweep
+    from flipflow.training import checkpoint
+    from flipflow.training.export import export
+
+    # the folding is the start's: fine-tuning keeps every width
+    net = export(checkpoint.load(margin_sweep.checkpoint_path(args.model))[0], margin_sweep.model_name(args.model), args.dataset)
+    folding = folding_mod.load(args.folding) if args.folding else folding_mod.default(net, budget_from_args(args))
+    schedule = margin_sweep.Schedule(train_subset=args.train_subset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                     margin=args.margin, margin_first=args.margin_first, seed=args.seed)
+    out = args.out or Path("build") / f"{margin_sweep.model_name(args.model)}-margin"
+    command = "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = margin_sweep.run(args.model, args.weights, schedule, out, args.images, margin_sweep.foldings(net, folding),
+                              args.dataset, command)
+    print(margin_sweep.table(report))
+    print(f"flipflow margin-sweep: wrote {out}/report.json, report.png ({report['wall_s']:.0f} s)", file=sys.stderr)
     return 0
 
 

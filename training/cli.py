@@ -37,6 +37,18 @@ def _schedule_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-images", type=int, default=None, help="test images evaluated after each epoch (default all)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    _margin_args(p)
+
+
+def _margin_args(p: argparse.ArgumentParser) -> None:
+    """The early-exit regulariser's options (training/margin.py), for every training of the run."""
+    g = p.add_argument_group("early-exit margin regulariser (docs/DESIGN.md, \"Training for early exit\")")
+    g.add_argument("--margin-weight", type=float, default=0.0,
+                   help="add this weight x the margin loss, mean(relu(1 - |P - T| / (margin x K))) over the binary "
+                        "layers' pre-activations, to the cross-entropy (default 0: off)")
+    g.add_argument("--margin", type=float, default=0.2,
+                   help="margin as a share of each layer's fan-in K (popcount terms; default 0.2)")
+    g.add_argument("--margin-first", action="store_true", help="also regularise the first (pixel) layer")
 
 
 def _config(args: argparse.Namespace, prefix: str = ""):
@@ -48,7 +60,8 @@ def _config(args: argparse.Namespace, prefix: str = ""):
         steps = sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)} - {epochs})
     return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=getattr(args, f"{prefix}lr"), lr_steps=steps,
                        lr_gamma=args.lr_gamma, augment=args.augment, flip_epochs=min(args.flip_epochs, epochs),
-                       flip_sample=args.flip_sample, eval_images=args.eval_images, seed=args.seed, device=args.device)
+                       flip_sample=args.flip_sample, eval_images=args.eval_images, seed=args.seed, device=args.device,
+                       margin_weight=args.margin_weight, margin=args.margin, margin_first=args.margin_first)
 
 
 def _dataset(args: argparse.Namespace):

@@ -1,6 +1,8 @@
 """Training loop: Adam with a step learning-rate schedule, an atomic
 checkpoint after every epoch (``resume`` loses at most the epoch in flight),
 a JSON log per epoch, and flip tracking over the last ``flip_epochs`` epochs.
+With ``margin_weight`` > 0 the loss adds the early-exit margin regulariser
+(training/margin.py) to the cross-entropy.
 
 Determinism: epoch e's batch order and augmentation come from a generator
 seeded with (seed, e), so a resumed run sees the same batches it would have.
@@ -8,6 +10,7 @@ seeded with (seed, e), so a resumed run sees the same batches it would have.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -21,7 +24,7 @@ from tqdm import tqdm
 
 from flipflow import atomic, kinds
 from flipflow.errors import FlipflowError
-from flipflow.training import checkpoint
+from flipflow.training import checkpoint, margin
 from flipflow.training.blocks import BNN, images_to_input
 from flipflow.training.datasets import Split, augment
 from flipflow.training.flips import FlipTracker, tracked_layers
@@ -46,6 +49,9 @@ class TrainConfig:
     flip_epochs: int = 1  # the pruning interval: the last K epochs
     flip_sample: str = "step"  # "step" (after every optimizer step) or "epoch"
     eval_images: int | None = None  # test images evaluated after each epoch (None: all)
+    margin_weight: float = 0.0  # weight of the early-exit margin loss (0: off)
+    margin: float = 0.2  # its margin, a share of each layer's pre-activation range (|P - T| / K)
+    margin_first: bool = False  # also regularise the first (pixel) layer
     seed: int = 0
     device: str = "cpu"
 
@@ -56,6 +62,13 @@ class TrainConfig:
             raise TrainingError(f"flip_sample must be 'step' or 'epoch', got {self.flip_sample!r}")
         if not 0 <= self.flip_epochs <= self.epochs:
             raise TrainingError(f"flip_epochs ({self.flip_epochs}) must lie in 0..epochs ({self.epochs})")
+        if self.margin_weight < 0 or not 0 < self.margin <= 1:
+            raise TrainingError(f"the margin weight must be >= 0 and the margin in (0, 1] (got {self.margin_weight}, {self.margin})")
+
+    def same_as(self, saved: dict[str, Any]) -> bool:
+        """Whether a checkpoint's stored configuration is this one; options added since it
+        was written take their defaults (a run from before the margin loss had it off)."""
+        return {**asdict(TrainConfig()), **saved} == asdict(self)
 
 
 def score_positions(model: BNN) -> int:
@@ -121,7 +134,7 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
     start_epoch = 0
     if resume and ckpt_path.exists():
         saved, payload = checkpoint.load(ckpt_path)
-        if payload.get("train_config") != asdict(cfg):
+        if not cfg.same_as(payload.get("train_config", {})):
             raise TrainingError(f"{ckpt_path} was written with a different training configuration",
                                 fix="use another --out or drop --resume to start over")
         model.load_state_dict(saved.state_dict())
@@ -138,60 +151,67 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
     x_all = torch.from_numpy(np.array(train_split.images)).permute(0, 3, 1, 2)
     y_all = torch.from_numpy(train_split.labels)
     steps = math.ceil(len(train_split) / cfg.batch_size)
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(cfg, epoch)
-        tracking = epoch >= cfg.epochs - cfg.flip_epochs
-        if tracking and not tracker.active:
-            tracker.start()
-        overhead0 = tracker.overhead_s
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        order = torch.randperm(len(train_split), generator=gen)
-        model.train()
-        total_loss, correct = 0.0, 0
-        bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False,
-                   dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
-        for step in bar:
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x = x_all[idx]
-            if cfg.augment:
-                x = augment(x, gen)
-            x, y = images_to_input(x.to(device)), y_all[idx].to(device)
-            logits = model(x)
-            loss = loss_fn(logits / positions, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            clip_latent(model)
-            if tracking and cfg.flip_sample == "step":
+    regularising = margin.attached(model, cfg.margin, cfg.margin_first) if cfg.margin_weight > 0 else contextlib.nullcontext()
+    with regularising as regulariser:
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(cfg, epoch)
+            tracking = epoch >= cfg.epochs - cfg.flip_epochs
+            if tracking and not tracker.active:
+                tracker.start()
+            overhead0 = tracker.overhead_s
+            gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+            order = torch.randperm(len(train_split), generator=gen)
+            model.train()
+            total_loss, margin_total, correct = 0.0, 0.0, 0
+            bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False,
+                       dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
+            for step in bar:
+                idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+                x = x_all[idx]
+                if cfg.augment:
+                    x = augment(x, gen)
+                x, y = images_to_input(x.to(device)), y_all[idx].to(device)
+                logits = model(x)
+                loss = loss_fn(logits / positions, y)
+                if regulariser is not None:
+                    margin_loss = regulariser()
+                    loss = loss + cfg.margin_weight * margin_loss
+                    margin_total += margin_loss.item() * len(idx)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                clip_latent(model)
+                if tracking and cfg.flip_sample == "step":
+                    tracker.sample()
+                total_loss += loss.item() * len(idx)
+                correct += int((logits.argmax(1) == y).sum())
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            if tracking and cfg.flip_sample == "epoch":
                 tracker.sample()
-            total_loss += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        if tracking and cfg.flip_sample == "epoch":
-            tracker.sample()
-        train_s = time.perf_counter() - t0
-        record = {
-            "epoch": epoch + 1,
-            "lr": _lr_at(cfg, epoch),
-            "train_loss": total_loss / len(train_split),
-            "train_accuracy": correct / len(train_split),
-            "test_accuracy": accuracy(model, eval_split),
-            "test_images": len(eval_split),
-            "train_s": train_s,
-            "flip_tracking": tracking,
-            "flip_overhead_s": tracker.overhead_s - overhead0,
-            "flip_overhead_share": (tracker.overhead_s - overhead0) / train_s,
-        }
-        log.append(record)
-        checkpoint.save(ckpt_path, model.cpu(), optimizer=opt.state_dict(), flips=tracker.state_dict(), epoch=epoch + 1,
-                        log=log, train_config=asdict(cfg), **(extra or {}))
-        model.to(device)
-        atomic.write_json(out_dir / LOG, log)
-        print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f} "
-              f"test acc {record['test_accuracy']:.4f} ({record['train_s']:.1f} s, flips {record['flip_overhead_share']:.2%})",
-              file=sys.stderr)
+            train_s = time.perf_counter() - t0
+            record = {
+                "epoch": epoch + 1,
+                "lr": _lr_at(cfg, epoch),
+                "train_loss": total_loss / len(train_split),
+                "train_accuracy": correct / len(train_split),
+                "test_accuracy": accuracy(model, eval_split),
+                "test_images": len(eval_split),
+                "train_s": train_s,
+                "flip_tracking": tracking,
+                "flip_overhead_s": tracker.overhead_s - overhead0,
+                "flip_overhead_share": (tracker.overhead_s - overhead0) / train_s,
+                **({"margin_loss": margin_total / len(train_split)} if regulariser is not None else {}),
+            }
+            log.append(record)
+            checkpoint.save(ckpt_path, model.cpu(), optimizer=opt.state_dict(), flips=tracker.state_dict(), epoch=epoch + 1,
+                            log=log, train_config=asdict(cfg), **(extra or {}))
+            model.to(device)
+            atomic.write_json(out_dir / LOG, log)
+            print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f} "
+                  f"test acc {record['test_accuracy']:.4f} ({record['train_s']:.1f} s, flips {record['flip_overhead_share']:.2%})",
+                  file=sys.stderr)
     model.cpu().eval()
     return {"log": log, "flips": tracker}
 
