@@ -253,7 +253,7 @@ def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_s
 
 
 def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock_ns: float | None) -> list[Candidate]:
-    from flipflow.generator import cost, timing_model  # both import this module
+    from flipflow.generator import cost, pack, timing_model  # they import this module
 
     pes = [p for p in _fold_widths(layer.out_ch) if max_pe is None or p <= max_pe]
     simds = [s for s in _fold_widths(layer.fan_in) if max_simd is None or s <= max_simd]
@@ -261,14 +261,14 @@ def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock
     fastest: tuple[float, LayerConfig] | None = None  # the shortest estimated path, for the error
     for pe in pes:
         for simd in simds:
-            f = LayerConfig(pe, simd)
+            base = LayerConfig(pe, simd)  # the timing model does not depend on the weights' placement
             if clock_ns is not None:
-                path = timing_model.layer_path_ns(layer, f)
-                fastest = min(fastest or (path, f), (path, f), key=lambda x: x[0])
+                path = timing_model.layer_path_ns(layer, base)
+                fastest = min(fastest or (path, base), (path, base), key=lambda x: x[0])
                 if path > clock_ns:
                     continue
             padded = (layer.out_ch % pe != 0) + (layer.fan_in % simd != 0)
-            words = math.ceil(layer.out_ch / pe) * math.ceil(layer.fan_in / simd)
+            words = pack.geometry(layer, base).tiles
             for style in ("distributed", "block") if words > 2 else ("distributed",):  # 1-2 words: wiring
                 f = LayerConfig(pe, simd, style)
                 lc = cost.layer_cost(layer, f, c)

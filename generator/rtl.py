@@ -133,15 +133,16 @@ def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
         thr_words = [sum((int(t) & ((1 << aw) - 1)) << (p * aw) for p, t in enumerate(row)) for row in thr]
         thr_file = _write_mem(out_dir, f"{name}_thresholds.mem", thr_words, g.pe * aw)
     res_bits = aw if datapath == "scores" else 1
+    weights_in = cost.weight_memory(layer, f).style
     return Unit(
         name=f"{name}_mvu", module="flipflow_mvu", layer=layer.name, src=src, out_width=g.rows * res_bits,
         summary=(f"{layer.kind} {layer.name}: PE={g.pe} SIMD={g.simd}, {g.nf}x{g.sf} folds per window, "
-                 f"weights in {cost.weight_memory(layer, f).style} RAM"),
+                 f"weights in {weights_in} RAM"),
         traces=name, cycles=kind.mvu_cycles(layer, f),
         params=dict(nf=g.nf, sf=g.sf, positions=positions),
         parameters=dict(DATAPATH=datapath, OUT_CH=g.rows, FAN_IN=g.cols, PE=g.pe, SIMD=g.simd, WB=wb, AW=aw,
                         POSITIONS=positions, EW=ew, WEIGHT_FILE=weight_file, THRESH_FILE=thr_file,
-                        WEIGHT_RAM=cost.weight_memory(layer, f).style),
+                        WEIGHT_RAM=weights_in),
     )
 
 

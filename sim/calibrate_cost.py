@@ -22,6 +22,7 @@ generator/cost_calibration.json (atomically) with the residuals per layer kind:
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -138,8 +139,6 @@ def save_design(net: ir.Network, folding: fold.Folding, how: str, units: dict, s
 
 
 def _read(index: Path) -> list[dict]:
-    import json
-
     return json.loads(index.read_text()) if index.is_file() else []
 
 
