@@ -221,17 +221,19 @@ def input_multipliers(f: LayerConfig) -> int:
 
 # values summed per adder-tree node of flipflow_mvu (its TG), per datapath
 TREE_GROUP = {"xnor": 16, "pixel": 4, "score": 4}
+# register stages before the tree (its PRE): the DSP48's A/B and M registers, the +w/-w terms
+TERM_STAGES = {"xnor": 0, "pixel": 2, "score": 1}
 
 
 def mvu_pipeline_stages(datapath: str, simd: int) -> int:
     """Register stages flipflow_mvu puts between its weight read and its accumulator
-    (PRE + TREE there): the pixel products' DSP48 A/B and M registers, then
-    ceil(log_TG(SIMD)) adder-tree stages, at least one."""
+    (PRE + TREE there): the term stages (``TERM_STAGES``), then ceil(log_TG(SIMD))
+    adder-tree stages, at least one."""
     group = TREE_GROUP[datapath]
     stages, n = 1, math.ceil(simd / group)
     while n > 1:
         stages, n = stages + 1, math.ceil(n / group)
-    return stages + (2 if datapath == "pixel" else 0)
+    return stages + TERM_STAGES[datapath]
 
 
 def mvu_output_depth(datapath: str, simd: int, folds: int) -> int:
@@ -246,7 +248,7 @@ def _tree_levels(datapath: str, f: LayerConfig, aw: int) -> list[tuple[int, int]
     a binary level-l node counts up to min(SIMD, TG^l) (yosys narrows it), others carry AW."""
     group = TREE_GROUP[datapath]
     levels, n, level = [], f.simd, 0
-    for _ in range(mvu_pipeline_stages(datapath, f.simd) - (2 if datapath == "pixel" else 0)):
+    for _ in range(mvu_pipeline_stages(datapath, f.simd) - TERM_STAGES[datapath]):
         n, level = math.ceil(n / group), level + 1
         bits = min(aw, unsigned_bits(min(f.simd, group**level))) if datapath == "xnor" else aw
         levels.append((n, bits))
@@ -284,8 +286,10 @@ def _pixel_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
 
 
 def _score_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
-    """Each binary input selects +w or -w (an AW-bit negate and mux per lane), then the tree."""
-    return {"mvu.lanes": Cost(lut=f.pe * f.simd * aw), "mvu.tree": _tree("score", f, aw)}
+    """Each binary input selects +w or -w (an AW-bit negate and mux per lane, registered),
+    then the tree."""
+    lanes = f.pe * f.simd * aw
+    return {"mvu.lanes": Cost(lut=lanes, ff=lanes), "mvu.tree": _tree("score", f, aw)}
 
 
 DATAPATHS: dict[str, Callable[[Layer, LayerConfig, int], Terms]] = {

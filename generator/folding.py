@@ -141,12 +141,16 @@ def check_fits(net: Network, folding: Folding, budget: devices.Budget) -> Plan:
 # cheapest (in budget shares) first. Exact while the fronts stay under
 # FRONT_LIMIT / OPTION_LIMIT (small networks: tested against brute force);
 # beyond that they are thinned to their cheapest points and the plan says
-# ``optimal: false``. Feasibility grows with T, so the smallest feasible T is
-# found by bisection over the distinct cycle counts the candidates reach.
+# ``optimal: false``. A thinned front can miss the combination that fits a
+# tight budget, so a bound found infeasible on thinned fronts is tried again
+# with WIDE_LIMITS before it counts as infeasible. Feasibility grows with T, so
+# the smallest feasible T is found by bisection over the distinct cycle counts
+# the candidates reach.
 
 RESOURCE_KEYS = ("LUT", "FF", "BRAM36", "DSP")
 FRONT_LIMIT = 1200  # partial sums kept per step; beyond it the front is thinned (no longer proven optimal)
 OPTION_LIMIT = 96  # cheapest Pareto candidates per layer under a bound, same caveat
+WIDE_LIMITS = (4000, 200)  # (front, option) limits of the second try of a bound the thinned fronts missed
 
 
 class BudgetError(FoldingError):
@@ -261,16 +265,15 @@ def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock
     fastest: tuple[float, LayerConfig] | None = None  # the shortest estimated path, for the error
     for pe in pes:
         for simd in simds:
-            base = LayerConfig(pe, simd)  # the timing model does not depend on the weights' placement
-            if clock_ns is not None:
-                path = timing_model.layer_path_ns(layer, base)
-                fastest = min(fastest or (path, base), (path, base), key=lambda x: x[0])
-                if path > clock_ns:
-                    continue
             padded = (layer.out_ch % pe != 0) + (layer.fan_in % simd != 0)
-            words = pack.geometry(layer, base).tiles
+            words = pack.geometry(layer, LayerConfig(pe, simd)).tiles
             for style in ("distributed", "block") if words > 2 else ("distributed",):  # 1-2 words: wiring
                 f = LayerConfig(pe, simd, style)
+                if clock_ns is not None:  # a block RAM read is slower than a LUT one: per placement
+                    path = timing_model.layer_path_ns(layer, f)
+                    fastest = min(fastest or (path, f), (path, f), key=lambda x: x[0])
+                    if path > clock_ns:
+                        continue
                 lc = cost.layer_cost(layer, f, c)
                 found.append((lc.cycles, (lc.lut, lc.ff, lc.bram36, lc.dsp), padded, f))
     if not found and fastest is not None:
@@ -300,17 +303,18 @@ def _pareto(points, limit: int | None = None) -> list[int]:
     return kept
 
 
-def _merge(front: tuple[np.ndarray, list[tuple]], options: list[Candidate], budget: np.ndarray, weights: np.ndarray):
+def _merge(front: tuple[np.ndarray, list[tuple]], options: list[Candidate], budget: np.ndarray, weights: np.ndarray,
+           limit: int = FRONT_LIMIT):
     """Pareto front of (summed resources, choices) after adding one more layer's options,
-    cheapest (weighted) first; thinned to FRONT_LIMIT. Returns (front, exact)."""
+    cheapest (weighted) first; thinned to ``limit``. Returns (front, exact)."""
     totals, choices = front
     opt_res = np.array([o.resources for o in options], dtype=float).reshape(len(options), 4)
     merged = (totals[:, None, :] + opt_res[None, :, :]).reshape(-1, 4)
     ok = np.flatnonzero(np.all(merged <= budget + 1e-9, axis=1))
     order = ok[np.argsort(merged[ok] @ weights, kind="stable")]
-    kept = _pareto(merged[order], FRONT_LIMIT + 1)
-    exact = len(kept) <= FRONT_LIMIT
-    picked = order[kept[:FRONT_LIMIT]]
+    kept = _pareto(merged[order], limit + 1)
+    exact = len(kept) <= limit
+    picked = order[kept[:limit]]
     n_opt = len(options)
     return (merged[picked], [choices[i // n_opt] + (options[i % n_opt],) for i in picked]), exact
 
@@ -345,19 +349,25 @@ def optimize(
 
     budget_arr, weights_arr = np.array(budget, dtype=float), np.array(weights)
 
-    def solve(bound: int) -> tuple[dict[str, Candidate], bool] | None:
+    def solve_with(bound: int, front_limit: int, option_limit: int) -> tuple[dict[str, Candidate] | None, bool]:
         front: tuple[np.ndarray, list[tuple]] = (np.zeros((1, 4)), [()])
         exact = True
         for opts in options.values():
             usable = [o for o in opts if o.cycles <= bound]
             by_cost = sorted(usable, key=lambda o: float(np.dot(o.resources, weights_arr)))
-            usable = [by_cost[i] for i in _pareto([o.resources for o in by_cost], OPTION_LIMIT + 1)]
-            exact = exact and len(usable) <= OPTION_LIMIT
-            front, ok = _merge(front, usable[:OPTION_LIMIT], budget_arr, weights_arr)
+            usable = [by_cost[i] for i in _pareto([o.resources for o in by_cost], option_limit + 1)]
+            exact = exact and len(usable) <= option_limit
+            front, ok = _merge(front, usable[:option_limit], budget_arr, weights_arr, front_limit)
             exact = exact and ok
             if not len(front[1]):
-                return None
+                return None, exact
         return dict(zip(options, front[1][0])), exact  # the front is sorted by weighted cost
+
+    def solve(bound: int) -> tuple[dict[str, Candidate], bool] | None:
+        chosen, exact = solve_with(bound, FRONT_LIMIT, OPTION_LIMIT)
+        if chosen is None and not exact:  # the thinned fronts may have dropped the one that fits
+            chosen, exact = solve_with(bound, *WIDE_LIMITS)
+        return None if chosen is None else (chosen, exact)
 
     if target_fps is not None:
         if target_fps <= 0:

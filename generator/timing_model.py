@@ -9,7 +9,9 @@ measures: xc7 -1 cell delays plus its routing allowance per net hop.
 A matrix-vector unit's path is linear in a few structural features of its
 datapath (``FEATURES``): the adder of one tree node (log2 of the values it
 sums, and their width), the accumulate + threshold compare (AW-bit carry
-chains), and the weight memory read (log2 of its depth, NF x SF words).
+chains), the weight memory read (log2 of its depth, NF x SF words) and
+whether that read comes out of a block RAM (a RAMB36's clock-to-output is
+about 2 ns longer than a flip-flop's).
 The coefficients are fitted per datapath and shifted up by the largest
 shortfall, so the model is at or above every calibration point
 (generator/timing_calibration.json; tests/test_timing_model.py checks it on
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from flipflow.ir import Layer
 
 CALIBRATION_FILE = "timing_calibration.json"
-FEATURES = ("one", "tree_levels", "tree_width", "acc_chains", "memory_levels")
+FEATURES = ("one", "tree_levels", "tree_width", "acc_chains", "memory_levels", "block_read")
 TREE_GROUP = {"binary": 16, "pixels": 4, "scores": 4}  # values per adder-tree node (flipflow_mvu's TG)
 MODULE_OF_ROLE = {"stream": "flipflow_gather", "window": "flipflow_swu", "pool": "flipflow_maxpool",
                   "sum": "flipflow_global_sum"}
@@ -43,21 +45,22 @@ class TimingModelError(FlipflowError, RuntimeError):
     """The calibration file is missing or does not cover a unit."""
 
 
-def features(datapath: str, pe: int, simd: int, nf: int, sf: int, aw: int) -> list[float]:
+def features(datapath: str, pe: int, simd: int, nf: int, sf: int, aw: int, weight_ram: str = "distributed") -> list[float]:
     """FEATURES of a flipflow_mvu: constant, log2 of the values one tree node sums, the
     carry chains (CARRY4 blocks) of a tree value, of the accumulator, log2 of the weight
-    memory's depth."""
+    memory's depth, 1 if the weights are read from block RAM (its WEIGHT_RAM)."""
     group = min(simd, TREE_GROUP[datapath])
     tree_bits = min(aw, kinds.unsigned_bits(simd)) if datapath == "binary" else aw
     return [1.0, math.log2(group) if group > 1 else 0.0, math.ceil(tree_bits / 4), math.ceil(aw / 4),
-            math.log2(nf * sf) if nf * sf > 1 else 0.0]
+            math.log2(nf * sf) if nf * sf > 1 else 0.0, 1.0 if weight_ram == "block" else 0.0]
 
 
 def mvu_shape(parameters: dict) -> dict:
     """features()'s arguments from flipflow_mvu's Verilog parameters."""
     pe, simd = parameters["PE"], parameters["SIMD"]
     return dict(datapath=parameters["DATAPATH"], pe=pe, simd=simd, nf=-(-parameters["OUT_CH"] // pe),
-                sf=-(-parameters["FAN_IN"] // simd), aw=parameters["AW"])
+                sf=-(-parameters["FAN_IN"] // simd), aw=parameters["AW"],
+                weight_ram=parameters.get("WEIGHT_RAM", "distributed"))
 
 
 @lru_cache(maxsize=1)
@@ -77,10 +80,10 @@ def note() -> str:
             f"every layer within the clock period")
 
 
-def mvu_path_ns(datapath: str, pe: int, simd: int, nf: int, sf: int, aw: int) -> float:
+def mvu_path_ns(datapath: str, pe: int, simd: int, nf: int, sf: int, aw: int, weight_ram: str = "distributed") -> float:
     """Estimated longest path of a flipflow_mvu (DATAPATH ``datapath``), routing allowance included."""
     weights = _calibration()["mvu"][datapath]["weights"]
-    return float(sum(w * x for w, x in zip(weights, features(datapath, pe, simd, nf, sf, aw))))
+    return float(sum(w * x for w, x in zip(weights, features(datapath, pe, simd, nf, sf, aw, weight_ram))))
 
 
 def module_path_ns(module: str) -> float:
@@ -98,12 +101,13 @@ def layer_path_ns(layer: Layer, config: LayerConfig | None) -> float:
     for unit in kind.units(layer, config):
         if unit.role == "mvu":
             assert isinstance(kind, kinds.MatrixKind) and config is not None
-            from flipflow.generator import pack, rtl  # both import folding, which imports this module
+            from flipflow.generator import cost, pack, rtl  # they import folding, which imports this module
 
             datapath = rtl.RTL_DATAPATHS[kind.datapath]
             nf, sf = -(-layer.out_ch // config.pe), -(-kind.fan_in(layer) // config.simd)
             aw = pack.accumulator_bits(layer)
-            paths.append(mvu_path_ns(datapath, config.pe, config.simd, nf, sf, aw))
+            weight_ram = cost.weight_memory(layer, config).style
+            paths.append(mvu_path_ns(datapath, config.pe, config.simd, nf, sf, aw, weight_ram))
         elif unit.role != "stream" or layer.in_ch > 1:  # a one-channel stream needs no gather unit
             paths.append(module_path_ns(MODULE_OF_ROLE[unit.role]))
     return max(paths, default=0.0)

@@ -1,6 +1,6 @@
 """Calibrate generator/cost.py against yosys counts of the RTL backend.
 
-    python -m flipflow.sim.calibrate_cost [--designs N] [--zoo tfc,nin_pruned] [--refit]
+    python -m flipflow.sim.calibrate_cost [--designs 12] [--zoo tfc,nin_pruned,nin] [--jobs 2] [--refit]
 
 The calibration set (``generator/cost_calibration/``): small random networks of
 every kind (odd widths, foldings that do and do not divide them, both weight
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -125,6 +126,11 @@ def measure(net: ir.Network, folding: fold.Folding) -> dict[str, dict]:
             for u in design.units}
 
 
+def _timed_measure(net: ir.Network, folding: fold.Folding) -> tuple[fold.Folding, dict[str, dict], float]:
+    start = time.monotonic()
+    return folding, measure(net, folding), time.monotonic() - start
+
+
 # -- the calibration set on disk -------------------------------------------------------
 
 def save_design(net: ir.Network, folding: fold.Folding, how: str, units: dict, seconds: float, set_dir: Path) -> None:
@@ -209,18 +215,21 @@ def fit(samples) -> cost.Coefficients:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--designs", type=int, default=12, help="random networks to add (each synthesized once)")
-    p.add_argument("--zoo", default="tfc", help="comma-separated zoo models to add at their default folding")
+    p.add_argument("--zoo", default="tfc,nin_pruned,nin", help="comma-separated zoo models to add at their default folding")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set-dir", type=Path, default=SET_DIR, help="where the calibration set is kept")
     p.add_argument("--out", type=Path, default=cost.CALIBRATION_FILE)
     p.add_argument("--refit", action="store_true", help="refit from the stored set without running yosys")
+    p.add_argument("--jobs", type=int, default=1, help="designs synthesized at once (one yosys process each)")
     args = p.parse_args(argv)
     if not args.refit:
         todo = designs(args.designs, random.Random(args.seed), [z for z in args.zoo.split(",") if z])
-        for net, folding, how in tqdm(todo, desc="yosys", file=sys.stderr):
-            start = time.monotonic()
-            units = measure(net, folding)
-            save_design(net, folding, how, units, time.monotonic() - start, args.set_dir)
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            runs = {pool.submit(_timed_measure, net, folding): (net, how) for net, folding, how in todo}
+            for done in tqdm(as_completed(runs), total=len(runs), desc="yosys", file=sys.stderr):
+                net, how = runs[done]
+                folding, units, seconds = done.result()
+                save_design(net, folding, how, units, seconds, args.set_dir)
     calibration_set = load_set(args.set_dir)
     fitted = fit(unit_samples(calibration_set))
     fitted.calibration.update({

@@ -34,12 +34,15 @@ from flipflow.generator import pack, rtl, timing_model
 from flipflow.sim.resources import SynthesisError, yosys_binary
 from flipflow.sim.timing import ROUTING_NS_PER_HOP, _paths
 
-# (datapath, out_ch, fan_in, PE, SIMD): NF x SF from 1 to hundreds, PE up to 64, SIMD up to 256.
-# Deep 1..2-bit-wide weight memories are left out: yosys 0.23's abc9 aborts on their block RAMs.
+# (datapath, out_ch, fan_in, PE, SIMD, weight placement): NF x SF from 1 to hundreds, PE up to 64,
+# SIMD up to 256, weights in LUTs and in block RAM. Deep 1..2-bit-wide weight memories are left
+# out: yosys 0.23's abc9 aborts on their block RAMs.
 MVU_CONFIGS = [
     ("binary", 64, 576, 4, 8), ("binary", 64, 576, 16, 32), ("binary", 64, 576, 64, 64), ("binary", 16, 256, 16, 256),
     ("binary", 10, 9, 10, 9), ("pixels", 64, 27, 16, 27), ("pixels", 64, 27, 4, 9),
     ("scores", 10, 64, 2, 8), ("scores", 10, 576, 10, 64), ("binary", 64, 64, 1, 6), ("binary", 64, 256, 2, 4),
+    ("binary", 64, 576, 16, 32, "block"), ("binary", 128, 1152, 2, 576, "block"), ("pixels", 64, 27, 4, 9, "block"),
+    ("scores", 10, 576, 10, 64, "block"), ("scores", 10, 155, 1, 6, "block"),
 ]
 # and every unit of tfc at this folding, in its design: trained weights give ROM logic that random
 # ones do not (the same flipflow_mvu parameters measured 4.8 ns with random and 6.3 ns with tfc's weights)
@@ -53,7 +56,8 @@ OTHER_CONFIGS = [
 CALIBRATION = Path(__file__).resolve().parents[1] / "generator" / timing_model.CALIBRATION_FILE
 
 
-def mvu_parameters(datapath: str, out_ch: int, fan_in: int, pe: int, simd: int) -> dict[str, int | str]:
+def mvu_parameters(datapath: str, out_ch: int, fan_in: int, pe: int, simd: int,
+                   weight_ram: str = "distributed") -> dict[str, int | str]:
     """flipflow_mvu's parameters for a layer of this shape, one input beat per window."""
     wb = {"binary": 1, "pixels": 8, "scores": 2}[datapath]
     w_lo, w_hi = (0, 1) if datapath == "binary" else (-(1 << (wb - 1)), (1 << (wb - 1)) - 1)
@@ -63,7 +67,7 @@ def mvu_parameters(datapath: str, out_ch: int, fan_in: int, pe: int, simd: int) 
                                 max(w_hi * x_hi, -w_lo) * fan_in, wb)
     lane = 8 if datapath == "pixels" else 1
     return dict(DATAPATH=datapath, OUT_CH=out_ch, FAN_IN=fan_in, PE=pe, SIMD=simd, WB=wb, AW=aw, POSITIONS=1,
-                EW=fan_in * lane)
+                EW=fan_in * lane, WEIGHT_RAM=weight_ram)
 
 
 def _memory(path: Path, width: int, depth: int, rng: random.Random) -> str:
@@ -117,6 +121,12 @@ def design_measurements(timeout: float = 3600) -> list[dict]:
              "logic_ns": t["logic_ns"], "hops": t["hops"], "path_ns": t["path_ns"]} for t in report["units"]]
 
 
+def _key(module: str, parameters: dict) -> str:
+    """A point's identity (points stored before WEIGHT_RAM was a parameter had LUT weights)."""
+    defaults = {"WEIGHT_RAM": "distributed"} if module == "flipflow_mvu" else {}
+    return json.dumps([module, {**defaults, **parameters}], sort_keys=True)
+
+
 def fit(measurements: list[dict]) -> dict:
     """Coefficients of timing_model.features per datapath: one least-squares fit over every
     flipflow_mvu point with a constant per datapath and shared slopes (clipped at 0: no
@@ -148,17 +158,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=1, help="yosys runs at once")
     ap.add_argument("--refit", action="store_true", help="refit the measurements already in the file")
+    ap.add_argument("--datapaths", help="re-measure only these flipflow_mvu datapaths (comma-separated) and the tfc "
+                                        "design, keeping the file's other measurements (after an RTL change to them)")
     args = ap.parse_args(argv)
     if args.refit:
         measurements = json.loads(CALIBRATION.read_text())["measurements"]
     else:
         work = [("flipflow_mvu", mvu_parameters(*c)) for c in MVU_CONFIGS] + OTHER_CONFIGS
+        kept = []
+        if args.datapaths:  # keep the stored points of the other datapaths; measure what is new
+            redo = set(args.datapaths.split(","))
+            kept = [m for m in json.loads(CALIBRATION.read_text())["measurements"]
+                    if "design" not in m and m["parameters"].get("DATAPATH") not in redo]
+            have = {_key(m["module"], m["parameters"]) for m in kept}
+            work = [w for w in work if _key(*w) not in have]
         with ThreadPoolExecutor(args.jobs) as pool:
             measurements = []
             for m in pool.map(lambda w: measure(*w), work):
                 measurements.append(m)
                 print(f"{m['module']} {m['parameters']}: {m['path_ns']:.2f} ns", file=sys.stderr, flush=True)
-        measurements += design_measurements()
+        measurements += kept + design_measurements()
     atomic.write_json(CALIBRATION, {
         "command": "python -m flipflow.sim.calibrate_timing",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -18,7 +18,7 @@ MAX_ERROR = 0.10  # per layer kind, LUT and FF, against yosys (issue 13)
 # Measured exceptions, kept as bounds so they cannot grow unnoticed: yosys maps global_sum's
 # ten 32-bit accumulate-or-clear adders in one of two ways (648 or 969 LUT on the same
 # structure, by map size: 16 and 49 pixels vs 25), which no structural term can tell apart.
-EXCEPTIONS = {("global_sum", "LUT"): 0.19}
+EXCEPTIONS = {("global_sum", "LUT"): 0.20}  # measured 0.190 on the 15-design set
 
 
 @pytest.fixture(scope="module")

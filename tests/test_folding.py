@@ -135,6 +135,19 @@ def test_search_is_optimal_against_brute_force(tiny, lut, dsp):
     assert share == pytest.approx(expected[1], rel=1e-9)
 
 
+def test_bound_missed_on_thinned_fronts_is_tried_again_wide(tiny, monkeypatch):
+    """First-try fronts of 1-2 points cannot combine a tight budget's trade; the second
+    try with WIDE_LIMITS (still exact for tiny) must reach the brute-force optimum."""
+    dev = devices.custom("pynq-z2", lut=900, ff=1500, dsp=4)  # LUT and FF both bind
+    expected = _brute_force(tiny, dev)
+    monkeypatch.setattr(fold, "FRONT_LIMIT", 1)
+    monkeypatch.setattr(fold, "OPTION_LIMIT", 2)
+    plan = fold.optimize(tiny, dev, coefficients=cost.Coefficients())
+    assert plan.cycles_per_frame == expected[0]
+    monkeypatch.setattr(fold, "WIDE_LIMITS", (1, 2))  # no wide try: the thinned search alone falls short
+    assert fold.optimize(tiny, dev, coefficients=cost.Coefficients()).cycles_per_frame > expected[0]
+
+
 def test_search_respects_budget_and_balances(cnv):
     for dev in (devices.get("pynq-z2"), devices.custom("pynq-z2", lut=30_000, bram36=70, dsp=60)):
         plan = fold.optimize(cnv, dev)

@@ -26,9 +26,10 @@
 //   ROM mapping for xc7, so under yosys a LUT ROM is declared as LUT logic, which is
 //   what a distributed ROM is made of.
 // AW must hold every accumulator value (and, for "pixels", one WB + 9-bit product).
-// Pipeline (for 100 MHz at any folding): weight read, PRE = 2 DSP48 register stages
-//   ("pixels" only), TREE = ceil(log_TG(SIMD)) adder-tree stages (at least 1; TG = 16
-//   for "binary", 4 otherwise), accumulate + threshold, then the output queue: a
+// Pipeline (for 100 MHz at any folding): weight read, PRE term stages (2 DSP48
+//   registers for "pixels", the +w/-w terms for "scores", none for "binary"),
+//   TREE = ceil(log_TG(SIMD)) adder-tree stages (at least 1; TG = 16 for "binary",
+//   4 otherwise), accumulate + threshold, then the output queue: a
 //   window's result is in out_data 2 + PRE + TREE cycles after its last fold is issued
 //   (flipflow.generator.cost.mvu_pipeline_stages). Throughput is unchanged by depth.
 // Flow control without a stall: the pipeline has no clock enable and never stops.
@@ -86,7 +87,8 @@ module flipflow_mvu #(
     // pipeline (see the stages below): stage 1 reads, PRE stages make the terms,
     // TREE stages add them, stage ACC accumulates and thresholds
     localparam integer TG    = DATAPATH == "binary" ? 16 : 4;  // values summed per tree node
-    localparam integer PRE   = DATAPATH == "pixels" ? 2 : 0;   // DSP48 A/B and M registers
+    localparam integer PRE   = DATAPATH == "pixels" ? 2 :      // DSP48 A/B and M registers
+                               DATAPATH == "scores" ? 1 : 0;   // the signed terms' register
     localparam integer TREE  = tree_stages(SIMD);
     localparam integer ACC   = 1 + PRE + TREE;  // the stage that accumulates
     localparam integer TREEW = level_at(TREE + 1) - PE * SIMD * AW;  // bits of tree levels 1 .. TREE
@@ -285,8 +287,12 @@ module flipflow_mvu #(
                     if (DATAPATH == "binary") begin : xnor_bit
                         assign terms[(q*SIMD + g)*AW +: AW] = { {(AW-1){1'b0}}, ~(x ^ s1_w[q*SIMD + g]) };
                     end else begin : signed_weight
+                        // registered (PRE = 1): the negate's carry chain and the tree
+                        // node's would not fit one 10 ns cycle together
                         wire [AW-1:0] w = AW'($signed(s1_w[(q*SIMD + g)*WB +: WB]));
-                        assign terms[(q*SIMD + g)*AW +: AW] = x ? w : -w;
+                        reg  [AW-1:0] term;
+                        always @(posedge ap_clk) term <= x ? w : -w;
+                        assign terms[(q*SIMD + g)*AW +: AW] = term;
                     end
                 end
             end
