@@ -95,6 +95,8 @@ class Layer:
     weight_scale: float = 1.0  # fixed-point layers: real weight = scale * int
     weights: np.ndarray | None = field(default=None, repr=False)
     thresholds: np.ndarray | None = field(default=None, repr=False)
+    # bit-plane input kinds: the kept bits of each 8-bit pixel channel, most significant first
+    planes: tuple[int, ...] = ()
 
     @property
     def in_ch(self) -> int:
@@ -129,6 +131,7 @@ class Layer:
         d.pop("thresholds")
         d["in_shape"] = list(self.in_shape)
         d["out_shape"] = list(self.out_shape)
+        d["planes"] = list(self.planes)
         return d
 
 
@@ -236,6 +239,7 @@ def validate(net: Network) -> None:
         if kinds.of(l).spatial:
             if l.kernel > l.in_shape[0] + 2 * l.pad or l.kernel > l.in_shape[1] + 2 * l.pad:
                 _fail(f"{where}.kernel", f"{l.kernel} is larger than the padded input {l.in_shape}")
+        _validate_planes(l, where)
         if tuple(l.out_shape) != expected_out_shape(l):
             _fail(f"{where}.out_shape", f"{tuple(l.out_shape)} but kind/kernel/stride/pad give {expected_out_shape(l)}")
         _validate_arrays(l, where)
@@ -246,6 +250,18 @@ def validate(net: Network) -> None:
         _fail("layers", f"no output layer ({' or '.join(OUTPUT_KINDS)})")
     if shape != (1, 1, len(net.classes)):
         _fail("classes", f"{len(net.classes)} class names but the network outputs {shape}")
+
+
+def _validate_planes(l: Layer, where: str) -> None:
+    if not kinds.of(l).bit_planes:
+        if l.planes:
+            _fail(f"{where}.planes", f"{l.kind} takes no bit planes (only {', '.join(k for k, v in kinds.KINDS.items() if v.bit_planes)})")
+        return
+    planes = list(l.planes)
+    if not planes or any(not isinstance(b, int) or not 0 <= b < kinds.PIXEL_BITS for b in planes) \
+            or planes != sorted(set(planes), reverse=True):
+        _fail(f"{where}.planes", f"must be distinct bit indices in 0..{kinds.PIXEL_BITS - 1}, most significant first, "
+                                 f"got {planes}")
 
 
 def _validate_arrays(l: Layer, where: str) -> None:
@@ -344,6 +360,7 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Network:
             pad=int(lh.get("pad", 0)),
             weight_bits=int(lh.get("weight_bits", 1)),
             weight_scale=float(lh.get("weight_scale", 1.0)),
+            planes=tuple(lh.get("planes", ())),
         )
         w = arrays.get(f"{name}.weights")
         if w is not None and layer.weight_bits == 1:

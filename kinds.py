@@ -154,6 +154,7 @@ class LayerKind(ABC):
     binary_weights: ClassVar[bool] = False  # its weights are single bits (trained as +-1 latent weights)
     window_pad_value: ClassVar[int] = 0  # what pads its windows (bit 0 = -1, pixel 0)
     lane_bits: ClassVar[int] = 1  # bits per input element (a SIMD lane, a window pixel channel)
+    bit_planes: ClassVar[bool] = False  # takes 8-bit pixels and reads only their kept bits (Layer.planes)
 
     # -- IR ----------------------------------------------------------------
     def out_shape(self, layer: Layer) -> tuple[int, int, int]:
@@ -166,7 +167,11 @@ class LayerKind(ABC):
 
     def fan_in(self, layer: Layer) -> int:
         """Terms per dot product (K): kernel window x input channels."""
-        return layer.kernel * layer.kernel * layer.in_ch
+        return layer.kernel * layer.kernel * self.window_channels(layer)
+
+    def window_channels(self, layer: Layer) -> int:
+        """Elements per pixel of what the window unit stores (lane_bits each)."""
+        return layer.in_ch
 
     def has_window(self, layer: Layer) -> bool:
         """A window unit sits in front of the layer where the window is more than the pixel itself."""
@@ -213,7 +218,7 @@ class MatrixKind(LayerKind):
         """[out_ch, k, k, in_ch] for convolutions (window order), [out_ch, K] for dense layers."""
         if not self.spatial:
             return (layer.out_ch, self.fan_in(layer))
-        return (layer.out_ch, layer.kernel, layer.kernel, layer.in_ch)
+        return (layer.out_ch, layer.kernel, layer.kernel, self.window_channels(layer))
 
     def weight_bits(self, layer: Layer) -> int:
         """Bits per weight element in a packed word."""
@@ -338,6 +343,34 @@ class InputConv(_PixelDatapath):
     name = "input_conv"
 
 
+def bit_planes(pixels: np.ndarray, planes: tuple[int, ...]) -> np.ndarray:
+    """(N, H, W, C) uint8 pixels -> (N, H, W, C x P) bits, channel c's plane planes[j]
+    at c x P + j: each pixel channel becomes P binary channels (CBNN)."""
+    bits = [(pixels >> b) & 1 for b in planes]
+    return np.stack(bits, axis=-1).reshape(*pixels.shape[:-1], -1).astype(np.uint8)
+
+
+class BitplaneConv(_XnorDatapath):
+    """First layer on the kept bit planes of the pixels (CBNN, docs/DESIGN.md, "Bit-plane
+    input"): pixel bit b is a binary input (1 = +1, 0 = -1), so the layer is an XNOR-popcount
+    convolution over C x P binary channels, padded with pixel 0 (every plane -1). The
+    hardware gathers whole pixels, keeps the planes by wiring, and windows C x P bits."""
+
+    name = "bitplane_conv"
+    role = "input"
+    binary_input = False
+    bit_planes = True
+
+    def window_channels(self, layer: Layer) -> int:
+        return layer.in_ch * len(layer.planes)
+
+    def patches(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        return windows(bit_planes(x, layer.planes), layer.kernel, layer.stride, layer.pad, self.window_pad_value)
+
+    def units(self, layer: Layer, config: Folded | None) -> list[Unit]:
+        return [Unit("stream", stream_cycles(layer.in_shape))] + super().units(layer, config)
+
+
 class InputDense(_PixelDatapath):
     name = "input_dense"
     spatial = False
@@ -404,7 +437,7 @@ class GlobalSum(LayerKind):
         return [Unit("sum", layer.in_shape[0] * layer.in_shape[1])]
 
 
-KINDS: dict[str, LayerKind] = {k.name: k for k in (InputConv(), InputDense(), BinaryConv(), BinaryDense(),
+KINDS: dict[str, LayerKind] = {k.name: k for k in (InputConv(), InputDense(), BitplaneConv(), BinaryConv(), BinaryDense(),
                                                       MaxPool(), OutputConv(), OutputDense(), GlobalSum())}
 ROLES = ("input", "binary", "output", "reduce")  # the order in which a network's layers may appear
 

@@ -147,7 +147,8 @@ def threshold_memory(layer: Layer, f: LayerConfig) -> Memory:
 def line_buffer_bank(layer: Layer) -> Memory:
     """One row bank of flipflow_swu: pow2(W) pixels; BRAM only beyond LUTROM_MAX_DEPTH."""
     depth = pow2(layer.in_shape[1])
-    width = layer.in_ch * kinds.of(layer).lane_bits
+    kind = kinds.of(layer)
+    width = kind.window_channels(layer) * kind.lane_bits
     return Memory(width, depth, "block" if depth > LUTROM_MAX_DEPTH else "distributed")
 
 

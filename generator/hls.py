@@ -106,6 +106,9 @@ def plan(net: Network, folding: Folding) -> Plan:
     layers = []
     for l, name in zip(net, names):
         kind = kinds.of(l)
+        if kind.bit_planes:
+            raise HLSError(f"layer {l.name}: the HLS backend has no {l.kind} kernel yet",
+                           fix="build this network with the RTL backend (flipflow sim, then rtl_sim/rtl/build_bitstream.tcl)")
         config = folding.get(l.name)
         ih, iw, ch = l.in_shape
         oh, ow, oc = l.out_shape

@@ -4,6 +4,7 @@ The hardware is the same streaming dataflow pipeline as the HLS backend
 (docs/DESIGN.md), one unit chain per IR layer, the chain kinds.py lists:
 
 * ``input_conv``  : [gather channels] -> window unit -> matrix-vector unit (8-bit pixels)
+* ``bitplane_conv``: [gather channels] -> kept planes (wiring) -> window unit -> matrix-vector unit (XNOR)
 * ``binary_conv`` : [window unit] -> matrix-vector unit (XNOR-popcount, thresholds)
 * ``maxpool``     : window unit -> OR unit
 * ``output_conv`` : [window unit] -> matrix-vector unit (integer scores)
@@ -76,6 +77,7 @@ class Unit:
     cycles: int = 0  # cycles per frame at II = 1 (analytical)
     params: dict[str, int] = field(default_factory=dict)  # geometry for the analytical models (sim.rtl)
     parameters: dict[str, int | str] = field(default_factory=dict)  # Verilog parameters of the instance
+    in_bits: list[int] = field(default_factory=list)  # reads only these bits of its source (element 0 first); [] = all
 
     @property
     def instance(self) -> str:
@@ -122,9 +124,8 @@ def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     datapath = RTL_DATAPATHS[kind.datapath]
     wb = kind.weight_bits(layer)
     aw = pack.accumulator_bits(layer)
-    c = layer.in_ch
     positions = kind.beats_per_vector(layer)  # a conv's window unit delivers the whole window in one beat
-    ew = (layer.kernel**2 if kind.spatial else 1) * c * kind.lane_bits
+    ew = (layer.kernel**2 if kind.spatial else 1) * kind.window_channels(layer) * kind.lane_bits
     name = ident(layer.name)
     weight_file = _write_mem(out_dir, f"{name}_weights.mem", pack.words(layer, f), g.pe * g.simd * wb)
     thr_file = ""
@@ -147,10 +148,11 @@ def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
 
 
 def _window_unit(layer: Layer, src: str, cycles: int) -> Unit:
-    h, w, c = layer.in_shape
+    h, w, _ = layer.in_shape
     ho, wo, _ = layer.out_shape
     k, s, p = layer.kernel, layer.stride, layer.pad
-    lane_bits = kinds.of(layer).lane_bits
+    kind = kinds.of(layer)
+    c, lane_bits = kind.window_channels(layer), kind.lane_bits
     if h >= 1 << 14 or w >= 1 << 14:
         raise RtlError(f"layer {layer.name}: {h}x{w} maps are too large for the 16-bit window counters")
     return Unit(
@@ -198,12 +200,20 @@ def _result_unit(net: Network, src: Unit) -> Unit:
     )
 
 
+def plane_bits(layer: Layer) -> list[int]:
+    """The bits of a gathered pixel (channel c's byte at 8c) that a bit-plane layer keeps,
+    element 0 first: channel c's plane planes[j] is element c x P + j (kinds.bit_planes)."""
+    return [8 * c + b for c in range(layer.in_ch) for b in layer.planes]
+
+
 def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
     units: list[Unit] = []
     src = "in"
+    select: list[int] = []  # bits the next unit keeps of its source (a bit-plane layer's planes)
 
     def add(u: Unit) -> None:
-        nonlocal src
+        nonlocal src, select
+        u.in_bits, select = select, []
         units.append(u)
         src = u.name
 
@@ -212,6 +222,8 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
             if unit.role == "stream":
                 if layer.in_ch > 1:  # one byte per beat; a gather register builds the pixel
                     add(_gather_unit(layer, src, unit.cycles))
+                if kinds.of(layer).bit_planes:
+                    select = plane_bits(layer)
             elif unit.role == "window":
                 add(_window_unit(layer, src, unit.cycles))
             elif unit.role == "mvu":

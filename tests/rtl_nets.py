@@ -14,20 +14,14 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from flipflow import ir
+from flipflow import ir, kinds
 from flipflow.generator.folding import LayerConfig
 from flipflow import golden
 
 
 def _accumulators(layer: ir.Layer, x: np.ndarray) -> np.ndarray:
-    if layer.kind.endswith("_dense"):
-        patches = x.reshape(len(x), -1)
-    else:
-        patches = golden.windows(x, layer.kernel, layer.stride, layer.pad, 0).reshape(-1, layer.fan_in)
-    w = layer.weights.reshape(layer.out_ch, -1)
-    if layer.kind.startswith("input"):
-        return patches.astype(np.int64) @ w.T.astype(np.int64)
-    return golden.xnor_popcount(patches, w)
+    kind = kinds.matrix(layer)
+    return kind.accumulate(layer, kind.patches(layer, x).reshape(-1, layer.fan_in))
 
 
 def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: int) -> ir.Network:
@@ -39,15 +33,16 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
     for i, spec in enumerate(specs):
         kind = spec["kind"]
         layer = ir.Layer(name=f"{kind}{i}", kind=kind, in_shape=tuple(shape), out_shape=(1, 1, 1),
-                         kernel=spec.get("k", 1), stride=spec.get("s", 1), pad=spec.get("p", 0))
+                         kernel=spec.get("k", 1), stride=spec.get("s", 1), pad=spec.get("p", 0),
+                         planes=tuple(spec.get("planes", ())))
         out = spec.get("out", shape[2])
         if kind in ("output_conv", "output_dense"):
             out = classes
         layer.out_shape = (1, 1, out) if kind.endswith("_dense") else (0, 0, out)
         layer.out_shape = ir.expected_out_shape(layer) if kind != "global_sum" else (1, 1, shape[2])
         if layer.has_weights:
-            wshape = (out, layer.fan_in) if kind.endswith("_dense") else (out, layer.kernel, layer.kernel, shape[2])
-            if kind in ir.BINARY_KINDS:
+            wshape = kinds.matrix(layer).weight_shape(layer)
+            if kinds.of(layer).binary_weights:
                 layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
             else:
                 layer.weight_bits = 8 if kind.startswith("input") else 4
@@ -56,7 +51,7 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
             if layer.is_thresholded:
                 acc = _accumulators(layer, x)
                 layer.thresholds = np.median(acc, axis=0).astype(np.int64) + rng.integers(0, 2, out)
-                if kind in ir.BINARY_KINDS:
+                if kinds.of(layer).binary_weights:
                     layer.thresholds = np.clip(layer.thresholds, 0, layer.fan_in + 1)
         layers.append(layer)
         x = golden.run_layer(layer, x)
@@ -88,6 +83,9 @@ def layer_case(kind: str, seed: int) -> list[dict]:
     cases = {
         "input_conv": [{"kind": "input_conv", "out": c1, "k": int(rng.choice([3, 5])), "s": s, "p": 1}, {"kind": "output_dense"}],
         "input_dense": [{"kind": "input_dense", "out": odd(rng, 9, 40)}, {"kind": "output_dense"}],
+        "bitplane_conv": [{"kind": "bitplane_conv", "out": c1, "k": int(rng.choice([3, 5])), "s": s, "p": 1,
+                           "planes": tuple(sorted(rng.choice(8, int(rng.integers(1, 6)), replace=False).tolist(), reverse=True))},
+                          {"kind": "binary_conv", "out": odd(rng, 3, 12), "k": k, "s": 1, "p": p}, {"kind": "output_dense"}],
         "binary_conv": [first, {"kind": "binary_conv", "out": odd(rng, 3, 20), "k": k, "s": s, "p": p}, {"kind": "output_dense"}],
         "binary_dense": [first, {"kind": "binary_dense", "out": odd(rng, 5, 40)}, {"kind": "output_dense"}],
         "maxpool": [first, {"kind": "maxpool", "k": int(rng.choice([2, 3])), "s": 2, "p": int(rng.integers(0, 2))}, {"kind": "output_dense"}],
@@ -130,12 +128,14 @@ def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_c
     dense = kind.endswith("_dense")
     layer = ir.Layer(name, kind, tuple(in_shape), (1, 1, out_ch), kernel=1 if dense else k,
                      stride=1 if dense else s, pad=0 if dense else p)
+    if kinds.get(kind).bit_planes:  # a random set of kept pixel bits
+        layer.planes = tuple(sorted(rng.choice(8, int(rng.integers(1, 9)), replace=False).tolist(), reverse=True))
     layer.out_shape = ir.expected_out_shape(layer)
     if not layer.has_weights:
         return layer
     kk = layer.fan_in
-    wshape = (out_ch, kk) if dense else (out_ch, k, k, in_shape[2])
-    if kind.startswith("binary"):
+    wshape = kinds.matrix(layer).weight_shape(layer)
+    if kinds.of(layer).binary_weights:
         layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
         if wide_thresholds:
             layer.thresholds = rng.integers(0, kk + 2, out_ch).astype(np.int64)

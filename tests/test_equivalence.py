@@ -49,6 +49,17 @@ def test_nin_on_fashion_mnist(fashion, tmp_path):
     assert_layers_equal(model, net, fashion.test.images[:300])
 
 
+@pytest.mark.parametrize("planes", [(7, 6, 5, 4), (7, 5, 2, 0)])
+def test_bit_plane_nin_on_fashion_mnist(fashion, tmp_path, planes):
+    """CBNN input: the golden model's planes, -1 padding and XNOR layer equal Brevitas'."""
+    arch = models.with_bit_planes(models.nin(fashion.input_shape, fashion.classes, widths=(37, 29, 19, 33, 31, 27, 23, 21)), planes)
+    model = calibrated_model(arch, fashion.train.images[:256], seed=3)
+    net = roundtrip(export(model, "nin_bitplane", "fashion_mnist"), tmp_path)
+    assert net.layers[0].kind == "bitplane_conv" and net.layers[0].planes == planes
+    assert net.layers[0].fan_in == 5 * 5 * 1 * len(planes)
+    assert_layers_equal(model, net, fashion.test.images[:300])
+
+
 def test_mlp_on_digits(digits, tmp_path):
     arch = Arch("mlp", digits.input_shape, digits.classes, [
         LayerSpec("input_dense", 45), LayerSpec("binary_dense", 33), LayerSpec("binary_dense", 17), LayerSpec("output_dense", 10),

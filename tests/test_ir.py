@@ -148,6 +148,7 @@ def _broken(mutate) -> str:
         (lambda n: setattr(n.layers[1], "out_shape", (5, 5, 7)), "layers[1] (c1).out_shape"),
         (lambda n: setattr(n.layers[1], "stride", 0), "layers[1] (c1).stride"),
         (lambda n: setattr(n.layers[1], "pad", 3), "layers[1] (c1).pad"),
+        (lambda n: setattr(n.layers[1], "planes", (7, 6)), "layers[1] (c1).planes"),
         (lambda n: setattr(n.layers[2], "kernel", 9), "layers[2] (p2).kernel"),
         (lambda n: setattr(n.layers[1], "weights", n.layers[1].weights[:, :2]), "layers[1] (c1).weights"),
         (lambda n: setattr(n.layers[1], "weights", n.layers[1].weights * 2), "layers[1] (c1).weights"),
@@ -167,6 +168,28 @@ def _broken(mutate) -> str:
 )
 def test_inconsistent_network_names_the_field(mutate, field):
     assert field in _broken(mutate)
+
+
+def _bit_plane_net(planes: tuple[int, ...]) -> ir.Network:
+    rng = np.random.default_rng(1)
+    p = len(planes) or 1
+    first = ir.Layer("b0", "bitplane_conv", (6, 6, 2), (6, 6, 4), kernel=3, pad=1, planes=planes,
+                     weights=rng.integers(0, 2, (4, 3, 3, 2 * p), dtype=np.uint8), thresholds=rng.integers(0, 18 * p, 4))
+    head = ir.Layer("o1", "output_dense", (6, 6, 4), (1, 1, 2), weight_bits=4,
+                    weights=rng.integers(-7, 8, (2, 144)).astype(np.int8))
+    return ir.Network("planes", (6, 6, 2), ["a", "b"], "synthetic", [first, head])
+
+
+def test_bit_planes_round_trip_and_widen_the_fan_in(tmp_path):
+    net = ir.load(_bit_plane_net((7, 5, 1)).save(tmp_path / "p.ir.npz"))
+    assert net.layers[0].planes == (7, 5, 1)
+    assert net.layers[0].fan_in == 3 * 3 * 2 * 3
+
+
+@pytest.mark.parametrize("planes", [(), (8,), (5, 7), (6, 6)])
+def test_bad_bit_planes_are_named(planes):
+    with pytest.raises(ir.IRError, match=r"layers\[0\] \(b0\)\.planes"):
+        _bit_plane_net(planes).validate()
 
 
 def test_zoo_name_or_path_resolution(tmp_path):

@@ -23,9 +23,7 @@ def layer_inputs(rng: np.random.Generator, layer: Layer, n: int) -> np.ndarray:
 
 
 def window_vectors(layer: Layer, x: np.ndarray) -> np.ndarray:
-    if layer.kind.endswith("_dense"):
-        return x.reshape(len(x), -1)
-    return golden.windows(x, layer.kernel, layer.stride, layer.pad, 0).reshape(-1, layer.fan_in)
+    return kinds.matrix(layer).patches(layer, x).reshape(-1, layer.fan_in)
 
 
 @settings(max_examples=60, deadline=None)

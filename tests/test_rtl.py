@@ -17,7 +17,7 @@ from flipflow import golden
 from flipflow.sim.rtl import RtlSimulator, first_layer_mismatch
 from rtl_helpers import lint, run_cocotb
 
-KINDS = ["input_conv", "input_dense", "binary_conv", "binary_dense", "maxpool", "output_conv", "output_dense", "global_sum"]
+KINDS = ["input_conv", "input_dense", "bitplane_conv", "binary_conv", "binary_dense", "maxpool", "output_conv", "output_dense", "global_sum"]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,17 @@ def test_input_layer_packed_products_exact(pe, tmp_path, monkeypatch):
     and pixels (0, 255), accumulators exactly on their thresholds, odd and even PE."""
     net, folding, images = rtl_nets.knife_edge_input_case(pe)
     run_cocotb(net, folding, images, tmp_path, "icarus", 0.2, 0.2, monkeypatch)
+
+
+def test_bit_plane_input_of_colour_pixels(tmp_path, monkeypatch):
+    """Three 8-bit channels: the gathered pixel's kept planes (wiring in the top) feed the
+    window unit as 3 x P binary channels, in the golden model's order."""
+    rng = np.random.default_rng(21)
+    images = rng.integers(0, 256, (3, 7, 7, 3)).astype(np.uint8)
+    specs = [{"kind": "bitplane_conv", "out": 9, "k": 3, "s": 1, "p": 1, "planes": (6, 3, 0)},
+             {"kind": "maxpool", "k": 2, "s": 2}, {"kind": "output_dense"}]
+    net = rtl_nets.build("planes_rgb", images, specs, 10, 21)
+    run_cocotb(net, rtl_nets.random_folding(net, 21), images, tmp_path, "icarus", 0.3, 0.3, monkeypatch)
 
 
 def test_mismatch_names_layer_pixel_channel(digit_images, tmp_path):

@@ -48,6 +48,7 @@ class LayerSpec:
     kernel: int = 1
     stride: int = 1
     pad: int = 0
+    planes: tuple[int, ...] = ()  # bit-plane input kinds: the kept pixel bits, most significant first
 
 
 @dataclass
@@ -64,7 +65,8 @@ class Arch:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "Arch":
-        return Arch(d["name"], tuple(d["input_shape"]), list(d["classes"]), [LayerSpec(**l) for l in d["layers"]])
+        return Arch(d["name"], tuple(d["input_shape"]), list(d["classes"]),
+                    [LayerSpec(**{**l, "planes": tuple(l.get("planes", ()))}) for l in d["layers"]])
 
 
 class UnitBinaryWeight(SignedBinaryWeightPerTensorConst):
@@ -121,6 +123,34 @@ class InputConv(_Conv, ThresholdBlock):
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int):
         op = QuantConv2d(in_ch, out_ch, kernel, stride, padding=pad, bias=False, weight_quant=Int8WeightPerTensorFixedPoint)
         super().__init__(op, nn.BatchNorm2d(out_ch))
+
+
+def bit_plane_input(x: torch.Tensor, planes: tuple[int, ...]) -> torch.Tensor:
+    """The model input (pixel / 256, NCHW) -> +-1 bit planes, N x (C x P) x H x W, channel
+    c's plane planes[j] at c x P + j (the order of kinds.bit_planes)."""
+    pixels = torch.round(x / PIXEL_SCALE).to(torch.int64)
+    bits = torch.stack([(pixels >> b) & 1 for b in planes], dim=2)  # N, C, P, H, W
+    return (2 * bits - 1).flatten(1, 2).to(x.dtype)
+
+
+class BitplaneConv(ThresholdBlock):
+    """CBNN's first layer: a binary convolution over the kept bit planes of the pixels,
+    padded with -1 (the planes of pixel 0)."""
+
+    kind = "bitplane_conv"
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int, planes: tuple[int, ...]):
+        op = QuantConv2d(in_ch * len(planes), out_ch, kernel, stride, padding=0, bias=False, weight_quant=UnitBinaryWeight)
+        super().__init__(op, nn.BatchNorm2d(out_ch))
+        self.minus_one_pad = pad
+        self.planes = tuple(planes)
+
+    @classmethod
+    def for_layer(cls, layer: ir.Layer) -> nn.Module:
+        return cls(layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.pad, layer.planes)
+
+    def pre_bn(self, x: torch.Tensor) -> torch.Tensor:
+        return super().pre_bn(bit_plane_input(x, self.planes))
 
 
 class InputDense(_Dense, ThresholdBlock):
@@ -243,7 +273,7 @@ def images_to_input(images: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 BLOCKS: dict[str, type[nn.Module]] = {
-    cls.kind: cls for cls in (InputConv, InputDense, BinaryConv, BinaryDense, MaxPool, OutputConv, OutputDense, GlobalSum)
+    cls.kind: cls for cls in (InputConv, InputDense, BitplaneConv, BinaryConv, BinaryDense, MaxPool, OutputConv, OutputDense, GlobalSum)
 }
 
 
@@ -258,7 +288,8 @@ def build_blocks(arch: Arch) -> list[nn.Module]:
         kind = kinds.get(s.kind)
         if kind.spatial and kind.has_weights and not spatial:
             raise ArchError(f"{where}: a convolution cannot follow a dense layer")
-        layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad)
+        layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad,
+                         planes=tuple(s.planes))
         blocks.append(BLOCKS[s.kind].for_layer(layer))
         shape = ir.expected_out_shape(layer)
         spatial = spatial and (kind.spatial or not kind.has_weights)

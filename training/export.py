@@ -22,6 +22,7 @@ from flipflow.training.blocks import (
     BNN,
     PIXEL_SCALE,
     BinaryConv,
+    BitplaneConv,
     BinaryDense,
     GlobalSum,
     InputConv,
@@ -103,7 +104,8 @@ def export(model: BNN, name: str, dataset: str, provenance: dict | None = None, 
     for i, (spec, block) in enumerate(zip(arch.layers, model.blocks)):
         lname = f"{i:02d}_{spec.kind}"
         where = f"layer {i} ({spec.kind})"
-        layer = ir.Layer(lname, spec.kind, shape, shape, kernel=spec.kernel, stride=spec.stride, pad=spec.pad)
+        layer = ir.Layer(lname, spec.kind, shape, shape, kernel=spec.kernel, stride=spec.stride, pad=spec.pad,
+                         planes=tuple(spec.planes))
         dense = not kinds.get(spec.kind).spatial
         if dense:
             layer.kernel, layer.stride, layer.pad = 1, 1, 0
@@ -114,7 +116,7 @@ def export(model: BNN, name: str, dataset: str, provenance: dict | None = None, 
             mirror, t = fold_thresholds(block, -amax, amax, lambda a, m: m * a * (scale * PIXEL_SCALE))
             layer.weights = (w * mirror.reshape(-1, *[1] * (w.ndim - 1))).astype(np.int8)
             layer.thresholds, layer.weight_bits, layer.weight_scale = t, bits, scale
-        elif isinstance(block, (BinaryConv, BinaryDense)):
+        elif isinstance(block, (BinaryConv, BinaryDense, BitplaneConv)):
             w = _to_hwc_rows(_binary_weights(block.op, where), shape, dense)
             k = int(np.prod(w.shape[1:]))
             zeros = np.zeros(len(w), np.int64)

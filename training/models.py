@@ -122,6 +122,21 @@ def alexnet(input_shape: tuple[int, int, int], classes: list[str], widths: tuple
     ])
 
 
+def with_bit_planes(arch: Arch, planes: tuple[int, ...]) -> Arch:
+    """The same architecture with its 8-bit first convolution replaced by a binary one over
+    the kept bit planes of the pixels (CBNN; kinds.BitplaneConv), same geometry and width."""
+    first = arch.layers[0]
+    if first.kind != "input_conv":
+        raise ArchError(f"{arch.name}: bit-plane input replaces a first input_conv, this one starts with {first.kind}",
+                        fix="use a convolutional architecture (nin, cnv, alexnet)")
+    if not planes or len(set(planes)) != len(planes) or not all(0 <= b < 8 for b in planes):
+        raise ArchError(f"{arch.name}: planes must be distinct pixel bits 0..7, got {list(planes)}",
+                        fix="give e.g. --planes 7,6,5,4")
+    kept = tuple(sorted(planes, reverse=True))
+    layers = [L("bitplane_conv", first.out_ch, first.kernel, first.stride, first.pad, kept), *arch.layers[1:]]
+    return Arch(arch.name, arch.input_shape, arch.classes, layers)
+
+
 ARCHS: dict[str, Callable[..., Arch]] = {"nin": nin, "cnv": cnv, "lfc": lfc, "sfc": sfc, "tfc": tfc, "alexnet": alexnet}
 
 
