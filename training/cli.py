@@ -70,10 +70,16 @@ def _dataset(args: argparse.Namespace):
     return datasets.load(args.dataset, args.data_dir)
 
 
-def _arch(name: str, data, widths: list[int] | None):
+def _arch(name: str, data, widths: list[int] | None, planes: list[int] | None = None):
     from flipflow.training import models
 
-    return models.build_arch(name, data.input_shape, data.classes, **({"widths": tuple(widths)} if widths else {}))
+    arch = models.build_arch(name, data.input_shape, data.classes, **({"widths": tuple(widths)} if widths else {}))
+    return models.with_bit_planes(arch, tuple(planes)) if planes else arch
+
+
+def _planes_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--planes", type=_ints, default=None,
+                   help="bit-plane input (CBNN): the first layer is binary over these pixel bits, e.g. 7,6,5,4 (default: 8-bit pixels)")
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -100,6 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a BNN with flip tracking; export its IR and test accuracy")
     p.add_argument("arch", choices=sorted(ARCHS), help="architecture")
     p.add_argument("--widths", type=_ints, default=None, help="output channels of every prunable layer, comma-separated")
+    _planes_arg(p)
     p.add_argument("--out", type=Path, default=None, help="run folder (default build/train/ARCH)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--zoo", default=None, metavar="NAME", help="also copy the result to zoo/NAME")
@@ -110,6 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="architecture name (trains the baseline first) or a checkpoint.pt with flip counts")
     p.add_argument("--out", type=Path, default=None, help="run folder (default build/prune/MODEL)")
     p.add_argument("--criterion", choices=("flip", "latent", "uniform"), default="flip")
+    _planes_arg(p)
     p.add_argument("--rule", choices=("flip", "latent"), default="latent",
                    help="which channels go: smallest |latent| (default: 0.4 pt better on NIN, README) or most flipping; --compare runs both, this one becomes ARCH_pruned")
     p.add_argument("--tau", type=int, default=0, help="a weight is insensitive when it flipped more than tau times")
@@ -128,9 +136,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     _schedule_args(p)
     p.set_defaults(func=_prune, parser=p)
 
+    p = sub.add_parser("bitslice-sensitivity",
+                       help="bit-plane sensitivity (CBNN): top-1 with each pixel bit randomised; the planes worth keeping")
+    p.add_argument("model", help="a bit-plane IR (zoo name or model.ir.npz, e.g. from `flipflow train nin --planes 7,6,5,4,3,2,1,0`)")
+    p.add_argument("--keep", type=int, default=4, help="planes to keep: the ones whose randomisation costs most (default 4)")
+    p.add_argument("--images", type=int, default=None, help="first N test images (default: the full test set)")
+    p.add_argument("--dataset", default=None, help="dataset (default: the IR's)")
+    p.add_argument("--out", type=Path, default=None, help="folder for sensitivity.{json,png} (default build/<model>-bitslice)")
+    p.add_argument("--print-planes", action="store_true", help="print only the kept planes (7,6,5,4) for scripts")
+    p.set_defaults(func=_bitslice_sensitivity)
+
     p = sub.add_parser("table", help="print the comparison table (markdown) of a `prune --compare` run")
     p.add_argument("run", type=Path, nargs="?", default=DEFAULT_OUT / "prune" / "nin", help="run folder (default build/prune/nin)")
     p.set_defaults(func=_table)
+
+
+def _bitslice_sensitivity(args: argparse.Namespace) -> int:
+    from flipflow import ir
+    from flipflow.training import bitslice, datasets
+
+    net = ir.load_model(args.model)
+    data = datasets.load(args.dataset or net.dataset)
+    n = args.images or len(data.test)
+    report = bitslice.sensitivity(net, data.test.images[:n], data.test.labels[:n])
+    report["keep"] = list(bitslice.choose(report, args.keep))
+    out = args.out or DEFAULT_OUT / f"{Path(str(ir.resolve(args.model))).parent.name}-bitslice"
+    bitslice.write(report, out)
+    if args.print_planes:
+        print(",".join(map(str, report["keep"])))
+        return 0
+    print(f"{net.name}: top-1 {100 * report['accuracy']:.2f}% on {n:,} test images")
+    for r in report["single"]:
+        print(f"  plane {r['plane']} random: top-1 {100 * r['accuracy']:.2f}% ({r['drop_pt']:+.2f} pt drop)")
+    for g in report["growing"]:
+        print(f"  planes {','.join(map(str, g['randomised']))} random: top-1 {100 * g['accuracy']:.2f}% ({g['drop_pt']:+.2f} pt drop)")
+    print(f"keep {','.join(map(str, report['keep']))}; {out / 'sensitivity.json'}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -139,7 +180,7 @@ def _train(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     data = _dataset(args)
-    arch = _arch(args.arch, data, args.widths)
+    arch = _arch(args.arch, data, args.widths, args.planes)
     cfg = _config(args)
     out = args.out or DEFAULT_OUT / "train" / args.arch
     if (out / "checkpoint.pt").exists() and not args.resume:
@@ -167,7 +208,7 @@ def _prune(args: argparse.Namespace) -> int:
     if args.compare:
         if args.model not in models.ARCHS:
             raise UsageError("--compare trains its own baseline", fix=f"give an architecture name ({', '.join(models.ARCHS)})")
-        result = rounds.compare(_arch(args.model, data, None), data, base_cfg, ft_cfg, pcfg, out, args.train_subset, _command(args),
+        result = rounds.compare(_arch(args.model, data, None, args.planes), data, base_cfg, ft_cfg, pcfg, out, args.train_subset, _command(args),
                                 args.seeds)
         print(reports.comparison_table(result["rows"]))
         if args.zoo:
@@ -178,7 +219,7 @@ def _prune(args: argparse.Namespace) -> int:
     if args.seeds != 1:
         raise UsageError("--seeds averages the --compare table", fix="add --compare, or drop --seeds")
     if args.model in models.ARCHS:
-        base, payload, _ = rounds.baseline(_arch(args.model, data, None), data, base_cfg, out, args.train_subset, _command(args))
+        base, payload, _ = rounds.baseline(_arch(args.model, data, None, args.planes), data, base_cfg, out, args.train_subset, _command(args))
     else:
         base, payload = checkpoint.load(args.model)
     if args.criterion == "flip":

@@ -42,7 +42,7 @@ def _layers(arch: Arch) -> list[ir.Layer]:
     shape: ir.Shape = tuple(arch.input_shape)
     layers = []
     for s in arch.layers:
-        layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad)
+        layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad, planes=tuple(s.planes))
         layer.out_shape = ir.expected_out_shape(layer)
         layers.append(layer)
         shape = layer.out_shape
