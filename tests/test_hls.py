@@ -207,3 +207,16 @@ def test_cli_bad_folding_file(tmp_path, capsys):
     (tmp_path / "f.json").write_text(json.dumps({**folding, "fc1": {"pe": 99, "simd": 1}}))
     assert cli.main(["hls", str(path), "--out", str(tmp_path / "o"), "--folding", str(tmp_path / "f.json")]) == 2
     assert "layer fc1: PE=99" in capsys.readouterr().err
+
+
+def test_bit_plane_input_is_refused_with_the_rtl_route(tmp_path):
+    """No HLS kernel reads bit planes yet: one clear error naming the layer and the backend that builds it."""
+    rng = np.random.default_rng(0)
+    l0 = random_layer(rng, "planes", "bitplane_conv", (6, 6, 1), 5, 3, 1, 1)
+    l1 = random_layer(rng, "out", "output_dense", l0.out_shape, 2)
+    net = Network("planes", (6, 6, 1), ["a", "b"], "random", [l0, l1])
+    net.validate()
+    with pytest.raises(hls.HLSError, match="layer planes: the HLS backend has no bitplane_conv kernel") as e:
+        hls.render(net, default_folding(net), tmp_path / "p")
+    assert "flipflow sim" in e.value.fix
+    assert not (tmp_path / "p").exists()
