@@ -77,7 +77,7 @@ hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls
 	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(MODEL_NAME)
 
 sim: setup  ## RTL simulation against the golden model: make sim MODEL=nin_pruned IMAGES=10
-	$(VENV)/bin/flipflow sim $(MODEL) $(if $(IMAGES),--images $(IMAGES)) --out build/$(MODEL_NAME)
+	$(VENV)/bin/flipflow sim $(MODEL) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(EARLY_EXIT)),--early-exit) --out build/$(MODEL_NAME)
 
 bench: setup  ## baseline vs pruned side by side: build/bench/report.{md,json,png}
 	$(VENV)/bin/flipflow bench --out build/bench
