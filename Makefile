@@ -76,7 +76,7 @@ margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned
 	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(MODEL_NAME)
 
-sim: setup  ## RTL simulation against the golden model: make sim MODEL=nin_pruned IMAGES=10
+sim: setup  ## RTL simulation against the golden model: make sim MODEL=nin_pruned IMAGES=10 [EARLY_EXIT=1: side by side with early exit]
 	$(VENV)/bin/flipflow sim $(MODEL) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(EARLY_EXIT)),--early-exit) --out build/$(MODEL_NAME)
 
 bench: setup  ## baseline vs pruned side by side: build/bench/report.{md,json,png}

@@ -84,9 +84,18 @@ def can_exit_early(layer: Layer) -> bool:
     return isinstance(kind, kinds.MatrixKind) and kind.thresholded and kind.datapath == "xnor"
 
 
+def early_exit_pays(layer: Layer, config: LayerConfig) -> bool:
+    """Whether early exit can save a cycle at this folding: a group decided at its first
+    fold still takes ACC + 2 = pipeline stages + 3 issue cycles (docs/DESIGN.md, "Early
+    exit: hardware"), so SF must be larger."""
+    from flipflow.generator import cost  # cost imports this module
+
+    return can_exit_early(layer) and math.ceil(layer.fan_in / config.simd) > cost.mvu_pipeline_stages("xnor", config.simd) + 3
+
+
 def with_early_exit(net: Network, folding: Folding) -> Folding:
-    """``folding`` with early exit on in every layer that can have it (``can_exit_early``)."""
-    exits = {l.name for l in net.layers if l.has_weights and can_exit_early(l)}
+    """``folding`` with early exit on in every layer where it can pay (``early_exit_pays``)."""
+    exits = {l.name for l in net.layers if l.has_weights and early_exit_pays(l, folding[l.name])}
     return {name: replace(f, early_exit=True) if name in exits else f for name, f in folding.items()}
 
 
@@ -281,7 +290,6 @@ def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock
                 expected=None) -> list[Candidate]:
     from flipflow.generator import cost, pack, timing_model  # they import this module
 
-    exits = expected is not None and can_exit_early(layer)
 
     pes = [p for p in _fold_widths(layer.out_ch) if max_pe is None or p <= max_pe]
     simds = [s for s in _fold_widths(layer.fan_in) if max_simd is None or s <= max_simd]
@@ -300,8 +308,7 @@ def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock
                         continue
                 lc = cost.layer_cost(layer, f, c)
                 found.append((lc.cycles, (lc.lut, lc.ff, lc.bram36, lc.dsp), padded, f))
-                # early exit can only pay where a group may end before its last fold
-                if exits and math.ceil(layer.fan_in / simd) > cost.mvu_pipeline_stages("xnor", simd) + 3:
+                if expected is not None and early_exit_pays(layer, f):
                     fe = replace(f, early_exit=True)
                     le = cost.layer_cost(layer, fe, c)
                     others = [u.cycles for u in kinds.of(layer).units(layer, fe) if u.role != "mvu"]
