@@ -80,7 +80,7 @@ sim: setup  ## RTL simulation against the golden model: make sim MODEL=nin_prune
 	$(VENV)/bin/flipflow sim $(MODEL) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(EARLY_EXIT)),--early-exit) --out build/$(MODEL_NAME)
 
 bench: setup  ## baseline vs pruned side by side: build/bench/report.{md,json,png}
-	$(VENV)/bin/flipflow bench --out build/bench
+	$(VENV)/bin/flipflow bench --out build/bench --early-exit
 
 golden-bench: setup  ## golden model vs Brevitas eval speed on the full test set: build/MODEL/golden_bench.json
 	$(VENV)/bin/flipflow golden $(MODEL) --bench --report build/$(MODEL_NAME)/golden_bench.json

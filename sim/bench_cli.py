@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--no-cnv", action="store_true", help="leave out the CNV-W1A1 row")
     b.add_argument("--no-yosys", action="store_true", help="skip yosys resources and timing of the simulated designs")
     b.add_argument("--images", type=int, default=None, help="first N test images for accuracy (default: the full test set)")
+    b.add_argument("--early-exit", action="store_true",
+                   help="add a row: the pruned model at its best folding with early exit allowed per XNOR layer")
     b.set_defaults(func=_bench)
 
     m = sub.add_parser("margin-sweep", help="fine-tune with the early-exit margin regulariser at several weights: "
@@ -157,7 +159,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     bench.run(args.out, tuple(args.models), budget_from_args(args), sim_frames=args.sim_frames, sim_timeout=args.sim_timeout,
                        with_cnv=not args.no_cnv, images=args.images, simulate_rtl=not args.no_sim,
-              synthesize=not args.no_yosys)
+              synthesize=not args.no_yosys, early_exit=args.early_exit)
     print((args.out / "report.md").read_text())
     print(f"flipflow bench: wrote {args.out}/report.md, report.json, report.png", file=sys.stderr)
     return 0
