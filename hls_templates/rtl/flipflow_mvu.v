@@ -179,7 +179,7 @@ module flipflow_mvu #(
     reg  [NFB-1:0]  nf;
     reg  [SFB-1:0]  sf;
     reg  [ADDRB-1:0] addr;
-    reg  [CRB-1:0]  owed;  // output slots promised: last folds issued whose beat has not left
+    reg  [CRB-1:0]  owed;  // output slots promised: credit-taking folds issued whose beat has not left
     wire sf_last = sf == SFB'(SF - 1);
     wire nf_last = nf == NFB'(NF - 1);
     wire abort;  // early exit: the group the issue stage is on was decided; restart at the next one
