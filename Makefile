@@ -76,11 +76,11 @@ margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned
 	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(MODEL_NAME)
 
-sim: setup  ## RTL simulation against the golden model: make sim MODEL=nin_pruned IMAGES=10
-	$(VENV)/bin/flipflow sim $(MODEL) $(if $(IMAGES),--images $(IMAGES)) --out build/$(MODEL_NAME)
+sim: setup  ## RTL simulation against the golden model: make sim MODEL=nin_pruned IMAGES=10 [EARLY_EXIT=1: side by side with early exit]
+	$(VENV)/bin/flipflow sim $(MODEL) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(EARLY_EXIT)),--early-exit) --out build/$(MODEL_NAME)
 
 bench: setup  ## baseline vs pruned side by side: build/bench/report.{md,json,png}
-	$(VENV)/bin/flipflow bench --out build/bench
+	$(VENV)/bin/flipflow bench --out build/bench --early-exit
 
 golden-bench: setup  ## golden model vs Brevitas eval speed on the full test set: build/MODEL/golden_bench.json
 	$(VENV)/bin/flipflow golden $(MODEL) --bench --report build/$(MODEL_NAME)/golden_bench.json

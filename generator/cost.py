@@ -237,11 +237,32 @@ def mvu_pipeline_stages(datapath: str, simd: int) -> int:
     return stages + TERM_STAGES[datapath]
 
 
-def mvu_output_depth(datapath: str, simd: int, folds: int) -> int:
+def mvu_output_depth(datapath: str, simd: int, nf: int, sf: int, early_exit: bool = False) -> int:
     """Slots of flipflow_mvu's output queue, also its credits (its DEPTH): a credit is held
     for the 2 + mvu_pipeline_stages cycles from a window's last fold to its beat leaving,
-    and a window's last fold comes every ``folds`` = NF x SF cycles."""
-    return (2 + mvu_pipeline_stages(datapath, simd)) // folds + 1
+    and a window's last fold comes every NF x SF cycles. With early exit (SF > 1) it is
+    taken at the last group's first fold, so held up to SF + ACC + 1 cycles, and a window
+    takes at least NF x min(SF, ACC + 2) (docs/DESIGN.md, "Early exit: hardware")."""
+    acc = 1 + mvu_pipeline_stages(datapath, simd)
+    if early_exit and sf > 1:
+        return (sf + acc) // (nf * min(sf, acc + 2)) + 1
+    return (acc + 1) // (nf * sf) + 1
+
+
+def early_exit_terms(g: pack.Geometry, aw: int, stages: int) -> Cost:
+    """flipflow_mvu's early-exit logic (EARLY_EXIT = 1), a structural count (LUT and FF at
+    1.0: no calibration design has it yet): the unrotated window copy (a register and a
+    restart input on the fold register's mux per bit); per PE row the P + rem < T check
+    (an adder and a comparator of AW + 1 bits) and its share of the all-decided AND; the
+    terms-left ROM and register; the group tag, its compare and the per-stage {tag, sf}
+    pipeline; the next group's address (register and adder); skip and abort flags."""
+    bufw = g.sf * g.simd
+    tag = math.ceil(math.log2(stages + 4))  # GB = clog2(ACC + 3), ACC = 1 + stages
+    sfb = unsigned_bits(g.sf - 1)
+    addr = unsigned_bits(g.tiles - 1)
+    lut = bufw + g.pe * (2 * (aw + 1) + 1) + (aw + 1) + tag + 2 * addr + 4
+    ff = bufw + (aw + 1) + 2 * tag + (1 + stages) * (tag + sfb) + addr + 2
+    return Cost(lut=lut, ff=ff)
 
 
 def _tree_levels(datapath: str, f: LayerConfig, aw: int) -> list[tuple[int, int]]:
@@ -320,10 +341,12 @@ def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Term
         "mvu.accumulate": Cost(lut=g.pe * aw * (2 if kind.thresholded else 1), ff=g.pe * aw),  # add (+ compare)
         "mvu.results": Cost(ff=(g.nf - 1) * g.pe * res + layer.out_ch * res),  # earlier folds + out_data
         # slots behind out_data: a shift-register LUT (SRLC32E) and an out_data input mux per bit
-        "mvu.queue": Cost(lut=2 * layer.out_ch * res if mvu_output_depth(kind.datapath, f.simd, g.nf * g.sf) > 1 else 0),
+        "mvu.queue": Cost(lut=2 * layer.out_ch * res if mvu_output_depth(kind.datapath, f.simd, g.nf, g.sf, f.early_exit) > 1 else 0),
         "mvu.pipeline": Cost(ff=mvu_pipeline_stages(kind.datapath, f.simd) * (unsigned_bits(g.nf - 1) + 4)),
     }
     terms |= _control("mvu", g.nf, g.sf, g.nf * g.sf, positions)
+    if f.early_exit and g.sf > 1:
+        terms["mvu.early_exit"] = early_exit_terms(g, aw, mvu_pipeline_stages(kind.datapath, f.simd))
     # the datapaths map differently (DSP48 registers, LUT adders), and a dense layer loads its vector
     # over many beats, so every term is fitted per datapath and input
     variant = kind.datapath if kind.spatial else f"{kind.datapath}_dense"

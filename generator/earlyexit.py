@@ -32,8 +32,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tqdm import tqdm
 
 from flipflow import atomic, golden, kinds
-from flipflow.generator import pack
-from flipflow.generator.folding import Folding, FoldingError, LayerConfig, check
+from flipflow.generator import cost, pack
+from flipflow.generator.folding import Folding, FoldingError, LayerConfig, can_exit_early, check
 from flipflow.ir import Layer, Network
 
 BATCH = 32  # images per step through the network (measured fastest: the arrays stay small)
@@ -144,6 +144,53 @@ def group_folds(folds: np.ndarray, g: pack.Geometry) -> np.ndarray:
     return np.maximum(folds.reshape(len(folds), g.nf, g.pe).max(-1), 1)
 
 
+def decision_latency(config: LayerConfig) -> int:
+    """Issue cycles flipflow_mvu spends on a group after the fold that decides it: the fold
+    reaches its accumulator ACC = 1 + pipeline stages cycles after issue, the decision is
+    registered (1), and the abort cycle issues nothing (1); folds issued meanwhile are
+    squashed (docs/DESIGN.md, "Early exit: hardware")."""
+    return cost.mvu_pipeline_stages("xnor", config.simd) + 2
+
+
+def hardware_group_cycles(groups: np.ndarray, g: pack.Geometry, config: LayerConfig) -> np.ndarray:
+    """Issue cycles of each PE row group in the built unit: a group decided after ``groups``
+    folds (at fold d = groups - 1) takes min(SF, groups + latency) = min(SF, d + ACC + 2)."""
+    return np.minimum(g.sf, groups + decision_latency(config))
+
+
+class ExpectedCycles:
+    """Expected (mean) matrix-vector cycles of an early-exit layer at any (PE, SIMD), for
+    the folding search: its neurons' decision folds on a sample of its real input vectors
+    (golden model on ``images``), then the hardware rule (``hardware_group_cycles``) per PE.
+    Decision folds depend on SIMD only (the fold boundaries), so they are found once per
+    SIMD and grouped per PE. The figure is the mean over vectors: what FIFOs between the
+    layers would average to, not a per-image percentile."""
+
+    def __init__(self, net: Network, images: np.ndarray, vectors: int = 512, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.key = (net.name, len(images), vectors, seed)  # the search caches candidates by it
+        self.samples: dict[str, np.ndarray] = {}
+        x = golden.check_images(net, images)
+        for layer in net.layers:
+            if layer.has_weights and can_exit_early(layer):
+                patches = kinds.matrix(layer).patches(layer, x).reshape(-1, layer.fan_in)
+                pick = rng.choice(len(patches), min(vectors, len(patches)), replace=False)
+                self.samples[layer.name] = patches[np.sort(pick)]
+            x = golden.run_layer(layer, x)
+        self._folds: dict[tuple[str, int], np.ndarray] = {}
+
+    def mvu_cycles(self, layer: Layer, config: LayerConfig) -> int:
+        """The unit's expected cycles per frame with early exit (rounded up)."""
+        folds = self._folds.get((layer.name, config.simd))
+        if folds is None:
+            model = fold_model(layer, LayerConfig(1, config.simd))
+            folds = self._folds[(layer.name, config.simd)] = decide(model, self.samples[layer.name])[0]
+        g = pack.geometry(layer, config)
+        slots = hardware_group_cycles(group_folds(folds, g), g, config).sum(1)
+        per_vector = np.maximum(slots, kinds.matrix(layer).beats_per_vector(layer)).mean()
+        return int(np.ceil(per_vector * layer.out_shape[0] * layer.out_shape[1]))
+
+
 # -- tallies over images -------------------------------------------------------------------
 
 @dataclass
@@ -151,18 +198,22 @@ class LayerTally:
     """Per-image work of one early-deciding layer, accumulated over image batches."""
 
     layer: Layer
+    config: LayerConfig
     model: FoldModel
     neuron_hist: np.ndarray  # (SF + 1,) neurons needing f folds (f >= 1)
     group_hist: np.ndarray  # (SF + 1,) PE row groups needing f folds
     neuron_folds: list[np.ndarray] = field(default_factory=list)  # per image: sum of neuron folds
     group_folds: list[np.ndarray] = field(default_factory=list)  # per image: sum of group folds
     mvu_cycles: list[np.ndarray] = field(default_factory=list)  # per image: the unit's cycles with early exit
+    # the built unit (XNOR layers, flipflow_mvu with EARLY_EXIT = 1), per image: its cycles and fold slots
+    hw_cycles: list[np.ndarray] = field(default_factory=list)
+    hw_slots: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
     def start(cls, layer: Layer, config: LayerConfig) -> "LayerTally":
         model = fold_model(layer, config)
         empty = np.zeros(model.geometry.sf + 1, np.int64)
-        return cls(layer, model, empty, empty.copy())
+        return cls(layer, config, model, empty, empty.copy())
 
     def add(self, x: np.ndarray) -> np.ndarray:
         """Tally a batch of layer inputs (N, H, W, C); returns the layer's output bits."""
@@ -179,6 +230,10 @@ class LayerTally:
         self.group_folds.append(groups.reshape(n, -1).sum(1))
         per_vector = np.maximum(groups.sum(1), kind.beats_per_vector(self.layer))
         self.mvu_cycles.append(per_vector.reshape(n, -1).sum(1))
+        if can_exit_early(self.layer):
+            slots = hardware_group_cycles(groups, g, self.config).sum(1)
+            self.hw_slots.append(slots.reshape(n, -1).sum(1))
+            self.hw_cycles.append(np.maximum(slots, kind.beats_per_vector(self.layer)).reshape(n, -1).sum(1))
         return bits.reshape(n, ho, wo, g.rows)
 
     @property
@@ -270,6 +325,38 @@ class Analysis:
         """Per image: the pipeline's slowest unit with early exit, the result unit included."""
         result = np.full(self.images, kinds.result_cycles(len(self.net.classes)))
         return np.max([result, *self.layer_cycles().values()], axis=0)
+
+    def hardware_layer_cycles(self) -> dict[str, np.ndarray]:
+        """Per image and layer: its slowest unit in the built hardware at this folding, the
+        matrix-vector units of layers with ``early_exit`` by the squash rule
+        (``hardware_group_cycles``), every other unit by kinds.py."""
+        out = {}
+        for l in self.net.layers:
+            config = self.folding.get(l.name)
+            tally = self.tallies.get(l.name) if config is not None and config.early_exit else None
+            units = kinds.of(l).units(l, config)
+            out[l.name] = np.max([np.concatenate(tally.hw_cycles) if tally and u.role == "mvu"
+                                  else np.full(self.images, u.cycles) for u in units], axis=0)
+        return out
+
+    def hardware(self) -> dict:
+        """The built hardware's cycle model at this folding: per image the slowest unit
+        (``per_image``: mean, p95, max; a frame waits for its slowest layer), the slowest
+        layer mean (``fifo_bound``: what deep enough FIFOs between layers reach), and the
+        skipped share of the early-exit units' fold slots."""
+        layers = self.hardware_layer_cycles()
+        result = kinds.result_cycles(len(self.net.classes))
+        frames = np.max([np.full(self.images, result), *layers.values()], axis=0)
+        on = [t for name, t in self.tallies.items() if self.folding[name].early_exit]
+        full = sum(t.model.geometry.tiles * t.pixels * self.images for t in on)
+        slots = sum(int(np.concatenate(t.hw_slots).sum()) for t in on)
+        return {
+            "early_exit_layers": [t.layer.name for t in on],
+            "skipped_fraction": _share(1 - slots / full) if full else 0.0,
+            "per_image": {"mean": _share(frames.mean()), f"p{PERCENTILE}": _share(np.percentile(frames, PERCENTILE)),
+                          "max": int(frames.max())},
+            "fifo_bound": _share(max(result, *(c.mean() for c in layers.values()))),
+        }
 
 
 def check_folding(net: Network, folding: Folding) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,9 @@ class LayerConfig:
     # where the weight memory lives: "distributed" (LUTs), "block" (BRAM) or "auto"
     # (generator.cost.weight_memory decides by depth); the RTL states it as rom_style
     ram_style: str = "auto"
+    # the XNOR-popcount unit moves a PE row group on as soon as all its rows are decided
+    # (O3BNN-R); thresholded binary-input layers only (docs/DESIGN.md, "Early exit: hardware")
+    early_exit: bool = False
 
 
 Folding = dict[str, LayerConfig]
@@ -69,6 +72,31 @@ def check(net: Network, folding: Folding) -> None:
             raise FoldingError(f"layer {layer.name}: SIMD={f.simd} must be in [1, K={layer.fan_in}]")
         if f.ram_style not in RAM_STYLES:
             raise FoldingError(f"layer {layer.name}: ram_style={f.ram_style!r} must be one of {', '.join(RAM_STYLES)}")
+        if f.early_exit and not can_exit_early(layer):
+            raise FoldingError(f"layer {layer.name}: early_exit is only built for thresholded XNOR-popcount layers, "
+                               f"not {layer.kind}", fix=f'set "early_exit": false for layer {layer.name}')
+
+
+def can_exit_early(layer: Layer) -> bool:
+    """Whether the hardware builds early exit for ``layer``: a thresholded XNOR-popcount
+    matrix-vector unit (the 8-bit pixel layer's signed bound is analysed, not built)."""
+    kind = kinds.of(layer)
+    return isinstance(kind, kinds.MatrixKind) and kind.thresholded and kind.datapath == "xnor"
+
+
+def early_exit_pays(layer: Layer, config: LayerConfig) -> bool:
+    """Whether early exit can save a cycle at this folding: a group decided at its first
+    fold still takes ACC + 2 = pipeline stages + 3 issue cycles (docs/DESIGN.md, "Early
+    exit: hardware"), so SF must be larger."""
+    from flipflow.generator import cost  # cost imports this module
+
+    return can_exit_early(layer) and math.ceil(layer.fan_in / config.simd) > cost.mvu_pipeline_stages("xnor", config.simd) + 3
+
+
+def with_early_exit(net: Network, folding: Folding) -> Folding:
+    """``folding`` with early exit on in every layer where it can pay (``early_exit_pays``)."""
+    exits = {l.name for l in net.layers if l.has_weights and early_exit_pays(l, folding[l.name])}
+    return {name: replace(f, early_exit=True) if name in exits else f for name, f in folding.items()}
 
 
 def minimal(net: Network) -> Folding:
@@ -241,23 +269,27 @@ def timing_note() -> str:
 
 
 def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_simd: int | None = None,
-               clock_ns: float | None = None) -> list[Candidate]:
+               clock_ns: float | None = None, expected=None) -> list[Candidate]:
     """Pareto-optimal (cycles, LUT, FF, BRAM36, DSP) foldings of one layer; with ``clock_ns``,
     only those whose estimated longest path fits it (BudgetError when none does).
 
     Only the smallest PE (SIMD) of each distinct fold count is tried: any wider
     one needs the same cycles and more hardware. Each is tried with its weights in
     LUTs and in BRAM (a trade the budget decides). Among equal candidates a divisor
-    of the width (no padding) is kept."""
+    of the width (no padding) is kept. With ``expected`` (generator.earlyexit.ExpectedCycles)
+    a layer that can exit early is also tried with ``early_exit``, at its expected (mean)
+    cycles and the decision logic's resources, where SF leaves a decision room to pay."""
     from flipflow.generator import cost  # cost imports this module
 
     c = coefficients or cost.Coefficients.load()
-    key = ("candidates", c.fingerprint(), max_pe, max_simd, clock_ns)
-    return remembered(layer, key, lambda: _candidates(layer, c, max_pe, max_simd, clock_ns))
+    key = ("candidates", c.fingerprint(), max_pe, max_simd, clock_ns, expected and expected.key)
+    return remembered(layer, key, lambda: _candidates(layer, c, max_pe, max_simd, clock_ns, expected))
 
 
-def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock_ns: float | None) -> list[Candidate]:
+def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock_ns: float | None,
+                expected=None) -> list[Candidate]:
     from flipflow.generator import cost, pack, timing_model  # they import this module
+
 
     pes = [p for p in _fold_widths(layer.out_ch) if max_pe is None or p <= max_pe]
     simds = [s for s in _fold_widths(layer.fan_in) if max_simd is None or s <= max_simd]
@@ -276,6 +308,12 @@ def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock
                         continue
                 lc = cost.layer_cost(layer, f, c)
                 found.append((lc.cycles, (lc.lut, lc.ff, lc.bram36, lc.dsp), padded, f))
+                if expected is not None and early_exit_pays(layer, f):
+                    fe = replace(f, early_exit=True)
+                    le = cost.layer_cost(layer, fe, c)
+                    others = [u.cycles for u in kinds.of(layer).units(layer, fe) if u.role != "mvu"]
+                    cycles = max([expected.mvu_cycles(layer, fe), *others])
+                    found.append((cycles, (le.lut, le.ff, le.bram36, le.dsp), padded, fe))
     if not found and fastest is not None:
         raise BudgetError(
             f"layer {layer.name}: no folding meets the {clock_ns:g} ns clock by the timing model; the shortest "
@@ -330,9 +368,12 @@ def optimize(
     coefficients=None,
     max_pe: int | None = None,
     max_simd: int | None = None,
+    expected=None,
 ) -> Plan:
     """Fastest folding inside ``device``'s budget, or (``target_fps``) the cheapest
-    one reaching that rate. Cheapest = least sum of budget shares used.
+    one reaching that rate. Cheapest = least sum of budget shares used. With ``expected``
+    (generator.earlyexit.ExpectedCycles) XNOR layers may take early exit, ranked by their
+    expected (mean) cycles (``candidates``).
 
     Raises BudgetError naming the layer when nothing fits or the rate is out of reach."""
     from flipflow.generator import cost
@@ -344,7 +385,7 @@ def optimize(
     fixed_res = tuple(sum(fc.resources()[k] for fc in fixed.values()) for k in RESOURCE_KEYS)
     budget = tuple(budget_d[k] - u for k, u in zip(RESOURCE_KEYS, fixed_res))
     weights = _weights(tuple(budget_d[k] for k in RESOURCE_KEYS))
-    options = {l.name: candidates(l, c, max_pe, max_simd, 1000.0 / device.mhz) for l in net.layers if l.has_weights}
+    options = {l.name: candidates(l, c, max_pe, max_simd, 1000.0 / device.mhz, expected) for l in net.layers if l.has_weights}
     floor = max([fc.cycles for fc in fixed.values()] + [min(o.cycles for o in opts) for opts in options.values()])
 
     budget_arr, weights_arr = np.array(budget, dtype=float), np.array(weights)

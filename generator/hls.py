@@ -178,7 +178,7 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
     lo, hi = kind.accumulator_range(l)
     wb = kind.weight_bits(l)
     d.update(pe=g.pe, simd=g.simd, nf=g.nf, sf=g.sf, rows=g.rows, cols=g.cols, tiles=g.tiles, weight_elem_bits=wb,
-             acc_range=(lo, hi))
+             acc_range=(lo, hi), early_exit=f.early_exit)
     d["words_per_vector"] = 1 if kind.spatial else l.in_shape[0] * l.in_shape[1]  # without a window unit
     d["vectors"] = l.out_shape[0] * l.out_shape[1] if kind.spatial else 1
     d["simd_depth"] = hls_model.simd_depth(g.sf)

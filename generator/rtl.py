@@ -140,10 +140,10 @@ def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
         summary=(f"{layer.kind} {layer.name}: PE={g.pe} SIMD={g.simd}, {g.nf}x{g.sf} folds per window, "
                  f"weights in {weights_in} RAM"),
         traces=name, cycles=kind.mvu_cycles(layer, f),
-        params=dict(nf=g.nf, sf=g.sf, positions=positions),
+        params=dict(nf=g.nf, sf=g.sf, positions=positions, pixels=layer.out_shape[0] * layer.out_shape[1]),
         parameters=dict(DATAPATH=datapath, OUT_CH=g.rows, FAN_IN=g.cols, PE=g.pe, SIMD=g.simd, WB=wb, AW=aw,
                         POSITIONS=positions, EW=ew, WEIGHT_FILE=weight_file, THRESH_FILE=thr_file,
-                        WEIGHT_RAM=weights_in),
+                        WEIGHT_RAM=weights_in, EARLY_EXIT=int(f.early_exit)),
     )
 
 

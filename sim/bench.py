@@ -6,7 +6,12 @@ Rows (report.json ``rows[]``):
 * ``nin`` and ``nin_pruned`` at the *same* folding (nin's best folding in the
   budget, PE/SIMD clamped to the pruned widths) and each at its *best*
   folding in the same budget (``folding.optimize``);
-* ``cnv_w1a1`` at FINN's published folding.
+* ``cnv_w1a1`` at FINN's published folding;
+* with ``early_exit``: ``nin_pruned`` at its best folding when the search may
+  also choose early exit per XNOR layer (``folding.optimize(expected=...)``,
+  docs/DESIGN.md "Early exit: hardware"), label ``best, early exit``.
+
+Every row carries ``early_exit``: whether any layer of its folding has it.
 
 Cycles per frame are predicted by ``generator.cost`` and measured in the RTL
 simulation (``sim.rtl.RtlSimulator``, steady state over a few frames); a
@@ -230,6 +235,7 @@ def _row(model: BenchModel, label: str, plan: fold.Plan, budget: devices.Budget,
         "model": model.name,
         "role": model.role,
         "folding": label,
+        "early_exit": any(c.early_exit for c in plan.folding.values()),
         "source": model.source,
         "accuracy": accuracy,
         "binary_ops": model.net.binary_ops,
@@ -257,9 +263,10 @@ def _row(model: BenchModel, label: str, plan: fold.Plan, budget: devices.Budget,
 
 def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), budget: devices.Budget | None = None,
         sim_frames: int = 4, sim_timeout: float = 900, with_cnv: bool = True, images: int | None = None,
-        simulate_rtl: bool = True, synthesize: bool = True) -> dict:
+        simulate_rtl: bool = True, synthesize: bool = True, early_exit: bool = False) -> dict:
     """Run the whole benchmark and write report.json, report.md and report.png into ``out_dir``.
-    ``synthesize``: yosys resources and timing of every simulated design (minutes each)."""
+    ``synthesize``: yosys resources and timing of every simulated design (minutes each);
+    ``early_exit``: add the pruned model's best folding with early exit allowed."""
     out_dir = atomic.make_dir(out_dir)
     budget = budget or devices.budget()
     dev = budget.as_device()
@@ -273,6 +280,12 @@ def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), budget: 
     plans.append((pruned, "same", fold.make_plan(pruned.net, same, dev, coefficients, "nin's best folding")))
     plans.append((base, "best", best_base))
     plans.append((pruned, "best", best_pruned))
+    if early_exit:
+        from flipflow.generator import earlyexit
+        from flipflow.training import datasets
+
+        expected = earlyexit.ExpectedCycles(pruned.net, datasets.load(pruned.net.dataset).train.head(64).images)
+        plans.append((pruned, "best, early exit", fold.optimize(pruned.net, dev, coefficients=coefficients, expected=expected)))
     if with_cnv:
         cnv = cnv_model()
         plans.append((cnv, "finn", fold.make_plan(cnv.net, finn_cnv_folding(cnv.net), dev, coefficients, "FINN's folding")))

@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-simd", type=int, default=None, help="cap SIMD per layer")
     p.add_argument("--out", type=Path, default=Path("folding.json"), help='folding JSON {layer: {"pe": P, "simd": S}} (default: folding.json)')
     p.add_argument("--report", type=Path, default=None, help="also write the plan (per-layer cycles, resources, bottleneck) as JSON")
+    p.add_argument("--early-exit", action="store_true",
+                   help="let XNOR layers take early exit, ranked by their expected (mean) cycles on training images")
+    p.add_argument("--early-exit-images", type=int, default=64,
+                   help="training images whose real layer inputs give the expected cycles (default 64; 512 vectors per layer)")
     p.set_defaults(func=_fold)
 
     b = sub.add_parser("bench", help="nin vs nin_pruned (same and best folding) and FINN's CNV-W1A1: report.{md,json,png}")
@@ -34,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--no-cnv", action="store_true", help="leave out the CNV-W1A1 row")
     b.add_argument("--no-yosys", action="store_true", help="skip yosys resources and timing of the simulated designs")
     b.add_argument("--images", type=int, default=None, help="first N test images for accuracy (default: the full test set)")
+    b.add_argument("--early-exit", action="store_true",
+                   help="add a row: the pruned model at its best folding with early exit allowed per XNOR layer")
     b.set_defaults(func=_bench)
 
     m = sub.add_parser("margin-sweep", help="fine-tune with the early-exit margin regulariser at several weights: "
@@ -97,12 +103,31 @@ def _fold(args: argparse.Namespace) -> int:
 
     net = ir.load_model(args.model)
     budget = budget_from_args(args)
-    plan = folding.optimize(net, budget.as_device(), target_fps=args.target_fps, max_pe=args.max_pe, max_simd=args.max_simd)
+    expected = None
+    if args.early_exit:
+        from flipflow.generator import earlyexit
+        from flipflow.training import datasets
+
+        expected = earlyexit.ExpectedCycles(net, datasets.load(net.dataset).train.head(args.early_exit_images).images)
+    plan = folding.optimize(net, budget.as_device(), target_fps=args.target_fps, max_pe=args.max_pe, max_simd=args.max_simd,
+                            expected=expected)
     print(plan_table(plan))
+    report = plan.to_dict()
+    if expected is not None:
+        exits = {n for n, f in plan.folding.items() if f.early_exit}
+        cycles = {n: expected.mvu_cycles(net.layer(n), plan.folding[n]) if n in exits else c
+                  for n, c in plan.layer_cycles.items()}
+        mean = max(*cycles.values(), plan.result_cycles)
+        report["early_exit"] = {"layers": sorted(exits),
+                                "expected_cycles_per_frame": mean, "expected_layer_cycles": cycles,
+                                "note": "cycles above are without a decision (worst case); expected = mean over sampled "
+                                        "vectors of the early-exit units (what FIFOs would average to)"}
+        print(f"early exit in {', '.join(report['early_exit']['layers']) or 'no layer'}: expected (mean) {mean:,} "
+              f"cycles per frame, {plan.device['mhz'] * 1e6 / mean:,.0f} frames/s")
     atomic.make_dir(args.out.parent)
     folding.save(plan.folding, args.out)
     if args.report:
-        atomic.write_text(args.report, json.dumps(plan.to_dict(), indent=1))
+        atomic.write_text(args.report, json.dumps(report, indent=1))
     print(f"flipflow fold: wrote {args.out}", file=sys.stderr)
     return 0
 
@@ -134,7 +159,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     bench.run(args.out, tuple(args.models), budget_from_args(args), sim_frames=args.sim_frames, sim_timeout=args.sim_timeout,
                        with_cnv=not args.no_cnv, images=args.images, simulate_rtl=not args.no_sim,
-              synthesize=not args.no_yosys)
+              synthesize=not args.no_yosys, early_exit=args.early_exit)
     print((args.out / "report.md").read_text())
     print(f"flipflow bench: wrote {args.out}/report.md, report.json, report.png", file=sys.stderr)
     return 0

@@ -38,6 +38,8 @@ BINARY = "Vflipflow_top"
 # enough to be split into several C++ files fail to compile ("linker input file
 # not found: V..__pch.h.fast"); giving make the flag gcc needs fixes it.
 PCH_FIX = ["-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
+# flipflow_mvu counts its fold slots and prints them at the end of the run (read by ``run``)
+DEFINES = ["+define+FLIPFLOW_COUNT_FOLDS"]
 
 
 class SimulationError(FlipflowError, RuntimeError):
@@ -72,6 +74,7 @@ class SimRun:
     first_in: np.ndarray  # cycle each image's first byte was accepted
     last_out: np.ndarray  # cycle each image's TLAST word left
     trace_dir: Path | None = None
+    fold_slots: dict[str, int] = field(default_factory=dict)  # per matrix-vector unit: cycles it issued a fold or aborted a group
 
     @property
     def latency_cycles(self) -> int:
@@ -85,6 +88,11 @@ class SimRun:
             return float("nan")
         tail = self.last_out[len(self.last_out) // 2 :] if len(self.last_out) >= 4 else self.last_out
         return float(np.diff(tail).mean())
+
+    @property
+    def frame_cycles(self) -> np.ndarray:
+        """Cycles between consecutive results, one per image after the first."""
+        return np.diff(self.last_out)
 
 
 @dataclass
@@ -142,12 +150,13 @@ class RtlSimulator:
         digest = hashlib.sha256()
         for path in self._sources() + [HARNESS]:
             digest.update(path.read_bytes())
+        digest.update(" ".join(DEFINES).encode())
         stamp = obj / "sources.sha256"
         if binary.is_file() and stamp.is_file() and stamp.read_text() == digest.hexdigest():
             return binary
         obj.mkdir(parents=True, exist_ok=True)
         cmd = [verilator_bin(), "--cc", "--exe", "--build", "-O3", "-j", "1", "--top-module", rtl.TOP_NAME,
-               "-Mdir", str(obj), "-o", BINARY, "-CFLAGS", "-O2", *PCH_FIX, str(HARNESS), *map(str, self._sources())]
+               "-Mdir", str(obj), "-o", BINARY, "-CFLAGS", "-O2", *PCH_FIX, *DEFINES, str(HARNESS), *map(str, self._sources())]
         if not self.quiet:
             print(f"flipflow sim: compiling the Verilator harness in {obj} (about a minute)", file=sys.stderr)
         result = subprocess.run(cmd, cwd=self.rtl_dir, env=verilator_env(), capture_output=True, text=True)
@@ -189,7 +198,8 @@ class RtlSimulator:
         finally:
             if not trace:
                 shutil.rmtree(run_dir, ignore_errors=True)
-        return SimRun(words=words, first_in=cycles[:, 0], last_out=cycles[:, 1], trace_dir=run_dir if trace else None)
+        return SimRun(words=words, first_in=cycles[:, 0], last_out=cycles[:, 1], trace_dir=run_dir if trace else None,
+                      fold_slots=_fold_slots(result.stdout))
 
     # -- models and comparison -----------------------------------------------
     def model_cycles(self) -> dict[str, int]:
@@ -213,6 +223,29 @@ class RtlSimulator:
             comparison.layer_mismatch = first_layer_mismatch(self.net, self.design, images[first : first + 1], traced.trace_dir, image=first)
             shutil.rmtree(traced.trace_dir, ignore_errors=True)
         return comparison
+
+
+def _fold_slots(stdout: str) -> dict[str, int]:
+    """Each matrix-vector unit's fold-slot count from the lines flipflow_mvu prints at the
+    end of a run ("flipflow_mvu TOP.flipflow_top.u_<unit> fold_slots N"), by unit name."""
+    slots = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "flipflow_mvu" and parts[2] == "fold_slots":
+            slots[parts[1].rsplit(".", 1)[-1].removeprefix("u_")] = int(parts[3])
+    return slots
+
+
+def skipped_fraction(design: rtl.RtlDesign, run: SimRun, images: int) -> float:
+    """Share of the early-exit units' fold slots a run skipped: 1 - slots / (NF x SF x
+    output pixels x images), over the units built with EARLY_EXIT = 1 (0 if none)."""
+    units = [u for u in design.units if u.parameters.get("EARLY_EXIT")]
+    full = sum(u.params["nf"] * u.params["sf"] * u.params["pixels"] * images for u in units)
+    missing = [u.name for u in units if u.name not in run.fold_slots]
+    if missing:
+        raise SimulationError(f"the simulation printed no fold slots for {', '.join(missing)}",
+                              fix="rebuild the harness (delete its verilator/ folder)")
+    return 1 - sum(run.fold_slots[u.name] for u in units) / full if full else 0.0
 
 
 def _unit_out_bits(unit: rtl.Unit, channels: int) -> int:

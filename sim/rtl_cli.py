@@ -9,6 +9,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from flipflow import atomic, ir
@@ -27,11 +28,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resources", action="store_true", help="skip the yosys resource estimate")
     p.add_argument("--no-timing", action="store_true", help="skip the per-unit timing estimate (yosys sta, minutes)")
     p.add_argument("--yosys-timeout", type=float, default=3600, help="seconds for yosys synth_xilinx (default 3600)")
+    p.add_argument("--early-exit", action="store_true",
+                   help="turn early exit on in every XNOR layer of the folding and simulate it side by side with the same "
+                        "folding without: skipped_fraction, mean and worst cycles per frame, the cycle model's prediction")
     p.set_defaults(func=_sim)
 
 
 def _pct(measured: float, model: float) -> float | None:
     return None if not model or math.isnan(measured) else round(100.0 * (measured - model) / model, 2)
+
+
+def _without_early_exit(net, folding, out: Path, images) -> dict:
+    """The same folding without early exit, simulated on the same images (the side-by-side
+    half of `flipflow sim --early-exit`)."""
+    from flipflow.sim.rtl import RtlSimulator
+
+    sim = RtlSimulator(net, folding, build_dir=out / "rtl_sim", quiet=False)
+    print(f"flipflow sim: simulating {len(images)} images of {net.name} without early exit", file=sys.stderr)
+    run = sim.run(images)
+    frames = run.frame_cycles
+    return {"mismatches": sim.compare(images, run).mismatches, "cycles_per_frame": run.cycles_per_frame,
+            "mean_frame_cycles": round(float(frames.mean()), 2), "worst_frame_cycles": int(frames.max()),
+            "fps_at_100mhz": round(CLOCK_MHZ * 1e6 / run.cycles_per_frame, 1)}
+
+
+def _early_exit_fields(net, sim, run, images, without: dict | None) -> dict:
+    """sim_report.json's early-exit fields: skipped_fraction (fold slots of the early-exit
+    units skipped), mean and worst cycles per frame (measured) beside the cycle model's
+    (generator/earlyexit.py on the same images) and, side by side, the run without."""
+    from flipflow.generator import earlyexit
+    from flipflow.generator.folding import LayerConfig
+    from flipflow.sim.rtl import skipped_fraction
+
+    frames = run.frame_cycles
+    fields = {"early_exit": without is not None, "mean_frame_cycles": round(float(frames.mean()), 2),
+              "worst_frame_cycles": int(frames.max()) if frames.size else None}
+    if without is None:
+        return fields
+    folding = {k: LayerConfig(**v) for k, v in sim.design.folding.items()}
+    model = earlyexit.analyse(net, folding, images).hardware()
+    fields.update(
+        skipped_fraction=round(skipped_fraction(sim.design, run, len(images)), 5),
+        without_early_exit=without,
+        speedup=round(without["cycles_per_frame"] / run.cycles_per_frame, 4),
+        early_exit_model={**model, "note": "per_image: each frame at its slowest layer (no FIFO averaging); fifo_bound: "
+                                          "the slowest layer's mean (FIFOs deep enough to average the layers)"},
+    )
+    return fields
 
 
 def _sim(args: argparse.Namespace) -> int:
@@ -47,9 +90,14 @@ def _sim(args: argparse.Namespace) -> int:
     folding = folding_mod.load(folding_path) if folding_path else None
     test = datasets.load(net.dataset).test.head(args.images)
     atomic.make_dir(out)
+    without = None
+    if args.early_exit:
+        base = folding or folding_mod.default(net)
+        without = _without_early_exit(net, {k: replace(f, early_exit=False) for k, f in base.items()}, out, test.images)
+        folding = folding_mod.with_early_exit(net, base)
 
     t0 = time.perf_counter()
-    sim = RtlSimulator(net, folding, build_dir=out / "rtl_sim", quiet=False)
+    sim = RtlSimulator(net, folding, build_dir=out / ("rtl_sim_early_exit" if args.early_exit else "rtl_sim"), quiet=False)
     build_s = time.perf_counter() - t0
     print(f"flipflow sim: simulating {len(test)} images of {net.name}", file=sys.stderr)
     t0 = time.perf_counter()
@@ -80,6 +128,7 @@ def _sim(args: argparse.Namespace) -> int:
                     "simulated_images_per_s": round(len(test) / sim_s, 1)},
         "rtl_dir": str(sim.rtl_dir),
     }
+    report.update(_early_exit_fields(net, sim, run, test.images, without))
     if not args.no_resources:
         print("flipflow sim: yosys synth_xilinx resource estimate", file=sys.stderr)
         t0 = time.perf_counter()
@@ -109,8 +158,14 @@ def _sim(args: argparse.Namespace) -> int:
         report["times_s"]["timing"] = round(time.perf_counter() - t0, 1)
     atomic.write_json(out / "sim_report.json", report)
     summary = {k: report[k] for k in ("model", "images", "mismatches", "cycles_per_frame", "latency_cycles", "fps_at_100mhz")}
+    if without is not None:
+        summary.update({k: report[k] for k in ("early_exit", "skipped_fraction", "worst_frame_cycles", "without_early_exit",
+                                                "early_exit_model")})
     critical = report.get("timing") and report["timing"]["critical_path_ns"]
     print(json.dumps({**summary, "resources": report.get("resources"), "critical_path_ns": critical}, indent=2))
+    if without is not None and without["mismatches"]:
+        print(f"flipflow sim: {without['mismatches']} of {len(test)} images differ without early exit", file=sys.stderr)
+        return 1
     if comparison.mismatches:
         print(f"flipflow sim: {comparison.mismatches} of {len(test)} images differ from the golden model; "
               f"{comparison.layer_mismatch}", file=sys.stderr)

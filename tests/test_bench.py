@@ -15,7 +15,7 @@ from flipflow.training.blocks import Arch, LayerSpec as L
 
 ROW_KEYS = {"model", "folding", "accuracy", "binary_ops", "cycles_per_frame_predicted", "cycles_per_frame_simulated",
             "fps_at_100mhz", "LUT", "BRAM36", "FF", "DSP", "bottleneck", "fits_budget", "simulation", "layers",
-            "lut_yosys", "ff_yosys", "utilisation_after_shell", "critical_path_ns"}
+            "lut_yosys", "ff_yosys", "utilisation_after_shell", "critical_path_ns", "early_exit"}
 
 
 def _net(digits, name: str, widths: tuple[int, int]) -> ir.Network:
@@ -57,6 +57,16 @@ def _check_report(report: dict, out, digits, pair: tuple[str, str]) -> None:
             layer = pruned_layers[b["name"]]
             assert (b["pe"], b["simd"]) == (min(a["pe"], layer.out_ch), min(a["simd"], layer.fan_in))
     assert rows[0]["layers"] == rows[2]["layers"]
+
+
+def test_early_exit_row(pair, tmp_path, digits):
+    """With early_exit the pruned model gets a row at its best folding with early exit
+    allowed; every row says whether its folding has early exit."""
+    report = bench.run(tmp_path, pair, devices.budget(), with_cnv=False, simulate_rtl=False, early_exit=True)
+    rows = report["rows"]
+    assert [(r["model"], r["folding"]) for r in rows][-1] == ("small_pruned", "best, early exit")
+    assert all(isinstance(r["early_exit"], bool) for r in rows)
+    assert not any(r["early_exit"] for r in rows[:-1])
 
 
 def test_report_schema_without_simulation(pair, tmp_path, digits):

@@ -181,3 +181,60 @@ def test_a_folding_of_another_net_is_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "folding names layers the network does not have" in err and "(fix: " in err
     with pytest.raises(FoldingError, match="tfc"):
         earlyexit.check_folding(ir.load_model("tfc"), {})
+
+
+# -- the built unit (docs/DESIGN.md, "Early exit: hardware") -------------------------------------
+
+def test_early_exit_is_one_option_of_xnor_layers_only(tmp_path):
+    """``early_exit`` is a LayerConfig field: saved and loaded with the folding JSON, refused on
+    a layer without an XNOR-popcount threshold (one line naming the layer and the fix), and
+    priced by the cost model as a named term."""
+    from flipflow.generator import cost, folding
+
+    net = ir.load_model("tfc")
+    f = folding.with_early_exit(net, {l.name: LayerConfig(1, 4) for l in net.layers if l.has_weights})
+    exits = sorted(n for n, c in f.items() if c.early_exit)
+    assert exits == sorted(l.name for l in net.layers if l.has_weights and kinds.of(l).datapath == "xnor")
+    folding.save(f, tmp_path / "f.json")
+    assert folding.load(tmp_path / "f.json") == f
+    first = net.layers[0]
+    with pytest.raises(FoldingError, match=f"layer {first.name}: early_exit .* not input_dense") as e:
+        folding.check(net, {**f, first.name: LayerConfig(1, 4, early_exit=True)})
+    assert "early_exit" in e.value.fix
+    layer = net.layer(exits[0])
+    on = cost.mvu_unit(layer, kinds.of(layer), f[layer.name])
+    off = cost.mvu_unit(layer, kinds.of(layer), LayerConfig(1, 4))
+    assert set(on) - set(off) == {"mvu.xnor_dense.early_exit"} and on["mvu.xnor_dense.early_exit"].lut > 0
+    # one fold per group (SIMD = K): nothing can be decided early, so nothing is turned on
+    whole = {l.name: LayerConfig(1, l.fan_in) for l in net.layers if l.has_weights}
+    assert not any(c.early_exit for c in folding.with_early_exit(net, whole).values())
+
+
+def test_hardware_cycles_apply_the_squash_rule(fashion_test_images):
+    """The built unit's fold slots: min(SF, decision folds + pipeline stages + 2) per group,
+    only in layers whose config has early_exit; ExpectedCycles gives the same per-vector mean
+    on the same vectors."""
+    net = ir.load_model("tfc")
+    x = fashion_test_images[:8]
+    f = {l.name: LayerConfig(1, 4, early_exit=kinds.of(l).datapath == "xnor") for l in net.layers if l.has_weights}
+    a = earlyexit.analyse(net, f, x)
+    hw = a.hardware()
+    assert hw["early_exit_layers"] == [n for n, c in f.items() if c.early_exit]
+    for name in hw["early_exit_layers"]:
+        tally, layer = a.tallies[name], net.layer(name)
+        g = tally.model.geometry
+        before = net.layers[net.layers.index(layer) - 1]  # XNOR layers are never first
+        folds, _ = earlyexit.decide(tally.model, vectors_of(layer, golden.run_layers(net, x)[before.name]))
+        groups = earlyexit.group_folds(folds, g)
+        latency = 2 + 1  # XNOR, SIMD <= 16: one tree stage, then the registered decision and the abort cycle
+        assert earlyexit.decision_latency(f[name]) == latency
+        np.testing.assert_array_equal(earlyexit.hardware_group_cycles(groups, g, f[name]), np.minimum(g.sf, groups + latency))
+        assert int(np.concatenate(tally.hw_slots).sum()) == int(np.minimum(g.sf, groups + latency).sum())
+    assert 0 < hw["skipped_fraction"] < 1
+    assert hw["per_image"]["mean"] <= kinds.frame_cycles(net, f)
+    off = earlyexit.analyse(net, {n: LayerConfig(1, 4) for n in f}, x).hardware()
+    assert off["skipped_fraction"] == 0 and off["per_image"]["max"] == kinds.frame_cycles(net, f)
+    expected = earlyexit.ExpectedCycles(net, x, vectors=10_000)  # every vector: the same mean
+    for name in hw["early_exit_layers"]:
+        layer = net.layer(name)
+        assert expected.mvu_cycles(layer, f[name]) == math.ceil(np.concatenate(a.tallies[name].hw_cycles).mean())

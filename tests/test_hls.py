@@ -57,6 +57,25 @@ def test_input_layer_packed_products_exact(pe, tmp_path):
     _csim_matches_golden(net, folding, images, tmp_path)
 
 
+@pytest.mark.parametrize("thresholds", ["median", "spread"])
+def test_early_exit_bit_exact_per_layer(thresholds, tmp_path):
+    """EARLY_EXIT in the HLS matrix-vector unit: neuron folds that end once decided
+    (thresholds at the median: late decisions; spread over 0 .. K + 1: early ones) leave
+    every layer's output equal to the golden model's, pad lanes and pad rows included."""
+    from rtl_nets import build
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (8, 3, 3, 1), dtype=np.uint8)
+    net = build("ee", images, [{"kind": "input_conv", "out": 11}, {"kind": "binary_conv", "out": 7},
+                               {"kind": "binary_dense", "out": 9}, {"kind": "output_dense"}], 3, 3)
+    if thresholds == "spread":
+        for l in net.layers[1:3]:
+            l.thresholds = rng.integers(0, l.fan_in + 2, l.out_ch)
+    folding = {"input_conv0": LayerConfig(1, 1), "binary_conv1": LayerConfig(3, 2, early_exit=True),
+               "binary_dense2": LayerConfig(2, 5, early_exit=True), "output_dense3": LayerConfig(1, 3)}
+    _csim_matches_golden(net, folding, images, tmp_path)
+
+
 # -- a small real model ------------------------------------------------------------
 
 

@@ -82,6 +82,9 @@ MODULES = [
     ("flipflow_mvu", _mvu("binary", 64, 576, 64, 64, 1, 10, 1)),
     ("flipflow_mvu", _mvu("pixels", 16, 27, 16, 27, 8, 24, 9)),
     ("flipflow_mvu", _mvu("scores", 10, 256, 2, 32, 1, 10, 4)),
+    # early exit: the abort reaches the issue stage, the take and so in_ready (from registers)
+    ("flipflow_mvu", {**_mvu("binary", 4, 9, 1, 1, 1, 5, 1), "EARLY_EXIT": 1}),
+    ("flipflow_mvu", {**_mvu("binary", 64, 576, 8, 32, 1, 10, 1), "EARLY_EXIT": 1}),
 ]
 
 

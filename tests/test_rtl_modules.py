@@ -61,13 +61,22 @@ MVU = [
 ]
 
 
-def mvu_case(shape, specs, index, pe_simd, tmp: Path, seed: int) -> tuple[rtl.Unit, dict]:
+def mvu_case(shape, specs, index, pe_simd, tmp: Path, seed: int, early_exit: bool = False,
+             thresholds: str = "median") -> tuple[rtl.Unit, dict]:
     """The matrix-vector unit of layer ``index`` in a generated random network, and
-    the test settings that name its IR layer."""
-    images = np.random.default_rng(seed).integers(0, 256, (8, *shape)).astype(np.uint8)
+    the test settings that name its IR layer. ``thresholds``: "median" (rtl_nets:
+    balanced bits, rows decide late), "spread" (uniform over 0 .. K + 1: many rows
+    decide early, some late) or "extreme" (0 or K + 1: every row decides at fold 0)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (8, *shape)).astype(np.uint8)
     net = rtl_nets.build("mvu", images, specs, 3, seed)
     layer = net.layers[index]
-    folding = {l.name: LayerConfig(*pe_simd) if l is layer else LayerConfig(1, 1) for l in net.layers if l.has_weights}
+    if thresholds == "spread":
+        layer.thresholds = rng.integers(0, layer.fan_in + 2, layer.out_ch)
+    elif thresholds == "extreme":
+        layer.thresholds = rng.integers(0, 2, layer.out_ch) * (layer.fan_in + 1)
+    folding = {l.name: LayerConfig(*pe_simd, early_exit=early_exit) if l is layer else LayerConfig(1, 1)
+               for l in net.layers if l.has_weights}
     design = rtl.generate(net, folding, tmp / "rtl")
     net.save(tmp / "net.ir.npz")
     unit = next(u for u in design.units if u.layer == layer.name and u.module == "flipflow_mvu")
@@ -80,6 +89,44 @@ def test_mvu(seed, datapath, shape, specs, index, pe_simd, tmp_path, monkeypatch
     unit, case = mvu_case(shape, specs, index, pe_simd, tmp_path, seed)
     assert unit.parameters["DATAPATH"] == datapath
     run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, **case)
+
+
+# early exit (binary only): SF from 6 to 20 with and without pad lanes, PE rows that do not
+# divide the layer (pad rows), 1x1 conv and dense (the testbench streams pixels, not windows),
+# one and many groups per window
+MVU_EARLY_EXIT = [
+    ((2, 2, 1), [{"kind": "input_conv", "out": 5}, {"kind": "binary_dense", "out": 7}, {"kind": "output_dense"}], 1, (3, 2)),
+    ((1, 1, 3), [{"kind": "input_dense", "out": 9}, {"kind": "binary_dense", "out": 4}, {"kind": "output_dense"}], 1, (4, 1)),
+    ((3, 3, 1), [{"kind": "input_conv", "out": 11}, {"kind": "binary_conv", "out": 5}, {"kind": "output_dense"}], 1, (2, 2)),
+    ((1, 1, 3), [{"kind": "input_dense", "out": 40}, {"kind": "binary_dense", "out": 6}, {"kind": "output_dense"}], 1, (6, 13)),
+]
+
+
+@pytest.mark.parametrize("thresholds", ["median", "spread"])
+@pytest.mark.parametrize("seed, shape, specs, index, pe_simd", [(i, *c) for i, c in enumerate(MVU_EARLY_EXIT)])
+def test_mvu_early_exit(seed, shape, specs, index, pe_simd, thresholds, tmp_path, monkeypatch):
+    """Early exit is bit-exact under idle and backpressure, whatever the rows decide."""
+    unit, case = mvu_case(shape, specs, index, pe_simd, tmp_path, seed, early_exit=True, thresholds=thresholds)
+    assert unit.parameters["EARLY_EXIT"] == 1
+    run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, **case)
+
+
+@pytest.mark.parametrize("thresholds", ["extreme", "spread"])
+def test_mvu_early_exit_takes_the_modelled_cycles(thresholds, tmp_path, monkeypatch):
+    """At full rate (no idle, no backpressure) the unit with early exit takes fewer cycles
+    than without when rows decide early, and its fold slots (cycles it issues a fold or
+    aborts a group) are exactly the cycle model's (generator/earlyexit.py: min(SF,
+    folds + latency) per group), as they are without early exit (NF x SF per window)."""
+    shape, specs, index, pe_simd = MVU_EARLY_EXIT[0]
+    runs = {}
+    for on in (False, True):
+        tmp = tmp_path / str(on)
+        unit, case = mvu_case(shape, specs, index, pe_simd, tmp, 5, early_exit=on, thresholds=thresholds)
+        run_module("flipflow_mvu", unit.parameters, tmp, monkeypatch, **case, idle=0.0, stall=0.0, frames=4,
+                   cycles_file=str(tmp / "cycles.json"))
+        runs[on] = json.loads((tmp / "cycles.json").read_text())
+    assert runs[True]["cycles"] < runs[False]["cycles"], runs
+    assert all(r["slots"] == r["model_slots"] for r in runs.values()), runs
 
 
 @pytest.mark.slow

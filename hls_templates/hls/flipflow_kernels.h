@@ -162,6 +162,13 @@ struct Thresholds {
 #pragma HLS INLINE
         return acc >= t[pe][nf];
     }
+    // Early exit: the output is certain once acc >= t (1) or acc + left < t (0), where
+    // left bounds what the folds still to come can add (docs/DESIGN.md, "Early exit: hardware").
+    template <typename Acc>
+    bool decided(unsigned nf, unsigned pe, const Acc &acc, unsigned left) const {
+#pragma HLS INLINE
+        return acc >= t[pe][nf] || acc + ap_uint<32>(left) < t[pe][nf];  // ap_ arithmetic: exact
+    }
 };
 
 // Integer class scores: the accumulator itself, as OB-bit two's complement.
@@ -172,6 +179,10 @@ struct PassThrough {
     ap_uint<OB> activate(unsigned, unsigned, const Acc &acc) const {
 #pragma HLS INLINE
         return ap_int<OB>(acc);
+    }
+    template <typename Acc>
+    bool decided(unsigned, unsigned, const Acc &, unsigned) const {
+        return false;  // a score is never certain before its last fold
     }
 };
 
@@ -192,6 +203,10 @@ struct PassThrough {
 //   dot     the datapath (XnorDot, PixelDot, BipolarDot): IN_BITS, W_BITS, dots()
 //   acc_t   the accumulator type
 // Invariant: weight tile = nf * SF + sf.
+// EARLY_EXIT (XNOR-popcount with thresholds): a neuron fold after the first ends
+// as soon as all its PE rows are decided (Act::decided, with the K - (sf + 1) x SIMD
+// real terms left), and the schedule moves to the next one; the first neuron fold
+// reads the vector, so it takes all SF steps.
 template <typename Cfg, typename Act>
 void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
                         hls::stream<ap_uint<Cfg::ROWS * Act::OUT_BITS>> &out,
@@ -211,7 +226,7 @@ void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
     // Output channels collect here, PE at a time; after NF shifts channel 0
     // sits in the least significant bits. Pad rows land above ROWS and are dropped.
     ap_uint<NF * PE * OB> result = 0;
-    unsigned nf = 0, sf = 0, tile = 0;
+    unsigned nf = 0, sf = 0, tile = 0, vectors = 0;
     for (unsigned step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
@@ -226,16 +241,30 @@ void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
 #pragma HLS ARRAY_PARTITION variable=partial complete
         Dot::template dots<PE, NF * SF, Acc>(weights, tile, x, partial);
         ap_uint<PE * OB> fold_out = 0;
+        const unsigned left = (sf + 1) * SIMD < Cfg::K ? Cfg::K - (sf + 1) * SIMD : 0;  // real terms after this fold
+        bool all_decided = true;
         for (unsigned p = 0; p < PE; p++) {
 #pragma HLS UNROLL
             acc[p] = (sf == 0) ? partial[p] : Acc(acc[p] + partial[p]);
             fold_out.range(p * OB + OB - 1, p * OB) = act.activate(nf, p, acc[p]);
+            if (Cfg::EARLY_EXIT) all_decided = all_decided && act.decided(nf, p, acc[p], left);
         }
-        if (sf == SF - 1) {
+        const bool group_end = sf == SF - 1 || (Cfg::EARLY_EXIT && nf != 0 && all_decided);
+        if (group_end) {
             result = (result >> (PE * OB)) | (ap_uint<NF * PE * OB>(fold_out) << ((NF - 1) * PE * OB));
             if (nf == NF - 1) out.write(result.range(ROWS * OB - 1, 0));
         }
         // advance (sf, nf, tile) through the NF x SF schedule
+        if (Cfg::EARLY_EXIT && group_end) {
+            sf = 0;
+            tile = (nf + 1) * SF;
+            if (++nf == NF) {
+                nf = 0;
+                tile = 0;
+                if (++vectors == images * Cfg::VECTORS) break;  // the steps saved end the loop early
+            }
+            continue;
+        }
         tile++;
         if (++sf == SF) {
             sf = 0;

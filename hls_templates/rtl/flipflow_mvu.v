@@ -40,6 +40,19 @@
 //   has a slot when it arrives, and with a ready consumer no issue ever waits (a
 //   credit is held ACC + 1 cycles, one window's last fold comes every NF * SF
 //   cycles; flipflow.generator.cost.mvu_output_depth).
+// Early exit (EARLY_EXIT = 1, "binary" only, docs/DESIGN.md "Early exit: hardware"):
+//   a row whose partial popcount P after a fold already reaches its threshold T is 1,
+//   one with P + (real terms after this fold) < T is 0; both only narrow as folds
+//   come, so a decided row stays decided. Once every row of the group is decided at
+//   stage ACC its results are taken (they equal P >= T there), the decision is
+//   registered, and in the next cycle the issue stage, if it is still on that group
+//   (a group sequence tag says so), issues nothing and restarts at the next group's
+//   fold 0 (the fold register from its unrotated copy). Folds of the group issued
+//   meanwhile are squashed at stage ACC up to the next group's first fold. A group
+//   decided at fold d (0-based) so takes min(SF, d + ACC + 2) issue cycles. The
+//   output credit is taken at the first fold of the window's last group (its result
+//   may come before its last fold): DEPTH = floor((SF + ACC) / (NF x min(SF, ACC + 2)))
+//   + 1. With EARLY_EXIT = 0 (or SF = 1) none of this exists.
 // Invariant: in_ready and out_valid are functions of this unit's registers only (no
 //   combinational path from out_ready or in_valid), so ready never ripples through a
 //   chain of units (tests/test_ready_paths.py).
@@ -62,7 +75,8 @@ module flipflow_mvu #(
     parameter integer EW          = 9,   // bits per input beat
     parameter         WEIGHT_FILE = "",  // absolute paths of the memory files
     parameter         THRESH_FILE = "",  // ("" for "scores")
-    parameter         WEIGHT_RAM  = "distributed"  // weight ROM in "distributed" (LUT) or "block" RAM
+    parameter         WEIGHT_RAM  = "distributed", // weight ROM in "distributed" (LUT) or "block" RAM
+    parameter integer EARLY_EXIT  = 0    // 1: a row group moves on once decided ("binary", above)
 ) (
     input  wire                           ap_clk,
     input  wire                           ap_rst_n,
@@ -93,7 +107,11 @@ module flipflow_mvu #(
     localparam integer ACC   = 1 + PRE + TREE;  // the stage that accumulates
     localparam integer TREEW = level_at(TREE + 1) - PE * SIMD * AW;  // bits of tree levels 1 .. TREE
     localparam integer OUTW  = OUT_CH * RES;                // bits per output beat
-    localparam integer DEPTH = (ACC + 1) / (NF * SF) + 1;   // output queue slots = credits (above)
+    localparam         EE    = EARLY_EXIT != 0 && DATAPATH == "binary" && SF > 1;  // early exit is built
+    localparam integer MINF  = SF < ACC + 2 ? SF : ACC + 2;   // fewest issue cycles of a group (early exit)
+    localparam integer DEPTH = EE ? (SF + ACC) / (NF * MINF) + 1    // output queue slots = credits (above)
+                                  : (ACC + 1) / (NF * SF) + 1;
+    localparam integer GB    = $clog2(ACC + 3);  // group tag bits: > the groups issued while a decision is under way
     localparam integer CRB   = $clog2(DEPTH + 1);           // credit counter bits
 
     function integer level_terms(input integer level);  // values per row at a tree level
@@ -161,15 +179,30 @@ module flipflow_mvu #(
     reg  [NFB-1:0]  nf;
     reg  [SFB-1:0]  sf;
     reg  [ADDRB-1:0] addr;
-    reg  [CRB-1:0]  owed;  // output slots promised: last folds issued whose beat has not left
+    reg  [CRB-1:0]  owed;  // output slots promised: credit-taking folds issued whose beat has not left
     wire sf_last = sf == SFB'(SF - 1);
     wire nf_last = nf == NFB'(NF - 1);
-    wire issue = busy && (!(sf_last && nf_last) || owed != CRB'(DEPTH));
-    wire closing = issue && sf_last && nf_last;  // the window's last fold: takes a credit
-    assign take = load_full && (!busy || closing);
+    wire abort;  // early exit: the group the issue stage is on was decided; restart at the next one
+    // the fold that takes the window's output credit: its last (early exit: the last group's first)
+    wire claim_fold = EE ? nf_last && sf == {SFB{1'b0}} : sf_last && nf_last;
+    wire issue = busy && !abort && (!claim_fold || owed != CRB'(DEPTH));
+    wire closing = issue && sf_last && nf_last;  // the window's last fold
+    wire ending = closing || (abort && nf_last);  // the issue stage is done with this window
+    wire [ADDRB-1:0] next_group_addr;  // early exit: fold 0 of the next neuron fold
+    assign take = load_full && (!busy || ending);
 
     generate
-        if (SF > 1) begin : rotate
+        if (EE) begin : rotate_restart
+            // an aborted group leaves the window rotated part way: the next group starts
+            // from this unrotated copy
+            reg [BUFW-1:0] base;
+            always @(posedge ap_clk) begin
+                if (take) base <= BUFW'(load_buf);
+                if (take) window <= BUFW'(load_buf);
+                else if (abort) window <= base;
+                else if (issue) window <= {window[XW-1:0], window[BUFW-1:XW]};
+            end
+        end else if (SF > 1) begin : rotate
             always @(posedge ap_clk) begin
                 if (take) window <= BUFW'(load_buf);
                 else if (issue) window <= {window[XW-1:0], window[BUFW-1:XW]};
@@ -202,9 +235,18 @@ module flipflow_mvu #(
                         sf <= sf + 1'b1;
                     end
                 end
+            end else if (abort) begin
+                sf <= {SFB{1'b0}};
+                if (nf_last) begin
+                    nf   <= {NFB{1'b0}};
+                    addr <= {ADDRB{1'b0}};
+                end else begin
+                    nf   <= nf + 1'b1;
+                    addr <= next_group_addr;
+                end
             end
             if (take) busy <= 1'b1;
-            else if (closing) busy <= 1'b0;
+            else if (ending) busy <= 1'b0;
         end
     end
 
@@ -328,6 +370,9 @@ module flipflow_mvu #(
     reg  [PE*AW-1:0]  acc;
     wire [PE*AW-1:0]  total;
     wire [PE*RES-1:0] result;  // this neuron fold's PE results
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [PE*AW-1:0]  acc_thr; // their thresholds (0 for "scores"); read by early exit only
+    /* verilator lint_on UNUSEDSIGNAL */
     generate
         for (g = 0; g < PE; g = g + 1) begin : pe_lane
             assign total[g*AW +: AW] = (acc_first ? {AW{1'b0}} : acc[g*AW +: AW]) + dot[g*AW +: AW];
@@ -337,6 +382,7 @@ module flipflow_mvu #(
             /* verilator lint_off UNUSEDSIGNAL */
             wire [NFB-1:0] unused_nf = pre_nf;  // no thresholds to read
             /* verilator lint_on UNUSEDSIGNAL */
+            assign acc_thr = {PE*AW{1'b0}};
         end else begin : thresholded
             `FLIPFLOW_LUT_ROM
             reg [PE*AW-1:0] thresholds [0:NF-1];
@@ -345,6 +391,7 @@ module flipflow_mvu #(
             always @(posedge ap_clk) begin
                 acc_t <= thresholds[pre_nf];
             end
+            assign acc_thr = acc_t;
             for (g = 0; g < PE; g = g + 1) begin : pe_lane
                 if (DATAPATH == "pixels") begin : signed_cmp
                     assign result[g] = $signed(total[g*AW +: AW]) >= $signed(acc_t[g*AW +: AW]);
@@ -355,7 +402,68 @@ module flipflow_mvu #(
         end
     endgenerate
 
-    wire acc_done = acc_valid && acc_last && acc_nf_last;  // a whole output vector is ready
+    // a neuron fold's results are complete: at its last fold, or (early exit) once decided
+    wire group_end;
+    wire acc_done = group_end && acc_nf_last;  // a whole output vector is ready
+
+    // -- early exit: decide at stage ACC, abort the group at the issue stage ----------
+    generate
+        if (EE) begin : early_exit
+            localparam integer XB = GB + SFB;  // {group tag, sf} per pipeline stage
+            reg  [GB-1:0]     gseq;     // tag of the group the issue stage is on
+            reg  [ADDRB-1:0]  gaddr;    // its fold 0's weight address
+            /* verilator lint_off UNUSEDSIGNAL */
+            reg  [ACC*XB-1:0] xctl;     // tag and sf of the fold in stage 1 .. ACC (not all read)
+            /* verilator lint_on UNUSEDSIGNAL */
+            reg  [AW:0]       rem;      // real terms after the fold entering stage ACC (read a stage early)
+            reg               skip;     // a decided group's later folds are squashed
+            reg               abort_q;  // the group tagged abort_tag was decided last cycle
+            reg  [GB-1:0]     abort_tag;
+            wire [GB-1:0]     acc_tag = xctl[(ACC-1)*XB + SFB +: GB];
+            wire [SFB-1:0]    pre_sf = xctl[(ACC-2)*XB +: SFB];
+            wire              live = acc_valid && !(skip && !acc_first);  // a fold that counts
+            wire [PE-1:0]     decided;
+            for (g = 0; g < PE; g = g + 1) begin : pe_lane
+                // 1 once P >= T; 0 once P + rem < T. Monotone in the folds: a row stays decided.
+                assign decided[g] = result[g] ||
+                                    {1'b0, total[g*AW +: AW]} + rem < {1'b0, acc_thr[g*AW +: AW]};
+            end
+            assign group_end = live && &decided;  // always at the last fold (rem = 0)
+            assign abort = abort_q && abort_tag == gseq && busy;
+            assign next_group_addr = gaddr + ADDRB'(SF);
+            function [AW:0] rem_after(input [SFB-1:0] s);  // real (not pad) terms after fold s
+                integer done;
+                begin
+                    done = (32'(s) + 1) * SIMD;
+                    rem_after = done < FAN_IN ? (AW+1)'(FAN_IN - done) : {(AW+1){1'b0}};
+                end
+            endfunction
+            always @(posedge ap_clk) begin
+                xctl <= {xctl[(ACC-1)*XB-1:0], gseq, sf};
+                rem  <= rem_after(pre_sf);
+                abort_tag <= acc_tag;
+            end
+            always @(posedge ap_clk) begin
+                if (!ap_rst_n) begin
+                    gseq    <= {GB{1'b0}};
+                    gaddr   <= {ADDRB{1'b0}};
+                    skip    <= 1'b0;
+                    abort_q <= 1'b0;
+                end else begin
+                    if ((issue && sf_last) || abort) begin  // the issue stage moves to the next group
+                        gseq  <= gseq + 1'b1;
+                        gaddr <= (closing || (abort && nf_last)) ? {ADDRB{1'b0}} : gaddr + ADDRB'(SF);
+                    end
+                    if (live) skip <= &decided && !acc_last;
+                    abort_q <= live && &decided && !acc_last;
+                end
+            end
+        end else begin : all_folds
+            assign group_end = acc_valid && acc_last;
+            assign abort = 1'b0;
+            assign next_group_addr = {ADDRB{1'b0}};
+        end
+    endgenerate
 
     always @(posedge ap_clk) begin
         if (acc_valid) acc <= total;
@@ -372,7 +480,7 @@ module flipflow_mvu #(
             reg [RW-1:0] results;
             assign results_next = {result, results};
             always @(posedge ap_clk) begin
-                if (acc_valid && acc_last) results <= results_next[RW+PE*RES-1:PE*RES];
+                if (group_end) results <= results_next[RW+PE*RES-1:PE*RES];
             end
         end else begin : one_fold
             assign results_next = result;
@@ -385,8 +493,18 @@ module flipflow_mvu #(
     wire out_fire = out_valid && out_ready;
     always @(posedge ap_clk) begin
         if (!ap_rst_n) owed <= {CRB{1'b0}};
-        else owed <= owed + CRB'(closing) - CRB'(out_fire);
+        else owed <= owed + CRB'(issue && claim_fold) - CRB'(out_fire);
     end
+`ifdef FLIPFLOW_COUNT_FOLDS
+    // the simulation harness's measure of the unit's work: cycles it issues a fold or
+    // aborts a group (sim/rtl.py reads the line at the end of the run)
+    reg [63:0] fold_slots;
+    always @(posedge ap_clk) begin
+        if (!ap_rst_n) fold_slots <= 64'd0;
+        else if (issue || abort) fold_slots <= fold_slots + 64'd1;
+    end
+    final $display("flipflow_mvu %m fold_slots %0d", fold_slots);
+`endif
     generate
         if (DEPTH > 1) begin : queue
             localparam integer QB = $clog2(DEPTH);  // holds 0 .. DEPTH - 1
