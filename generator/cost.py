@@ -381,6 +381,18 @@ def unit_terms(layer: Layer, f: LayerConfig | None) -> dict[str, Terms]:
     return {unit.role: UNIT_COST[unit.role](layer, kind, f) for unit in kind.units(layer, f)}
 
 
+def result_unit(net: Network) -> Cost:
+    """flipflow_result after the last layer: the n class scores held while they are written
+    out (n x B flip-flops and their n:1 output mux), the B-bit out word, a counter. B is the
+    score width: the 32-bit sums of a global_sum, else the output layer's accumulator.
+    Fitted to yosys on the 15 calibration designs (B = 11..32, n = 10): FF exact, LUT within
+    2. Folding-independent, so it only narrows the budget the layers share."""
+    last = net.layers[-1]
+    bits = 32 if last.kind == "global_sum" else pack.accumulator_bits(last)
+    n = len(net.classes)
+    return Cost(lut=(n + 1.7) * bits + 6, ff=(n + 1) * bits + 9, cycles=kinds.result_cycles(n))
+
+
 def layer_cost(layer: Layer, f: LayerConfig | None, c: Coefficients | None = None) -> Cost:
     """Cycles and resources of one layer at folding ``f`` (None for unfolded kinds)."""
     c = c or Coefficients.load()

@@ -203,6 +203,7 @@ class Plan:
     objective: str
     optimal: bool  # False when a Pareto front had to be thinned
     result_cycles: int  # the result unit after the last layer (kinds.result_cycles)
+    result_resources: dict[str, float]  # and its resources (cost.result_unit), counted in the totals
     weights_in: dict[str, str]  # per layer: where its weights go ("distributed" or "block", "auto" resolved)
     layer_path_ns: dict[str, float]  # longest estimated path of each layer's units (generator/timing_model.py)
 
@@ -225,7 +226,8 @@ class Plan:
 
     @property
     def totals(self) -> dict[str, float]:
-        return {k: sum(r[k] for r in self.layer_resources.values()) for k in RESOURCE_KEYS}
+        """Every layer and the result unit."""
+        return {k: sum(r[k] for r in self.layer_resources.values()) + self.result_resources[k] for k in RESOURCE_KEYS}
 
     def _options(self, name: str) -> dict:
         return {**asdict(self.folding[name]), "weights_in": self.weights_in[name]}
@@ -239,6 +241,7 @@ class Plan:
             "fps": self.fps,
             "bottleneck": self.bottleneck,
             "totals": self.totals,
+            "result_unit": {"cycles": self.result_cycles, **self.result_resources},
             "clock_ns": self.clock_ns,
             "timing_note": timing_note(),
             "meets_clock": all(p <= self.clock_ns for p in self.layer_path_ns.values()),
@@ -382,6 +385,7 @@ def optimize(
     c = coefficients or cost.Coefficients.load()
     budget_d = device.budget()
     fixed = {l.name: cost.layer_cost(l, None, c) for l in net.layers if not l.has_weights}
+    fixed["result unit"] = cost.result_unit(net)
     fixed_res = tuple(sum(fc.resources()[k] for fc in fixed.values()) for k in RESOURCE_KEYS)
     budget = tuple(budget_d[k] - u for k, u in zip(RESOURCE_KEYS, fixed_res))
     weights = _weights(tuple(budget_d[k] for k in RESOURCE_KEYS))
@@ -457,6 +461,7 @@ def make_plan(net: Network, folding: Folding, device=None, coefficients=None, ob
         objective=objective,
         optimal=optimal,
         result_cycles=kinds.result_cycles(len(net.classes)),
+        result_resources=cost.result_unit(net).resources(),
         weights_in={l.name: cost.weight_memory(l, folding[l.name]).style for l in net.layers if l.has_weights},
         layer_path_ns={l.name: timing_model.layer_path_ns(l, folding.get(l.name)) for l in net.layers},
     )

@@ -84,6 +84,9 @@ def plan_table(plan) -> str:
         lines.append(f"{l['name']:<22}{l.get('pe', ''):>5}{l.get('simd', ''):>6}{_WHERE.get(l.get('weights_in'), ''):>8}{l['cycles']:>11,}"
                      + "".join(f"{l[k]:>9,.1f}" if k == "BRAM36" else f"{l[k]:>9,.0f}" for k in RESOURCE_KEYS)
                      + f"{l['path_ns_estimate']:>9.2f}" + mark)
+    r = d["result_unit"]
+    lines.append(f"{'result unit':<22}{'':>19}{r['cycles']:>11,}" + "".join(
+        f"{r[k]:>9,.1f}" if k == "BRAM36" else f"{r[k]:>9,.0f}" for k in RESOURCE_KEYS))
     dev = d["device"]
     budget = {"LUT": dev["lut"], "FF": dev["ff"], "BRAM36": dev["bram36"], "DSP": dev["dsp"]}
     lines.append("-" * len(head))
