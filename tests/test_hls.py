@@ -18,6 +18,7 @@ from flipflow.generator.folding import FoldingError, LayerConfig
 from flipflow.ir import Network
 from flipflow import golden
 from flipflow.generator.folding import default as default_folding
+import rtl_nets
 from rtl_nets import knife_edge_input_case, networks, random_layer
 
 
@@ -207,3 +208,10 @@ def test_cli_bad_folding_file(tmp_path, capsys):
     (tmp_path / "f.json").write_text(json.dumps({**folding, "fc1": {"pe": 99, "simd": 1}}))
     assert cli.main(["hls", str(path), "--out", str(tmp_path / "o"), "--folding", str(tmp_path / "f.json")]) == 2
     assert "layer fc1: PE=99" in capsys.readouterr().err
+
+
+def test_pixel_codes_table_in_read_pixels(tmp_path):
+    """An input layer's pixel_codes table (an imported input quantiser) is applied by
+    read_pixels before the gather and the padding: bit-exact per layer."""
+    net, folding, images = rtl_nets.pixel_codes_case(5)
+    _csim_matches_golden(net, folding, images, tmp_path)
