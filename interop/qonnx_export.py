@@ -11,13 +11,13 @@ which ``flipflow import`` reads, so a model goes out and back in without options
 from __future__ import annotations
 
 import os
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import onnx
 
-from flipflow import ir
-from flipflow.errors import OutputPathError
+from flipflow import atomic, ir
 from flipflow.interop import qonnx_graph as qg
 from flipflow.training import blocks, checkpoint
 
@@ -42,14 +42,11 @@ def export(model: str | os.PathLike, out: str | os.PathLike) -> Path:
     bnn, _ = checkpoint.load(resolve_checkpoint(model))
     h, w, c = bnn.arch.input_shape
     out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputPathError(f"{out.parent}: cannot create the output folder ({e.strerror})") from e
-    tmp = out.with_name(out.name + ".tmp")
-    export_qonnx(bnn.eval(), torch.zeros(1, c, h, w), export_path=str(tmp))
-    graph = onnx.load(str(tmp))
+    atomic.make_dir(out.parent)
+    with tempfile.TemporaryDirectory(dir=out.parent) as work:  # Brevitas writes the weights beside, as .data
+        export_qonnx(bnn.eval(), torch.zeros(1, c, h, w), export_path=str(Path(work) / "model.onnx"))
+        graph = onnx.load(str(Path(work) / "model.onnx"))
     onnx.helper.set_model_props(graph, {qg.INPUT_SCALE_KEY: str(Fraction(blocks.PIXEL_SCALE))})
-    onnx.save(graph, str(tmp))
-    os.replace(tmp, out)
+    with atomic.replacing(out) as tmp:
+        onnx.save(graph, str(tmp))  # one self-contained file
     return out

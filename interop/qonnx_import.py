@@ -20,112 +20,29 @@ Anything the hardware cannot build is refused naming the node, its op type and w
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, NoReturn
+from typing import Callable
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from flipflow import ir
-from flipflow.errors import FlipflowError
 from flipflow.interop import qonnx_graph as qg
+from flipflow.interop import qonnx_thresholds as qt
+from flipflow.interop.qonnx_states import Acc, Bits, ImportRefused, Layout, Pixels, State, refuse
+
+__all__ = ["Graph", "ImportRefused", "import_model", "source_scores"]
 
 BINARY_ACTS = ("BipolarQuant", "Quant", "MultiThreshold", "Sign")
 ELEMENTWISE = ("Mul", "Add", "Sub", "Div")
-BIG = np.float32(3e38)  # stands for -inf / +inf when asking an activation for its two levels
-
-
-class ImportRefused(FlipflowError, ValueError):
-    """A graph construct flipflow's hardware cannot implement; nothing is written."""
-
-
-def refuse(node: onnx.NodeProto, why: str, fix: str = "") -> NoReturn:
-    raise ImportRefused(f"node {node.name or node.output[0]} ({node.op_type}): {why}", fix)
-
-
-# -- what a tensor is to the hardware ---------------------------------------------------
-
-@dataclass
-class Layout:
-    """Each element's (batch dropped) position in the (H, W, C) flattening of ``shape``,
-    the map it came from; Reshape / Flatten / Transpose move the index with the data."""
-
-    index: np.ndarray
-    shape: ir.Shape
-
-    @staticmethod
-    def nchw(shape: ir.Shape) -> "Layout":
-        h, w, c = shape
-        return Layout(np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1), tuple(shape))
-
-    def is_nchw(self) -> bool:
-        return np.array_equal(self.index, Layout.nchw(self.shape).index)
-
-    def channel(self) -> np.ndarray:
-        return self.index % self.shape[2]
-
-
-@dataclass
-class Pixels:
-    values: np.ndarray  # float32 (256, *tensor shape): the tensor when every pixel is p
-    layout: Layout
-
-    def channel_table(self, node: onnx.NodeProto, values: np.ndarray | None = None) -> np.ndarray:
-        """(C, 256): the value of channel c for pixel p; refused where it varies within a channel."""
-        values = self.values if values is None else values
-        ch = self.layout.channel()
-        table = np.zeros((self.layout.shape[2], qg.PIXEL_LEVELS), values.dtype)
-        for c in range(self.layout.shape[2]):
-            cols = values[:, ch == c]
-            if not np.all(cols == cols[:, :1]):
-                refuse(node, "the input's preprocessing differs between pixels of one channel; "
-                             "flipflow maps every pixel of a channel alike")
-            table[c] = cols[:, 0]
-        return table
-
-
-@dataclass
-class Bits:
-    lo: float  # the value of bit 0
-    hi: float  # the value of bit 1
-    layout: Layout
-    pad: int = 0  # a pending Pad with the value of bit 0, taken by the next conv or max-pool
-
-
-@dataclass
-class Acc:
-    """acc -> real value alpha * acc + beta (per output channel) at the matrix node's output.
-    ``acc`` is sum(w * (2b - 1)) for a binary input, sum(w * code) for pixel codes."""
-
-    node: onnx.NodeProto
-    layer: ir.Layer  # geometry and weights in IR order; kind still open
-    ints: np.ndarray  # integer weights (out, ...) in IR order
-    binary_in: bool
-    alpha: np.ndarray
-    beta: np.ndarray
-    fan_in: int
-    spatial: bool
-    chain: list[onnx.NodeProto] = field(default_factory=list)
-    positions: int = 1  # map positions summed by a ReduceSum
-    ndim: int = 4
-
-    def evaluate(self, g: "_Graph", acc: np.ndarray) -> np.ndarray:
-        """Graph values after the chain for accumulators acc (m, out) (float32, executor's arithmetic)."""
-        x = (self.alpha * acc + self.beta * self.positions).astype(np.float32)
-        x = x.reshape(x.shape + (1,) * (self.ndim - 2))
-        for node in self.chain:
-            x = g.run_on(node, x, self)
-        return x.reshape(len(acc), -1)
-
-
-State = Pixels | Bits | Acc
 
 
 # -- the walk --------------------------------------------------------------------------------
 
-class _Graph:
+class Graph:
+    """The cleaned graph being walked: constants, each tensor's state, the IR layers so far."""
+
     def __init__(self, model, input_scale: Fraction):
         self.model = model
         self.opset = qg.opset(model)
@@ -211,16 +128,16 @@ class _Graph:
             raise ImportRefused(f"graph output {out} is not the integer scores of a layer reading binary activations",
                                 fix="end the network in a Conv/Gemm/MatMul on binary activations (optionally BN-free "
                                     "per-tensor scaling such as TensorNorm, and a ReduceSum)")
-        self.score_affine = _output_layer(self, state)
+        self.score_affine = qt.output_layer(self, state)
 
 
 # -- handlers: one per op type -----------------------------------------------------------------
 
-def _pass(g: _Graph, node: onnx.NodeProto) -> State:
+def _pass(g: Graph, node: onnx.NodeProto) -> State:
     return g.variable(node)[1]
 
 
-def _relayout(g: _Graph, node: onnx.NodeProto) -> State:
+def _relayout(g: Graph, node: onnx.NodeProto) -> State:
     name, s = g.variable(node)
     if isinstance(s, Acc):
         if s.spatial and (s.layer.out_shape[0], s.layer.out_shape[1]) != (1, 1) and s.positions == 1:
@@ -252,7 +169,7 @@ def _move(values: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return by_index[:, new.reshape(-1)].reshape((values.shape[0],) + new.shape)
 
 
-def _elementwise(g: _Graph, node: onnx.NodeProto) -> State:
+def _elementwise(g: Graph, node: onnx.NodeProto) -> State:
     name, s = g.variable(node)
     if isinstance(s, Pixels):
         return Pixels(g.run_on(node, s.values), s.layout)
@@ -267,15 +184,15 @@ def _elementwise(g: _Graph, node: onnx.NodeProto) -> State:
     return s
 
 
-def _activation(g: _Graph, node: onnx.NodeProto) -> State:
+def _activation(g: Graph, node: onnx.NodeProto) -> State:
     name, s = g.variable(node)
-    levels = _levels(g, node)
+    levels = qt.levels(g, node)
     if isinstance(s, Pixels):
         if levels > 2:  # a multi-bit input quantiser: stays an elementwise function of the pixel
             return Pixels(g.run_on(node, s.values), s.layout)
-        return _threshold_pixels(g, node, s)
+        return qt.threshold_pixels(g, node, s)
     if levels != 2:
-        refuse(node, f"a {_bits(levels)}-bit activation ({levels} levels); flipflow's layers carry 1-bit activations",
+        refuse(node, f"a {qt.bits(levels)}-bit activation ({levels} levels); flipflow's layers carry 1-bit activations",
                fix="use binary activations (BipolarQuant, 1-bit Quant, one-threshold MultiThreshold, Sign) between layers")
     if isinstance(s, Bits):
         out = g.run_on(node, np.array([s.lo, s.hi], np.float32).reshape((2,) + (1,) * s.layout.index.ndim))
@@ -283,10 +200,10 @@ def _activation(g: _Graph, node: onnx.NodeProto) -> State:
         if lo == hi:
             refuse(node, "maps both binary values to one")
         return Bits(lo, hi, s.layout, s.pad)
-    return _threshold_layer(g, node, s)
+    return qt.threshold_layer(g, node, s)
 
 
-def _matrix(g: _Graph, node: onnx.NodeProto) -> State:
+def _matrix(g: Graph, node: onnx.NodeProto) -> State:
     x_name = node.input[0]
     if x_name in g.consts:
         refuse(node, "its data input is a constant")
@@ -328,7 +245,7 @@ def _matrix(g: _Graph, node: onnx.NodeProto) -> State:
     return Acc(node, layer, ints, binary_in, alpha, beta, rows.shape[1], conv, ndim=4 if conv else 2)
 
 
-def _conv_geometry(g: _Graph, node: onnx.NodeProto, s: State, ints: np.ndarray) -> tuple[ir.Layer, np.ndarray]:
+def _conv_geometry(g: Graph, node: onnx.NodeProto, s: State, ints: np.ndarray) -> tuple[ir.Layer, np.ndarray]:
     if not s.layout.is_nchw():
         refuse(node, "reads a tensor that is not in its map's (N, C, H, W) order")
     k = list(g.attr(node, "kernel_shape", ints.shape[2:]))
@@ -357,7 +274,7 @@ def _conv_geometry(g: _Graph, node: onnx.NodeProto, s: State, ints: np.ndarray) 
     return layer, ints.transpose(0, 2, 3, 1)
 
 
-def _dense_geometry(g: _Graph, node: onnx.NodeProto, s: State, ints: np.ndarray, scale: np.ndarray, bias):
+def _dense_geometry(g: Graph, node: onnx.NodeProto, s: State, ints: np.ndarray, scale: np.ndarray, bias):
     if s.layout.index.ndim != 1:
         refuse(node, f"reads a tensor of shape {s.layout.index.shape}; flatten it first (Flatten / Reshape)")
     if node.op_type == "Gemm":
@@ -377,7 +294,7 @@ def _dense_geometry(g: _Graph, node: onnx.NodeProto, s: State, ints: np.ndarray,
     return layer, ir_ints, scale, bias
 
 
-def _transposed_weights(g: _Graph, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
+def _transposed_weights(g: Graph, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
     """MatMul / Gemm without transB hold weights (in, out): the scale is per column."""
     w = g.consts[node.input[1]]
     name = node.input[1] + ".T"
@@ -409,7 +326,7 @@ def _pixel_codes(node: onnx.NodeProto, s: Pixels) -> tuple[np.ndarray | None, fl
     return (None if np.array_equal(codes, np.arange(256)) else codes.astype(np.uint8)), step, q_lo
 
 
-def _maxpool(g: _Graph, node: onnx.NodeProto) -> State:
+def _maxpool(g: Graph, node: onnx.NodeProto) -> State:
     name, s = g.variable(node)
     if isinstance(s, Acc):
         refuse(node, "max-pools before the activation; the hardware pools binary activations (OR)",
@@ -436,7 +353,7 @@ def _maxpool(g: _Graph, node: onnx.NodeProto) -> State:
     return Bits(s.lo, s.hi, Layout.nchw(layer.out_shape))
 
 
-def _pad(g: _Graph, node: onnx.NodeProto) -> State:
+def _pad(g: Graph, node: onnx.NodeProto) -> State:
     name, s = g.variable(node)
     if not isinstance(s, Bits) or not s.layout.is_nchw():
         refuse(node, "pads something other than a binary map; flipflow pads binary maps (and the input layer's own Conv)")
@@ -451,7 +368,7 @@ def _pad(g: _Graph, node: onnx.NodeProto) -> State:
     return Bits(s.lo, s.hi, s.layout, s.pad + pads[2])
 
 
-def _reduce_sum(g: _Graph, node: onnx.NodeProto) -> State:
+def _reduce_sum(g: Graph, node: onnx.NodeProto) -> State:
     name, s = g.variable(node)
     axes = g.const(node.input[1]) if len(node.input) > 1 and node.input[1] else g.attr(node, "axes")
     if not isinstance(s, Acc) or not s.spatial or s.chain or s.binary_in is False:
@@ -463,12 +380,12 @@ def _reduce_sum(g: _Graph, node: onnx.NodeProto) -> State:
     return s
 
 
-def _average(g: _Graph, node: onnx.NodeProto) -> State:
+def _average(g: Graph, node: onnx.NodeProto) -> State:
     refuse(node, "an average pool; the hardware has no averaging unit (an average of bits is not a bit)",
            fix="use MaxPool on binary activations, or ReduceSum of the final score map")
 
 
-HANDLERS: dict[str, Callable[[_Graph, onnx.NodeProto], State]] = {
+HANDLERS: dict[str, Callable[[Graph, onnx.NodeProto], State]] = {
     "Identity": _pass, "Dropout": _pass,
     "Reshape": _relayout, "Flatten": _relayout, "Transpose": _relayout,
     **{op: _elementwise for op in ELEMENTWISE},
@@ -478,175 +395,6 @@ HANDLERS: dict[str, Callable[[_Graph, onnx.NodeProto], State]] = {
     "MaxPool": _maxpool, "Pad": _pad, "ReduceSum": _reduce_sum,
     "AveragePool": _average, "GlobalAveragePool": _average, "ReduceMean": _average, "QuantAvgPool2d": _average,
 }
-
-
-# -- activations: levels and thresholds -------------------------------------------------------
-
-def _levels(g: _Graph, node: onnx.NodeProto) -> int:
-    """Output levels of an activation node by its parameters."""
-    if node.op_type == "Quant":
-        bits = g.const(node.input[3])
-        if bits is None:
-            refuse(node, "its bit width is computed, not constant")
-        return 2 ** int(np.asarray(bits).reshape(-1)[0])
-    if node.op_type == "MultiThreshold":
-        return int(g.consts[node.input[1]].shape[-1]) + 1
-    return 2
-
-
-def _bits(levels: int) -> int:
-    return max(1, int(np.ceil(np.log2(levels))))
-
-
-def _two_levels(g: _Graph, node: onnx.NodeProto, shape: tuple[int, ...], run: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float]:
-    """The activation's outputs at -inf and +inf: bit 0 and bit 1, one pair for every channel."""
-    ext = np.broadcast_to(np.array([-BIG, BIG], np.float32).reshape((2,) + (1,) * len(shape)), (2,) + shape).copy()
-    out = run(ext).reshape(2, -1)
-    if not np.all(out == out[:, :1]):
-        refuse(node, "per-channel float scales on a binary activation: its two values differ between channels; "
-                     "the hardware's binary values are one pair for the whole tensor", fix="use a per-tensor scale")
-    lo, hi = float(out[0, 0]), float(out[1, 0])
-    if lo == hi:
-        refuse(node, f"outputs the constant {lo:g}")
-    return lo, hi
-
-
-def _threshold_pixels(g: _Graph, node: onnx.NodeProto, s: Pixels) -> Bits:
-    """A binary activation on the input itself: a 1x1 input_conv with one +-1 weight per
-    channel thresholds every pixel (docs/DESIGN.md: the 1-bit thresholded input)."""
-    lo, hi = _two_levels(g, node, s.values.shape[1:], lambda x: g.run_on(node, x))
-    out = g.run_on(node, s.values)
-    _check_two(node, out, lo, hi)
-    fires = s.channel_table(node, (out == hi).astype(np.int8))  # (C, 256)
-    c = fires.shape[0]
-    sign = np.ones(c, np.int64)
-    t = np.zeros(c, np.int64)
-    p = np.arange(qg.PIXEL_LEVELS)
-    for ch in range(c):
-        f = fires[ch]
-        if np.all(np.diff(f) >= 0):  # fires from the first pixel with a 1 on (256: never)
-            t[ch] = int(p[f == 1].min()) if f.any() else qg.PIXEL_LEVELS
-        elif np.all(np.diff(f) <= 0):  # fires up to the last pixel with a 1: -pixel >= -last
-            sign[ch], t[ch] = -1, -int(p[f == 1].max())
-        else:
-            refuse(node, f"is no threshold of the pixel in channel {ch} (it fires on and off as the pixel grows)")
-    h, w, _ = g.input_shape
-    layer = ir.Layer(node.name, "input_conv", g.input_shape, (h, w, c), weight_bits=2,
-                     weights=(np.eye(c, dtype=np.int64) * sign[:, None]).reshape(c, 1, 1, c).astype(np.int8), thresholds=t)
-    g.layers.append(layer)
-    return Bits(lo, hi, s.layout)
-
-
-def _check_two(node: onnx.NodeProto, out: np.ndarray, lo: float, hi: float) -> None:
-    bad = out[(out != lo) & (out != hi)]
-    if bad.size:
-        refuse(node, f"outputs {float(bad.reshape(-1)[0]):g} besides its two values {lo:g} and {hi:g} "
-                     "(e.g. Sign(0) = 0: ternary); flipflow's activations are binary",
-               fix="use BipolarQuant (sign(0) = +1) or a BatchNormalization that keeps the threshold off the integers")
-
-
-def _threshold_layer(g: _Graph, node: onnx.NodeProto, s: Acc) -> Bits:
-    """Close an Acc into a thresholded layer: bit = acc' >= T per channel, acc' the
-    accumulator of the (possibly mirrored) weight row, T found by bisection over the
-    integer accumulators on the graph's own nodes."""
-    if s.binary_in and not np.all(np.abs(s.ints) == 1):
-        refuse(s.node, f"binary layer with weights taking {np.unique(s.ints).size} integer values "
-                       f"({', '.join(map(str, np.unique(s.ints)[:5]))}); binary layers need +-s weights",
-               fix="use 1-bit weights (BipolarQuant) in every layer between the first and the last")
-    out_ch = s.ints.shape[0]
-    shape = (out_ch,) + (1,) * (s.ndim - 2)
-
-    def act(x: np.ndarray) -> np.ndarray:
-        return g.run_on(node, x.reshape((len(x),) + shape)).reshape(len(x), -1)
-
-    lo_v, hi_v = _two_levels(g, node, shape, lambda x: g.run_on(node, x))
-    k = s.fan_in
-    if s.binary_in:  # search P in [0, K]; acc = 2P - K; mirrored P' = K - P
-        lo, hi, centre = np.zeros(out_ch, np.int64), np.full(out_ch, k, np.int64), k
-        to_acc = lambda p: 2 * p - k  # noqa: E731
-    else:  # search acc of codes; mirrored acc' = -acc
-        rows = s.ints.reshape(out_ch, -1)
-        lo, hi, centre = np.minimum(rows, 0).sum(1) * 255, np.maximum(rows, 0).sum(1) * 255, 0
-        to_acc = lambda a: a  # noqa: E731
-
-    def fires(t: np.ndarray) -> np.ndarray:
-        out = act(s.evaluate(g, to_acc(t)[None].astype(np.float64))[0][None])
-        return out[0] == hi_v
-
-    f_lo, f_hi = fires(lo), fires(hi)
-    mirror = np.where(f_lo & ~f_hi, -1, 1)
-    m_lo = np.where(mirror < 0, centre - hi, lo)  # the mirrored search range
-    m_hi = np.where(mirror < 0, centre - lo, hi)
-    unmirror = lambda t: np.where(mirror < 0, centre - t, t)  # noqa: E731
-    a, b = m_lo.copy(), m_hi + 1
-    while np.any(a < b):
-        mid = (a + b) // 2
-        f = fires(unmirror(np.minimum(mid, m_hi)))
-        active = a < b
-        b = np.where(active & f, mid, b)
-        a = np.where(active & ~f, mid + 1, a)
-    t = a
-    edge = np.stack([unmirror(np.clip(t - 1, m_lo, m_hi)), unmirror(np.clip(t, m_lo, m_hi))])
-    _check_two(node, act(np.concatenate([s.evaluate(g, to_acc(e)[None].astype(np.float64)) for e in edge])), lo_v, hi_v)
-    layer = s.layer
-    flip = (mirror < 0).reshape((-1,) + (1,) * (s.ints.ndim - 1))
-    if s.binary_in:
-        layer.kind = "binary_conv" if s.spatial else "binary_dense"
-        layer.weights = np.where(flip, s.ints < 0, s.ints > 0).astype(np.uint8)
-    else:
-        layer.kind = "input_conv" if s.spatial else "input_dense"
-        ints = np.where(flip, -s.ints, s.ints)
-        layer.weights, layer.weight_bits = ints.astype(np.int8), _weight_bits(s.node, ints)
-    layer.thresholds = t.astype(np.int64)
-    layer.out_shape = ir.expected_out_shape(layer)
-    _append(g, layer, s.node)
-    return Bits(lo_v, hi_v, Layout.nchw(layer.out_shape) if s.spatial else Layout(np.arange(out_ch), (1, 1, out_ch)))
-
-
-def _weight_bits(node: onnx.NodeProto, ints: np.ndarray) -> int:
-    """Narrow signed width of integer weights (negating a row stays in range): 2..8 bits."""
-    bits = max(2, int(np.abs(ints).max()).bit_length() + 1)
-    if bits > 8:
-        refuse(node, f"weights need {bits} bits; the fixed-point layers take at most 8")
-    return bits
-
-
-def _append(g: _Graph, layer: ir.Layer, node: onnx.NodeProto) -> None:
-    if not g.layers and layer.kind not in ir.INPUT_KINDS:
-        refuse(node, "the first layer reads binary values, not the input pixels")
-    if g.layers and layer.kind in ir.INPUT_KINDS:
-        refuse(node, "a second layer reads the input pixels")
-    g.layers.append(layer)
-
-
-def _output_layer(g: _Graph, s: Acc) -> tuple[float, float]:
-    """Close the last Acc into the score layer (+ global_sum); returns (scale, offset) with
-    graph output = scale x integer score + offset, the same for every class."""
-    rows = s.ints.reshape(s.ints.shape[0], -1)
-    top = max(1, int(np.abs(rows).sum(1).max()))
-    probe = np.array([[0.0], [float(top)]]) * np.ones((1, rows.shape[0]))
-    y = s.evaluate(g, probe).astype(np.float64)
-    alpha, beta = (y[1] - y[0]) / top, y[0]
-    tol = 1e-5 * max(1.0, float(np.abs(y).max()))
-    if np.ptp(alpha) * top > tol or np.ptp(beta) > tol:
-        refuse(s.node, "the scores get a per-class scale or offset (per-channel weight scale, bias or affine); "
-                       "integer scores keep the argmax only under one per-tensor affine",
-               fix="use a per-tensor weight scale and a per-tensor final affine (BNN-PYNQ's TensorNorm is one)")
-    scale, offset = float(alpha[0]), float(beta[0])
-    if scale == 0:
-        refuse(s.node, "the scores do not depend on the input (zero scale)")
-    ints = -s.ints if scale < 0 else s.ints  # a negative per-tensor scale: negate the weights, argmax kept
-    layer = s.layer
-    layer.kind = "output_conv" if s.spatial else "output_dense"
-    layer.weights, layer.weight_bits = ints.astype(np.int8), _weight_bits(s.node, ints)
-    layer.out_shape = ir.expected_out_shape(layer)
-    _append(g, layer, s.node)
-    if s.positions > 1:
-        g.layers.append(ir.Layer(layer.name + "_sum", "global_sum", layer.out_shape, (1, 1, layer.out_ch)))
-    elif layer.out_shape[:2] != (1, 1):
-        refuse(s.node, f"ends in a {layer.out_shape[0]}x{layer.out_shape[1]} score map; flipflow scores once per class",
-               fix="sum the map (ReduceSum over H, W) or use a kernel covering the map")
-    return abs(scale), offset
 
 
 def _per_channel(node: onnx.NodeProto, c: np.ndarray, s: Acc) -> np.ndarray:
@@ -672,7 +420,7 @@ def import_model(path: str | os.PathLike, dataset: str, classes: list[str], inpu
     scale is ``input_scale``, else the one the graph states, else ToTensor's 1/255."""
     model = qg.load(path)
     scale = qg.parse_input_scale(input_scale or qg.stated_input_scale(model) or qg.TOTENSOR_SCALE)
-    g = _Graph(model, scale)
+    g = Graph(model, scale)
     if input_shape is not None and tuple(input_shape) != g.input_shape:
         raise ImportRefused(f"the graph takes {g.input_shape} (H, W, C) images but dataset {dataset} has {tuple(input_shape)}",
                             fix="pick the dataset the model was trained on")

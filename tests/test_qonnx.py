@@ -193,3 +193,13 @@ def test_export_needs_a_checkpoint(tmp_path, capsys):
     assert cli.main(["export-qonnx", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert qonnx_export.CHECKPOINT == "checkpoint.pt"
+
+
+@pytest.mark.slow
+def test_bnn_pynq_tfc_proof(tmp_path):
+    """`make qonnx-proof` on BNN-PYNQ's TFC-W1A1 at reduced counts: golden, C and RTL
+    simulation equal qonnx's executor in integer scores."""
+    from flipflow.sim import qonnx_proof
+
+    row = qonnx_proof.prove("tfc_1w1a", tmp_path, golden_images=100, csim_images=20, rtl_images=4, train_images=512)
+    assert [row[k]["mismatches"] for k in ("golden", "csim", "rtl")] == [0, 0, 0]
