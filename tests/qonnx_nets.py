@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
+ACTIVATIONS = ("bipolar", "quant1", "sign", "multithreshold")
 
 
 class Graph:
@@ -29,6 +30,7 @@ class Graph:
         self.inits: list[onnx.TensorProto] = []
         self.cur, self.shape = "x", (c, h, w)
         self.bits = 0.0  # value of bit 0 of the current binary tensor (for same padding)
+        self.weight_forms = ("bipolar", "quant1")  # how 1-bit weights are written, drawn per layer
 
     # -- plumbing ---------------------------------------------------------------
     def const(self, value) -> str:
@@ -44,10 +46,15 @@ class Graph:
         return self
 
     def weights(self, shape: tuple[int, ...], bits: int = 1) -> str:
-        """Weights through a BipolarQuant (1 bit, scale 1) or a narrow signed Quant (2..8 bits, scale 2^-k)."""
+        """Weights through a BipolarQuant (1 bit, scale 1), a 1-bit signed Quant (FINN's other
+        form of +-1, chosen at random) or a narrow signed Quant (2..8 bits, scale 2^-k)."""
         w = self.const(self.rng.uniform(-1, 1, shape).astype(np.float32))
         out = f"w{len(self.inits)}"
-        if bits == 1:
+        if bits == 1 and self.rng.choice(self.weight_forms) == "quant1":
+            self.nodes.append(helper.make_node("Quant", [w, self.const(np.float32(0.5)), self.const(np.float32(0)),
+                                                         self.const(np.float32(1))], [out], domain=QONNX_DOMAIN,
+                                               signed=1, narrow=1, rounding_mode="ROUND"))
+        elif bits == 1:
             self.nodes.append(helper.make_node("BipolarQuant", [w, self.const(np.float32(1.0))], [out], domain=QONNX_DOMAIN))
         else:
             scale = self.const(np.float32(2.0 ** -(bits - 1)))
@@ -98,6 +105,25 @@ class Graph:
             beta[tie] = 0
         self.op("BatchNormalization", self.const(gamma), self.const(beta), self.const(mean), self.const(var), epsilon=1e-4)
         return self
+
+    def activate(self, kind: str, fan_in: int, unit: float = 1.0) -> "Graph":
+        """The binary activation of an accumulator of ``fan_in`` terms of size ``unit``, in one
+        of the forms Brevitas and FINN write: BN + BipolarQuant, BN + 1-bit Quant, BN + Sign
+        (no ties: Sign(0) = 0 is refused), or FINN's streamlined MultiThreshold (one threshold
+        per channel on the accumulator's grid, so ties occur; outputs +-1)."""
+        if kind == "multithreshold":
+            t = np.round(self.rng.normal(0, np.sqrt(fan_in), (self.shape[0], 1))) * unit
+            self.bits = -1.0
+            return self.op("MultiThreshold", self.const(t.astype(np.float32)), domain=QONNX_DOMAIN,
+                           out_dtype="BIPOLAR", out_scale=2.0, out_bias=-1.0)
+        self.bn(fan_in, unit, ties=kind != "sign")
+        if kind == "sign":
+            self.bits = -1.0
+            return self.op("Sign")
+        if kind == "quant1":
+            self.bits = -1.0
+            return self.quant(1, 1.0, signed=1)
+        return self.bipolar()
 
     def maxpool(self, k: int, s: int) -> "Graph":
         c, h, w = self.shape
@@ -150,6 +176,7 @@ def finn_nets(draw) -> tuple[Graph, tuple[int, int, int]]:
     c = draw(st.sampled_from([1, 3]))
     h = draw(st.integers(6, 11))
     g = Graph(c, h, h, draw(st.integers(0, 2**31))).start()
+    act = lambda: draw(st.sampled_from(ACTIVATIONS))  # noqa: E731
     if draw(st.booleans()):
         k = draw(st.sampled_from([1, 3]))
         g.quant_input().conv(draw(st.integers(1, 13)) | 1, k, draw(st.integers(1, 2)))
@@ -162,15 +189,15 @@ def finn_nets(draw) -> tuple[Graph, tuple[int, int, int]]:
         if choice == "pool" and side >= 2:
             g.maxpool(2, 2)
         elif choice == "same" and side >= 1:
-            g.pad(1).conv(draw(st.integers(1, 11)) | 1, 3, draw(st.integers(1, 2)))
-            g.bn(9 * g.shape[0]).bipolar()
+            fan_in = 9 * g.shape[0]
+            g.pad(1).conv(draw(st.integers(1, 11)) | 1, 3, draw(st.integers(1, 2))).activate(act(), fan_in)
         elif side >= 3:
             fan_in = 9 * g.shape[0]
-            g.conv(draw(st.integers(1, 11)) | 1, 3, draw(st.integers(1, 2))).bn(fan_in).bipolar()
+            g.conv(draw(st.integers(1, 11)) | 1, 3, draw(st.integers(1, 2))).activate(act(), fan_in)
     g.flatten()
     if draw(st.booleans()):
         fan_in = g.shape[0]
-        g.gemm(draw(st.integers(1, 15)) | 1).bn(fan_in).bipolar()
+        g.gemm(draw(st.integers(1, 15)) | 1).activate(act(), fan_in)
     scale = draw(st.sampled_from([0.75, -1.5, 1.0]))
     g.gemm(10, draw(st.sampled_from([1, 4]))).affine(scale, 0.125)
     return g, (h, h, c)

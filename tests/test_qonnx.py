@@ -65,7 +65,9 @@ def test_thresholded_input_becomes_a_1x1_input_layer(tmp_path):
 
 
 def test_negative_final_scale_negates_the_scores(tmp_path):
-    g = tiny(3).flatten().gemm(3).affine(-2.0, 1.0)
+    g = tiny(3)
+    g.weight_forms = ("bipolar",)  # weights +-1: the score scale is the affine's alone
+    g.flatten().gemm(3).affine(-2.0, 1.0)
     path = g.save(tmp_path / "neg.onnx")
     net = qonnx_import.import_model(path, "t", CLASSES3, (8, 8, 1))
     assert (net.provenance["score_scale"], net.provenance["score_offset"]) == (2.0, 1.0)
