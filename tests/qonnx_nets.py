@@ -194,6 +194,9 @@ def finn_nets(draw) -> tuple[Graph, tuple[int, int, int]]:
         elif side >= 3:
             fan_in = 9 * g.shape[0]
             g.conv(draw(st.integers(1, 11)) | 1, 3, draw(st.integers(1, 2))).activate(act(), fan_in)
+    if draw(st.booleans()):  # flatten channel-last (FINN's NHWC), not (C, H, W)
+        g.op("Transpose", perm=[0, 2, 3, 1])
+        g.shape = (g.shape[1], g.shape[2], g.shape[0])
     g.flatten()
     if draw(st.booleans()):
         fan_in = g.shape[0]
