@@ -53,6 +53,16 @@ def test_cnv_like_input_gets_the_quantisers_pixel_codes(tmp_path):
     executor_matches_golden(path, net, np.random.default_rng(1).integers(0, 256, (50, 8, 8, 1), dtype=np.uint8))
 
 
+def test_input_scale_option(tmp_path):
+    """With --input-scale 1/256 the same quantiser is linear in the pixel (q = p - 128): no table."""
+    path = head(tiny()).save(tmp_path / "t.onnx")
+    net = qonnx_import.import_model(path, "t", CLASSES3, (8, 8, 1), input_scale="1/256")
+    assert net.layers[0].pixel_codes is None and net.provenance["input_scale"] == "1/256"
+    executor_matches_golden(path, net, np.random.default_rng(4).integers(0, 256, (30, 8, 8, 1), dtype=np.uint8))
+    with pytest.raises(qonnx_graph.QonnxError, match="--input-scale 'x' is not a number"):
+        qonnx_import.import_model(path, "t", CLASSES3, (8, 8, 1), input_scale="x")
+
+
 def test_thresholded_input_becomes_a_1x1_input_layer(tmp_path):
     """BNN-PYNQ's FC input (sign(2x - 1)) is a 1x1 input_conv: pixel >= 128."""
     g = Graph(1, 6, 6).start()
