@@ -32,7 +32,7 @@ export PATH := $(VERILATOR_BIN):$(abspath $(VENV)/bin):$(PATH)
 
 SETUP_STAMP := $(VENV)/.flipflow-setup-$(shell cat requirements.txt pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: help setup apt test test-fast hls sim bench golden-bench train prune margin-sweep deploy clean
+.PHONY: help setup apt test test-fast hls sim bench golden-bench qonnx-proof train prune margin-sweep deploy clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -84,6 +84,9 @@ bench: setup  ## baseline vs pruned side by side: build/bench/report.{md,json,pn
 
 golden-bench: setup  ## golden model vs Brevitas eval speed on the full test set: build/MODEL/golden_bench.json
 	$(VENV)/bin/flipflow golden $(MODEL) --bench --report build/$(MODEL_NAME)/golden_bench.json
+
+qonnx-proof: setup  ## BNN-PYNQ TFC/SFC/LFC/CNV (brevitas_examples) imported, vs qonnx's executor: build/qonnx-proof/report.json
+	$(PY) -m flipflow.sim.qonnx_proof --out build/qonnx-proof
 
 deploy: setup  ## gather bitstream, driver, notebook and metadata for the PYNQ-Z2: build/MODEL/deploy
 	$(VENV)/bin/flipflow deploy $(MODEL) --out build/$(MODEL_NAME)/deploy

@@ -12,6 +12,7 @@ from flipflow.errors import FlipflowError
 # Subpackages whose `cli` module adds subcommands, in --help order.
 COMMAND_MODULES = [
     "flipflow.training.cli",
+    "flipflow.interop.cli",
     "flipflow.generator.cli",
     "flipflow.sim.bench_cli",
     "flipflow.sim.cli",

@@ -16,6 +16,9 @@ Conventions (docs/DESIGN.md; each kind's own in kinds.py):
   acc = sum(w * pixel). Channels whose BatchNorm scale is negative already
   have their weight row inverted (binary) or negated (fixed point).
 * Binary layers pad with -1 (bit 0); the input layer pads with pixel 0.
+* An input layer may carry ``pixel_codes``: 256 uint8 values, the value its
+  datapath sees for each 8-bit pixel (an imported model's input quantiser,
+  docs/DESIGN.md "Importing QONNX"); without it the value is the pixel itself.
 * A dense layer after a spatial layer reads the (H, W, C) tensor flattened
   in that order.
 """
@@ -97,6 +100,7 @@ class Layer:
     thresholds: np.ndarray | None = field(default=None, repr=False)
     # bit-plane input kinds: the kept bits of each 8-bit pixel channel, most significant first
     planes: tuple[int, ...] = ()
+    pixel_codes: np.ndarray | None = field(default=None, repr=False)  # input layers: uint8[256], pixel -> value
 
     @property
     def in_ch(self) -> int:
@@ -129,6 +133,7 @@ class Layer:
         d = asdict(self)
         d.pop("weights")
         d.pop("thresholds")
+        d.pop("pixel_codes")
         d["in_shape"] = list(self.in_shape)
         d["out_shape"] = list(self.out_shape)
         d["planes"] = list(self.planes)
@@ -190,6 +195,8 @@ class Network:
                     arrays[f"{l.name}.weights"] = l.weights.astype(np.int8)
             if l.thresholds is not None:
                 arrays[f"{l.name}.thresholds"] = l.thresholds.astype(np.int64)
+            if l.pixel_codes is not None:
+                arrays[f"{l.name}.pixel_codes"] = l.pixel_codes.astype(np.uint8)
         with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
         return path
@@ -265,6 +272,11 @@ def _validate_planes(l: Layer, where: str) -> None:
 
 
 def _validate_arrays(l: Layer, where: str) -> None:
+    if l.pixel_codes is not None:
+        if l.kind not in INPUT_KINDS or kinds.of(l).lane_bits != kinds.PIXEL_BITS:
+            _fail(f"{where}.pixel_codes", f"only an input layer reading 8-bit pixels maps them, not {l.kind}")
+        if l.pixel_codes.shape != (1 << kinds.PIXEL_BITS,) or l.pixel_codes.dtype != np.uint8:
+            _fail(f"{where}.pixel_codes", f"must be uint8 of shape (256,), got {l.pixel_codes.dtype}{l.pixel_codes.shape}")
     if not l.has_weights:
         if l.weights is not None or l.thresholds is not None:
             _fail(f"{where}.weights", f"{l.kind} carries no weights or thresholds")
@@ -367,6 +379,7 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Network:
             w = _unpack_binary(w, layer, f"layers[{i}] ({name}).weights")
         layer.weights = w
         layer.thresholds = arrays.get(f"{name}.thresholds")
+        layer.pixel_codes = arrays.get(f"{name}.pixel_codes")
         layers.append(layer)
     net = Network(
         name=_req(header, "name", ""),

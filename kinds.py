@@ -272,8 +272,16 @@ class MatrixKind(LayerKind):
         return chain + [Unit("mvu", self.mvu_cycles(layer, config))]
 
 
+def pixel_values(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """The values an input layer's datapath sees for 8-bit pixels ``x``: its
+    ``pixel_codes`` table looked up (applied by the input stream in hardware),
+    or the pixels themselves."""
+    return x if layer.pixel_codes is None else layer.pixel_codes[x]
+
+
 class _PixelDatapath(MatrixKind):
-    """First layer: 8-bit pixels x fixed-point weights, acc = sum(w * pixel), bit = acc >= T."""
+    """First layer: 8-bit pixels x fixed-point weights, acc = sum(w * pixel), bit = acc >= T.
+    ``pixel`` is the layer's pixel code where it has a table (pixel_values)."""
 
     role = "input"
     datapath = "pixel"
@@ -281,6 +289,9 @@ class _PixelDatapath(MatrixKind):
     thresholded = True
     binary_input = False
     prunable = True
+
+    def patches(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        return super().patches(layer, pixel_values(layer, x))  # padding is value 0, after the table
 
     def accumulate(self, layer: Layer, vectors: np.ndarray) -> np.ndarray:
         w = layer.weights.reshape(layer.out_ch, -1).astype(np.float64)

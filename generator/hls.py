@@ -247,8 +247,11 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0,
     device = device or devices.get()
     out_dir = Path(out_dir)
     env = _environment()
+    codes = net.layers[0].pixel_codes
     ctx = dict(net=net, layers=p.layers, classes=len(net.classes), score_bits=p.score_bits,
                pixel_t=f"ap_uint<{net.input_shape[2] * 8}>",
+               pixel_codes="" if codes is None else ",\n            ".join(_rows([[int(v) for v in codes]], str, 16)),
+               pixel_codes_arg="" if codes is None else ", pixel_codes",
                in_bytes=stream.words_per_image_in(net.input_shape), part=device.part, clock_mhz=device.mhz,
                default_depth=hls_model.DEFAULT_DEPTH,
                period_ns=1000 / device.mhz, top=stream.TOP_NAME, csim_images=csim_images)

@@ -269,7 +269,8 @@ def generate(net: Network, folding: Folding | None, out_dir: str | Path, device:
     for name in files:
         atomic.copy_file(TEMPLATES / name, out_dir / name)
     env = _environment()
-    atomic.write_text(out_dir / TOP_FILE, env.get_template("top.v.j2").render(net=net, units=units))
+    atomic.write_text(out_dir / TOP_FILE, env.get_template("top.v.j2").render(
+        net=net, units=units, pixel_codes=None if net.layers[0].pixel_codes is None else net.layers[0].pixel_codes.tolist()))
     device = device or devices.get()
     atomic.write_text(out_dir / BITSTREAM_TCL, env.get_template(f"{BITSTREAM_TCL}.j2").render(
         net=net, part=device.part, clock_mhz=f"{device.mhz:g}", top=TOP_NAME, top_file=TOP_FILE, modules=files))

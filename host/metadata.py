@@ -70,7 +70,7 @@ def model_hash(net: Any) -> str:
     """SHA-256 of everything in an IR that shapes the hardware.
 
     Covers the input shape, every layer's header (kind, shapes, kernel,
-    stride, pad, weight bits) and its weight and threshold values. It leaves
+    stride, pad, weight bits) and its weight, threshold and pixel-code values. It leaves
     out the name, class names, provenance and metrics, which can change
     without changing the bitstream.
     """
@@ -81,7 +81,7 @@ def model_hash(net: Any) -> str:
         header.pop("name")  # renaming a layer does not change the hardware
         header.pop("weight_scale")  # only rescales float logits, never the integer path
         h.update(json.dumps(header, sort_keys=True).encode())
-        for arr in (layer.weights, layer.thresholds):
+        for arr in (layer.weights, layer.thresholds, layer.pixel_codes):
             if arr is not None:
                 a = np.ascontiguousarray(arr)
                 h.update(f"{a.dtype.str}{a.shape}".encode())

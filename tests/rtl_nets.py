@@ -235,3 +235,17 @@ def architectures(draw) -> tuple[Arch, int]:
         layers += [LayerSpec("output_conv", 10, k, 1, draw(st.integers(0, k - 1))), LayerSpec("global_sum")]
     seed = draw(st.integers(0, 2**16))
     return Arch("random", (size, size, in_ch), [str(i) for i in range(10)], layers), seed
+
+
+def pixel_codes_case(seed: int) -> tuple[ir.Network, dict[str, LayerConfig], np.ndarray]:
+    """input_conv (3 channels, padded) -> output_dense whose input layer maps every
+    pixel through a random pixel_codes table (not monotone, 0 and 255 included), with
+    random images and odd foldings: the table must sit before the gather and the padding."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (4, 6, 6, 3)).astype(np.uint8)
+    codes = rng.permutation(256).astype(np.uint8)
+    mapped = codes[images]
+    net = build("pixel_codes", mapped, [{"kind": "input_conv", "out": 5, "k": 3, "s": 1, "p": 1}, {"kind": "output_dense"}], 10, seed)
+    net.layers[0].pixel_codes = codes  # thresholds were set on the mapped pixels: balanced bits
+    net.validate()
+    return net, {net.layers[0].name: LayerConfig(3, 4), net.layers[1].name: LayerConfig(2, 7)}, images

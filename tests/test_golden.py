@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -90,3 +92,15 @@ def test_wrong_image_shape_or_dtype_is_named(tmp_path):
     with pytest.raises(golden.ImageShapeError, match="uint8"):
         golden.scores(net, np.zeros((2, 8, 8, 1), np.float32))
     assert golden.scores(net, np.zeros((8, 8), np.uint8)).shape == (1, 10)  # one grey image is accepted
+
+
+def test_pixel_codes_map_pixels_before_the_input_layer():
+    """An input layer with pixel_codes computes on codes[pixel]; padding stays value 0."""
+    from rtl_nets import pixel_codes_case
+
+    net, _, images = pixel_codes_case(3)
+    codes = net.layers[0].pixel_codes
+    plain = ir.Network(net.name, net.input_shape, net.classes, net.dataset, [copy.copy(l) for l in net.layers])
+    plain.layers[0].pixel_codes = None
+    np.testing.assert_array_equal(golden.scores(net, images), golden.scores(plain, codes[images]))
+    assert not np.array_equal(golden.scores(net, images), golden.scores(plain, images))

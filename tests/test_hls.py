@@ -18,6 +18,7 @@ from flipflow.generator.folding import FoldingError, LayerConfig
 from flipflow.ir import Network
 from flipflow import golden
 from flipflow.generator.folding import default as default_folding
+import rtl_nets
 from rtl_nets import knife_edge_input_case, networks, random_layer
 
 
@@ -239,3 +240,10 @@ def test_bit_plane_input_is_refused_with_the_rtl_route(tmp_path):
         hls.render(net, default_folding(net), tmp_path / "p")
     assert "flipflow sim" in e.value.fix
     assert not (tmp_path / "p").exists()
+
+
+def test_pixel_codes_table_in_read_pixels(tmp_path):
+    """An input layer's pixel_codes table (an imported input quantiser) is applied by
+    read_pixels before the gather and the padding: bit-exact per layer."""
+    net, folding, images = rtl_nets.pixel_codes_case(5)
+    _csim_matches_golden(net, folding, images, tmp_path)

@@ -16,7 +16,8 @@ def small_net() -> ir.Network:
     rng = np.random.default_rng(0)
     layers = [
         ir.Layer("c0", "input_conv", (8, 8, 1), (8, 8, 5), kernel=3, pad=1, weight_bits=8, weight_scale=2**-6,
-                 weights=rng.integers(-127, 128, (5, 3, 3, 1)).astype(np.int8), thresholds=rng.integers(-500, 500, 5)),
+                 weights=rng.integers(-127, 128, (5, 3, 3, 1)).astype(np.int8), thresholds=rng.integers(-500, 500, 5),
+                 pixel_codes=rng.integers(0, 256, 256).astype(np.uint8)),
         ir.Layer("c1", "binary_conv", (8, 8, 5), (4, 4, 7), kernel=3, stride=2, pad=1,
                  weights=rng.integers(0, 2, (7, 3, 3, 5), dtype=np.uint8), thresholds=rng.integers(0, 46, 7)),
         ir.Layer("p2", "maxpool", (4, 4, 7), (2, 2, 7), kernel=2, stride=2),
@@ -34,7 +35,7 @@ def test_round_trip_preserves_everything(tmp_path):
     assert back.name == net.name and back.classes == net.classes and back.provenance == net.provenance
     for a, b in zip(net.layers, back.layers):
         assert a.header() == b.header()
-        for attr in ("weights", "thresholds"):
+        for attr in ("weights", "thresholds", "pixel_codes"):
             x, y = getattr(a, attr), getattr(b, attr)
             assert (x is None and y is None) or (np.array_equal(x, y) and x.dtype == y.dtype)
 
@@ -162,6 +163,8 @@ def _broken(mutate) -> str:
         (lambda n: setattr(n.layers[1], "thresholds", n.layers[1].thresholds + 100), "layers[1] (c1).thresholds"),
         (lambda n: setattr(n.layers[2], "thresholds", np.zeros(7, np.int64)), "layers[2] (p2).weights"),
         (lambda n: setattr(n.layers[4], "thresholds", np.zeros(3, np.int64)), "layers[4] (o4).thresholds"),
+        (lambda n: setattr(n.layers[0], "pixel_codes", n.layers[0].pixel_codes[:255]), "layers[0] (c0).pixel_codes"),
+        (lambda n: setattr(n.layers[1], "pixel_codes", n.layers[0].pixel_codes), "layers[1] (c1).pixel_codes"),
         (lambda n: n.layers.pop(), "layers[-1] (d3).kind"),
         (lambda n: n.layers.append(ir.Layer("x", "binary_dense", (1, 1, 3), (1, 1, 3))), "layers[5] (x).kind"),
     ],

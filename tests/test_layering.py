@@ -1,6 +1,6 @@
 """The subpackages form layers with no dependency circle (docs/DESIGN.md, "Layers"):
 
-    base modules (ir, kinds, golden, atomic, errors) < training < host < generator < sim
+    base modules (ir, kinds, golden, atomic, errors) < training < interop < host < generator < sim
 
 Each may import only from layers below it (the `flipflow` CLI entry point,
 cli.py, sits above all). Imports inside functions count too."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import flipflow
 
-LAYERS = ["base", "training", "host", "generator", "sim"]
+LAYERS = ["base", "training", "interop", "host", "generator", "sim"]
 SUBPACKAGES = set(LAYERS[1:])
 
 

@@ -60,6 +60,12 @@ def test_bit_plane_input_of_colour_pixels(tmp_path, monkeypatch):
     run_cocotb(net, rtl_nets.random_folding(net, 21), images, tmp_path, "icarus", 0.3, 0.3, monkeypatch)
 
 
+def test_pixel_codes_table_on_the_input_stream(tmp_path, monkeypatch):
+    """The input layer's pixel_codes ROM sits between in_stream and the gather."""
+    net, folding, images = rtl_nets.pixel_codes_case(6)
+    run_cocotb(net, folding, images, tmp_path, "icarus", 0.3, 0.3, monkeypatch)
+
+
 def test_mismatch_names_layer_pixel_channel(digit_images, tmp_path):
     """A corrupted threshold is reported at its layer, not just at the output."""
     net = rtl_nets.build("bad", digit_images, rtl_nets.layer_case("binary_conv", 3), 10, 3)

@@ -115,6 +115,18 @@ def fashion_mnist(folder: Path | None = None) -> Dataset:
     return Dataset("fashion_mnist", FASHION_CLASSES, _idx_pair(folder, "train"), _idx_pair(folder, "t10k"))
 
 
+def fashion_mnist_rgb32(folder: Path | None = None) -> Dataset:
+    """Fashion-MNIST as 32x32x3 images (2 pixels of 0 around, the grey value in every
+    channel): a CIFAR-shaped input for CIFAR networks such as BNN-PYNQ's CNV."""
+    base = fashion_mnist(folder)
+
+    def rgb32(split: Split) -> Split:
+        images = np.pad(split.images, ((0, 0), (2, 2), (2, 2), (0, 0)))
+        return Split(np.ascontiguousarray(np.repeat(images, 3, axis=3)), split.labels)
+
+    return Dataset("fashion_mnist_rgb32", base.classes, rgb32(base.train), rgb32(base.test))
+
+
 def mnist(folder: Path) -> Dataset:
     """MNIST from the four standard IDX files in ``folder``."""
     folder = Path(folder)
@@ -197,7 +209,8 @@ def augment(images: torch.Tensor, generator: torch.Generator, shift: int = 2, hf
     return images
 
 
-LOADERS = {"fashion_mnist": fashion_mnist, "digits": digits, "mnist": mnist, "cifar10": cifar10}
+LOADERS = {"fashion_mnist": fashion_mnist, "fashion_mnist_rgb32": fashion_mnist_rgb32, "digits": digits, "mnist": mnist,
+           "cifar10": cifar10}
 
 
 def load(name: str, folder: Path | None = None) -> Dataset:
@@ -207,6 +220,6 @@ def load(name: str, folder: Path | None = None) -> Dataset:
         if folder is None:
             raise DatasetError(f"{name} cannot be downloaded here: pass --data-dir with its standard files")
         return LOADERS[name](folder)
-    if name == "fashion_mnist":
-        return fashion_mnist(folder)
+    if name in ("fashion_mnist", "fashion_mnist_rgb32"):
+        return LOADERS[name](folder)
     return digits()

@@ -15,8 +15,15 @@ namespace flipflow {
 typedef ap_axiu<8, 0, 0, 0> pixel_beat;
 typedef ap_axiu<32, 0, 0, 0> score_beat;
 
-// Byte beats -> one word per pixel holding its C 8-bit channels (channel 0 low).
-template <unsigned C, unsigned PIXELS>
+// A stream byte as the first layer sees it: the byte itself, or the generated
+// top's pixel_codes table (the IR's pixel_codes of its input layer).
+struct PixelIdentity {
+    static ap_uint<8> code(ap_uint<8> byte) { return byte; }
+};
+
+// Byte beats -> one word per pixel holding its C 8-bit channels (channel 0 low),
+// each channel value mapped by Codes::code.
+template <unsigned C, unsigned PIXELS, typename Codes = PixelIdentity>
 void read_pixels(hls::stream<pixel_beat> &in, hls::stream<ap_uint<C * 8>> &out, unsigned images) {
     ap_uint<C * 8> pixel = 0;
     unsigned c = 0;
@@ -26,7 +33,7 @@ void read_pixels(hls::stream<pixel_beat> &in, hls::stream<ap_uint<C * 8>> &out, 
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
         const pixel_beat b = in.read();
-        pixel.range(c * 8 + 7, c * 8) = b.data;
+        pixel.range(c * 8 + 7, c * 8) = Codes::code(b.data);
         if (++c == C) {
             out.write(pixel);
             c = 0;

@@ -1,0 +1,1 @@
+"""Exchange with the FINN / Brevitas ecosystem: QONNX import and export (docs/DESIGN.md, "Importing QONNX")."""
