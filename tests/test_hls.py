@@ -122,7 +122,8 @@ def test_small_model_cli_report_and_bit_exact(small_net, digits, tmp_path, capsy
     assert report["fps_at_100mhz_estimate"] == pytest.approx(520_833.3, abs=0.1)
     from flipflow.generator import cost, devices
 
-    modelled = cost.network_cost(small_net, {k: LayerConfig(p, s) for k, (p, s) in SMALL_FOLDING.items()}).total
+    modelled = cost.network_cost(small_net, {k: LayerConfig(p, s) for k, (p, s) in SMALL_FOLDING.items()}).total \
+        + cost.result_unit(small_net)
     assert report["resources"] == pytest.approx(modelled.resources())
     budget = devices.budget()
     assert report["budget"]["limits"] == budget.limits() and report["budget"]["shell"]["name"] == "pynq-dma"
