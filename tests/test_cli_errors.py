@@ -38,6 +38,7 @@ CASES = {
     "prune": lambda t, m: (["prune", corrupt(t / "checkpoint.pt"), "--dataset", "digits", "--out", str(t / "p")],
                            "unreadable checkpoint"),
     "table": lambda t, m: (["table", str(t / "no_run")], "comparison.json not found"),
+    "bitslice-sensitivity": lambda t, m: (["bitslice-sensitivity", str(m), "--out", str(t / "b")], "reads 8-bit pixels, not bit planes"),
     "import": lambda t, m: (["import", corrupt(t / "m.onnx"), "--dataset", "digits", "--out", str(t / "m.ir.npz")],
                             "not a readable ONNX model"),
     "export-qonnx": lambda t, m: (["export-qonnx", corrupt(t / "checkpoint.pt"), "--out", str(t / "m.onnx")],
