@@ -388,7 +388,7 @@ def result_unit(net: Network) -> Cost:
     Fitted to yosys on the 15 calibration designs (B = 11..32, n = 10): FF exact, LUT within
     2. Folding-independent, so it only narrows the budget the layers share."""
     last = net.layers[-1]
-    bits = 32 if last.kind == "global_sum" else pack.accumulator_bits(last)
+    bits = pack.accumulator_bits(last) if isinstance(kinds.of(last), kinds.MatrixKind) else 32
     n = len(net.classes)
     return Cost(lut=(n + 1.7) * bits + 6, ff=(n + 1) * bits + 9, cycles=kinds.result_cycles(n))
 
