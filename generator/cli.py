@@ -12,7 +12,7 @@ def add_budget_args(p: argparse.ArgumentParser) -> None:
     """The device budget options shared by `flipflow hls`, `fold` and `bench`."""
     from flipflow.generator import devices
 
-    g = p.add_argument_group("device budget (default: 85%% of the PYNQ-Z2 less its DMA shell)")
+    g = p.add_argument_group("device budget (default: 85%% of the PYNQ-Z2 less its DMA shell and the cost model's reserve)")
     g.add_argument("--device", default=devices.DEFAULT_DEVICE, help=f"by name: {', '.join(devices.DEVICES)}")
     g.add_argument("--ceiling", type=float, default=devices.CEILING,
                    help="share of the device that design plus shell may use, the rest left for routing (default 0.85)")
@@ -20,6 +20,8 @@ def add_budget_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--shell-lut", type=int, default=None, help="the shell's LUTs (e.g. from your Vivado utilisation report)")
     g.add_argument("--shell-ff", type=int, default=None, help="the shell's FFs")
     g.add_argument("--shell-bram", type=float, default=None, help="the shell's BRAM36")
+    g.add_argument("--no-model-reserve", action="store_true",
+                   help=f"do not keep {devices.MODEL_RESERVE.lut:,.0f} LUT / {devices.MODEL_RESERVE.ff:,.0f} FF for the cost model's error")
     g.add_argument("--lut", type=int, default=None, help="override the device's LUTs")
     g.add_argument("--ff", type=int, default=None, help="override the device's FFs")
     g.add_argument("--bram", type=float, default=None, help="override the device's BRAM36 (RAMB18 = 0.5)")
@@ -31,7 +33,8 @@ def budget_from_args(args: argparse.Namespace):
     from flipflow.generator import devices
 
     device = devices.custom(args.device, lut=args.lut, ff=args.ff, bram36=args.bram, dsp=args.dsp, mhz=args.mhz)
-    return devices.budget(device, args.ceiling, args.shell, args.shell_lut, args.shell_ff, args.shell_bram)
+    return devices.budget(device, args.ceiling, args.shell, args.shell_lut, args.shell_ff, args.shell_bram,
+                          model_reserve=not args.no_model_reserve)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -135,7 +135,7 @@ def load(path: Path) -> Folding:
 
 def default(net: Network, budget: devices.Budget | None = None) -> Folding:
     """The folding both backends use when none is given: the fastest one inside the budget
-    (default ``devices.budget()``: 85% of the PYNQ-Z2 less its DMA shell), then the cheapest."""
+    (default ``devices.budget()``: 85% of the PYNQ-Z2 less its DMA shell and the model reserve), then the cheapest."""
     return optimize(net, (budget or devices.budget()).as_device()).folding
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 
 import pytest
 
 from flipflow import ROOT, ir
-from flipflow.generator import cost
+from flipflow.generator import cost, devices
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
 from flipflow.sim import calibrate_cost, resources
@@ -143,6 +144,19 @@ def test_the_calibration_set_holds_the_designs_the_search_picks(calibration_set)
     assert {"random", "search pick", "zoo default"} <= chosen
     styles = {f.ram_style for _, folding, _ in calibration_set for f in folding.values()}
     assert {"block", "distributed"} <= styles
+
+
+def test_the_budget_reserves_the_models_worst_whole_design_underestimate(calibration_set):
+    """devices.MODEL_RESERVE is the largest (yosys - model) of any calibration design, so a
+    refit that makes the model's error larger fails here until the reserve is raised."""
+    c = cost.Coefficients.load()
+    worst = {"LUT": 0.0, "FF": 0.0}
+    for net, folding, units in calibration_set:
+        model = cost.network_cost(net, folding, c).total.resources()
+        for k in worst:
+            worst[k] = max(worst[k], sum(u["yosys"][k] for u in units.values()) - model[k])
+    assert worst["LUT"] > 0  # the model does underestimate some designs: the reserve is needed
+    assert (devices.MODEL_RESERVE.lut, devices.MODEL_RESERVE.ff) == (math.ceil(worst["LUT"]), math.ceil(worst["FF"]))
 
 
 def test_cost_model_within_ten_percent_of_yosys_per_kind(calibration_set):

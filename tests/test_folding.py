@@ -73,12 +73,19 @@ def test_devices_by_name_and_numbers():
         devices.get("virtex9000")
 
 
-def test_budget_leaves_the_ceiling_margin_and_the_shell():
-    b = devices.budget("pynq-z2", ceiling=0.85, shell_lut=3_000, shell_ff=4_000, shell_bram36=2)
+def test_budget_leaves_the_ceiling_margin_the_shell_and_the_model_reserve():
+    b = devices.budget("pynq-z2", ceiling=0.85, shell_lut=3_000, shell_ff=4_000, shell_bram36=2, model_reserve=False)
     assert b.limits() == {"LUT": 53_200 * 0.85 - 3_000, "FF": 106_400 * 0.85 - 4_000, "BRAM36": 117.0, "DSP": 187.0}
     assert b.as_device().lut == 42_220
     # a design at the whole limit plus the shell fills exactly the ceiling of its fullest resource
     assert b.utilisation(b.limits()) == pytest.approx(0.85, abs=1e-3)
+    reserved = devices.budget("pynq-z2", ceiling=0.85, shell_lut=3_000, shell_ff=4_000, shell_bram36=2)
+    r = devices.MODEL_RESERVE
+    assert reserved.limits() == {**b.limits(), "LUT": 42_220 - r.lut, "FF": 86_440 - r.ff}
+    # a design the model puts at the limit still fits the ceiling when synthesis counts the
+    # model's worst measured underestimate more
+    assert reserved.utilisation({**reserved.limits(), "LUT": reserved.limits()["LUT"] + r.lut}) == pytest.approx(0.85, abs=1e-3)
+    assert reserved.to_dict()["model_reserve"]["lut"] == r.lut
     with pytest.raises(devices.DeviceError, match="ceiling"):
         devices.budget(ceiling=1.5)
 
