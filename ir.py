@@ -419,6 +419,13 @@ def resolve(model: str | os.PathLike) -> Path:
     raise IRError(f"{model}: neither an IR file nor a zoo model", fix=f"give an IR file path or one of the zoo models: {', '.join(names) or 'none'}")
 
 
+def model_label(model: str | os.PathLike) -> str:
+    """How reports name a model: the zoo name, the folder of a ``model.ir.npz``, else the file's
+    name without ``.ir.npz`` (the Makefile's MODEL_NAME)."""
+    path = resolve(model)
+    return path.parent.name if path.name == FILENAME else path.name.removesuffix(".npz").removesuffix(".ir")
+
+
 def load_model(model: str | os.PathLike) -> Network:
     """Load a zoo model by name, or an IR file by path."""
     return load(resolve(model))

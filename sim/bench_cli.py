@@ -42,6 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="add a row: the pruned model at its best folding with early exit allowed per XNOR layer")
     b.set_defaults(func=_bench)
 
+    s = sub.add_parser("bitslice", help="8-bit-input vs bit-plane-input networks (CBNN) in one device budget: "
+                                        "top-1, cycles, LUT, DSP side by side, report.{json,png}")
+    s.add_argument("model", help="the 8-bit-input reference: zoo name (e.g. nin_pruned) or IR file")
+    s.add_argument("--planes-models", type=lambda v: [m for m in v.split(",") if m], default=["nin_planes4"],
+                   help="bit-plane networks to compare, comma-separated zoo names or IR files (default: nin_planes4)")
+    s.add_argument("--images", type=int, default=None, help="first N test images for top-1 (default: the full test set)")
+    s.add_argument("--out", type=Path, default=None, help="output folder (default build/<model>-bitslice)")
+    add_budget_args(s)
+    s.set_defaults(func=_bitslice)
+
     m = sub.add_parser("margin-sweep", help="fine-tune with the early-exit margin regulariser at several weights: "
                                             "top-1 and skipped XNOR work side by side, report.{json,png}")
     m.add_argument("model", help="zoo name (e.g. nin_pruned) or a checkpoint.pt")
@@ -132,6 +142,18 @@ def _fold(args: argparse.Namespace) -> int:
     if args.report:
         atomic.write_text(args.report, json.dumps(report, indent=1))
     print(f"flipflow fold: wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _bitslice(args: argparse.Namespace) -> int:
+    from flipflow.sim import bitslice
+
+    from flipflow import ir
+
+    out = args.out or Path("build") / f"{ir.model_label(args.model)}-bitslice"
+    report = bitslice.run(args.model, args.planes_models, out, budget_from_args(args), args.images)
+    print(bitslice.table(report))
+    print(f"flipflow bitslice: wrote {out}/report.json and report.png", file=sys.stderr)
     return 0
 
 

@@ -39,6 +39,7 @@ CASES = {
                            "unreadable checkpoint"),
     "table": lambda t, m: (["table", str(t / "no_run")], "comparison.json not found"),
     "bitslice-sensitivity": lambda t, m: (["bitslice-sensitivity", str(m), "--out", str(t / "b")], "reads 8-bit pixels, not bit planes"),
+    "bitslice": lambda t, m: (["bitslice", str(m), "--planes-models", str(m), "--out", str(t / "b")], "reads 8-bit pixels, not bit planes"),
     "import": lambda t, m: (["import", corrupt(t / "m.onnx"), "--dataset", "digits", "--out", str(t / "m.ir.npz")],
                             "not a readable ONNX model"),
     "export-qonnx": lambda t, m: (["export-qonnx", corrupt(t / "checkpoint.pt"), "--out", str(t / "m.onnx")],

@@ -160,7 +160,7 @@ def _bitslice_sensitivity(args: argparse.Namespace) -> int:
     n = args.images or len(data.test)
     report = bitslice.sensitivity(net, data.test.images[:n], data.test.labels[:n])
     report["keep"] = list(bitslice.choose(report, args.keep))
-    out = args.out or DEFAULT_OUT / f"{Path(str(ir.resolve(args.model))).parent.name}-bitslice"
+    out = args.out or DEFAULT_OUT / f"{ir.model_label(args.model)}-bitslice"
     bitslice.write(report, out)
     if args.print_planes:
         print(",".join(map(str, report["keep"])))

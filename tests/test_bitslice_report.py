@@ -1,0 +1,58 @@
+"""`flipflow bitslice`: 8-bit and bit-plane input networks side by side in one budget."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flipflow import golden, ir, kinds
+from flipflow.errors import UsageError
+from flipflow.generator import devices
+from flipflow.generator.folding import LayerConfig
+from flipflow.sim import bitslice
+from flipflow.training import datasets
+from rtl_nets import build
+
+BODY = [{"kind": "binary_conv", "out": 12, "k": 3, "p": 1}, {"kind": "maxpool", "k": 2, "s": 2},
+        {"kind": "output_conv", "k": 1}, {"kind": "global_sum"}]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """An 8-bit-input and a 4-plane-input net of the same body, saved as IR files."""
+    images = datasets.load("digits").train.images[:64]
+    folder = tmp_path_factory.mktemp("bitslice")
+    pixels = build("pixels", images, [{"kind": "input_conv", "out": 10, "k": 3, "p": 1}, *BODY], 10, seed=1)
+    planes = build("planes", images, [{"kind": "bitplane_conv", "out": 10, "k": 3, "p": 1, "planes": (7, 6, 5, 4)}, *BODY],
+                   10, seed=2)
+    return pixels.save(folder / "pixels.ir.npz"), planes.save(folder / "planes.ir.npz")
+
+
+def test_rows_state_the_input_the_accuracy_and_the_best_design_of_each_net(pair, tmp_path):
+    report = bitslice.run(str(pair[0]), [str(pair[1])], tmp_path, images=200)
+    assert json.loads((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
+    assert (tmp_path / "report.png").stat().st_size > 0
+    test = datasets.load("digits").test.head(200)
+    ref, bits = report["rows"]
+    assert (ref["model"], ref["input"], len(ref["kept_planes"])) == ("pixels", "pixels", 8)
+    assert (bits["model"], bits["input"], bits["kept_planes"]) == ("planes", "bitplanes", [7, 6, 5, 4])
+    for r, path in zip(report["rows"], pair):
+        net = ir.load(path)
+        assert r["accuracy"] == golden.accuracy(net, test.images, test.labels)
+        folding = {n: LayerConfig(**c) for n, c in r["folding"].items()}
+        assert r["cycles_per_frame"] == kinds.frame_cycles(net, folding)
+        assert r["LUT"] <= devices.budget().limits()["LUT"]
+    assert ref["first_layer_DSP"] > 0 and bits["first_layer_DSP"] == 0  # the bit-plane layer is XNOR-popcount
+    s = report["summary"]
+    assert s["accuracy_drop_pt"] == pytest.approx(100 * (ref["accuracy"] - bits["accuracy"]))
+    assert s["fps_ratio"] == pytest.approx(bits["fps_at_100mhz"] / ref["fps_at_100mhz"])
+    assert s["met"] == (s["accuracy_drop_pt"] <= bitslice.MAX_DROP_PT and s["fps_ratio"] >= 1.0)
+    assert "bar (" in bitslice.table(report)
+
+
+def test_the_reference_must_read_pixels_and_the_variants_planes(pair, tmp_path):
+    with pytest.raises(UsageError, match="already reads bit planes"):
+        bitslice.run(str(pair[1]), [str(pair[1])], tmp_path)
+    with pytest.raises(UsageError, match="reads 8-bit pixels, not bit planes"):
+        bitslice.run(str(pair[0]), [str(pair[0])], tmp_path)
