@@ -63,3 +63,13 @@ def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
     return write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def save_figure(fig: Any, path: str | os.PathLike, **savefig_kw: Any) -> Path:
+    """Write a matplotlib figure atomically (dpi 110 unless given) and close it."""
+    import matplotlib.pyplot as plt
+
+    with replacing(path) as tmp:
+        fig.savefig(tmp, **{"dpi": 110, **savefig_kw})
+    plt.close(fig)
+    return Path(path)

@@ -534,6 +534,4 @@ def plot(a: Analysis, report: dict, path) -> None:
     f = report["frame"]
     ax2.set_title(f"per image: per neuron (blue), per PE row group (orange); frame {f['speedup_mean']:.3f}x")
     fig.tight_layout()
-    with atomic.replacing(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    atomic.save_figure(fig, path)

@@ -444,9 +444,7 @@ def plot(report: dict, path: Path) -> None:
     ax2.set_title("Resources (analytical model)")
     ax2.legend()
     fig.tight_layout()
-    with atomic.replacing(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    atomic.save_figure(fig, path)
 
 
 def write_report(report: dict, out_dir: Path) -> None:

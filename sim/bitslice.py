@@ -119,11 +119,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     b.grid(alpha=0.3, axis="y")
     fig.suptitle("8-bit pixels vs bit-plane input, one PYNQ-Z2 budget")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return atomic.save_figure(fig, path)
 
 
 def table(report: dict[str, Any]) -> str:

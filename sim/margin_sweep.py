@@ -170,6 +170,4 @@ def plot(report: dict, path: Path) -> None:
     fig.suptitle(f"{report['model']}: fine-tuned {s['epochs']} epoch(s) on {s['train_subset']} images, "
                  f"batch {s['batch_size']}, Adam {s['lr']:g}", fontsize=10)
     fig.tight_layout()
-    with atomic.replacing(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    atomic.save_figure(fig, path)

@@ -56,3 +56,20 @@ def test_the_reference_must_read_pixels_and_the_variants_planes(pair, tmp_path):
         bitslice.run(str(pair[1]), [str(pair[1])], tmp_path)
     with pytest.raises(UsageError, match="reads 8-bit pixels, not bit planes"):
         bitslice.run(str(pair[0]), [str(pair[0])], tmp_path)
+
+
+def test_sensitivity_ranks_the_planes_a_net_reads_and_writes_its_plot(pair, tmp_path):
+    from flipflow.training import bitslice as sensitivity
+
+    net = ir.load(pair[1])
+    test = datasets.load("digits").test.head(200)
+    report = sensitivity.sensitivity(net, test.images, test.labels)
+    assert report["accuracy"] == golden.accuracy(net, test.images, test.labels)
+    assert [r["plane"] for r in report["single"]] == [7, 6, 5, 4]
+    assert [len(g["randomised"]) for g in report["growing"]] == [1, 2, 3]
+    kept = sensitivity.choose(report, 2)
+    worst_two = sorted(report["single"], key=lambda r: (-r["drop_pt"], -r["plane"]))[:2]
+    assert kept == tuple(sorted((r["plane"] for r in worst_two), reverse=True))
+    sensitivity.write(report, tmp_path)
+    assert json.loads((tmp_path / "sensitivity.json").read_text())["planes"] == [7, 6, 5, 4]
+    assert (tmp_path / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"

@@ -79,11 +79,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     fig.suptitle(f"{report['model']}: bit-plane sensitivity on {report['images']:,} test images "
                  f"(top-1 {100 * report['accuracy']:.2f}%)")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return atomic.save_figure(fig, path)
 
 
 def write(report: dict[str, Any], out_dir: Path) -> None:

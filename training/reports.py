@@ -15,10 +15,7 @@ from flipflow import atomic
 
 
 def _save_figure(fig: "plt.Figure", path: Path) -> Path:
-    with atomic.replacing(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return atomic.save_figure(fig, path, bbox_inches="tight")
 
 
 def write_report(report: dict[str, Any], folder: Path) -> Path:
