@@ -106,20 +106,21 @@ def plan(net: Network, folding: Folding) -> Plan:
     layers = []
     for l, name in zip(net, names):
         kind = kinds.of(l)
-        if kind.bit_planes:
-            raise HLSError(f"layer {l.name}: the HLS backend has no {l.kind} kernel yet",
-                           fix="build this network with the RTL backend (flipflow sim, then rtl_sim/rtl/build_bitstream.tcl)")
         config = folding.get(l.name)
         ih, iw, ch = l.in_shape
         oh, ow, oc = l.out_shape
         d: dict[str, Any] = dict(name=name, ir_name=l.name, kind=l.kind, ih=ih, iw=iw, oh=oh, ow=ow, ch=ch,
                                  k=l.kernel, s=l.stride, p=l.pad, in_elem_bits=elem_bits, thresholded=False,
                                  weights_header=None, details=[], units=[u.role for u in kind.units(l, config)],
-                                 cycles=kind.cycles(l, config))
-        d["in_t"] = f"ap_uint<{_word(ch * elem_bits, l.name, 'the input pixel word')}>"
+                                 cycles=kind.cycles(l, config), planes=list(l.planes))
+        d["in_t"] = d["map_t"] = f"ap_uint<{_word(ch * elem_bits, l.name, 'the input pixel word')}>"
+        if kind.bit_planes:  # keep_planes turns each pixel into C x P binary elements first
+            d.update(pixel_ch=ch, ch=kind.window_channels(l), in_elem_bits=1)
+            d["map_t"] = f"ap_uint<{d['ch']}>"
+            elem_bits = 1
         if "window" in d["units"]:
             d["window_rows"] = kinds.pow2(l.kernel + l.stride)  # as the RTL window unit's line buffer
-            d["window_t"] = f"Window<{l.kernel * l.kernel}, {d['in_t']}>"
+            d["window_t"] = f"Window<{l.kernel * l.kernel}, {d['map_t']}>"
             d["window_depth"] = hls_model.window_depth(l)
             d["window_iterations"] = hls_model.window_iterations(l)
         geometry = f"{ih}x{iw}x{ch} -> {oh}x{ow}x{oc}"
@@ -185,7 +186,7 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
     d["simd_word_bits"] = _word(g.simd * elem_bits, l.name, "the SIMD input word")
     d["simd_weight_bits"] = _word(g.simd * wb, l.name, "the SIMD weight word")
     if not kind.has_window(l):
-        _word((l.in_ch + g.simd) * elem_bits, l.name, "the width converter buffer")
+        _word((kind.window_channels(l) + g.simd) * elem_bits, l.name, "the width converter buffer")
     d["acc_t"] = f"{d['name']}_acc_t"
     d["weights_header"] = f"{d['name']}.h"
     d["weight_impl"] = HLS_STORAGE[cost.weight_memory(l, f).style]

@@ -66,6 +66,8 @@ def _layer_processes(layer: Layer, folding: Folding) -> list[Process]:
     ih, iw, ch = layer.in_shape
     oh, ow, _ = layer.out_shape
     out = []
+    if kind.bit_planes:  # keep_planes: one pixel per iteration
+        out.append(Process(layer.name, "keep_planes", ih * iw))
     if "window" in roles:
         out.append(Process(layer.name, "sliding_window", window_iterations(layer)))
     if "pool" in roles:
@@ -79,7 +81,8 @@ def _layer_processes(layer: Layer, folding: Folding) -> list[Process]:
             out.append(Process(layer.name, "window_to_simd", vectors * sf))
         else:
             words = 1 if kind.spatial else ih * iw
-            out.append(Process(layer.name, "vector_to_simd", vectors * vector_to_simd_iterations(words, ch, f.simd)))
+            per_vector = vector_to_simd_iterations(words, kind.window_channels(layer), f.simd)
+            out.append(Process(layer.name, "vector_to_simd", vectors * per_vector))
         out.append(Process(layer.name, "matrix_vector_unit", vectors * nf * sf))
     if "sum" in roles:
         out.append(Process(layer.name, "global_sum", ih * iw))

@@ -230,17 +230,20 @@ def test_cli_bad_folding_file(tmp_path, capsys):
     assert "layer fc1: PE=99" in capsys.readouterr().err
 
 
-def test_bit_plane_input_is_refused_with_the_rtl_route(tmp_path):
-    """No HLS kernel reads bit planes yet: one clear error naming the layer and the backend that builds it."""
-    rng = np.random.default_rng(0)
-    l0 = random_layer(rng, "planes", "bitplane_conv", (6, 6, 1), 5, 3, 1, 1)
-    l1 = random_layer(rng, "out", "output_dense", l0.out_shape, 2)
-    net = Network("planes", (6, 6, 1), ["a", "b"], "random", [l0, l1])
+@pytest.mark.parametrize("shape, k, p, seed", [((6, 6, 1), 3, 1, 0), ((5, 5, 3), 2, 0, 1), ((4, 4, 2), 1, 0, 2)])
+def test_bit_plane_input_bit_exact_per_layer(shape, k, p, seed, tmp_path):
+    """keep_planes turns pixels into their kept bits (random planes, grey and colour,
+    with and without a window unit); every layer equals the golden model."""
+    rng = np.random.default_rng(seed)
+    l0 = random_layer(rng, "planes", "bitplane_conv", shape, 5, k, 1, p)
+    l1 = random_layer(rng, "conv", "binary_conv", l0.out_shape, 4, 3, 1, 1)
+    l2 = random_layer(rng, "out", "output_dense", l1.out_shape, 3)
+    net = Network("planes", shape, ["a", "b", "c"], "random", [l0, l1, l2])
     net.validate()
-    with pytest.raises(hls.HLSError, match="layer planes: the HLS backend has no bitplane_conv kernel") as e:
-        hls.render(net, default_folding(net), tmp_path / "p")
-    assert "flipflow sim" in e.value.fix
-    assert not (tmp_path / "p").exists()
+    folding = {"planes": LayerConfig(2, 5), "conv": LayerConfig(3, 7), "out": LayerConfig(3, 4)}
+    images = rng.integers(0, 256, (5, *shape), dtype=np.uint8)
+    _csim_matches_golden(net, folding, images, tmp_path)
+    assert "keep_planes<planes_planes_config>" in (tmp_path / "flipflow_top.cpp").read_text()
 
 
 def test_pixel_codes_table_in_read_pixels(tmp_path):

@@ -47,8 +47,8 @@ def test_small_net_trip_counts_by_hand():
     assert hls_model.frame_cycles(net, folding) == 324 == kinds.frame_cycles(net, folding)
 
 
-@pytest.mark.parametrize("target_fps", [None, 1000.0])
-@pytest.mark.parametrize("model", ["tfc", "nin", "nin_pruned"])
+@pytest.mark.parametrize("model, target_fps", [(m, t) for m in ("tfc", "nin", "nin_pruned") for t in (None, 1000.0)]
+                         + [("nin_planes4", None)])
 def test_zoo_hls_model_within_2_percent_of_rtl_cycles(model, target_fps):
     """At the default folding (what `flipflow fold` writes by default) and at the cheapest
     folding reaching a slow target rate (`flipflow fold --target-fps 1000`)."""

@@ -475,6 +475,33 @@ void window_or(hls::stream<Window<Cfg::K * Cfg::K, T>> &in, hls::stream<T> &out,
 }
 
 // ---------------------------------------------------------------------------
+// Bit-plane input (CBNN): the kept bits of every channel of a pixel become binary
+// elements, channel c's plane j (pixel bit Cfg::plane(j)) at bit c * P + j; bit 1 =
+// +1, bit 0 = -1. The padding the window unit adds next (bit 0) is pixel 0 in every
+// plane, the input layer's padding, so the layer pads as the golden model does.
+// One pixel per iteration (II=1).
+// Cfg: C channels per pixel, P kept planes, plane(j) the pixel bit of plane j
+// (most significant first), PIXELS per image.
+template <typename Cfg>
+void keep_planes(hls::stream<ap_uint<Cfg::C * 8>> &in, hls::stream<ap_uint<Cfg::C * Cfg::P>> &out, unsigned images) {
+    const unsigned C = Cfg::C, P = Cfg::P, PIXELS = Cfg::PIXELS;
+    const unsigned steps = images * PIXELS;
+    for (unsigned step = 0; step < steps; step++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=PIXELS max=PIXELS
+        const ap_uint<C * 8> pixel = in.read();
+        ap_uint<C * P> bits;
+        for (unsigned c = 0; c < C; c++) {
+#pragma HLS UNROLL
+            for (unsigned j = 0; j < P; j++) {
+#pragma HLS UNROLL
+                bits[c * P + j] = pixel[c * 8 + Cfg::plane(j)];
+            }
+        }
+        out.write(bits);
+    }
+}
+
 // Global sum: per image, the sum over PIXELS words of CH signed IB-bit
 // scores, emitted as one word of CH signed OB-bit sums with the image's last
 // pixel. One II=1 loop over all pixels of all images.
