@@ -26,6 +26,8 @@ WEIGHTS    ?=
 # trains and prunes the 4-plane net in build/prune/nin-planes7654; make bitslice compares.
 PLANES     ?=
 PLANES_MODELS ?= nin_planes4
+# make bench adds these models at their best folding in the same budget
+BENCH_VARIANTS ?= nin_planes4
 # build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
 MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))
 comma := ,
@@ -88,8 +90,8 @@ hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls
 sim: setup  ## RTL simulation against the golden model: make sim MODEL=nin_pruned IMAGES=10 [EARLY_EXIT=1: side by side with early exit]
 	$(VENV)/bin/flipflow sim $(MODEL) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(EARLY_EXIT)),--early-exit) --out build/$(MODEL_NAME)
 
-bench: setup  ## baseline vs pruned side by side: build/bench/report.{md,json,png}
-	$(VENV)/bin/flipflow bench --out build/bench --early-exit
+bench: setup  ## baseline vs pruned side by side (+ BENCH_VARIANTS): build/bench/report.{md,json,png}
+	$(VENV)/bin/flipflow bench --out build/bench --early-exit --variants $(BENCH_VARIANTS)
 
 golden-bench: setup  ## golden model vs Brevitas eval speed on the full test set: build/MODEL/golden_bench.json
 	$(VENV)/bin/flipflow golden $(MODEL) --bench --report build/$(MODEL_NAME)/golden_bench.json

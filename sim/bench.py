@@ -7,6 +7,8 @@ Rows (report.json ``rows[]``):
   budget, PE/SIMD clamped to the pruned widths) and each at its *best*
   folding in the same budget (``folding.optimize``);
 * ``cnv_w1a1`` at FINN's published folding;
+* ``variants`` (role ``variant``): other models at their best folding in the same
+  budget, e.g. the bit-plane-input nin_planes4 (CBNN);
 * with ``early_exit``: ``nin_pruned`` at its best folding when the search may
   also choose early exit per XNOR layer (``folding.optimize(expected=...)``,
   docs/DESIGN.md "Early exit: hardware"), label ``best, early exit``.
@@ -263,10 +265,12 @@ def _row(model: BenchModel, label: str, plan: fold.Plan, budget: devices.Budget,
 
 def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), budget: devices.Budget | None = None,
         sim_frames: int = 4, sim_timeout: float = 900, with_cnv: bool = True, images: int | None = None,
-        simulate_rtl: bool = True, synthesize: bool = True, early_exit: bool = False) -> dict:
+        simulate_rtl: bool = True, synthesize: bool = True, early_exit: bool = False,
+        variants: tuple[str, ...] = ()) -> dict:
     """Run the whole benchmark and write report.json, report.md and report.png into ``out_dir``.
     ``synthesize``: yosys resources and timing of every simulated design (minutes each);
-    ``early_exit``: add the pruned model's best folding with early exit allowed."""
+    ``early_exit``: add the pruned model's best folding with early exit allowed;
+    ``variants``: zoo names or IR files added at their best folding."""
     out_dir = atomic.make_dir(out_dir)
     budget = budget or devices.budget()
     dev = budget.as_device()
@@ -286,6 +290,9 @@ def run(out_dir: Path, models: tuple[str, str] = ("nin", "nin_pruned"), budget: 
 
         expected = earlyexit.ExpectedCycles(pruned.net, datasets.load(pruned.net.dataset).train.head(64).images)
         plans.append((pruned, "best, early exit", fold.optimize(pruned.net, dev, coefficients=coefficients, expected=expected)))
+    for name in variants:
+        model = BenchModel(ir.model_label(name), ir.load_model(name), str(ir.resolve(name)), "variant")
+        plans.append((model, "best", fold.optimize(model.net, dev, coefficients=coefficients)))
     if with_cnv:
         cnv = cnv_model()
         plans.append((cnv, "finn", fold.make_plan(cnv.net, finn_cnv_folding(cnv.net), dev, coefficients, "FINN's folding")))

@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--images", type=int, default=None, help="first N test images for accuracy (default: the full test set)")
     b.add_argument("--early-exit", action="store_true",
                    help="add a row: the pruned model at its best folding with early exit allowed per XNOR layer")
+    b.add_argument("--variants", type=lambda v: tuple(m for m in v.split(",") if m), default=(),
+                   help="more models at their best folding in the same budget, comma-separated (e.g. nin_planes4)")
     b.set_defaults(func=_bench)
 
     s = sub.add_parser("bitslice", help="8-bit-input vs bit-plane-input networks (CBNN) in one device budget: "
@@ -183,8 +185,8 @@ def _bench(args: argparse.Namespace) -> int:
     from flipflow.sim import bench
 
     bench.run(args.out, tuple(args.models), budget_from_args(args), sim_frames=args.sim_frames, sim_timeout=args.sim_timeout,
-                       with_cnv=not args.no_cnv, images=args.images, simulate_rtl=not args.no_sim,
-              synthesize=not args.no_yosys, early_exit=args.early_exit)
+              with_cnv=not args.no_cnv, images=args.images, simulate_rtl=not args.no_sim,
+              synthesize=not args.no_yosys, early_exit=args.early_exit, variants=args.variants)
     print((args.out / "report.md").read_text())
     print(f"flipflow bench: wrote {args.out}/report.md, report.json, report.png", file=sys.stderr)
     return 0

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from flipflow import ir
+from flipflow import ir, kinds
 from flipflow.generator import devices
+from flipflow.generator import folding as fold
 from flipflow.sim import bench
 from flipflow import golden
 from flipflow.training import export, synthetic
@@ -67,6 +68,22 @@ def test_early_exit_row(pair, tmp_path, digits):
     assert [(r["model"], r["folding"]) for r in rows][-1] == ("small_pruned", "best, early exit")
     assert all(isinstance(r["early_exit"], bool) for r in rows)
     assert not any(r["early_exit"] for r in rows[:-1])
+
+
+def test_variant_rows_at_their_best_folding(pair, tmp_path, digits):
+    """--variants adds other models (here a bit-plane-input net) at their best folding in the same budget."""
+    from rtl_nets import build
+
+    planes = build("planes", digits.train.images[:64], [{"kind": "bitplane_conv", "out": 12, "k": 3, "p": 1, "planes": (7, 5)},
+                                                         {"kind": "output_dense"}], 10, seed=0)
+    path = str(planes.save(tmp_path / "planes.ir.npz"))
+    report = bench.run(tmp_path / "b", pair, devices.budget(), with_cnv=False, simulate_rtl=False, variants=(path,))
+    row = report["rows"][-1]
+    assert (row["model"], row["role"], row["folding"]) == ("planes", "variant", "best")
+    best = fold.optimize(planes, devices.budget().as_device())
+    assert row["cycles_per_frame_predicted"] == best.cycles_per_frame == kinds.frame_cycles(planes, best.folding)
+    assert row["layers"][0]["DSP"] == 0 and row["fits_budget"]
+    assert "- planes: " in (tmp_path / "b" / "report.md").read_text()
 
 
 def test_report_schema_without_simulation(pair, tmp_path, digits):
