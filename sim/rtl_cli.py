@@ -137,6 +137,7 @@ def _sim(args: argparse.Namespace) -> int:
             report["resources"] = est["total"]
             report["resources_note"] = est["note"]
             report["resources_per_layer"] = est["layers"]
+            report["resources_per_unit"] = est["units"]  # what sim/calibrate_cost.py fits to
         except resources.SynthesisError as e:
             report["resources"] = None
             report["resources_note"] = str(e)
