@@ -385,7 +385,7 @@ def result_unit(net: Network) -> Cost:
     """flipflow_result after the last layer: the n class scores held while they are written
     out (n x B flip-flops and their n:1 output mux), the B-bit out word, a counter. B is the
     score width: the 32-bit sums of a global_sum, else the output layer's accumulator.
-    Fitted to yosys on the 15 calibration designs (B = 11..32, n = 10): FF exact, LUT within
+    Fitted to yosys on the calibration designs (B = 11..32, n = 10): FF exact, LUT within
     2. Folding-independent, so it only narrows the budget the layers share."""
     last = net.layers[-1]
     bits = pack.accumulator_bits(last) if isinstance(kinds.of(last), kinds.MatrixKind) else 32

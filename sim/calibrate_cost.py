@@ -1,6 +1,7 @@
 """Calibrate generator/cost.py against yosys counts of the RTL backend.
 
     python -m flipflow.sim.calibrate_cost [--designs 12] [--zoo tfc,nin_pruned,nin] [--jobs 2] [--refit]
+    python -m flipflow.sim.calibrate_cost --first-layer nin_pruned folding.json
 
 The calibration set (``generator/cost_calibration/``): small random networks of
 every kind (odd widths, foldings that do and do not divide them, both weight
@@ -37,7 +38,7 @@ import numpy as np
 from scipy.optimize import nnls
 from tqdm import tqdm
 
-from flipflow import atomic, ir
+from flipflow import atomic, ir, kinds
 from flipflow.generator import cost, devices
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
@@ -98,6 +99,23 @@ def picked_folding(net: ir.Network, share: float) -> fold.Folding:
     limits = {k: v * share for k, v in base.limits().items()}
     device = devices.custom(lut=int(limits["LUT"]), ff=int(limits["FF"]), bram36=limits["BRAM36"], dsp=int(limits["DSP"]))
     return fold.optimize(net, device).folding
+
+
+def first_layer_design(model: str, folding: fold.Folding) -> tuple[ir.Network, fold.Folding]:
+    """A model's first layer at its folding, closed by a 1x1 output conv and a global sum (a
+    few hundred LUT): the layer's units as in the whole design (yosys counts each unit's
+    module on its own), in minutes of yosys instead of the whole network's hour."""
+    import numpy as np
+
+    net = ir.load_model(model)
+    first = net.layers[0]
+    h, w, c = first.out_shape
+    out = ir.Layer("01_output_conv", "output_conv", (h, w, c), (h, w, 10), weight_bits=2)
+    out.weights = np.random.default_rng(0).integers(-1, 2, kinds.get("output_conv").weight_shape(out)).astype(np.int8)
+    tail = ir.Layer("02_global_sum", "global_sum", (h, w, 10), (1, 1, 10))
+    design = ir.Network(f"{ir.model_label(model)}_l00", net.input_shape, net.classes, net.dataset, [first, out, tail])
+    design.validate()
+    return design, {first.name: folding[first.name], out.name: LayerConfig(1, 16)}
 
 
 def designs(n: int, rng: random.Random, zoo: list[str]) -> list[tuple[ir.Network, fold.Folding, str]]:
@@ -221,9 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=cost.CALIBRATION_FILE)
     p.add_argument("--refit", action="store_true", help="refit from the stored set without running yosys")
     p.add_argument("--jobs", type=int, default=1, help="designs synthesized at once (one yosys process each)")
+    p.add_argument("--first-layer", nargs=2, metavar=("MODEL", "FOLDING"), default=None,
+                   help="add only MODEL's first layer at the folding JSON (e.g. the search's pick the model "
+                        "underestimated), then refit")
     args = p.parse_args(argv)
-    if not args.refit:
+    if args.first_layer:
+        model, folding_file = args.first_layer
+        todo = [(*first_layer_design(model, fold.load(folding_file)), "zoo default layer")]
+    elif not args.refit:
         todo = designs(args.designs, random.Random(args.seed), [z for z in args.zoo.split(",") if z])
+    if args.first_layer or not args.refit:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             runs = {pool.submit(_timed_measure, net, folding): (net, how) for net, folding, how in todo}
             for done in tqdm(as_completed(runs), total=len(runs), desc="yosys", file=sys.stderr):
