@@ -121,6 +121,18 @@ def window_columns(layer: Layer) -> int:
     return (layer.out_shape[1] - 1) * layer.stride + layer.kernel
 
 
+def window_rows(layer: Layer) -> int:
+    """Rows of a window unit's line buffer (one bank each, a power of two): enough that
+    the writer can fill the rows of the next output row while the reader is on this
+    one, and at a frame's end the rows of the next frame's first output row while the
+    reader is on the last (valid padding holds k rows there and needs k more), so the
+    writer never waits on a row the reader still holds while the reader's consumer
+    keeps up. flipflow_swu.v computes the same ROWS."""
+    h, k, s, p = layer.in_shape[0], layer.kernel, layer.stride, layer.pad
+    last_low = max(0, (layer.out_shape[0] - 1) * s - p)  # lowest row of the last output row
+    return pow2(max(k + s, h - last_low + min(k - p, h)))
+
+
 def window_cycles(layer: Layer) -> int:
     """A window unit writes one input pixel per cycle and reads one window column
     (k pixels, one per line-buffer bank) per cycle."""

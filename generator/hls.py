@@ -118,7 +118,7 @@ def plan(net: Network, folding: Folding) -> Plan:
                                  cycles=kind.cycles(l, config))
         d["in_t"] = f"ap_uint<{_word(ch * elem_bits, l.name, 'the input pixel word')}>"
         if "window" in d["units"]:
-            d["window_rows"] = kinds.pow2(l.kernel + l.stride)  # as the RTL window unit's line buffer
+            d["window_rows"] = kinds.window_rows(l)  # as the RTL window unit's line buffer
             d["window_t"] = f"Window<{l.kernel * l.kernel}, {d['in_t']}>"
             d["window_depth"] = hls_model.window_depth(l)
             d["window_iterations"] = hls_model.window_iterations(l)

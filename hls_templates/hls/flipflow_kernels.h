@@ -364,7 +364,8 @@ void window_to_simd(hls::stream<Window<Cfg::K * Cfg::K, ap_uint<Cfg::C * Cfg::EB
 
 // ---------------------------------------------------------------------------
 // Sliding-window unit, the RTL window unit's structure: a line buffer of ROWS
-// rows (a power of two >= K + S), one bank per row, written one input pixel
+// rows (flipflow.kinds.window_rows: a power of two >= K + S, and >= what a frame
+// boundary spans, so the next image's first rows fit), one bank per row, written one input pixel
 // per iteration while the reader takes one window column (K pixels, one per
 // bank) per iteration into a K x K window register; every S-th column after
 // the first K completes a window, which leaves as one beat. Out-of-image

@@ -13,14 +13,20 @@
 //   columns included; one input pixel is accepted per cycle. in_ready depends on the
 //   row counters only (never on out_ready), so ready does not ripple through the
 //   window unit (tests/test_ready_paths.py).
-// Buffer: ROWS (a power of two >= K + S) rows, one memory bank per row
-//   (slot = row mod ROWS, the low bits of a row counter), so that one cycle reads
-//   a whole window column: the K pixels of column x from the K rows of the
-//   current output row. Row counters are free-running and compared by
-//   difference, so the writer may start the next frame while the reader
-//   finishes this one:
+// Buffer: ROWS rows, one memory bank per row (slot = row mod ROWS, the low bits
+//   of a row counter), so that one cycle reads a whole window column: the K pixels
+//   of column x from the K rows of the current output row. Row counters are
+//   free-running and compared by difference, so the writer may start the next
+//   frame while the reader finishes this one:
 //   * the writer may fill row r while r - (lowest row the reader still needs) < ROWS;
 //   * the reader starts an output row once every input row of its window is written.
+//   ROWS (flipflow.kinds.window_rows) is the power of two >= both the rows from
+//   this output row's top to the next one's bottom (K + S) and, across a frame
+//   boundary, the last output row's rows to the bottom of the map plus the rows of
+//   the next frame's first output row (2K without padding): so the writer has the
+//   next output row's rows in while the reader is on this one, at a frame's start
+//   too, and a reader whose consumer keeps up never waits for its producer to
+//   refill the buffer (which would cost the pipeline cycles the model does not count).
 // Geometry: any the IR accepts: 0 <= PAD < K, K <= H + 2 PAD and K <= W + 2 PAD
 //   (maps smaller than the kernel, 1x1 maps, non-square maps, S > K); H, W < 2^14
 //   (16-bit signed row arithmetic).
@@ -48,7 +54,10 @@ module flipflow_swu #(
     localparam integer HO    = (H + 2 * PAD - K) / S + 1;  // output rows
     localparam integer WO    = (W + 2 * PAD - K) / S + 1;  // output columns
     localparam integer NCOLS = (WO - 1) * S + K;          // column reads per output row
-    localparam integer ROWS  = 1 << $clog2(K + S);        // line buffer rows
+    localparam integer LAST  = (HO - 1) * S > PAD ? (HO - 1) * S - PAD : 0;  // top row of the last output row
+    localparam integer FIRST = K - PAD < H ? K - PAD : H;  // rows of the first output row
+    localparam integer SPAN  = H - LAST + FIRST > K + S ? H - LAST + FIRST : K + S;
+    localparam integer ROWS  = 1 << $clog2(SPAN);         // line buffer rows (see Buffer)
     localparam integer RB    = $clog2(ROWS);              // row slot bits
     localparam integer CB    = W > 1 ? $clog2(W) : 1;     // column address bits
     localparam integer CXB   = NCOLS > 1 ? $clog2(NCOLS) : 1;
