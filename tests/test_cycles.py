@@ -53,14 +53,15 @@ def test_valid_convs_report_simulated_cycles(tmp_path):
 
 
 @pytest.mark.parametrize("h, k, s, p, rows", [
-    (8, 3, 1, 0, 8),    # valid 3x3: 3 rows at a frame's end + 3 of the next frame's first output row
+    (8, 3, 1, 0, 6),    # valid 3x3: 3 rows at a frame's end + 3 of the next frame's first output row
     (8, 3, 1, 1, 4),    # same 3x3: 2 + 2 = K + S
     (28, 2, 2, 0, 4),   # 2x2/2 pool: 2 + 2
-    (5, 3, 1, 0, 8),    # a map barely larger than the kernel
-    (3, 3, 1, 0, 8),    # ... and as large: two whole frames
-    (28, 5, 1, 2, 8),   # the zoo nin's first layer: pow2(K + S) as before
+    (5, 3, 1, 0, 6),    # a map barely larger than the kernel
+    (3, 3, 1, 0, 6),    # ... and as large: two whole frames
+    (28, 5, 1, 2, 8),   # the zoo nin's first layer: pow2(K + S) as before (3 + 3 fit)
     (28, 3, 2, 1, 8),   # the zoo nin's pools
-    (9, 2, 2, 0, 8),    # an odd map under a 2x2/2 pool: its unread last row takes a bank too (3 + 2)
+    (9, 2, 2, 0, 5),    # an odd map under a 2x2/2 pool: its unread last row takes a bank too (3 + 2)
+    (1, 3, 1, 2, 4),    # a 1x1 map padded by 2: 1 + 1
 ])
 def test_window_rows_cover_a_frame_boundary(h, k, s, p, rows):
     layer = ir.Layer("w", "maxpool", (h, h, 1), (1, 1, 1), kernel=k, stride=s, pad=p)
