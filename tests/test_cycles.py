@@ -4,13 +4,12 @@ folding `flipflow hls` uses by default."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import rtl_nets
 from flipflow import ir, kinds
 from flipflow.generator import folding as fold
-from flipflow.generator.folding import Folding, LayerConfig
+from flipflow.generator.folding import Folding
 from flipflow.sim.rtl import RtlSimulator
 
 
@@ -42,11 +41,9 @@ def test_valid_convs_report_simulated_cycles(tmp_path):
     second conv holds the last output row's 3 input rows and the next frame's first row
     needs 3 more. With K + S = 4 line-buffer rows the first conv could not write them
     ahead, so the second conv's matrix-vector unit (the bottleneck, 864 cycles) waited
-    every frame for 2 rows to be computed (949 simulated; CNV: 13,709 against 12,800)."""
-    images = np.random.default_rng(0).integers(0, 256, (4, 10, 10, 1)).astype(np.uint8)
-    net = rtl_nets.build("valid", images, [dict(kind="input_conv", out=4, k=3), dict(kind="binary_conv", out=4, k=3),
-                                           dict(kind="output_dense")], classes=10, seed=0)
-    folding = {"input_conv0": LayerConfig(1, 3), "binary_conv1": LayerConfig(1, 6), "output_dense2": LayerConfig(10, 36)}
+    every frame for 2 rows to be computed (949 simulated; CNV: 13,709 against 12,800).
+    Now 6 rows (kinds.window_rows)."""
+    net, folding, images = rtl_nets.valid_convs_case()
     reported = kinds.frame_cycles(net, folding)
     assert reported == kinds.layer_cycles(net, folding)["binary_conv1"] == 864  # its producer takes 768
     assert _simulated_cycles(net, images, tmp_path, folding) == reported
