@@ -200,12 +200,12 @@ def stream_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> T
 
 
 def window_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Terms:
-    """flipflow_swu: pow2(k + s) row banks; each cycle every bank reads one pixel, a
+    """flipflow_swu: kinds.window_rows row banks; each cycle every bank reads one pixel, a
     ROWS:1 mux per window row picks its bank (and forces padding), and the column
     shifts into the k x k window register, which is the output beat."""
-    k, s = layer.kernel, layer.stride
+    k = layer.kernel
     bank = line_buffer_bank(layer)
-    rows = pow2(k + s)
+    rows = kinds.window_rows(layer)
     terms = {name: Cost(lut=t.lut * rows, ff=t.ff * rows, bram36=t.bram36 * rows)
              for name, t in memory_terms("window.bank", bank, rom=False).items()}
     terms["window.column"] = Cost(lut=k * bank.width * math.ceil((rows + 1) / 4))  # bank mux + padding, LUT6 = 4:1

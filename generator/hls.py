@@ -119,7 +119,7 @@ def plan(net: Network, folding: Folding) -> Plan:
             d["map_t"] = f"ap_uint<{d['ch']}>"
             elem_bits = 1
         if "window" in d["units"]:
-            d["window_rows"] = kinds.pow2(l.kernel + l.stride)  # as the RTL window unit's line buffer
+            d["window_rows"] = kinds.window_rows(l)  # as the RTL window unit's line buffer
             d["window_t"] = f"Window<{l.kernel * l.kernel}, {d['map_t']}>"
             d["window_depth"] = hls_model.window_depth(l)
             d["window_iterations"] = hls_model.window_iterations(l)

@@ -49,7 +49,7 @@ from flipflow.generator.folding import Folding, LayerConfig, check, default
 from flipflow.host import stream
 from flipflow.host.metadata import write_metadata
 from flipflow.ir import Layer, Network
-from flipflow.kinds import pow2, window_columns
+from flipflow.kinds import window_columns, window_rows
 
 TEMPLATES = flipflow.ROOT / "hls_templates" / "rtl"
 TOP_NAME = stream.TOP_NAME
@@ -158,7 +158,7 @@ def _window_unit(layer: Layer, src: str, cycles: int) -> Unit:
     return Unit(
         name=f"{ident(layer.name)}_swu", module="flipflow_swu", layer=layer.name, src=src,
         out_width=k * k * c * lane_bits,
-        summary=f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}, {pow2(k + s)}-row banked line buffer, one window per beat",
+        summary=f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}, {window_rows(layer)}-row banked line buffer, one window per beat",
         cycles=cycles,
         params=dict(h=h, k=k, s=s, pad=p, ho=ho, wo=wo, ncols=window_columns(layer)),
         parameters=dict(H=h, W=w, EW=c * lane_bits, K=k, S=s, PAD=p, LINE_RAM=cost.line_buffer_bank(layer).style),

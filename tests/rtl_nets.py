@@ -1,6 +1,6 @@
 """The tests' one source of random networks:
 
-- ``build`` / ``layer_case`` / ``knife_edge_input_case``: IR chains whose thresholds
+- ``build`` / ``layer_case`` / ``knife_edge_input_case`` / ``valid_convs_case``: IR chains whose thresholds
   sit at the per-channel median accumulator on given images (balanced output
   bits), with ``random_folding``;
 - ``random_layer``: one IR layer with random weights and thresholds;
@@ -249,3 +249,14 @@ def pixel_codes_case(seed: int) -> tuple[ir.Network, dict[str, LayerConfig], np.
     net.layers[0].pixel_codes = codes  # thresholds were set on the mapped pixels: balanced bits
     net.validate()
     return net, {net.layers[0].name: LayerConfig(3, 4), net.layers[1].name: LayerConfig(2, 7)}, images
+
+
+def valid_convs_case(images: int = 4) -> tuple[ir.Network, dict[str, LayerConfig], np.ndarray]:
+    """Two unpadded 3x3 convs on 10x10 images (BNN-PYNQ CNV's windows), the second
+    the bottleneck (864 cycles per frame) and its producer close behind (768): its
+    window unit needs 6 line-buffer rows (kinds.window_rows) across a frame boundary."""
+    x = np.random.default_rng(0).integers(0, 256, (images, 10, 10, 1)).astype(np.uint8)
+    net = build("valid", x, [dict(kind="input_conv", out=4, k=3), dict(kind="binary_conv", out=4, k=3),
+                             dict(kind="output_dense")], classes=10, seed=0)
+    folding = {"input_conv0": LayerConfig(1, 3), "binary_conv1": LayerConfig(1, 6), "output_dense2": LayerConfig(10, 36)}
+    return net, folding, x

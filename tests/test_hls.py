@@ -50,6 +50,13 @@ def test_random_layers_bit_exact_per_layer(case, tmp_path_factory):
     _csim_matches_golden(net, folding, images, tmp_path_factory.mktemp("random_net"), fast=False)
 
 
+def test_valid_convs_line_buffer_ring_bit_exact(tmp_path):
+    """Unpadded 3x3 windows keep 6 line-buffer rows (a ring, not a power of two) in the
+    HLS sliding_window as in the RTL: frames back to back stay bit-exact."""
+    net, folding, images = rtl_nets.valid_convs_case(images=5)
+    _csim_matches_golden(net, folding, images, tmp_path)
+
+
 @pytest.mark.parametrize("pe", [4, 7])
 def test_input_layer_packed_products_exact(pe, tmp_path):
     """Two PE rows share a DSP48 in the input layer: extreme weights (-128, 127)

@@ -31,9 +31,10 @@ def run_module(module: str, parameters: dict[str, int | str], tmp: Path, monkeyp
     assert tests >= 1 and not fails, f"{module} {parameters}: {fails} of {tests} cocotb tests failed"
 
 
-# H, W, EW, K, S, PAD, bits per channel: maps smaller than the kernel, 1x1, non-square, S > K, 8-bit pixels
+# H, W, EW, K, S, PAD, bits per channel: maps smaller than the kernel, 1x1, non-square, S > K, 8-bit pixels,
+# line buffers of rows not a power of two (kinds.window_rows: 6 for a valid 3x3, 5 for a 2x2/2 over 9 rows)
 SWU = [(4, 4, 3, 3, 1, 1, 1), (2, 5, 8, 3, 2, 1, 8), (1, 1, 2, 1, 1, 0, 1), (5, 3, 2, 2, 3, 0, 1), (3, 6, 1, 4, 1, 3, 1),
-       (1, 4, 1, 3, 1, 2, 1)]
+       (1, 4, 1, 3, 1, 2, 1), (6, 5, 2, 3, 1, 0, 1), (9, 3, 1, 2, 2, 0, 1)]
 
 
 @pytest.mark.parametrize("h, w, ew, k, s, pad, lane_bits", SWU)

@@ -364,7 +364,9 @@ void window_to_simd(hls::stream<Window<Cfg::K * Cfg::K, ap_uint<Cfg::C * Cfg::EB
 
 // ---------------------------------------------------------------------------
 // Sliding-window unit, the RTL window unit's structure: a line buffer of ROWS
-// rows (a power of two >= K + S), one bank per row, written one input pixel
+// rows (flipflow.kinds.window_rows: >= K + S, and >= what a frame boundary spans,
+// so the next image's first rows fit; row r in bank r mod ROWS), one bank per row,
+// written one input pixel
 // per iteration while the reader takes one window column (K pixels, one per
 // bank) per iteration into a K x K window register; every S-th column after
 // the first K completes a window, which leaves as one beat. Out-of-image
@@ -386,8 +388,8 @@ void sliding_window(hls::stream<T> &in, hls::stream<Window<Cfg::K * Cfg::K, T>> 
     const int P = Cfg::P;
     const unsigned COLS = (Cfg::OW - 1) * S + K;
     static_assert(Cfg::ITERATIONS == (IH * IW > OH * COLS ? IH * IW : OH * COLS), "ITERATIONS per image");
-    static_assert((ROWS & (ROWS - 1)) == 0 && ROWS >= K + S, "ROWS must be a power of two >= K + S");
-    T lines[ROWS][IW];  // input row r of the reader's image in bank (base + r) & (ROWS - 1)
+    static_assert(ROWS >= K + S, "ROWS must be >= K + S");
+    T lines[ROWS][IW];  // input row r of the reader's image in bank (base + r) mod ROWS
 #pragma HLS ARRAY_PARTITION variable=lines complete dim=1
 #pragma HLS DEPENDENCE variable=lines inter false
     Window<K * K, T> window;
@@ -407,7 +409,7 @@ void sliding_window(hls::stream<T> &in, hls::stream<Window<Cfg::K * Cfg::K, T>> 
         const bool write = images_in < images && have - low < int(ROWS);
         const bool read = images_out < images && have >= needed;
         if (write) {
-            lines[(base + have) & (ROWS - 1)][wx] = in.read();
+            lines[(base + have) % ROWS][wx] = in.read();
         }
         if (read) {
             const int ix = int(cx) - P;
@@ -420,7 +422,7 @@ void sliding_window(hls::stream<T> &in, hls::stream<Window<Cfg::K * Cfg::K, T>> 
 #pragma HLS UNROLL
                     window.px[ky * K + kx] = window.px[ky * K + kx + 1];
                 }
-                window.px[ky * K + K - 1] = inside ? lines[(base + iy) & (ROWS - 1)][col_inside ? ix : 0] : T(0);
+                window.px[ky * K + K - 1] = inside ? lines[(base + iy) % ROWS][col_inside ? ix : 0] : T(0);
             }
             if (to_go == 0) out.write(window);
         }
@@ -445,7 +447,7 @@ void sliding_window(hls::stream<T> &in, hls::stream<Window<Cfg::K * Cfg::K, T>> 
                 } else {
                     oy = 0;
                     iy0 = -P;
-                    base = (base + IH) & (ROWS - 1);
+                    base = (base + IH) % ROWS;
                     have -= IH;
                     images_out++;
                 }

@@ -13,14 +13,21 @@
 //   columns included; one input pixel is accepted per cycle. in_ready depends on the
 //   row counters only (never on out_ready), so ready does not ripple through the
 //   window unit (tests/test_ready_paths.py).
-// Buffer: ROWS (a power of two >= K + S) rows, one memory bank per row
-//   (slot = row mod ROWS, the low bits of a row counter), so that one cycle reads
-//   a whole window column: the K pixels of column x from the K rows of the
-//   current output row. Row counters are free-running and compared by
-//   difference, so the writer may start the next frame while the reader
-//   finishes this one:
+// Buffer: ROWS rows, one memory bank per row (slot = row mod ROWS, kept by slot
+//   counters that wrap at ROWS), so that one cycle reads a whole window column: the
+//   K pixels of column x from the K rows of the current output row. Row counters are
+//   free-running and compared by difference, so the writer may start the next
+//   frame while the reader finishes this one:
 //   * the writer may fill row r while r - (lowest row the reader still needs) < ROWS;
 //   * the reader starts an output row once every input row of its window is written.
+//   ROWS (flipflow.kinds.window_rows, not a power of two in general) is the larger
+//   of the rows from this output row's top to the next one's bottom (K + S, rounded
+//   up to a power of two as the buffer always had) and,
+//   across a frame boundary, the last output row's rows to the bottom of the map
+//   plus the rows of the next frame's first output row (2K without padding): so the
+//   writer has the next output row's rows in while the reader is on this one, at a
+//   frame's start too, and a reader whose consumer keeps up never waits for its
+//   producer to refill the buffer (which would cost cycles the model does not count).
 // Geometry: any the IR accepts: 0 <= PAD < K, K <= H + 2 PAD and K <= W + 2 PAD
 //   (maps smaller than the kernel, 1x1 maps, non-square maps, S > K); H, W < 2^14
 //   (16-bit signed row arithmetic).
@@ -48,7 +55,10 @@ module flipflow_swu #(
     localparam integer HO    = (H + 2 * PAD - K) / S + 1;  // output rows
     localparam integer WO    = (W + 2 * PAD - K) / S + 1;  // output columns
     localparam integer NCOLS = (WO - 1) * S + K;          // column reads per output row
-    localparam integer ROWS  = 1 << $clog2(K + S);        // line buffer rows
+    localparam integer LAST  = (HO - 1) * S > PAD ? (HO - 1) * S - PAD : 0;  // top row of the last output row
+    localparam integer FIRST = K - PAD < H ? K - PAD : H;  // rows of the first output row
+    localparam integer PROWS = 1 << $clog2(K + S);        // K + S rows, rounded up to a power of two
+    localparam integer ROWS  = H - LAST + FIRST > PROWS ? H - LAST + FIRST : PROWS;  // line buffer rows (Buffer)
     localparam integer RB    = $clog2(ROWS);              // row slot bits
     localparam integer CB    = W > 1 ? $clog2(W) : 1;     // column address bits
     localparam integer CXB   = NCOLS > 1 ? $clog2(NCOLS) : 1;
@@ -58,10 +68,23 @@ module flipflow_swu #(
     // the geometry as 16-bit signed numbers for the row and column arithmetic
     localparam signed [15:0] H16 = 16'(H), W16 = 16'(W), K16 = 16'(K), S16 = 16'(S), PAD16 = 16'(PAD);
     localparam signed [15:0] ROWS16 = 16'(ROWS);
+    // slot arithmetic mod ROWS: the top row's slot at a frame's start (row -PAD), and its
+    // step from the last output row to the next frame's first (H - (HO - 1) * S rows)
+    localparam [RB-1:0] SLOT0 = RB'((ROWS - PAD % ROWS) % ROWS);
+    localparam [RB-1:0] FRAME_STEP = RB'(((H - (HO - 1) * S) % ROWS + ROWS) % ROWS);  // may be < 0 (PAD > 1)
+    localparam [RB-1:0] ROW_STEP = RB'(S % ROWS);
+    function [RB-1:0] slot_add(input [RB-1:0] a, input [RB-1:0] b);  // (a + b) mod ROWS, a, b < ROWS
+        reg [RB:0] t;
+        begin
+            t = {1'b0, a} + {1'b0, b};
+            slot_add = t >= (RB + 1)'(ROWS) ? RB'(t - (RB + 1)'(ROWS)) : t[RB-1:0];
+        end
+    endfunction
 
     // -- writer: one input pixel per cycle into the bank of its row --------
     reg  [CB-1:0] wr_x;
     reg  [15:0]   wr_row;          // rows written so far (free-running)
+    reg  [RB-1:0] wr_slot;         // wr_row mod ROWS: the bank being written
     reg  [15:0]   rd_base;         // row counter value of the reader's frame row 0
     reg  signed [15:0] iy0;        // top input row of the current output row
     wire [15:0]   rd_low = rd_base + ((iy0 < 16'sd0) ? 16'd0 : iy0);
@@ -71,12 +94,14 @@ module flipflow_swu #(
 
     always @(posedge ap_clk) begin
         if (!ap_rst_n) begin
-            wr_x   <= {CB{1'b0}};
-            wr_row <= 16'd0;
+            wr_x    <= {CB{1'b0}};
+            wr_row  <= 16'd0;
+            wr_slot <= {RB{1'b0}};
         end else if (in_fire) begin
             if (wr_x == CB'(W - 1)) begin
-                wr_x   <= {CB{1'b0}};
-                wr_row <= wr_row + 16'd1;
+                wr_x    <= {CB{1'b0}};
+                wr_row  <= wr_row + 16'd1;
+                wr_slot <= slot_add(wr_slot, RB'(1));
             end else begin
                 wr_x <= wr_x + 1'b1;
             end
@@ -87,6 +112,7 @@ module flipflow_swu #(
     reg  [CXB-1:0] cx;     // column of the output row, 0 .. NCOLS - 1
     reg  [PHB-1:0] to_go;  // columns left before the next complete window
     reg  [OYB-1:0] oy;
+    reg  [RB-1:0]  top_slot;  // (rd_base + iy0) mod ROWS: the bank of window row ky = 0
     wire signed [15:0] ix = $signed({{(16 - CXB){1'b0}}, cx}) - PAD16;
     wire col_outside = ix < 16'sd0 || ix >= W16;
     // rows the current output row needs: up to min(iy0 + K, H) (exclusive)
@@ -105,32 +131,34 @@ module flipflow_swu #(
             (* ram_style = LINE_RAM *) reg [EW-1:0] mem [0:(1 << CB) - 1];
             reg [EW-1:0] q;
             always @(posedge ap_clk) begin
-                if (in_fire && wr_row[RB-1:0] == b) mem[wr_x] <= in_data;
+                if (in_fire && wr_slot == RB'(b)) mem[wr_x] <= in_data;
                 if (issue) q <= mem[ix[CB-1:0]];
             end
             assign bank_q[b] = q;
         end
     endgenerate
 
-    // per ky: input row iy0 + ky lies outside the map
+    // per ky: input row iy0 + ky lies outside the map; its bank
     wire [K-1:0] row_outside;
+    wire [K*RB-1:0] row_slots;
     genvar ky, kx;
     generate
         for (ky = 0; ky < K; ky = ky + 1) begin : row_check
             wire signed [15:0] iy = iy0 + 16'(ky);
             assign row_outside[ky] = iy < 16'sd0 || iy >= H16;
+            assign row_slots[ky*RB +: RB] = slot_add(top_slot, RB'(ky));
         end
     endgenerate
 
     // stage 1: the column read, its padding and whether it completes a window
     reg          s1_valid, s1_complete, s1_col_pad;
     reg [K-1:0]  s1_row_pad;  // per ky: input row outside the map
-    reg [RB-1:0] s1_slot;     // bank of row ky = 0
+    reg [K*RB-1:0] s1_slot;   // per ky: the bank of window row ky
     always @(posedge ap_clk) begin
         if (issue) begin
             s1_complete <= to_go == {PHB{1'b0}};
             s1_col_pad  <= col_outside;
-            s1_slot     <= rd_base[RB-1:0] + iy0[RB-1:0];
+            s1_slot     <= row_slots;
             s1_row_pad  <= row_outside;
         end
     end
@@ -141,7 +169,7 @@ module flipflow_swu #(
     wire [K*K*EW-1:0] shifted;
     generate
         for (ky = 0; ky < K; ky = ky + 1) begin : row
-            wire [RB-1:0] slot = s1_slot + RB'(ky);  // bank of row ky: a ROWS:1 mux per bit
+            wire [RB-1:0] slot = s1_slot[ky*RB +: RB];  // bank of row ky: a ROWS:1 mux per bit
             assign column[ky*EW +: EW] = (s1_col_pad || s1_row_pad[ky]) ? {EW{1'b0}} : bank_q[slot];
             for (kx = 0; kx < K; kx = kx + 1) begin : tap
                 if (kx == K - 1) begin : fresh
@@ -166,6 +194,7 @@ module flipflow_swu #(
             oy      <= {OYB{1'b0}};
             iy0     <= -PAD16;
             rd_base <= 16'd0;
+            top_slot <= SLOT0;
         end else begin
             if (en) begin
                 s1_valid  <= rows_ok;
@@ -179,12 +208,14 @@ module flipflow_swu #(
                     cx    <= {CXB{1'b0}};
                     to_go <= PHB'(K - 1);
                     if (oy != OYB'(HO - 1)) begin
-                        oy  <= oy + 1'b1;
-                        iy0 <= iy0 + S16;
+                        oy       <= oy + 1'b1;
+                        iy0      <= iy0 + S16;
+                        top_slot <= slot_add(top_slot, ROW_STEP);
                     end else begin
-                        oy      <= {OYB{1'b0}};
-                        iy0     <= -PAD16;
-                        rd_base <= rd_base + H16;
+                        oy       <= {OYB{1'b0}};
+                        iy0      <= -PAD16;
+                        rd_base  <= rd_base + H16;
+                        top_slot <= slot_add(top_slot, FRAME_STEP);
                     end
                 end
             end
