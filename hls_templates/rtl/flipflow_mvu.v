@@ -20,8 +20,8 @@
 //             SIMD / N whole blocks sf * SIMD / N .. (sf + 1) * SIMD / N - 1 (the window
 //             rotates by SIMD * M / N elements a fold, zero beyond FAN_IN); lane j takes
 //             block j / N of them through an M:1 multiplexer at its slot's WB-bit index
-//             (WB = ceil(log2 M); an index >= M reads 0), and that bit is its term (the
-//             weight of every slot is 1). Slots a row does not use (a partial block's
+//             (WB = ceil(log2 M); an index >= M reads 0), and that bit, registered, is
+//             its term (the weight of every slot is 1). Slots a row does not use (a partial block's
 //             spare slots, whole blocks beyond FAN_IN, the pad lanes of the last fold)
 //             point at a 0 bit beyond FAN_IN and add 0. Out bit = P >= T (unsigned).
 // Streams: valid/ready; a beat moves when valid && ready.
@@ -42,8 +42,8 @@
 //   what a distributed ROM is made of.
 // AW must hold every accumulator value (and, for "pixels", one WB + 9-bit product).
 // Pipeline (for 100 MHz at any folding): weight read, PRE term stages (2 DSP48
-//   registers for "pixels", the +w/-w terms for "scores", none for "binary" and
-//   "sparse", whose XNOR or M:1 multiplexer feeds the tree's first level directly),
+//   registers for "pixels", the +w/-w terms for "scores", the multiplexed bits for
+//   "sparse", none for "binary", whose XNOR folds into the tree's first LUTs),
 //   TREE = ceil(log_TG(SIMD)) adder-tree stages (at least 1; TG = 16 for "binary" and
 //   "sparse", 4 otherwise), accumulate + threshold, then the output queue: a
 //   window's result is in out_data 2 + PRE + TREE cycles after its last fold is issued
@@ -124,7 +124,7 @@ module flipflow_mvu #(
     // TREE stages add them, stage ACC accumulates and thresholds
     localparam integer TG    = DATAPATH == "binary" || SPARSE ? 16 : 4;  // values summed per tree node
     localparam integer PRE   = DATAPATH == "pixels" ? 2 :      // DSP48 A/B and M registers
-                               DATAPATH == "scores" ? 1 : 0;   // the signed terms' register
+                               DATAPATH == "scores" || SPARSE ? 1 : 0;  // the terms' register
     localparam integer TREE  = tree_stages(SIMD);
     localparam integer ACC   = 1 + PRE + TREE;  // the stage that accumulates
     localparam integer TREEW = level_at(TREE + 1) - PE * SIMD * AW;  // bits of tree levels 1 .. TREE
@@ -363,13 +363,17 @@ module flipflow_mvu #(
             end
         end else if (SPARSE) begin : selected_bits
             // Lane g reads block g / N of the fold's slice: a 2^WB-bit multiplexer whose
-            // inputs beyond M are 0. Its output is the term (x AND 1); the N lanes of a
-            // block share its bits, every PE row the slice.
+            // inputs beyond M are 0. Its output is the term (x AND 1), registered (PRE = 1)
+            // so that the multiplexer (up to three LUT levels at 64:1) and a tree node
+            // never share a cycle. The N lanes of a block share its bits, every PE row
+            // the slice.
             for (q = 0; q < PE; q = q + 1) begin : row
                 for (g = 0; g < SIMD; g = g + 1) begin : lane
                     wire [(1<<WB)-1:0] block = (1<<WB)'(s1_x[g / SPARSE_N * SPARSE_M +: SPARSE_M]);
                     wire [WB-1:0]      index = s1_w[(q*SIMD + g)*WB +: WB];
-                    assign terms[(q*SIMD + g)*AW +: AW] = { {(AW-1){1'b0}}, block[index] };
+                    reg                picked;
+                    always @(posedge ap_clk) picked <= block[index];
+                    assign terms[(q*SIMD + g)*AW +: AW] = { {(AW-1){1'b0}}, picked };
                 end
             end
         end else begin : bit_terms
