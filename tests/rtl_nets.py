@@ -119,6 +119,19 @@ def knife_edge_input_case(pe: int, rows: int = 7) -> tuple[ir.Network, dict[str,
     return net, {first.name: LayerConfig(pe, 5), last.name: LayerConfig(2, 3)}, images
 
 
+def nm_mask(rng: np.random.Generator, rows: int, k: int, n: int, m: int) -> np.ndarray:
+    """[rows, k] uint8 0/1 with N ones in every full block of M, and 0..min(N, length) in a
+    last partial block (the IR allows fewer there)."""
+    blocks = -(-k // m)
+    mask = np.zeros((rows, blocks * m), np.uint8)
+    for r in range(rows):
+        for b in range(blocks):
+            length = min(m, k - b * m)
+            ones = n if length == m else int(rng.integers(0, min(n, length) + 1))
+            mask[r, b * m + rng.choice(length, ones, replace=False)] = 1
+    return mask[:, :k]
+
+
 def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_ch: int = 0, k: int = 1, s: int = 1,
                  p: int = 0, *, wide_thresholds: bool = False) -> ir.Layer:
     """One layer with random weights ({0, 1} for binary kinds, int8 of a random 2..8-bit
@@ -130,18 +143,26 @@ def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_c
                      stride=1 if dense else s, pad=0 if dense else p)
     if kinds.get(kind).bit_planes:  # a random set of kept pixel bits
         layer.planes = tuple(sorted(rng.choice(8, int(rng.integers(1, 9)), replace=False).tolist(), reverse=True))
+    if kinds.get(kind).sparse:  # a random N:M structure, M up to 64
+        m = 1 << int(rng.integers(1, 7))
+        layer.nm = (int(rng.integers(1, m + 1)), m)
     layer.out_shape = ir.expected_out_shape(layer)
     if not layer.has_weights:
         return layer
     kk = layer.fan_in
     wshape = kinds.matrix(layer).weight_shape(layer)
     if kinds.of(layer).binary_weights:
-        layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
-        if wide_thresholds:
-            layer.thresholds = rng.integers(0, kk + 2, out_ch).astype(np.int64)
+        if kinds.of(layer).sparse:  # the popcount counts the ones only: thresholds around half of them
+            layer.weights = nm_mask(rng, out_ch, kk, *layer.nm).reshape(wshape)
+            terms = kinds.nm_kept(kk, *layer.nm)
         else:
-            spread = max(1, int(np.sqrt(kk)))
-            layer.thresholds = np.clip(rng.integers(kk // 2 - spread, kk // 2 + spread + 1, out_ch), 0, kk + 1).astype(np.int64)
+            layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
+            terms = kk
+        if wide_thresholds:
+            layer.thresholds = rng.integers(0, terms + 2, out_ch).astype(np.int64)
+        else:
+            spread = max(1, int(np.sqrt(terms)))
+            layer.thresholds = np.clip(rng.integers(terms // 2 - spread, terms // 2 + spread + 1, out_ch), 0, terms + 1).astype(np.int64)
         return layer
     layer.weight_bits = int(rng.integers(2, 9))
     lim = 2 ** (layer.weight_bits - 1) - 1
