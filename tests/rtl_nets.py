@@ -25,7 +25,8 @@ def _accumulators(layer: ir.Layer, x: np.ndarray) -> np.ndarray:
 
 
 def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: int) -> ir.Network:
-    """specs: dicts with kind, out (channels), k, s, p; shapes are inferred."""
+    """specs: dicts with kind, out (channels), k, s, p (and planes, nm for the kinds that take
+    them); shapes are inferred."""
     rng = np.random.default_rng(seed)
     shape = images.shape[1:]
     layers: list[ir.Layer] = []
@@ -34,7 +35,7 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
         kind = spec["kind"]
         layer = ir.Layer(name=f"{kind}{i}", kind=kind, in_shape=tuple(shape), out_shape=(1, 1, 1),
                          kernel=spec.get("k", 1), stride=spec.get("s", 1), pad=spec.get("p", 0),
-                         planes=tuple(spec.get("planes", ())))
+                         planes=tuple(spec.get("planes", ())), nm=tuple(spec["nm"]) if "nm" in spec else None)
         out = spec.get("out", shape[2])
         if kind in ("output_conv", "output_dense"):
             out = classes
@@ -42,7 +43,9 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
         layer.out_shape = ir.expected_out_shape(layer) if kind != "global_sum" else (1, 1, shape[2])
         if layer.has_weights:
             wshape = kinds.matrix(layer).weight_shape(layer)
-            if kinds.of(layer).binary_weights:
+            if kinds.of(layer).sparse:
+                layer.weights = nm_mask(rng, out, layer.fan_in, *layer.nm).reshape(wshape)
+            elif kinds.of(layer).binary_weights:
                 layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
             else:
                 layer.weight_bits = 8 if kind.startswith("input") else 4
@@ -63,13 +66,24 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
 
 
 def random_folding(net: ir.Network, seed: int) -> dict[str, LayerConfig]:
+    """PE up to 8, SIMD up to 24 lanes (a multiple of a sparse layer's N, up to its slots)."""
     rng = np.random.default_rng(seed + 1000)
-    return {l.name: LayerConfig(int(rng.integers(1, min(l.out_ch, 8) + 1)), int(rng.integers(1, min(l.fan_in, 24) + 1)))
-            for l in net.layers if l.has_weights}
+
+    def simd(l: ir.Layer) -> int:
+        step, slots = kinds.matrix(l).simd_step(l), kinds.matrix(l).synapse_slots(l)
+        return step * int(rng.integers(1, max(1, min(slots, 24) // step) + 1))
+
+    return {l.name: LayerConfig(int(rng.integers(1, min(l.out_ch, 8) + 1)), simd(l)) for l in net.layers if l.has_weights}
 
 
 def odd(rng: np.random.Generator, lo: int, hi: int) -> int:
     return int(rng.integers(lo, hi)) | 1
+
+
+def sparse_nm(rng: np.random.Generator) -> tuple[int, int]:
+    """A random N:M structure, M a power of two from 2 to 16."""
+    m = 1 << int(rng.integers(1, 5))
+    return int(rng.integers(1, m + 1)), m
 
 
 def layer_case(kind: str, seed: int) -> list[dict]:
@@ -92,6 +106,12 @@ def layer_case(kind: str, seed: int) -> list[dict]:
         "output_conv": [first, {"kind": "output_conv", "k": k, "s": 1, "p": p}, {"kind": "global_sum"}],
         "output_dense": [{"kind": "input_dense", "out": odd(rng, 9, 30)}, {"kind": "output_dense"}],
         "global_sum": [first, {"kind": "output_conv", "k": 1}, {"kind": "global_sum"}],
+        # last, so that the draws above stay those of the other kinds' cases; odd K (c1 odd)
+        # against an even M leaves a partial last block
+        "sparse_conv": [first, {"kind": "sparse_conv", "out": odd(rng, 3, 20), "k": k, "s": s, "p": p,
+                                "nm": sparse_nm(rng)}, {"kind": "output_dense"}],
+        "sparse_dense": [first, {"kind": "sparse_dense", "out": odd(rng, 5, 40), "nm": sparse_nm(rng)},
+                         {"kind": "output_dense"}],
     }
     return cases[kind]
 

@@ -17,7 +17,8 @@ from flipflow import golden
 from flipflow.sim.rtl import RtlSimulator, first_layer_mismatch
 from rtl_helpers import lint, run_cocotb
 
-KINDS = ["input_conv", "input_dense", "bitplane_conv", "binary_conv", "binary_dense", "maxpool", "output_conv", "output_dense", "global_sum"]
+KINDS = ["input_conv", "input_dense", "bitplane_conv", "binary_conv", "binary_dense", "maxpool", "output_conv", "output_dense", "global_sum",
+         "sparse_conv", "sparse_dense"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_layer_kind_icarus(kind, digit_images, tmp_path, monkeypatch):
     run_cocotb(net, rtl_nets.random_folding(net, seed), digit_images, tmp_path, "icarus", 0.3, 0.3, monkeypatch)
 
 
-@pytest.mark.parametrize("kind", ["binary_conv", "maxpool", "output_conv"])
+@pytest.mark.parametrize("kind", ["binary_conv", "maxpool", "output_conv", "sparse_conv"])
 def test_layer_kind_verilator(kind, digit_images, tmp_path, monkeypatch):
     seed = 100 + KINDS.index(kind)
     net = rtl_nets.build(f"case_{kind}", digit_images, rtl_nets.layer_case(kind, seed), 10, seed)

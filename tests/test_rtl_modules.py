@@ -129,104 +129,35 @@ def test_mvu_early_exit_takes_the_modelled_cycles(thresholds, tmp_path, monkeypa
     assert all(r["slots"] == r["model_slots"] for r in runs.values()), runs
 
 
-def nm_mask(rng: np.random.Generator, rows: int, cols: int, n: int, m: int) -> np.ndarray:
-    """A random 0/1 [rows, cols] matrix with N:M structure: every full block of M columns
-    has exactly N ones, a last partial block of r columns any number up to min(N, r)."""
-    mask = np.zeros((rows, cols), np.uint8)
-    for r in range(rows):
-        for start in range(0, cols, m):
-            width = min(m, cols - start)
-            ones = n if width == m else int(rng.integers(0, min(n, width) + 1))
-            mask[r, start + rng.choice(width, ones, replace=False)] = 1
-    return mask
-
-
-def sparse_weight_words(mask: np.ndarray, n: int, m: int, pe: int, simd: int) -> list[int]:
-    """flipflow_mvu's "sparse" weight memory for an N:M mask (the layout of its header):
-    word nf * SF + sf holds, lane j of PE p at bit (p * SIMD + j) * IB, the index in its
-    block of slot sf * SIMD + j of row nf * PE + p. Slot s of a row is one of block s // N's
-    ones in ascending order; a slot with no one (a partial block's spare, the blocks and
-    rows that folding pads) points at M - 1: beyond FAN_IN, or a padding row's don't-care."""
-    rows, cols = mask.shape
-    blocks = -(-cols // m)
-    sf, nf, ib = -(-n * blocks // simd), -(-rows // pe), (m - 1).bit_length()
-    index = np.full((nf * pe, sf * simd), m - 1, np.int64)
-    for r in range(rows):
-        for b in range(blocks):
-            ones = np.flatnonzero(mask[r, b * m:(b + 1) * m])
-            index[r, b * n:b * n + ones.size] = ones
-    tiles = index.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
-    return [sum(int(v) << (i * ib) for i, v in enumerate(tile)) for tile in tiles]
-
-
-# FAN_IN, OUT_CH, N, M, PE, SIMD, POSITIONS: a partial last block (with fewer than N ones), M not a
-# power of two (indices >= M unused), N = M, N = 1, PE and SIMD that do and do not divide the rows
-# and slots, one fold per window (the deepest output queue), a conv window (one beat) and a dense
-# vector over many beats, M = 16
+# N:M sparse layers (the test streams pixels: dense layers, or 1x1 convs whose pixel is the vector):
+# shape, specs, index of the layer, (PE, SIMD). A partial last block (K = 9, 30, 100), N = 1 and
+# N = M, M from 2 to 64, PE and SIMD that do and do not divide the rows and slots, one vector beat
+# and many, one fold per window (the deepest output queue)
 SPARSE_MVU = [
-    (9, 5, 2, 4, 2, 4, 1),
-    (30, 7, 1, 3, 3, 2, 10),
-    (64, 4, 2, 8, 4, 6, 1),
-    (50, 3, 3, 5, 2, 3, 5),
-    (12, 6, 4, 4, 6, 8, 1),
-    (27, 1, 1, 2, 1, 1, 9),
-    (16, 3, 2, 4, 3, 8, 1),
-    (40, 9, 4, 16, 4, 8, 4),
+    ((3, 3, 1), [{"kind": "input_conv", "out": 9}, {"kind": "sparse_conv", "out": 5, "nm": (2, 4)}, {"kind": "output_dense"}], 1, (2, 4)),
+    ((2, 5, 1), [{"kind": "input_conv", "out": 3}, {"kind": "sparse_dense", "out": 7, "nm": (1, 2)}, {"kind": "output_dense"}], 1, (3, 2)),
+    ((1, 1, 4), [{"kind": "input_dense", "out": 64}, {"kind": "sparse_dense", "out": 4, "nm": (2, 8)}, {"kind": "output_dense"}], 1, (4, 6)),
+    ((1, 1, 4), [{"kind": "input_dense", "out": 12}, {"kind": "sparse_dense", "out": 6, "nm": (4, 4)}, {"kind": "output_dense"}], 1, (6, 8)),
+    ((3, 3, 1), [{"kind": "input_conv", "out": 3}, {"kind": "sparse_dense", "out": 1, "nm": (1, 2)}, {"kind": "output_dense"}], 1, (1, 1)),
+    ((1, 1, 4), [{"kind": "input_dense", "out": 16}, {"kind": "sparse_dense", "out": 3, "nm": (2, 4)}, {"kind": "output_dense"}], 1, (3, 8)),
+    ((2, 4, 1), [{"kind": "input_conv", "out": 5}, {"kind": "sparse_dense", "out": 9, "nm": (4, 16)}, {"kind": "output_dense"}], 1, (4, 8)),
+    ((1, 1, 4), [{"kind": "input_dense", "out": 100}, {"kind": "sparse_dense", "out": 4, "nm": (8, 64)}, {"kind": "output_dense"}], 1, (3, 8)),
 ]
 
 
-def sparse_mvu_case(fan_in, out_ch, n, m, pe, simd, positions, tmp: Path, seed: int) -> tuple[dict, dict]:
-    """flipflow_mvu "sparse" parameters for a random N:M matrix, its memory files, and the
-    test settings naming the matrix (tests/cocotb/test_flipflow_mvu.py, ``mask``)."""
-    rng = np.random.default_rng(seed)
-    mask = nm_mask(rng, out_ch, fan_in, n, m)
-    nnz = mask.sum(1).astype(np.int64)
-    thresholds = np.clip(nnz // 2 + rng.integers(-1, 2, out_ch), 0, nnz + 1)
-    aw = max(2, int(nnz.max() + 1).bit_length())
-    ib = (m - 1).bit_length()
-    nf = -(-out_ch // pe)
-    thr_words = [sum(int(t) << (p * aw) for p, t in enumerate(thresholds[f * pe:(f + 1) * pe])) for f in range(nf)]
-    parameters = dict(
-        DATAPATH="sparse", OUT_CH=out_ch, FAN_IN=fan_in, PE=pe, SIMD=simd, WB=ib, AW=aw, POSITIONS=positions,
-        EW=fan_in // positions, SPARSE_N=n, SPARSE_M=m,
-        WEIGHT_FILE=rtl._write_mem(tmp, "weights.mem", sparse_weight_words(mask, n, m, pe, simd), pe * simd * ib),
-        THRESH_FILE=rtl._write_mem(tmp, "thresholds.mem", thr_words, pe * aw))
-    np.savez(tmp / "mask.npz", mask=mask, thresholds=thresholds)
-    return parameters, {"mask": str(tmp / "mask.npz")}
-
-
-def test_sparse_weight_words_select_the_ones():
-    """The reference layout above, emulated as the unit reads it (fold sf's slice of
-    SIMD / N blocks, lane j's block j // N at its index), gives popcount(x AND mask)."""
-    rng = np.random.default_rng(0)
-    for fan_in, out_ch, n, m, pe, simd, _ in SPARSE_MVU:
-        mask = nm_mask(rng, out_ch, fan_in, n, m)
-        words = sparse_weight_words(mask, n, m, pe, simd)
-        sf, ib, xw = -(-n * -(-fan_in // m) // simd), (m - 1).bit_length(), simd // n * m
-        x = rng.integers(0, 2, (16, fan_in))
-        padded = np.zeros((16, sf * xw + m), np.int64)
-        padded[:, :fan_in] = x
-        acc = np.zeros((16, len(words) // sf * pe), np.int64)
-        for t, word in enumerate(words):
-            nf, s = divmod(t, sf)
-            for p in range(pe):
-                for j in range(simd):
-                    index = word >> ((p * simd + j) * ib) & ((1 << ib) - 1)
-                    acc[:, nf * pe + p] += padded[:, s * xw + j // n * m + index] if index < m else 0
-        assert np.array_equal(acc[:, :out_ch], x @ mask.T.astype(np.int64))
-
-
-@pytest.mark.parametrize("seed, fan_in, out_ch, n, m, pe, simd, positions", [(i, *c) for i, c in enumerate(SPARSE_MVU)])
-def test_mvu_sparse(seed, fan_in, out_ch, n, m, pe, simd, positions, tmp_path, monkeypatch):
-    """The N:M sparse datapath on random masks, random idle input and backpressure."""
-    parameters, case = sparse_mvu_case(fan_in, out_ch, n, m, pe, simd, positions, tmp_path, seed)
-    run_module("flipflow_mvu", parameters, tmp_path, monkeypatch, frames=6, **case)
+@pytest.mark.parametrize("seed, shape, specs, index, pe_simd", [(i, *c) for i, c in enumerate(SPARSE_MVU)])
+def test_mvu_sparse(seed, shape, specs, index, pe_simd, tmp_path, monkeypatch):
+    """The N:M sparse datapath (its memories from generator/pack.py) on random masks, idle
+    input and backpressure."""
+    unit, case = mvu_case(shape, specs, index, pe_simd, tmp_path, seed)
+    assert unit.parameters["DATAPATH"] == "sparse" and unit.parameters["SPARSE_N"] == specs[index]["nm"][0]
+    run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, frames=4, **case)
 
 
 @pytest.mark.slow
 def test_mvu_sparse_verilator(tmp_path, monkeypatch):
-    parameters, case = sparse_mvu_case(*SPARSE_MVU[3], tmp_path, 3)
-    run_module("flipflow_mvu", parameters, tmp_path, monkeypatch, "verilator", frames=6, **case)
+    unit, case = mvu_case(*SPARSE_MVU[6][1:], tmp_path, 6)
+    run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, "verilator", frames=4, **case)
 
 
 @pytest.mark.slow

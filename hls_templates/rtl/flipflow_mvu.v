@@ -20,8 +20,8 @@
 //             SIMD / N whole blocks sf * SIMD / N .. (sf + 1) * SIMD / N - 1 (the window
 //             rotates by SIMD * M / N elements a fold, zero beyond FAN_IN); lane j takes
 //             block j / N of them through an M:1 multiplexer at its slot's WB-bit index
-//             (WB = ceil(log2 M); an index >= M reads 0), and that bit, registered, is
-//             its term (the weight of every slot is 1). Slots a row does not use (a partial block's
+//             (M a power of two, WB = log2 M), and that bit, registered, is its term
+//             (the weight of every slot is 1). Slots a row does not use (a partial block's
 //             spare slots, whole blocks beyond FAN_IN, the pad lanes of the last fold)
 //             point at a 0 bit beyond FAN_IN and add 0. Out bit = P >= T (unsigned).
 // Streams: valid/ready; a beat moves when valid && ready.
@@ -87,7 +87,7 @@ module flipflow_mvu #(
     parameter integer FAN_IN      = 9,   // elements per window (matrix columns)
     parameter integer PE          = 2,   // rows computed in parallel
     parameter integer SIMD        = 3,   // elements per row per cycle
-    parameter integer WB          = 1,   // bits per weight element ("sparse": per slot index, ceil(log2 SPARSE_M))
+    parameter integer WB          = 1,   // bits per weight element ("sparse": per slot index, log2 SPARSE_M)
     parameter integer AW          = 5,   // accumulator bits
     parameter integer POSITIONS   = 1,   // input beats per window
     parameter integer EW          = 9,   // bits per input beat
@@ -142,10 +142,11 @@ module flipflow_mvu #(
             $fatal(1, "flipflow_mvu: DATAPATH %0s is none of binary, pixels, scores, sparse", DATAPATH);
         if (WINW != FAN_IN * LB)
             $fatal(1, "flipflow_mvu: POSITIONS x EW = %0d bits, the window is %0d", WINW, FAN_IN * LB);
-        if (SPARSE && !(SPARSE_M >= 2 && SPARSE_N >= 1 && SPARSE_N <= SPARSE_M))
-            $fatal(1, "flipflow_mvu: sparse needs 1 <= SPARSE_N <= SPARSE_M, SPARSE_M >= 2 (%0d:%0d)", SPARSE_N, SPARSE_M);
+        if (SPARSE && !(SPARSE_M >= 2 && (SPARSE_M & (SPARSE_M - 1)) == 0 && SPARSE_N >= 1 && SPARSE_N <= SPARSE_M))
+            $fatal(1, "flipflow_mvu: sparse needs 1 <= SPARSE_N <= SPARSE_M, SPARSE_M a power of two >= 2 (%0d:%0d)",
+                   SPARSE_N, SPARSE_M);
         if (SPARSE && (SIMD % SPARSE_N != 0 || WB != $clog2(SPARSE_M)))
-            $fatal(1, "flipflow_mvu: sparse needs SIMD a multiple of SPARSE_N and WB = clog2(SPARSE_M)");
+            $fatal(1, "flipflow_mvu: sparse needs SIMD a multiple of SPARSE_N and WB = log2(SPARSE_M)");
         if (SPARSE && EARLY_EXIT != 0)
             $fatal(1, "flipflow_mvu: early exit is built for the binary datapath only");
         if (!SPARSE && (SPARSE_N != 1 || SPARSE_M != 1))
@@ -362,16 +363,16 @@ module flipflow_mvu #(
                 end
             end
         end else if (SPARSE) begin : selected_bits
-            // Lane g reads block g / N of the fold's slice: a 2^WB-bit multiplexer whose
-            // inputs beyond M are 0. Its output is the term (x AND 1), registered (PRE = 1)
+            // Lane g reads block g / N of the fold's slice through an M:1 multiplexer. Its
+            // output is the term (x AND 1), registered (PRE = 1)
             // so that the multiplexer (up to three LUT levels at 64:1) and a tree node
             // never share a cycle. The N lanes of a block share its bits, every PE row
             // the slice.
             for (q = 0; q < PE; q = q + 1) begin : row
                 for (g = 0; g < SIMD; g = g + 1) begin : lane
-                    wire [(1<<WB)-1:0] block = (1<<WB)'(s1_x[g / SPARSE_N * SPARSE_M +: SPARSE_M]);
-                    wire [WB-1:0]      index = s1_w[(q*SIMD + g)*WB +: WB];
-                    reg                picked;
+                    wire [SPARSE_M-1:0] block = s1_x[g / SPARSE_N * SPARSE_M +: SPARSE_M];
+                    wire [WB-1:0]       index = s1_w[(q*SIMD + g)*WB +: WB];
+                    reg                 picked;
                     always @(posedge ap_clk) picked <= block[index];
                     assign terms[(q*SIMD + g)*AW +: AW] = { {(AW-1){1'b0}}, picked };
                 end

@@ -3,10 +3,6 @@
 outputs are the golden model's layer function. The weight and threshold
 files are the generator's (their paths are the DUT's parameters).
 
-A "sparse" unit may instead be given its 0/1 matrix alone (``mask``: an .npz of
-``mask`` [OUT_CH, FAN_IN] and ``thresholds`` [OUT_CH]): random window bits, out bit =
-popcount(x AND mask) >= T, the unit's memories written by the test from the mask.
-
 With ``cycles_file`` in the case the test also writes the cycles from reset to
 the last output beat, the unit's fold slots (cycles it issues a fold or aborts a
 group) and those slots by the cycle model (generator/earlyexit.py: a group
@@ -29,8 +25,6 @@ from flipflow.generator.folding import LayerConfig
 
 class TB(StreamTB):
     def frames(self, n: int) -> tuple[list[int], list[int]]:
-        if "mask" in self.case:
-            return self.mask_frames(n)
         layer = ir.load(self.case["ir"]).layer(self.case["layer"])
         lb = self.case["lane_bits"]
         x = self.np_rng.integers(0, 1 << lb, (n, *layer.in_shape))
@@ -42,15 +36,6 @@ class TB(StreamTB):
         if "cycles_file" in self.case:
             self.model_slots = self.fold_slots(layer, x)
         return pack(x.reshape(-1, layer.in_shape[2]), lb), pack(out, res_bits)
-
-    def mask_frames(self, n: int) -> tuple[list[int], list[int]]:
-        """Random windows against a 0/1 matrix: what a sparse binary row computes."""
-        case = np.load(self.case["mask"])
-        mask, thresholds = case["mask"].astype(np.int64), case["thresholds"]
-        x = self.np_rng.integers(0, 2, (n, mask.shape[1]))
-        out = (x @ mask.T >= thresholds).astype(np.int64)  # popcount(x AND b) of 0/1 vectors
-        self.expected_beats = n
-        return pack(x.reshape(-1, self.params["EW"]), 1), pack(out, 1)
 
     def fold_slots(self, layer: ir.Layer, x: np.ndarray) -> int:
         """The unit's fold slots for these frames by the cycle model."""
