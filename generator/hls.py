@@ -153,10 +153,10 @@ def plan(net: Network, folding: Folding) -> Plan:
 class Datapath:
     """How the HLS kernels implement one matrix-vector datapath (kinds.MatrixKind.datapath)."""
 
-    dot: str  # the Dot policy of flipflow_kernels.h, formatted with simd and wb
+    dot: str  # the Dot policy of flipflow_kernels.h, formatted with simd, wb and (sparse) n, m
     signed: bool  # accumulator and thresholds are signed
     acc: str  # what the accumulator sums
-    what: str  # summary line, formatted with wb and shape
+    what: str  # summary line, formatted with wb, shape and (sparse) n, m
     pad_note: str  # why padded lanes add nothing (generator/pack.py)
 
 
@@ -167,6 +167,9 @@ DATAPATHS = {
                       "weight 0 (product 0)"),
     "score": Datapath("BipolarDot<{simd}, {wb}>", True, "sum(w * (2b - 1))",
                       "binary (+-1) x {wb}-bit weights {shape} -> integer scores (-1 padding)", "weight 0 (product 0)"),
+    "sparse": Datapath("SparseDot<{simd}, {n}, {m}>", False, "popcount(x AND b)",
+                       "sparse binary {n}:{m} (a {wb}-bit index per kept weight) {shape} (-1 padding)",
+                       "a spare slot selects a padding input, bit 0 (adds 0)"),
 }
 
 
@@ -182,15 +185,17 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
     d["words_per_vector"] = 1 if kind.spatial else l.in_shape[0] * l.in_shape[1]  # without a window unit
     d["vectors"] = l.out_shape[0] * l.out_shape[1] if kind.spatial else 1
     d["simd_depth"] = hls_model.simd_depth(g.sf)
-    d["simd_word_bits"] = _word(g.simd * elem_bits, l.name, "the SIMD input word")
+    d["fold_elements"] = kind.fold_elements(l, g.simd)  # input elements per fold word (sparse: SIMD / N blocks)
+    d["simd_word_bits"] = _word(d["fold_elements"] * elem_bits, l.name, "the SIMD input word")
     d["simd_weight_bits"] = _word(g.simd * wb, l.name, "the SIMD weight word")
     if not kind.has_window(l):
-        _word((l.in_ch + g.simd) * elem_bits, l.name, "the width converter buffer")
+        _word((l.in_ch + d["fold_elements"]) * elem_bits, l.name, "the width converter buffer")
     d["acc_t"] = f"{d['name']}_acc_t"
     d["weights_header"] = f"{d['name']}.h"
     d["weight_impl"] = HLS_STORAGE[cost.weight_memory(l, f).style]
     shape = f"{l.kernel}x{l.kernel} stride {l.stride} pad {l.pad}" if kind.spatial else "dense"
-    d["dot"] = path.dot.format(simd=g.simd, wb=wb)
+    n, m = l.nm or (1, 1)
+    d["dot"] = path.dot.format(simd=g.simd, wb=wb, n=n, m=m)
     d["acc_t_def"] = f"ap_int<{kinds.signed_bits(lo, hi)}>" if path.signed else f"ap_uint<{kinds.unsigned_bits(hi)}>"
     d["acc_note"] = f"{path.acc} in [{lo}, {hi}]"
     d["pad_note"] = path.pad_note
@@ -209,8 +214,9 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
         d["act_t"] = f"flipflow::PassThrough<{out_bits}>"
     d["out_t"] = f"ap_uint<{_word(l.out_ch * out_bits, l.name, 'the output pixel word')}>"
     d["out_elem_bits"] = out_bits
-    d["summary"] = f"{l.kind}, {path.what.format(wb=wb, shape=shape)}, {geometry}"
-    d["details"] = [f"K = {g.cols}, PE = {g.pe}, SIMD = {g.simd}: NF = {g.nf} x SF = {g.sf} steps per vector, "
+    d["summary"] = f"{l.kind}, {path.what.format(wb=wb, shape=shape, n=n, m=m)}, {geometry}"
+    terms = f"{g.cols} kept-weight slots of K = {l.fan_in}" if kind.sparse else f"K = {g.cols}"
+    d["details"] = [f"{terms}, PE = {g.pe}, SIMD = {g.simd}: NF = {g.nf} x SF = {g.sf} steps per vector, "
                     f"{d['cycles']} cycles per image"]
     if g.rows_padded != g.rows or g.cols_padded != g.cols:
         d["details"].append(f"padded to {g.rows_padded} rows x {g.cols_padded} columns; "

@@ -79,7 +79,8 @@ def _layer_processes(layer: Layer, folding: Folding) -> list[Process]:
             out.append(Process(layer.name, "window_to_simd", vectors * sf))
         else:
             words = 1 if kind.spatial else ih * iw
-            out.append(Process(layer.name, "vector_to_simd", vectors * vector_to_simd_iterations(words, ch, f.simd)))
+            per_fold = kind.fold_elements(layer, f.simd)  # a fold word's elements (sparse: SIMD / N blocks)
+            out.append(Process(layer.name, "vector_to_simd", vectors * vector_to_simd_iterations(words, ch, per_fold)))
         out.append(Process(layer.name, "matrix_vector_unit", vectors * nf * sf))
     if "sum" in roles:
         out.append(Process(layer.name, "global_sum", ih * iw))
