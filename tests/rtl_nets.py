@@ -199,7 +199,8 @@ def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_c
 
 @st.composite
 def networks(draw) -> tuple[ir.Network, dict[str, LayerConfig]]:
-    """A random chain using every layer kind, odd widths, random foldings (PE/SIMD not dividing)."""
+    """A random chain using every layer kind, odd widths, random foldings (PE/SIMD not dividing;
+    a sparse layer's SIMD a multiple of its N)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     h = draw(st.integers(4, 9))
     c = draw(st.sampled_from([1, 3]))
@@ -220,12 +221,14 @@ def networks(draw) -> tuple[ir.Network, dict[str, LayerConfig]]:
         add("input_dense", width())
     if layers[0].kind == "input_conv":
         for _ in range(draw(st.integers(1, 3))):
-            if draw(st.booleans()):
-                add("binary_conv", width(), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1)))
-            else:
+            kind = draw(st.sampled_from(["binary_conv", "maxpool", "sparse_conv"]))
+            if kind == "maxpool":
                 add("maxpool", 0, draw(st.integers(2, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1)))
-    if draw(st.booleans()):
-        add("binary_dense", width())
+            else:
+                add(kind, width(), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1)))
+    dense = draw(st.sampled_from([None, "binary_dense", "sparse_dense"]))
+    if dense:
+        add(dense, width())
     if layers[-1].out_shape[:2] != (1, 1) and draw(st.booleans()):
         add("output_conv", 10, draw(st.integers(1, 2)), 1, 0)
         add("global_sum")
@@ -233,8 +236,12 @@ def networks(draw) -> tuple[ir.Network, dict[str, LayerConfig]]:
         add("output_dense", 10)
     net = ir.Network("random", (h, h, c), [str(i) for i in range(10)], "random", layers)
     net.validate()
-    folding = {l.name: LayerConfig(draw(st.integers(1, l.out_ch)), draw(st.integers(1, min(l.fan_in, 80))))
-               for l in layers if l.has_weights}
+
+    def simd(l: ir.Layer) -> int:
+        step, slots = kinds.matrix(l).simd_step(l), kinds.matrix(l).synapse_slots(l)
+        return step * draw(st.integers(1, max(1, min(slots, 80) // step)))
+
+    folding = {l.name: LayerConfig(draw(st.integers(1, l.out_ch)), simd(l)) for l in layers if l.has_weights}
     return net, folding
 
 
