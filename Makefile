@@ -22,6 +22,7 @@ PRUNE_SCHEDULE ?= --train-subset 16384 --batch-size 32 --epochs 4 --lr 1e-3 --lr
 # exit"): make prune MODEL=nin MARGIN_WEIGHT=0.5 runs it in build/prune/nin-margin0.5.
 MARGIN_WEIGHT ?=
 WEIGHTS    ?=
+NM         ?=
 # build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
 MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))
 
@@ -32,7 +33,7 @@ export PATH := $(VERILATOR_BIN):$(abspath $(VENV)/bin):$(PATH)
 
 SETUP_STAMP := $(VENV)/.flipflow-setup-$(shell cat requirements.txt pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: help setup apt test test-fast hls sim bench golden-bench qonnx-proof train prune margin-sweep deploy clean
+.PHONY: help setup apt test test-fast hls sim bench golden-bench qonnx-proof train prune margin-sweep sparse deploy clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -72,6 +73,9 @@ prune: setup  ## flip pruning + latent/uniform baselines + table on the zoo sche
 
 margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make margin-sweep MODEL=nin_pruned [WEIGHTS=0,0.5,1,2]
 	$(VENV)/bin/flipflow margin-sweep $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+sparse: setup  ## N:M sparse binary layers (SBNN) on the zoo's fine-tuning schedule: make sparse MODEL=nin_pruned [NM=1:4,2:8]
+	$(VENV)/bin/flipflow sparse $(MODEL) $(if $(NM),--nm $(NM)) --out build/$(MODEL_NAME)-sparse
 
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned
 	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(MODEL_NAME)

@@ -17,7 +17,8 @@ Conventions (docs/DESIGN.md; each kind's own in kinds.py):
   have their weight row inverted (binary) or negated (fixed point).
 * Binary layers pad with -1 (bit 0); the input layer pads with pixel 0.
 * A sparse binary layer (sparse_conv, sparse_dense) has 0/1 weights b with N:M
-  structure (``nm``) and acc = popcount(x AND b): a kept weight adds its input bit.
+  structure (``nm``) and acc = popcount(x AND b): a kept weight adds its input bit;
+  its bit is (acc >= T) XOR ``invert`` (per channel, absent = 0).
 * An input layer may carry ``pixel_codes``: 256 uint8 values, the value its
   datapath sees for each 8-bit pixel (an imported model's input quantiser,
   docs/DESIGN.md "Importing QONNX"); without it the value is the pixel itself.
@@ -104,6 +105,9 @@ class Layer:
     planes: tuple[int, ...] = ()
     # sparse kinds: (N, M), every block of M consecutive weights of a row (window order) has N ones
     nm: tuple[int, int] | None = None
+    # sparse kinds: uint8[out_ch], 1 where the channel's bit is inverted, (acc >= T) XOR 1 (a negative
+    # BatchNorm scale: a 0/1 row cannot be inverted as a +-1 row is)
+    invert: np.ndarray | None = field(default=None, repr=False)
     pixel_codes: np.ndarray | None = field(default=None, repr=False)  # input layers: uint8[256], pixel -> value
 
     @property
@@ -137,6 +141,7 @@ class Layer:
         d = asdict(self)
         d.pop("weights")
         d.pop("thresholds")
+        d.pop("invert")
         d.pop("pixel_codes")
         d["in_shape"] = list(self.in_shape)
         d["out_shape"] = list(self.out_shape)
@@ -200,6 +205,8 @@ class Network:
                     arrays[f"{l.name}.weights"] = l.weights.astype(np.int8)
             if l.thresholds is not None:
                 arrays[f"{l.name}.thresholds"] = l.thresholds.astype(np.int64)
+            if l.invert is not None:
+                arrays[f"{l.name}.invert"] = l.invert.astype(np.uint8)
             if l.pixel_codes is not None:
                 arrays[f"{l.name}.pixel_codes"] = l.pixel_codes.astype(np.uint8)
         with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
@@ -280,17 +287,27 @@ def _validate_planes(l: Layer, where: str) -> None:
 NM_MAX_M = 64  # the largest block: a 64:1 input mux per lane
 
 
+def nm_problem(n: int, m: int) -> str | None:
+    """Why (N, M) is not an N:M structure the hardware takes, or None."""
+    if 2 <= m <= NM_MAX_M and m & (m - 1) == 0 and 1 <= n <= m:
+        return None
+    return f"{n}:{m} needs M a power of two in 2..{NM_MAX_M} and 1 <= N <= M"
+
+
 def _validate_nm(l: Layer, where: str) -> None:
     if not kinds.of(l).sparse:
-        if l.nm is not None:
-            _fail(f"{where}.nm", f"{l.kind} takes no N:M structure (only {', '.join(k for k, v in kinds.KINDS.items() if v.sparse)})")
+        for name in ("nm", "invert"):
+            if getattr(l, name) is not None:
+                _fail(f"{where}.{name}", f"{l.kind} takes no {name} (only {', '.join(k for k, v in kinds.KINDS.items() if v.sparse)})")
         return
+    if l.invert is not None and (l.invert.shape != (l.out_ch,) or l.invert.dtype != np.uint8 or l.invert.max(initial=0) > 1):
+        _fail(f"{where}.invert", f"must be uint8 bits of shape ({l.out_ch},), got {l.invert.dtype}{l.invert.shape}")
     nm = l.nm
     if not (isinstance(nm, tuple) and len(nm) == 2 and all(isinstance(v, int) for v in nm)):
         _fail(f"{where}.nm", f"must be a pair of ints (N, M), got {nm!r}")
-    n, m = nm
-    if not (2 <= m <= NM_MAX_M and m & (m - 1) == 0 and 1 <= n <= m):
-        _fail(f"{where}.nm", f"needs M a power of two in 2..{NM_MAX_M} and 1 <= N <= M, got N={n}, M={m}")
+    problem = nm_problem(*nm)
+    if problem:
+        _fail(f"{where}.nm", problem)
 
 
 def _validate_nm_weights(l: Layer, where: str) -> None:
@@ -419,6 +436,7 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Network:
             w = _unpack_binary(w, layer, f"layers[{i}] ({name}).weights")
         layer.weights = w
         layer.thresholds = arrays.get(f"{name}.thresholds")
+        layer.invert = arrays.get(f"{name}.invert")
         layer.pixel_codes = arrays.get(f"{name}.pixel_codes")
         layers.append(layer)
     net = Network(

@@ -277,8 +277,12 @@ class MatrixKind(LayerKind):
         patches = self.patches(layer, x)
         n, ho, wo, k = patches.shape
         acc = self.accumulate(layer, patches.reshape(-1, k))
-        out = (acc >= layer.thresholds).astype(np.uint8) if self.thresholded else acc
+        out = self.output_bits(layer, acc) if self.thresholded else acc
         return out.reshape(n, ho, wo, layer.out_ch)
+
+    def output_bits(self, layer: Layer, acc: np.ndarray) -> np.ndarray:
+        """A thresholded kind's output bits for accumulators (..., out_ch)."""
+        return (acc >= layer.thresholds).astype(np.uint8)
 
     def beats_per_vector(self, layer: Layer) -> int:
         """Input beats the matrix-vector unit loads per vector: one for a conv (the window
@@ -393,7 +397,8 @@ def nm_blocks(rows: np.ndarray, m: int) -> np.ndarray:
 
 class _SparseDatapath(MatrixKind):
     """Sparse binary layer (SBNN, docs/DESIGN.md "Sparse binary layers"): 0/1 weights b with
-    N:M structure (``Layer.nm``), P = popcount(x AND b) in [0, ones of the row], bit = P >= T.
+    N:M structure (``Layer.nm``), P = popcount(x AND b) in [0, ones of the row], bit =
+    (P >= T) XOR invert (``Layer.invert``, per channel).
     A padding input (bit 0) adds 0. The unit stores per kept weight its index in its block of
     M and steps through N x ceil(K / M) slots per row, so its cycles scale with the ones."""
 
@@ -433,6 +438,11 @@ class _SparseDatapath(MatrixKind):
 
     def accumulator_range(self, layer: Layer) -> tuple[int, int]:
         return 0, int(layer.weights.reshape(layer.out_ch, -1).sum(1, dtype=np.int64).max(initial=0))
+
+    def output_bits(self, layer: Layer, acc: np.ndarray) -> np.ndarray:
+        """(acc >= T) XOR invert: a channel of negative BatchNorm scale fires when P < T."""
+        bits = super().output_bits(layer, acc)
+        return bits if layer.invert is None else bits ^ layer.invert
 
 
 class InputConv(_PixelDatapath):

@@ -139,9 +139,10 @@ def weight_memory(layer: Layer, f: LayerConfig) -> Memory:
 
 
 def threshold_memory(layer: Layer, f: LayerConfig) -> Memory:
-    """Thresholds: NF words of PE x AW bits, always in LUTs (at most out_ch words)."""
+    """Thresholds: NF words of PE x AW bits (a sparse kind's also its invert bit), always in
+    LUTs (at most out_ch words)."""
     g = pack.geometry(layer, f)
-    return Memory(g.pe * pack.accumulator_bits(layer), g.nf, "distributed")
+    return Memory(g.pe * (pack.accumulator_bits(layer) + kinds.matrix(layer).sparse), g.nf, "distributed")
 
 
 def line_buffer_bank(layer: Layer) -> Memory:

@@ -57,8 +57,9 @@ mux; the lane's term is that bit AND its kept weight (always 1), and the PE
 row's popcount adds them. Slots beyond N x B lie in blocks past K, so they
 read a 0 at index 0; pad rows hold index 0 and threshold 0 (and are dropped).
 ``tiles``, ``words`` and ``simd_words`` give these indices in the same word
-layout (lane s of PE p at element p x SIMD + s, PE 0 in the LSBs);
-``emulate_sparse`` steps through the unit as hardware does.
+layout (lane s of PE p at element p x SIMD + s, PE 0 in the LSBs); the
+output bit is (acc >= T) XOR invert, ``inverts`` [NF, PE] beside
+``thresholds``; ``emulate_sparse`` steps through the unit as hardware does.
 """
 
 from __future__ import annotations
@@ -245,6 +246,16 @@ def thresholds(layer: Layer, folding: LayerConfig) -> np.ndarray:
     return t.reshape(g.nf, g.pe)
 
 
+def inverts(layer: Layer, folding: LayerConfig) -> np.ndarray:
+    """A sparse kind's output inversions [NF, PE] (0/1 int64, beside ``thresholds``): bit =
+    (acc >= T) XOR invert; pad rows and a layer without ``invert`` get 0."""
+    g = geometry(layer, folding)
+    inv = np.zeros(g.rows_padded, np.int64)
+    if layer.invert is not None:
+        inv[: g.rows] = layer.invert
+    return inv.reshape(g.nf, g.pe)
+
+
 def pad_vectors(vectors: np.ndarray, g: Geometry) -> np.ndarray:
     """Input vectors [N, cols] -> [N, SF, SIMD] padded with INPUT_PAD."""
     n = vectors.shape[0]
@@ -290,20 +301,20 @@ def pad_sparse_vectors(layer: Layer, vectors: np.ndarray, g: Geometry) -> np.nda
 def emulate_sparse(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> np.ndarray:
     """Numpy model of the sparse matrix-vector unit on its packed indices (``tiles``): per
     fold and lane the M:1 mux picks element (lane // N) x M + index of the fold's input,
-    ANDs it with its kept weight, and each PE row's popcount adds the lanes. [N, K] window
-    vectors -> [N, rows] output bits."""
+    ANDs it with its kept weight, each PE row's popcount adds the lanes, and the row's bit
+    is (acc >= T) XOR invert. [N, K] window vectors -> [N, rows] output bits."""
     g = geometry(layer, folding)
     kind = kinds.matrix(layer)
     n, m = layer.nm
     t = tiles(layer, folding).reshape(g.nf, g.sf, g.pe, g.simd)
     x = pad_sparse_vectors(layer, np.asarray(vectors, np.int64), g)
     base = np.arange(g.simd) // n * m  # lane s's block within the fold
-    thr = thresholds(layer, folding)
+    thr, inv = thresholds(layer, folding), inverts(layer, folding)
     out = np.zeros((x.shape[0], g.nf, g.pe), np.int64)
     for nf in range(g.nf):
         acc = np.zeros((x.shape[0], g.pe), np.int64)
         for sf in range(g.sf):
             picked = x[:, sf][:, base[None, :] + t[nf, sf]]  # the muxes: [N, PE, SIMD]
             acc += kind.lane_terms(np.ones_like(picked), picked).sum(-1)
-        out[:, nf] = acc >= thr[nf][None]
+        out[:, nf] = (acc >= thr[nf][None]) ^ inv[nf][None]
     return out.reshape(x.shape[0], g.rows_padded)[:, : g.rows]

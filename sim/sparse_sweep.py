@@ -66,9 +66,9 @@ def parse_nm(text: str) -> list[tuple[int, int]]:
             n, m = (int(v) for v in item.split(":"))
         except ValueError:
             raise UsageError(f"--nm {text!r}: {item!r} is not N:M", fix="give comma-separated N:M pairs, e.g. --nm 1:4,2:8") from None
-        if not (2 <= m <= ir.NM_MAX_M and m & (m - 1) == 0 and 1 <= n <= m):
-            raise UsageError(f"--nm {text!r}: {item} needs M a power of two in 2..{ir.NM_MAX_M} and 1 <= N <= M",
-                             fix="e.g. --nm 1:4,2:8,1:8")
+        problem = ir.nm_problem(n, m)
+        if problem:
+            raise UsageError(f"--nm {text!r}: {problem}", fix="e.g. --nm 1:4,2:8,1:8")
         settings.append((n, m))
     return settings
 

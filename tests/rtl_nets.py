@@ -174,6 +174,7 @@ def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_c
     if kinds.of(layer).binary_weights:
         if kinds.of(layer).sparse:  # the popcount counts the ones only: thresholds around half of them
             layer.weights = nm_mask(rng, out_ch, kk, *layer.nm).reshape(wshape)
+            layer.invert = rng.integers(0, 2, out_ch, dtype=np.uint8)  # channels of negative BatchNorm scale
             terms = kinds.nm_kept(kk, *layer.nm)
         else:
             layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)

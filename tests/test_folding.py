@@ -10,7 +10,7 @@ import pytest
 
 from flipflow import kinds
 from flipflow import ir
-from flipflow.generator import cost, devices
+from flipflow.generator import cost, devices, pack
 from flipflow.sim import bench
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
@@ -228,6 +228,7 @@ def test_sparse_cycles_and_memory_scale_with_the_ones(n, m):
     assert (mem.width, mem.depth) == (4 * 2 * n * (m - 1).bit_length(), math.ceil(11 / 4) * math.ceil(slots / (2 * n)))
     terms = cost.unit_terms(layer, f)["mvu"]
     assert terms["mvu.sparse.mux"].lut == 4 * 2 * n * cost.mux_luts(m)
+    assert cost.threshold_memory(layer, f).width == 4 * (pack.accumulator_bits(layer) + 1)  # T and the invert bit
     assert terms["mvu.sparse.fold"].ff == (math.ceil(slots / (2 * n)) + 1) * 2 * m  # SIMD / N blocks of M bits per fold
 
 

@@ -106,6 +106,7 @@ def test_bit_widths():
 def sparse_layer(rng: np.random.Generator, out: int, k: int, n: int, m: int) -> Layer:
     layer = Layer("sp", "sparse_dense", (1, 1, k), (1, 1, out), nm=(n, m), weights=nm_mask(rng, out, k, n, m))
     layer.thresholds = rng.integers(0, kinds.nm_kept(k, n, m) + 2, out).astype(np.int64)
+    layer.invert = rng.integers(0, 2, out, dtype=np.uint8)
     return layer
 
 
@@ -127,7 +128,7 @@ def test_sparse_unit_on_indices_equals_golden(out, k, log_m, n_share, pe, blocks
     acc = kinds.and_popcount(x, layer.weights)  # the accumulators, against a threshold per value
     for t in range(int(acc.max()) + 2):
         layer.thresholds = np.full(out, t, np.int64)
-        np.testing.assert_array_equal(pack.emulate(layer, folding, x), (acc >= t).astype(np.int64))
+        np.testing.assert_array_equal(pack.emulate(layer, folding, x), (acc >= t) ^ layer.invert)
 
 
 def test_sparse_layout():
@@ -145,6 +146,9 @@ def test_sparse_layout():
     assert pack.words(layer, two)[0] == 1 | 2 << 2 | 0 << 4 | 1 << 6
     x = np.array([[0, 1, 0, 0, 1, 0, 0, 0, 0, 1]], np.uint8)  # row 0 keeps 1, 2, 4, 7, 9: P = 3; row 1: P = 1
     np.testing.assert_array_equal(pack.emulate(layer, f, x), [[1, 0]])
+    layer.invert = np.array([0, 1], np.uint8)  # row 1 fires when P < 2
+    assert pack.inverts(layer, f).tolist() == [[0], [1]] and pack.inverts(layer, two).tolist() == [[0, 1]]
+    np.testing.assert_array_equal(pack.emulate(layer, f, x), [[1, 1]])
     assert kinds.of(layer).units(layer, f)[0].cycles == 2 * 2  # NF x SF, not NF x ceil(K / SIMD)
 
 

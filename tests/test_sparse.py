@@ -74,29 +74,27 @@ def test_sparse_nin_pruned_is_bit_exact_on_real_images(nin_pruned, fashion, tmp_
     sparse = [l for l in net.layers if kinds.of(l).sparse]
     assert len(sparse) == 7 and all(l.nm == (n, m) for l in sparse)
     assert all(l.weights.reshape(l.out_ch, -1).sum(1).tolist() == [kinds.nm_kept(l.fan_in, n, m)] * l.out_ch for l in sparse)
+    assert all(0 < l.invert.sum() < l.out_ch for l in sparse)  # both signs of BatchNorm scale, from sparsified
     outputs = golden.run_layers(net, fashion.test.images[:200])
     assert all(0.05 < outputs[l.name].mean() < 0.95 for l in sparse), "a sparse layer's output is (nearly) constant"
     assert_layers_equal(model, net, fashion.test.images[:200])
 
 
-def test_mirrored_channels_keep_their_function_and_negative_scales_are_refused(digits):
+def test_every_other_channel_is_mirrored_and_exported_inverted(digits):
     dense = calibrated_model(models.tfc(digits.input_shape, digits.classes, widths=(16, 16, 16)), digits.train.images[:64],
-                             negative_scale_share=0.5)
+                             negative_scale_share=0.3)
     model = models.sparsified(dense, 1, 2)
+    net = export(model, "mirrored", "digits")
     for i in (1, 2):
         old, new = dense.blocks[i], model.blocks[i]
-        flip = old.bn.weight.detach() < 0
-        assert flip.any() and (new.bn.weight >= 0).all()
-        assert torch.equal(new.op.weight.detach(), torch.where(flip[:, None], -1.0, 1.0) * old.op.weight.detach())
+        sign = torch.ones(16)
+        sign[1::2] = -1
+        assert torch.equal(new.op.weight.detach(), sign[:, None] * old.op.weight.detach())
         z = torch.randn(5, 16)  # a mirrored channel sees -z and gives what the dense one gave on z
-        sign = torch.where(flip, -1.0, 1.0)
         torch.testing.assert_close(new.bn(z * sign), old.bn(z))
-    with torch.no_grad():
-        model.blocks[1].bn.weight[0] = -0.5
-    with pytest.raises(ExportError, match=r"layer 1 \(sparse_dense\): a sparse layer's BatchNorm scale must be >= 0"):
-        export(model, "neg", "digits")
-    training.clip_latent(model)  # what the training loop does after every step
-    export(model, "neg", "digits")
+        negative = (new.bn.weight.detach() < 0).numpy()
+        assert negative.any() and (~negative).any() and np.array_equal(net.layers[i].invert, negative.astype(np.uint8))
+    assert_layers_equal(model, net, digits.test.images)
 
 
 def test_sweep_reports_each_setting_and_resumes(digits, tmp_path):

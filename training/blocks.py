@@ -242,9 +242,9 @@ class NMBinaryWeight(nn.Module):
 
 
 class SparseBlock(ThresholdBlock):
-    """Sparse binary layer (SBNN): +-1 inputs, N:M 0/1 weights, BatchNorm, sign. Its
-    BatchNorm scale is kept >= 0 (train.clip_latent): a 0/1 row cannot be inverted to
-    mirror a negative one, so export needs none."""
+    """Sparse binary layer (SBNN): +-1 inputs, N:M 0/1 weights, BatchNorm, sign. A 0/1 row
+    cannot be inverted to mirror a negative BatchNorm scale, so export inverts such a
+    channel's output bit instead (IR ``invert``)."""
 
     def weight_mask(self) -> torch.Tensor:
         return self.quant.mask(self.op.weight.detach())

@@ -7,9 +7,9 @@ modules in eval mode: ties and float rounding resolve exactly as Brevitas
 resolves them. BatchNorm is monotone in its input, increasing when
 gamma >= 0; channels with gamma < 0 are mirrored (binary weight row
 inverted, fixed-point row negated), so the hardware always tests acc >= T.
-A sparse binary layer's 0/1 rows cannot be mirrored: its gamma is kept >= 0
-in training, and its threshold is on P = popcount(x AND b), whose float
-value is 2P - (ones of the row).
+A sparse binary layer's 0/1 rows cannot be inverted: its threshold is on
+P = popcount(x AND b), whose float value is 2P - (ones of the row), and a
+channel with gamma < 0 inverts its output bit instead (IR ``invert``).
 """
 
 from __future__ import annotations
@@ -130,14 +130,15 @@ def export(model: BNN, name: str, dataset: str, provenance: dict | None = None, 
             layer.weights = np.where(flip, 1 - w, w).astype(np.uint8)
             layer.thresholds = t
         elif isinstance(block, SparseBlock):
-            if (block.bn.weight.detach() < 0).any():
-                raise ExportError(f"{where}: a sparse layer's BatchNorm scale must be >= 0 (a 0/1 row cannot be "
-                                  f"inverted to mirror it)", fix="train with flipflow's loop, which keeps it >= 0")
             w = _to_hwc_rows(block.weight_mask().numpy().astype(np.uint8), shape, dense)
             ones = w.reshape(len(w), -1).sum(1).astype(np.int64)
-            # Brevitas sees the sum of the inputs where b = 1: 2P - ones, P = popcount(x AND b)
-            _, t = fold_thresholds(block, np.zeros_like(ones), ones, lambda p, m: 2 * p - ones)
-            layer.weights, layer.thresholds, layer.nm = w, t, tuple(spec.nm)
+            # Brevitas sees the sum of the inputs where b = 1: 2P - ones, P = popcount(x AND b). A mirrored
+            # channel (gamma < 0) is searched on P' = ones - P, 2P - ones = -(2P' - ones): it fires when
+            # P' >= T', i.e. when not P >= ones + 1 - T'
+            mirror, t = fold_thresholds(block, np.zeros_like(ones), ones, lambda p, m: m * (2 * p - ones))
+            layer.weights, layer.nm = w, tuple(spec.nm)
+            layer.thresholds = np.where(mirror < 0, ones + 1 - t, t)
+            layer.invert = (mirror < 0).astype(np.uint8)
         elif isinstance(block, (OutputConv, OutputDense)):
             w, scale, bits = _fixed_point_weights(block.op, where)
             layer.weights = _to_hwc_rows(w, shape, dense).astype(np.int8)

@@ -148,9 +148,9 @@ SPARSE_OF = {"binary_conv": "sparse_conv", "binary_dense": "sparse_dense"}  # th
 def with_sparsity(arch: Arch, n: int, m: int) -> Arch:
     """The same architecture with every binary (XNOR) layer a sparse binary one of N ones per
     block of M weights (SBNN, kinds._SparseDatapath), same geometry and widths."""
-    if not (2 <= m <= ir.NM_MAX_M and m & (m - 1) == 0 and 1 <= n <= m):
-        raise ArchError(f"{arch.name}: N:M sparsity needs M a power of two in 2..{ir.NM_MAX_M} and 1 <= N <= M, "
-                        f"got {n}:{m}", fix="give e.g. --nm 1:4,2:8")
+    problem = ir.nm_problem(n, m)
+    if problem:
+        raise ArchError(f"{arch.name}: N:M sparsity {problem}", fix="give e.g. --nm 1:4,2:8")
     layers = [dataclasses.replace(s, kind=SPARSE_OF[s.kind], nm=(n, m)) if s.kind in SPARSE_OF else s for s in arch.layers]
     if len(layers) == len([s for s in layers if s.kind not in SPARSE_OF.values()]):
         raise ArchError(f"{arch.name}: no binary layer to make sparse", fix="give a model with binary_conv or binary_dense layers")
@@ -166,17 +166,20 @@ def with_sparsity(arch: Arch, n: int, m: int) -> Arch:
 def sparsified(model: BNN, n: int, m: int, images: np.ndarray | None = None) -> BNN:
     """A trained binary model as an N:M sparse one (``with_sparsity``) that keeps its latent
     weights, so fine-tuning starts from the dense net's magnitudes: each block keeps its N
-    largest. A channel with a negative BatchNorm scale is mirrored first (latent row,
-    running mean and scale negated: the same BatchNorm output), as a 0/1 row cannot be
-    inverted at export. With ``images`` (N, H, W, C uint8) every BatchNorm's statistics are
-    re-estimated on them: the sparse sums have another mean and spread than the dense ones."""
+    largest. Every other channel of a sparse layer is mirrored first (latent row, BatchNorm
+    scale and running mean negated: the same dense function), so that it keeps its N most
+    negative weights and, with its scale now of the other sign, falls as they rise: with
+    0/1 weights and one sign of scale a layer would be a monotone function of its inputs
+    (and it learns far worse: docs/DESIGN.md, "Sparse binary layers"). With ``images``
+    (N, H, W, C uint8) every BatchNorm's statistics are re-estimated on them: the sparse
+    sums have another mean and spread than the dense ones."""
     sparse = BNN(with_sparsity(model.arch, n, m))
     state = {k: v.clone() for k, v in model.state_dict().items()}
     for i, spec in enumerate(sparse.arch.layers):
         if not kinds.get(spec.kind).sparse:
             continue
-        mirror = state[f"blocks.{i}.bn.weight"] < 0
-        sign = torch.where(mirror, -1.0, 1.0)
+        sign = torch.ones(spec.out_ch)
+        sign[1::2] = -1.0
         for name in ("op.weight", "bn.weight", "bn.running_mean"):
             key = f"blocks.{i}.{name}"
             state[key] = state[key] * sign.view(-1, *[1] * (state[key].dim() - 1))

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from flipflow import ir, kinds
+from flipflow import kinds
 from flipflow.errors import FlipflowError
 from flipflow.training.blocks import BNN, Arch, arch_layers
 from flipflow.training.flips import channel_flip_scores, insensitive_portion

@@ -106,14 +106,11 @@ def accuracy(model: BNN, split: Split) -> float:
 
 
 def clip_latent(model: BNN) -> None:
-    """BinaryConnect: keep binary layers' latent weights in [-1, 1] so a sign can flip back;
-    keep sparse layers' BatchNorm scale >= 0 (export cannot mirror a 0/1 row)."""
+    """BinaryConnect: keep binary layers' latent weights in [-1, 1] so a sign can flip back."""
     with torch.no_grad():
         for block in tracked_layers(model).values():
             if kinds.get(block.kind).binary_weights:
                 block.op.weight.clamp_(-1.0, 1.0)
-            if kinds.get(block.kind).sparse:
-                block.bn.weight.clamp_(min=0.0)
 
 
 def _lr_at(cfg: TrainConfig, epoch: int) -> float:
