@@ -158,6 +158,7 @@ class Datapath:
     acc: str  # what the accumulator sums
     what: str  # summary line, formatted with wb, shape and (sparse) n, m
     pad_note: str  # why padded lanes add nothing (generator/pack.py)
+    thresholds: str = "Thresholds"  # the activation struct of a thresholded layer (flipflow_kernels.h)
 
 
 DATAPATHS = {
@@ -169,7 +170,7 @@ DATAPATHS = {
                       "binary (+-1) x {wb}-bit weights {shape} -> integer scores (-1 padding)", "weight 0 (product 0)"),
     "sparse": Datapath("SparseDot<{simd}, {n}, {m}>", False, "popcount(x AND b)",
                        "sparse binary {n}:{m} (a {wb}-bit index per kept weight) {shape} (-1 padding)",
-                       "a spare slot selects a padding input, bit 0 (adds 0)"),
+                       "a spare slot selects a padding input, bit 0 (adds 0)", "InvertedThresholds"),
 }
 
 
@@ -194,6 +195,7 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
     d["weights_header"] = f"{d['name']}.h"
     d["weight_impl"] = HLS_STORAGE[cost.weight_memory(l, f).style]
     shape = f"{l.kernel}x{l.kernel} stride {l.stride} pad {l.pad}" if kind.spatial else "dense"
+    d["nm"] = l.nm if kind.sparse else None
     n, m = l.nm or (1, 1)
     d["dot"] = path.dot.format(simd=g.simd, wb=wb, n=n, m=m)
     d["acc_t_def"] = f"ap_int<{kinds.signed_bits(lo, hi)}>" if path.signed else f"ap_uint<{kinds.unsigned_bits(hi)}>"
@@ -207,6 +209,7 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
         d["thr_t_def"] = (f"ap_int<{kinds.signed_bits(min(tlo, lo), max(thi, hi + 1))}>" if path.signed
                           else f"ap_uint<{kinds.unsigned_bits(thi)}>")
         d["act"] = f"{d['name']}_thresholds"
+        d["thresholds_struct"] = path.thresholds
         out_bits = 1
     else:
         out_bits = kinds.signed_bits(lo, hi)
@@ -279,7 +282,9 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0,
         wbits = d["simd_weight_bits"]
         weight_rows = _rows(pack.simd_words(l, f), lambda v: _literal(v, wbits), 4 if wbits > 64 else 8)
         threshold_rows = _rows(pack.thresholds(l, f).T.tolist(), str, 16) if d["thresholded"] else []
-        text = weights_template.render(l=d, weight_rows=weight_rows, threshold_rows=threshold_rows)
+        invert_rows = _rows(pack.inverts(l, f).T.tolist(), str, 16) if kinds.matrix(l).sparse else []
+        text = weights_template.render(l=d, weight_rows=weight_rows, threshold_rows=threshold_rows,
+                                       invert_rows=invert_rows)
         atomic.write_text(out_dir / "weights" / d["weights_header"], text)
     return p
 

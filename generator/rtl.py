@@ -131,9 +131,13 @@ def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     weight_file = _write_mem(out_dir, f"{name}_weights.mem", pack.words(layer, f), g.pe * g.simd * wb)
     thr_file = ""
     if layer.is_thresholded:
-        thr = pack.thresholds(layer, f)
-        thr_words = [sum((int(t) & ((1 << aw) - 1)) << (p * aw) for p, t in enumerate(row)) for row in thr]
-        thr_file = _write_mem(out_dir, f"{name}_thresholds.mem", thr_words, g.pe * aw)
+        # row p's field is its AW-bit threshold, with a sparse kind's invert bit above it
+        fields = pack.thresholds(layer, f) & ((1 << aw) - 1)
+        if kind.sparse:
+            fields |= pack.inverts(layer, f) << aw
+        tw = aw + kind.sparse
+        thr_words = [sum(int(t) << (p * tw) for p, t in enumerate(row)) for row in fields]
+        thr_file = _write_mem(out_dir, f"{name}_thresholds.mem", thr_words, g.pe * tw)
     res_bits = aw if datapath == "scores" else 1
     weights_in = cost.weight_memory(layer, f).style
     # a sparse unit folds its rows' kept-weight slots (g.cols), N per block of M window elements

@@ -45,6 +45,7 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
             wshape = kinds.matrix(layer).weight_shape(layer)
             if kinds.of(layer).sparse:
                 layer.weights = nm_mask(rng, out, layer.fan_in, *layer.nm).reshape(wshape)
+                layer.invert = rng.integers(0, 2, out, dtype=np.uint8)  # channels of negative BatchNorm scale
             elif kinds.of(layer).binary_weights:
                 layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
             else:

@@ -197,6 +197,25 @@ struct Thresholds {
     }
 };
 
+// Output bit = (acc >= threshold) XOR invert, per output channel (a sparse layer: a channel
+// whose BatchNorm scale is negative fires below its threshold, as a 0/1 weight row cannot be
+// inverted). Early exit is not built for these layers: nothing is decided early.
+template <unsigned PE, unsigned NF, typename T>
+struct InvertedThresholds {
+    static const unsigned OUT_BITS = 1;
+    T t[PE][NF];
+    ap_uint<1> invert[PE][NF];
+    template <typename Acc>
+    ap_uint<1> activate(unsigned nf, unsigned pe, const Acc &acc) const {
+#pragma HLS INLINE
+        return ap_uint<1>(acc >= t[pe][nf]) ^ invert[pe][nf];
+    }
+    template <typename Acc>
+    bool decided(unsigned, unsigned, const Acc &, unsigned) const {
+        return false;
+    }
+};
+
 // Integer class scores: the accumulator itself, as OB-bit two's complement.
 template <unsigned OB>
 struct PassThrough {

@@ -13,8 +13,8 @@
 //             (pad lanes have w = 0); out = the AW-bit signed score.
 //   "sparse": P = popcount(x AND b) over 1-bit elements and 0/1 weights b with N:M
 //             structure (N = SPARSE_N, M = SPARSE_M): the window, padded with 0 bits to
-//             whole blocks of M, has in every block at most N ones of b (exactly N but
-//             in a last partial block), so a row is SLOTS = N * ceil(FAN_IN / M) slots,
+//             whole blocks of M, has N ones of b in every block (at most N in a last
+//             partial one), so a row is SLOTS = N * ceil(FAN_IN / M) slots,
 //             each naming one element of its block, and the unit reads only those:
 //             SF = ceil(SLOTS / SIMD) folds, SIMD a multiple of N. Fold sf covers the
 //             SIMD / N whole blocks sf * SIMD / N .. (sf + 1) * SIMD / N - 1 (the window
@@ -22,8 +22,10 @@
 //             block j / N of them through an M:1 multiplexer at its slot's WB-bit index
 //             (M a power of two, WB = log2 M), and that bit, registered, is its term
 //             (the weight of every slot is 1). Slots a row does not use (a partial block's
-//             spare slots, whole blocks beyond FAN_IN, the pad lanes of the last fold)
-//             point at a 0 bit beyond FAN_IN and add 0. Out bit = P >= T (unsigned).
+//             spare slots, the pad lanes of the last fold, which lie in blocks beyond
+//             FAN_IN) point at a 0 bit beyond FAN_IN and add 0; pad rows are computed and
+//             dropped. Out bit = (P >= T) XOR invert, unsigned, invert per row (a channel
+//             whose BatchNorm scale is negative: a 0/1 row cannot be inverted).
 // Streams: valid/ready; a beat moves when valid && ready.
 //   in : POSITIONS beats of EW bits per window, element 0 in the LSBs of the first
 //        beat (POSITIONS * EW = FAN_IN * element bits; dense layers take one pixel
@@ -34,7 +36,9 @@
 //   WEIGHT_FILE: NF * SF words of PE x SIMD x WB bits, PE 0 and lane 0 in the LSBs,
 //                address nf * SF + sf ("sparse": lane j of row p is the index of
 //                slot sf * SIMD + j of row nf * PE + p, at bit (p * SIMD + j) * WB).
-//   THRESH_FILE: NF words of PE x AW bits, PE 0 in the LSBs ("binary" and "pixels").
+//   THRESH_FILE: NF words of PE x TW bits, PE 0 in the LSBs ("binary", "pixels", "sparse"):
+//                row p's threshold at bit p * TW (TW = AW; "sparse": TW = AW + 1, the
+//                row's invert bit at p * TW + AW).
 // Placement is decided by the generator, not inferred (generator/cost.py counts the
 //   same): the weights as WEIGHT_RAM says, the thresholds (at most OUT_CH words) in
 //   LUTs. Vivado reads the rom_style attribute; Debian's yosys 0.23 has no distributed
@@ -129,6 +133,7 @@ module flipflow_mvu #(
     localparam integer ACC   = 1 + PRE + TREE;  // the stage that accumulates
     localparam integer TREEW = level_at(TREE + 1) - PE * SIMD * AW;  // bits of tree levels 1 .. TREE
     localparam integer OUTW  = OUT_CH * RES;                // bits per output beat
+    localparam integer TW    = SPARSE ? AW + 1 : AW;        // bits per row in a threshold word: {invert, T} ("sparse")
     localparam         EE    = EARLY_EXIT != 0 && DATAPATH == "binary" && SF > 1;  // early exit is built
     localparam integer MINF  = SF < ACC + 2 ? SF : ACC + 2;   // fewest issue cycles of a group (early exit)
     localparam integer DEPTH = EE ? (SF + ACC) / (NF * MINF) + 1    // output queue slots = credits (above)
@@ -364,10 +369,9 @@ module flipflow_mvu #(
             end
         end else if (SPARSE) begin : selected_bits
             // Lane g reads block g / N of the fold's slice through an M:1 multiplexer. Its
-            // output is the term (x AND 1), registered (PRE = 1)
-            // so that the multiplexer (up to three LUT levels at 64:1) and a tree node
-            // never share a cycle. The N lanes of a block share its bits, every PE row
-            // the slice.
+            // output is the term (x AND 1), registered (PRE = 1) so that the multiplexer
+            // (up to three LUT levels at 64:1) and a tree node never share a cycle. The N
+            // lanes of a block share its bits, every PE row the slice.
             for (q = 0; q < PE; q = q + 1) begin : row
                 for (g = 0; g < SIMD; g = g + 1) begin : lane
                     wire [SPARSE_M-1:0] block = s1_x[g / SPARSE_N * SPARSE_M +: SPARSE_M];
@@ -440,18 +444,21 @@ module flipflow_mvu #(
             assign acc_thr = {PE*AW{1'b0}};
         end else begin : thresholded
             `FLIPFLOW_LUT_ROM
-            reg [PE*AW-1:0] thresholds [0:NF-1];
+            reg [PE*TW-1:0] thresholds [0:NF-1];
             initial $readmemh(THRESH_FILE, thresholds);
-            reg [PE*AW-1:0] acc_t;
+            reg [PE*TW-1:0] acc_t;
             always @(posedge ap_clk) begin
                 acc_t <= thresholds[pre_nf];
             end
-            assign acc_thr = acc_t;
             for (g = 0; g < PE; g = g + 1) begin : pe_lane
+                wire [AW-1:0] t = acc_t[g*TW +: AW];
+                assign acc_thr[g*AW +: AW] = t;
                 if (DATAPATH == "pixels") begin : signed_cmp
-                    assign result[g] = $signed(total[g*AW +: AW]) >= $signed(acc_t[g*AW +: AW]);
+                    assign result[g] = $signed(total[g*AW +: AW]) >= $signed(t);
+                end else if (SPARSE) begin : inverted_cmp
+                    assign result[g] = (total[g*AW +: AW] >= t) ^ acc_t[g*TW + AW];
                 end else begin : unsigned_cmp
-                    assign result[g] = total[g*AW +: AW] >= acc_t[g*AW +: AW];
+                    assign result[g] = total[g*AW +: AW] >= t;
                 end
             end
         end
