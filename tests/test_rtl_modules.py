@@ -156,7 +156,7 @@ def test_mvu_sparse(seed, shape, specs, index, pe_simd, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_mvu_sparse_verilator(tmp_path, monkeypatch):
-    unit, case = mvu_case(*SPARSE_MVU[6][1:], tmp_path, 6)
+    unit, case = mvu_case(*SPARSE_MVU[6], tmp_path, 6)
     run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, "verilator", frames=4, **case)
 
 
