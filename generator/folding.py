@@ -104,8 +104,8 @@ def with_early_exit(net: Network, folding: Folding) -> Folding:
 
 
 def minimal(net: Network) -> Folding:
-    """PE = SIMD = 1 everywhere: smallest, slowest."""
-    return {l.name: LayerConfig(1, 1) for l in net.layers if l.has_weights}
+    """PE = 1 and the smallest legal SIMD (1, a sparse layer's N) everywhere: smallest, slowest."""
+    return {l.name: LayerConfig(1, kinds.matrix(l).simd_step(l)) for l in net.layers if l.has_weights}
 
 
 def save(folding: Folding, path: Path) -> None:

@@ -241,6 +241,7 @@ def test_search_proposes_whole_blocks_for_sparse_layers(n, m):
     assert min(kinds.matrix(layer).mvu_cycles(layer, o.folding) for o in options) == 64  # every slot, PE = 11
     plan = fold.optimize(net, coefficients=cost.Coefficients())
     assert plan.folding[layer.name].simd % n == 0
+    assert fold.minimal(net)[layer.name] == LayerConfig(1, n)
     for bad in ({n + 1} - {n, 2 * n}) | {n * math.ceil(117 / m) + n}:  # part of a block; past the slots
         with pytest.raises(fold.FoldingError, match=f"SIMD={bad} must be a multiple of N={n}"):
             fold.check(net, {**plan.folding, layer.name: LayerConfig(1, bad)})
