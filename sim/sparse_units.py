@@ -40,7 +40,8 @@ CONFIGS = [
 
 
 def conv_layer(kind: str, nm: tuple[int, int] | None, seed: int = 0) -> ir.Layer:
-    """The 3x3, 64 -> 64 conv with random weights (an N:M mask) and mid-range thresholds."""
+    """The 3x3, 64 -> 64 conv with random weights (an N:M mask and random inverts) and
+    mid-range thresholds."""
     rng = np.random.default_rng(seed)
     layer = ir.Layer("conv", kind, (8, 8, 64), (8, 8, 64), kernel=3, stride=1, pad=1, nm=nm)
     k = layer.fan_in
@@ -54,6 +55,7 @@ def conv_layer(kind: str, nm: tuple[int, int] | None, seed: int = 0) -> ir.Layer
             for block in row:
                 block[rng.choice(m, n, replace=False)] = 1
         layer.weights = blocks.reshape(64, 3, 3, 64)
+        layer.invert = rng.integers(0, 2, 64, dtype=np.uint8)  # channels of negative BatchNorm scale
         terms = kinds.nm_kept(k, n, m)
     layer.thresholds = rng.integers(terms // 2 - 8, terms // 2 + 9, 64).astype(np.int64)
     return layer
