@@ -28,6 +28,7 @@ PLANES     ?=
 PLANES_MODELS ?= nin_planes4
 # make bench adds these models at their best folding in the same budget
 BENCH_VARIANTS ?= nin_planes4
+NM         ?=
 # build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
 MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))
 comma := ,
@@ -39,7 +40,7 @@ export PATH := $(VERILATOR_BIN):$(abspath $(VENV)/bin):$(PATH)
 
 SETUP_STAMP := $(VENV)/.flipflow-setup-$(shell cat requirements.txt pyproject.toml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: help setup apt test test-fast hls sim bench bitslice golden-bench qonnx-proof train prune margin-sweep deploy clean
+.PHONY: help setup apt test test-fast hls sim bench bitslice golden-bench qonnx-proof train prune margin-sweep sparse deploy clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -83,6 +84,9 @@ bitslice: setup  ## 8-bit vs bit-plane input side by side: make bitslice MODEL=n
 
 margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make margin-sweep MODEL=nin_pruned [WEIGHTS=0,0.5,1,2]
 	$(VENV)/bin/flipflow margin-sweep $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+sparse: setup  ## N:M sparse binary layers (SBNN) on the zoo's fine-tuning schedule: make sparse MODEL=nin_pruned [NM=1:4,2:8]
+	$(VENV)/bin/flipflow sparse $(MODEL) $(if $(NM),--nm $(NM)) --out build/$(MODEL_NAME)-sparse
 
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned
 	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(MODEL_NAME)

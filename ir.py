@@ -16,6 +16,9 @@ Conventions (docs/DESIGN.md; each kind's own in kinds.py):
   acc = sum(w * pixel). Channels whose BatchNorm scale is negative already
   have their weight row inverted (binary) or negated (fixed point).
 * Binary layers pad with -1 (bit 0); the input layer pads with pixel 0.
+* A sparse binary layer (sparse_conv, sparse_dense) has 0/1 weights b with N:M
+  structure (``nm``) and acc = popcount(x AND b): a kept weight adds its input bit;
+  its bit is (acc >= T) XOR ``invert`` (per channel, absent = 0).
 * An input layer may carry ``pixel_codes``: 256 uint8 values, the value its
   datapath sees for each 8-bit pixel (an imported model's input quantiser,
   docs/DESIGN.md "Importing QONNX"); without it the value is the pixel itself.
@@ -100,6 +103,11 @@ class Layer:
     thresholds: np.ndarray | None = field(default=None, repr=False)
     # bit-plane input kinds: the kept bits of each 8-bit pixel channel, most significant first
     planes: tuple[int, ...] = ()
+    # sparse kinds: (N, M), every block of M consecutive weights of a row (window order) has N ones
+    nm: tuple[int, int] | None = None
+    # sparse kinds: uint8[out_ch], 1 where the channel's bit is inverted, (acc >= T) XOR 1 (a negative
+    # BatchNorm scale: a 0/1 row cannot be inverted as a +-1 row is)
+    invert: np.ndarray | None = field(default=None, repr=False)
     pixel_codes: np.ndarray | None = field(default=None, repr=False)  # input layers: uint8[256], pixel -> value
 
     @property
@@ -133,10 +141,12 @@ class Layer:
         d = asdict(self)
         d.pop("weights")
         d.pop("thresholds")
+        d.pop("invert")
         d.pop("pixel_codes")
         d["in_shape"] = list(self.in_shape)
         d["out_shape"] = list(self.out_shape)
         d["planes"] = list(self.planes)
+        d["nm"] = list(self.nm) if self.nm is not None else None
         return d
 
 
@@ -195,6 +205,8 @@ class Network:
                     arrays[f"{l.name}.weights"] = l.weights.astype(np.int8)
             if l.thresholds is not None:
                 arrays[f"{l.name}.thresholds"] = l.thresholds.astype(np.int64)
+            if l.invert is not None:
+                arrays[f"{l.name}.invert"] = l.invert.astype(np.uint8)
             if l.pixel_codes is not None:
                 arrays[f"{l.name}.pixel_codes"] = l.pixel_codes.astype(np.uint8)
         with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
@@ -247,6 +259,7 @@ def validate(net: Network) -> None:
             if l.kernel > l.in_shape[0] + 2 * l.pad or l.kernel > l.in_shape[1] + 2 * l.pad:
                 _fail(f"{where}.kernel", f"{l.kernel} is larger than the padded input {l.in_shape}")
         _validate_planes(l, where)
+        _validate_nm(l, where)
         if tuple(l.out_shape) != expected_out_shape(l):
             _fail(f"{where}.out_shape", f"{tuple(l.out_shape)} but kind/kernel/stride/pad give {expected_out_shape(l)}")
         _validate_arrays(l, where)
@@ -271,6 +284,47 @@ def _validate_planes(l: Layer, where: str) -> None:
                                  f"got {planes}")
 
 
+NM_MAX_M = 64  # the largest block: a 64:1 input mux per lane
+
+
+def nm_problem(n: int, m: int) -> str | None:
+    """Why (N, M) is not an N:M structure the hardware takes, or None."""
+    if 2 <= m <= NM_MAX_M and m & (m - 1) == 0 and 1 <= n <= m:
+        return None
+    return f"{n}:{m} needs M a power of two in 2..{NM_MAX_M} and 1 <= N <= M"
+
+
+def _validate_nm(l: Layer, where: str) -> None:
+    if not kinds.of(l).sparse:
+        for name in ("nm", "invert"):
+            if getattr(l, name) is not None:
+                _fail(f"{where}.{name}", f"{l.kind} takes no {name} (only {', '.join(k for k, v in kinds.KINDS.items() if v.sparse)})")
+        return
+    if l.invert is not None and (l.invert.shape != (l.out_ch,) or l.invert.dtype != np.uint8 or l.invert.max(initial=0) > 1):
+        _fail(f"{where}.invert", f"must be uint8 bits of shape ({l.out_ch},), got {l.invert.dtype}{l.invert.shape}")
+    nm = l.nm
+    if not (isinstance(nm, tuple) and len(nm) == 2 and all(isinstance(v, int) for v in nm)):
+        _fail(f"{where}.nm", f"must be a pair of ints (N, M), got {nm!r}")
+    problem = nm_problem(*nm)
+    if problem:
+        _fail(f"{where}.nm", problem)
+
+
+def _validate_nm_weights(l: Layer, where: str) -> None:
+    """Every full block of M weights has exactly N ones, a last partial block at most min(N, its length)."""
+    n, m = l.nm
+    k = l.fan_in
+    counts = kinds.nm_blocks(l.weights.reshape(l.out_ch, -1), m).sum(-1, dtype=np.int64)
+    allowed = np.full(counts.shape[1], n)
+    bad = counts != allowed
+    if k % m:  # the last block holds k % m weights
+        bad[:, -1] = counts[:, -1] > min(n, k % m)
+    if bad.any():
+        row, block = (int(v) for v in np.argwhere(bad)[0])
+        _fail(f"{where}.weights", f"not {n}:{m} sparse: row {row}, block {block} (elements {block * m}.."
+                                  f"{min(k, block * m + m) - 1}) has {counts[row, block]} ones")
+
+
 def _validate_arrays(l: Layer, where: str) -> None:
     if l.pixel_codes is not None:
         if l.kind not in INPUT_KINDS or kinds.of(l).lane_bits != kinds.PIXEL_BITS:
@@ -293,6 +347,8 @@ def _validate_arrays(l: Layer, where: str) -> None:
             _fail(f"{where}.weight_bits", f"binary layers have 1-bit weights, got {l.weight_bits}")
         if l.weights.dtype != np.uint8 or l.weights.max(initial=0) > 1:
             _fail(f"{where}.weights", "binary weights must be uint8 bits {0, 1}")
+        if kind.sparse:
+            _validate_nm_weights(l, where)
     else:
         if not 2 <= l.weight_bits <= 8:
             _fail(f"{where}.weight_bits", f"fixed-point weights must have 2..8 bits, got {l.weight_bits}")
@@ -373,12 +429,14 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Network:
             weight_bits=int(lh.get("weight_bits", 1)),
             weight_scale=float(lh.get("weight_scale", 1.0)),
             planes=tuple(lh.get("planes", ())),
+            nm=tuple(lh["nm"]) if lh.get("nm") is not None else None,
         )
         w = arrays.get(f"{name}.weights")
         if w is not None and layer.weight_bits == 1:
             w = _unpack_binary(w, layer, f"layers[{i}] ({name}).weights")
         layer.weights = w
         layer.thresholds = arrays.get(f"{name}.thresholds")
+        layer.invert = arrays.get(f"{name}.invert")
         layer.pixel_codes = arrays.get(f"{name}.pixel_codes")
         layers.append(layer)
     net = Network(

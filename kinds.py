@@ -77,6 +77,14 @@ def xnor_popcount(x_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
     return k - xf.sum(-1, dtype=np.int64)[:, None] - wf.sum(-1, dtype=np.int64)[None, :] + 2 * dot
 
 
+def and_popcount(x_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
+    """P[m, o] = popcount(x[m] AND w[o]) for {0,1} matrices x (M, K), w (O, K): the bit
+    dot product x.w, exact in float32 BLAS for sums below 2**24 (as ``xnor_popcount``)."""
+    if x_bits.shape[-1] >= 2**24:
+        raise ValueError(f"fan-in {x_bits.shape[-1]} too large for exact float32 accumulation")
+    return (x_bits.astype(np.float32) @ w_bits.astype(np.float32).T).astype(np.int64)
+
+
 def conv_out(size: int, k: int, s: int, p: int) -> int:
     """Output rows (or columns) of a k x k window with stride s over size + 2p."""
     return (size + 2 * p - k) // s + 1
@@ -171,6 +179,7 @@ class LayerKind(ABC):
     window_pad_value: ClassVar[int] = 0  # what pads its windows (bit 0 = -1, pixel 0)
     lane_bits: ClassVar[int] = 1  # bits per input element (a SIMD lane, a window pixel channel)
     bit_planes: ClassVar[bool] = False  # takes 8-bit pixels and reads only their kept bits (Layer.planes)
+    sparse: ClassVar[bool] = False  # 0/1 weights with N:M structure (Layer.nm), popcount(x AND b)
 
     # -- IR ----------------------------------------------------------------
     def out_shape(self, layer: Layer) -> tuple[int, int, int]:
@@ -213,7 +222,8 @@ class MatrixKind(LayerKind):
 
     ``datapath`` names the unit's arithmetic, which the emitters instantiate:
     ``pixel`` (8-bit pixel x w-bit weight, two products per DSP48),
-    ``xnor`` (popcount of XNOR, binary weights), ``score`` (+-w selected by a bit).
+    ``xnor`` (popcount of XNOR, binary weights), ``score`` (+-w selected by a bit),
+    ``sparse`` (an M:1 input mux per lane, then popcount of AND, N:M 0/1 weights).
     """
 
     has_weights = True
@@ -239,6 +249,23 @@ class MatrixKind(LayerKind):
     def weight_bits(self, layer: Layer) -> int:
         """Bits per weight element in a packed word."""
         return self.weight_element_bits_fixed or layer.weight_bits
+
+    def synapse_slots(self, layer: Layer) -> int:
+        """Terms the unit steps through per row, SIMD at a time: the fan-in K (a sparse
+        kind steps through its kept-weight slots only)."""
+        return self.fan_in(layer)
+
+    def simd_step(self, layer: Layer) -> int:
+        """SIMD must be a multiple of this (a sparse lane group reads whole N:M blocks)."""
+        return 1
+
+    def fold_elements(self, layer: Layer, simd: int) -> int:
+        """Input elements one synapse fold reads (the fold register's slice)."""
+        return simd
+
+    def synapse_folds(self, layer: Layer, simd: int) -> int:
+        """SF = ceil(slots / SIMD)."""
+        return math.ceil(self.synapse_slots(layer) / simd)
 
     def macs(self, layer: Layer) -> int:
         return layer.out_shape[0] * layer.out_shape[1] * layer.out_ch * self.fan_in(layer)
@@ -266,8 +293,12 @@ class MatrixKind(LayerKind):
         patches = self.patches(layer, x)
         n, ho, wo, k = patches.shape
         acc = self.accumulate(layer, patches.reshape(-1, k))
-        out = (acc >= layer.thresholds).astype(np.uint8) if self.thresholded else acc
+        out = self.output_bits(layer, acc) if self.thresholded else acc
         return out.reshape(n, ho, wo, layer.out_ch)
+
+    def output_bits(self, layer: Layer, acc: np.ndarray) -> np.ndarray:
+        """A thresholded kind's output bits for accumulators (..., out_ch)."""
+        return (acc >= layer.thresholds).astype(np.uint8)
 
     def beats_per_vector(self, layer: Layer) -> int:
         """Input beats the matrix-vector unit loads per vector: one for a conv (the window
@@ -278,7 +309,7 @@ class MatrixKind(LayerKind):
         """NF x SF cycles per vector, but no fewer than the beats it loads: the load buffer
         and the fold register are a double buffer (invariant: tile = nf * SF + sf)."""
         nf = math.ceil(layer.out_ch / config.pe)
-        sf = math.ceil(self.fan_in(layer) / config.simd)
+        sf = self.synapse_folds(layer, config.simd)
         return max(nf * sf, self.beats_per_vector(layer)) * layer.out_shape[0] * layer.out_shape[1]
 
     def units(self, layer: Layer, config: Folded | None) -> list[Unit]:
@@ -366,6 +397,70 @@ class _ScoreDatapath(MatrixKind):
         return int(-w.max()), int(w.max())
 
 
+def nm_kept(k: int, n: int, m: int) -> int:
+    """Ones of an N:M row of k elements: N per full block, min(N, length) in a last partial one
+    (what the training quantiser keeps; the IR allows fewer in the partial block)."""
+    return n * (k // m) + min(n, k % m)
+
+
+def nm_blocks(rows: np.ndarray, m: int) -> np.ndarray:
+    """Rows (O, K) -> (O, ceil(K / M), M), zero-padded past K: the N:M blocks in window order."""
+    o, k = rows.shape
+    padded = np.zeros((o, -(-k // m) * m), rows.dtype)
+    padded[:, :k] = rows
+    return padded.reshape(o, -1, m)
+
+
+class _SparseDatapath(MatrixKind):
+    """Sparse binary layer (SBNN, docs/DESIGN.md "Sparse binary layers"): 0/1 weights b with
+    N:M structure (``Layer.nm``), P = popcount(x AND b) in [0, ones of the row], bit =
+    (P >= T) XOR invert (``Layer.invert``, per channel).
+    A padding input (bit 0) adds 0. The unit stores per kept weight its index in its block of
+    M and steps through N x ceil(K / M) slots per row, so its cycles scale with the ones."""
+
+    role = "binary"
+    datapath = "sparse"
+    thresholded = True
+    prunable = True
+    counts_binary_ops = True
+    binary_weights = True
+    sparse = True
+
+    def weight_bits(self, layer: Layer) -> int:
+        """A packed element is a kept weight's index within its block: ceil(log2 M) bits."""
+        return max(1, (layer.nm[1] - 1).bit_length())
+
+    def synapse_slots(self, layer: Layer) -> int:
+        n, m = layer.nm
+        return n * math.ceil(self.fan_in(layer) / m)
+
+    def simd_step(self, layer: Layer) -> int:
+        return layer.nm[0]
+
+    def fold_elements(self, layer: Layer, simd: int) -> int:
+        n, m = layer.nm
+        return simd // n * m
+
+    def macs(self, layer: Layer) -> int:
+        """Terms of the N:M structure's ones (N per block, min(N, length) in a partial one),
+        the work the unit does: not K per row."""
+        return layer.out_shape[0] * layer.out_shape[1] * layer.out_ch * nm_kept(self.fan_in(layer), *layer.nm)
+
+    def accumulate(self, layer: Layer, vectors: np.ndarray) -> np.ndarray:
+        return and_popcount(vectors, layer.weights.reshape(layer.out_ch, -1))
+
+    def lane_terms(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return (w & x).astype(np.int64)  # a kept weight (1) passes its selected input bit
+
+    def accumulator_range(self, layer: Layer) -> tuple[int, int]:
+        return 0, int(layer.weights.reshape(layer.out_ch, -1).sum(1, dtype=np.int64).max(initial=0))
+
+    def output_bits(self, layer: Layer, acc: np.ndarray) -> np.ndarray:
+        """(acc >= T) XOR invert: a channel of negative BatchNorm scale fires when P < T."""
+        bits = super().output_bits(layer, acc)
+        return bits if layer.invert is None else bits ^ layer.invert
+
+
 class InputConv(_PixelDatapath):
     name = "input_conv"
 
@@ -409,6 +504,15 @@ class BinaryConv(_XnorDatapath):
 
 class BinaryDense(_XnorDatapath):
     name = "binary_dense"
+    spatial = False
+
+
+class SparseConv(_SparseDatapath):
+    name = "sparse_conv"
+
+
+class SparseDense(_SparseDatapath):
+    name = "sparse_dense"
     spatial = False
 
 
@@ -465,7 +569,8 @@ class GlobalSum(LayerKind):
 
 
 KINDS: dict[str, LayerKind] = {k.name: k for k in (InputConv(), InputDense(), BitplaneConv(), BinaryConv(), BinaryDense(),
-                                                      MaxPool(), OutputConv(), OutputDense(), GlobalSum())}
+                                                      SparseConv(), SparseDense(), MaxPool(), OutputConv(), OutputDense(),
+                                                      GlobalSum())}
 ROLES = ("input", "binary", "output", "reduce")  # the order in which a network's layers may appear
 
 

@@ -4,7 +4,7 @@ A layer is the chain of units its kind lists (kinds.py: input stream, sliding
 window, matrix-vector unit, pool, sum), each with its cycles per frame from the
 one cycle model there. This module adds each unit role's resources
 (``UNIT_COST``); the matrix-vector unit's datapath (``DATAPATHS``: XNOR-popcount,
-8-bit pixel, score) is the part that differs between kinds. A layer's cycles
+sparse (M:1 mux, AND-popcount), 8-bit pixel, score) is the part that differs between kinds. A layer's cycles
 are the slowest of its units.
 
 Every unit's resources are a sum of named *terms*, each the structure of one
@@ -139,9 +139,10 @@ def weight_memory(layer: Layer, f: LayerConfig) -> Memory:
 
 
 def threshold_memory(layer: Layer, f: LayerConfig) -> Memory:
-    """Thresholds: NF words of PE x AW bits, always in LUTs (at most out_ch words)."""
+    """Thresholds: NF words of PE x AW bits (a sparse kind's also its invert bit), always in
+    LUTs (at most out_ch words)."""
     g = pack.geometry(layer, f)
-    return Memory(g.pe * pack.accumulator_bits(layer), g.nf, "distributed")
+    return Memory(g.pe * (pack.accumulator_bits(layer) + kinds.matrix(layer).sparse), g.nf, "distributed")
 
 
 def line_buffer_bank(layer: Layer) -> Memory:
@@ -221,9 +222,11 @@ def input_multipliers(f: LayerConfig) -> int:
 
 
 # values summed per adder-tree node of flipflow_mvu (its TG), per datapath
-TREE_GROUP = {"xnor": 16, "pixel": 4, "score": 4}
-# register stages before the tree (its PRE): the DSP48's A/B and M registers, the +w/-w terms
-TERM_STAGES = {"xnor": 0, "pixel": 2, "score": 1}
+TREE_GROUP = {"xnor": 16, "sparse": 16, "pixel": 4, "score": 4}
+# register stages before the tree (its PRE): the DSP48's A/B and M registers, the +w/-w terms,
+# the sparse lanes' selected input bits (after their M:1 muxes)
+TERM_STAGES = {"xnor": 0, "sparse": 1, "pixel": 2, "score": 1}
+BIT_TERMS = ("xnor", "sparse")  # datapaths whose lanes add single bits (a popcount tree)
 
 
 def mvu_pipeline_stages(datapath: str, simd: int) -> int:
@@ -272,7 +275,7 @@ def _tree_levels(datapath: str, f: LayerConfig, aw: int) -> list[tuple[int, int]
     levels, n, level = [], f.simd, 0
     for _ in range(mvu_pipeline_stages(datapath, f.simd) - TERM_STAGES[datapath]):
         n, level = math.ceil(n / group), level + 1
-        bits = min(aw, unsigned_bits(min(f.simd, group**level))) if datapath == "xnor" else aw
+        bits = min(aw, unsigned_bits(min(f.simd, group**level))) if datapath in BIT_TERMS else aw
         levels.append((n, bits))
     return levels
 
@@ -281,7 +284,7 @@ def _tree(datapath: str, f: LayerConfig, aw: int) -> Cost:
     """The registered adder tree after the per-lane terms: each node adds its inputs
     (a LUT per input bit of the node), each level is a register."""
     lut = ff = 0.0
-    inputs, in_bits = f.simd, 1 if datapath == "xnor" else aw
+    inputs, in_bits = f.simd, 1 if datapath in BIT_TERMS else aw
     for n, bits in _tree_levels(datapath, f, aw):
         lut += f.pe * inputs * in_bits
         ff += f.pe * n * bits
@@ -314,8 +317,26 @@ def _score_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
     return {"mvu.lanes": Cost(lut=lanes, ff=lanes), "mvu.tree": _tree("score", f, aw)}
 
 
+def mux_luts(m: int) -> int:
+    """LUT6 of one M:1 one-bit mux: a LUT6 is a 4:1 mux (2 select + 4 data inputs), F7/F8
+    join two and four of them for free, so ceil(M / 4) up to 16:1, plus a 4:1 LUT level over
+    every four 16:1 groups beyond (32:1, 64:1)."""
+    return math.ceil(m / 4) + (math.ceil(m / 64) if m > 16 else 0)
+
+
+def _sparse_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
+    """Per PE row and SIMD lane an M:1 mux selects the input bit its kept weight's index
+    names (the mux output registered: TERM_STAGES), ANDed with the weight (a kept weight is
+    1, so the AND folds into the tree's first LUTs) into the popcount tree of the XNOR
+    datapath. Structural counts; no calibration design has this datapath yet, so its terms
+    keep multiplier 1.0 (Coefficients.apply) until yosys measures them."""
+    lanes = f.pe * f.simd
+    return {"mvu.mux": Cost(lut=lanes * mux_luts(layer.nm[1]), ff=lanes), "mvu.tree": _tree("sparse", f, aw)}
+
+
 DATAPATHS: dict[str, Callable[[Layer, LayerConfig, int], Terms]] = {
     "xnor": _xnor_datapath,
+    "sparse": _sparse_datapath,
     "pixel": _pixel_datapath,
     "score": _score_datapath,
 }
@@ -329,7 +350,7 @@ def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Term
     g = pack.geometry(layer, f)
     aw = pack.accumulator_bits(layer)
     res = 1 if kind.thresholded else aw
-    xw = f.simd * kind.lane_bits
+    xw = kind.fold_elements(layer, f.simd) * kind.lane_bits  # a sparse fold reads SIMD / N whole blocks
     positions = kind.beats_per_vector(layer)
     terms = DATAPATHS[kind.datapath](layer, f, aw)
     terms |= memory_terms("mvu.weights", weight_memory(layer, f), rom=True)

@@ -8,7 +8,8 @@ with a default here (docs/DESIGN.md, "Adding a per-layer option").
 
 Cycles come from the one cycle model in kinds.py: a matrix-vector unit takes
     max(ceil(out_ch / PE) * ceil(K / SIMD), beats per vector) * output_pixels
-where K is the fan-in (k * k * in_ch); widths that PE or SIMD do not divide
+where K is the fan-in (k * k * in_ch), or a sparse kind's N x ceil(K / M) kept-weight
+slots (SIMD then a multiple of N); widths that PE or SIMD do not divide
 are padded (generator/pack.py), so no power of two is assumed. The search
 only considers foldings whose units' estimated longest path
 (generator/timing_model.py) fits the device's clock period.
@@ -55,6 +56,8 @@ Folding = dict[str, LayerConfig]
 
 def check(net: Network, folding: Folding) -> None:
     """Every layer with weights has a config within its widths, and no other layer has one."""
+    from flipflow.generator import pack  # pack imports this module
+
     names = {l.name for l in net.layers if l.has_weights}
     unknown = sorted(set(folding) - names)
     if unknown:
@@ -68,8 +71,9 @@ def check(net: Network, folding: Folding) -> None:
             raise FoldingError(f"layer {layer.name}: no folding given (add it to the folding JSON)")
         if not 1 <= f.pe <= layer.out_ch:
             raise FoldingError(f"layer {layer.name}: PE={f.pe} must be in [1, out_ch={layer.out_ch}]")
-        if not 1 <= f.simd <= layer.fan_in:
-            raise FoldingError(f"layer {layer.name}: SIMD={f.simd} must be in [1, K={layer.fan_in}]")
+        simd_error = pack.simd_error(layer, f.simd)
+        if simd_error:
+            raise FoldingError(f"layer {layer.name}: {simd_error}")
         if f.ram_style not in RAM_STYLES:
             raise FoldingError(f"layer {layer.name}: ram_style={f.ram_style!r} must be one of {', '.join(RAM_STYLES)}")
         if f.early_exit and not can_exit_early(layer):
@@ -100,8 +104,8 @@ def with_early_exit(net: Network, folding: Folding) -> Folding:
 
 
 def minimal(net: Network) -> Folding:
-    """PE = SIMD = 1 everywhere: smallest, slowest."""
-    return {l.name: LayerConfig(1, 1) for l in net.layers if l.has_weights}
+    """PE = 1 and the smallest legal SIMD (1, a sparse layer's N) everywhere: smallest, slowest."""
+    return {l.name: LayerConfig(1, kinds.matrix(l).simd_step(l)) for l in net.layers if l.has_weights}
 
 
 def save(folding: Folding, path: Path) -> None:
@@ -264,6 +268,14 @@ def _fold_widths(n: int) -> list[int]:
     return sorted({math.ceil(n / folds) for folds in range(1, n + 1)})
 
 
+def simd_widths(layer: Layer) -> list[int]:
+    """The legal SIMD reaching each distinct SF: multiples of the kind's step (N whole blocks
+    for a sparse kind, kinds.MatrixKind.simd_step) over its slots."""
+    kind = kinds.matrix(layer)
+    step = kind.simd_step(layer)
+    return [step * w for w in _fold_widths(kind.synapse_slots(layer) // step)]
+
+
 def timing_note() -> str:
     """How the per-layer path estimates are made (reports state it next to them)."""
     from flipflow.generator import timing_model
@@ -295,12 +307,12 @@ def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock
 
 
     pes = [p for p in _fold_widths(layer.out_ch) if max_pe is None or p <= max_pe]
-    simds = [s for s in _fold_widths(layer.fan_in) if max_simd is None or s <= max_simd]
+    simds = [s for s in simd_widths(layer) if max_simd is None or s <= max_simd]
     found = []
     fastest: tuple[float, LayerConfig] | None = None  # the shortest estimated path, for the error
     for pe in pes:
         for simd in simds:
-            padded = (layer.out_ch % pe != 0) + (layer.fan_in % simd != 0)
+            padded = (layer.out_ch % pe != 0) + (kinds.matrix(layer).synapse_slots(layer) % simd != 0)
             words = pack.geometry(layer, LayerConfig(pe, simd)).tiles
             for style in ("distributed", "block") if words > 2 else ("distributed",):  # 1-2 words: wiring
                 f = LayerConfig(pe, simd, style)

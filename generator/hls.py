@@ -154,11 +154,12 @@ def plan(net: Network, folding: Folding) -> Plan:
 class Datapath:
     """How the HLS kernels implement one matrix-vector datapath (kinds.MatrixKind.datapath)."""
 
-    dot: str  # the Dot policy of flipflow_kernels.h, formatted with simd and wb
+    dot: str  # the Dot policy of flipflow_kernels.h, formatted with simd, wb and (sparse) n, m
     signed: bool  # accumulator and thresholds are signed
     acc: str  # what the accumulator sums
-    what: str  # summary line, formatted with wb and shape
+    what: str  # summary line, formatted with wb, shape and (sparse) n, m
     pad_note: str  # why padded lanes add nothing (generator/pack.py)
+    thresholds: str = "Thresholds"  # the activation struct of a thresholded layer (flipflow_kernels.h)
 
 
 DATAPATHS = {
@@ -168,6 +169,9 @@ DATAPATHS = {
                       "weight 0 (product 0)"),
     "score": Datapath("BipolarDot<{simd}, {wb}>", True, "sum(w * (2b - 1))",
                       "binary (+-1) x {wb}-bit weights {shape} -> integer scores (-1 padding)", "weight 0 (product 0)"),
+    "sparse": Datapath("SparseDot<{simd}, {n}, {m}>", False, "popcount(x AND b)",
+                       "sparse binary {n}:{m} (a {wb}-bit index per kept weight) {shape} (-1 padding)",
+                       "a spare slot selects a padding input, bit 0 (adds 0)", "InvertedThresholds"),
 }
 
 
@@ -183,15 +187,18 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
     d["words_per_vector"] = 1 if kind.spatial else l.in_shape[0] * l.in_shape[1]  # without a window unit
     d["vectors"] = l.out_shape[0] * l.out_shape[1] if kind.spatial else 1
     d["simd_depth"] = hls_model.simd_depth(g.sf)
-    d["simd_word_bits"] = _word(g.simd * elem_bits, l.name, "the SIMD input word")
+    d["fold_elements"] = kind.fold_elements(l, g.simd)  # input elements per fold word (sparse: SIMD / N blocks)
+    d["simd_word_bits"] = _word(d["fold_elements"] * elem_bits, l.name, "the SIMD input word")
     d["simd_weight_bits"] = _word(g.simd * wb, l.name, "the SIMD weight word")
     if not kind.has_window(l):
-        _word((kind.window_channels(l) + g.simd) * elem_bits, l.name, "the width converter buffer")
+        _word((kind.window_channels(l) + d["fold_elements"]) * elem_bits, l.name, "the width converter buffer")
     d["acc_t"] = f"{d['name']}_acc_t"
     d["weights_header"] = f"{d['name']}.h"
     d["weight_impl"] = HLS_STORAGE[cost.weight_memory(l, f).style]
     shape = f"{l.kernel}x{l.kernel} stride {l.stride} pad {l.pad}" if kind.spatial else "dense"
-    d["dot"] = path.dot.format(simd=g.simd, wb=wb)
+    d["nm"] = l.nm if kind.sparse else None
+    n, m = l.nm or (1, 1)
+    d["dot"] = path.dot.format(simd=g.simd, wb=wb, n=n, m=m)
     d["acc_t_def"] = f"ap_int<{kinds.signed_bits(lo, hi)}>" if path.signed else f"ap_uint<{kinds.unsigned_bits(hi)}>"
     d["acc_note"] = f"{path.acc} in [{lo}, {hi}]"
     d["pad_note"] = path.pad_note
@@ -203,6 +210,7 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
         d["thr_t_def"] = (f"ap_int<{kinds.signed_bits(min(tlo, lo), max(thi, hi + 1))}>" if path.signed
                           else f"ap_uint<{kinds.unsigned_bits(thi)}>")
         d["act"] = f"{d['name']}_thresholds"
+        d["thresholds_struct"] = path.thresholds
         out_bits = 1
     else:
         out_bits = kinds.signed_bits(lo, hi)
@@ -210,8 +218,9 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
         d["act_t"] = f"flipflow::PassThrough<{out_bits}>"
     d["out_t"] = f"ap_uint<{_word(l.out_ch * out_bits, l.name, 'the output pixel word')}>"
     d["out_elem_bits"] = out_bits
-    d["summary"] = f"{l.kind}, {path.what.format(wb=wb, shape=shape)}, {geometry}"
-    d["details"] = [f"K = {g.cols}, PE = {g.pe}, SIMD = {g.simd}: NF = {g.nf} x SF = {g.sf} steps per vector, "
+    d["summary"] = f"{l.kind}, {path.what.format(wb=wb, shape=shape, n=n, m=m)}, {geometry}"
+    terms = f"{g.cols} kept-weight slots of K = {l.fan_in}" if kind.sparse else f"K = {g.cols}"
+    d["details"] = [f"{terms}, PE = {g.pe}, SIMD = {g.simd}: NF = {g.nf} x SF = {g.sf} steps per vector, "
                     f"{d['cycles']} cycles per image"]
     if g.rows_padded != g.rows or g.cols_padded != g.cols:
         d["details"].append(f"padded to {g.rows_padded} rows x {g.cols_padded} columns; "
@@ -274,7 +283,9 @@ def render(net: Network, folding: Folding, out_dir: Path, csim_images: int = 0,
         wbits = d["simd_weight_bits"]
         weight_rows = _rows(pack.simd_words(l, f), lambda v: _literal(v, wbits), 4 if wbits > 64 else 8)
         threshold_rows = _rows(pack.thresholds(l, f).T.tolist(), str, 16) if d["thresholded"] else []
-        text = weights_template.render(l=d, weight_rows=weight_rows, threshold_rows=threshold_rows)
+        invert_rows = _rows(pack.inverts(l, f).T.tolist(), str, 16) if kinds.matrix(l).sparse else []
+        text = weights_template.render(l=d, weight_rows=weight_rows, threshold_rows=threshold_rows,
+                                       invert_rows=invert_rows)
         atomic.write_text(out_dir / "weights" / d["weights_header"], text)
     return p
 

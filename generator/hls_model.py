@@ -81,7 +81,8 @@ def _layer_processes(layer: Layer, folding: Folding) -> list[Process]:
             out.append(Process(layer.name, "window_to_simd", vectors * sf))
         else:
             words = 1 if kind.spatial else ih * iw
-            per_vector = vector_to_simd_iterations(words, kind.window_channels(layer), f.simd)
+            per_fold = kind.fold_elements(layer, f.simd)  # a fold word's elements (sparse: SIMD / N blocks)
+            per_vector = vector_to_simd_iterations(words, kind.window_channels(layer), per_fold)
             out.append(Process(layer.name, "vector_to_simd", vectors * per_vector))
         out.append(Process(layer.name, "matrix_vector_unit", vectors * nf * sf))
     if "sum" in roles:

@@ -41,6 +41,25 @@ memories that are partitioned by PE.
 Thresholds are an int64 table [NF, PE] (``thresholds[nf, p]`` for row
 nf * PE + p); ``emulate`` is the numpy model of the whole folded unit on
 these arrays and is proved equal to golden.py by tests/test_pack.py.
+
+Sparse binary layers (N:M 0/1 weights, kinds._SparseDatapath; docs/DESIGN.md,
+"Sparse binary layers") store indices instead of the mask. A row of K weights
+is B = ceil(K / M) blocks of M in window order; it becomes ``slots`` = N x B
+indices (``sparse_indices``), IB = ceil(log2 M) bits each: the position of a
+kept weight within its block, blocks in order, ascending within a block. A
+block with fewer than N ones (only a last partial block) fills its spare slots
+with its first padding position (>= its length), whose input is bit 0. The
+unit folds the slots like the columns of a dense matrix (Geometry.cols =
+slots; SIMD a multiple of N, so fold sf covers SIMD / N whole blocks: input
+elements [sf x SIMD / N x M, (sf + 1) x SIMD / N x M), padded with 0 past K),
+and lane s reads element (s // N) x M + index of that range through an M:1
+mux; the lane's term is that bit AND its kept weight (always 1), and the PE
+row's popcount adds them. Slots beyond N x B lie in blocks past K, so they
+read a 0 at index 0; pad rows hold index 0 and threshold 0 (and are dropped).
+``tiles``, ``words`` and ``simd_words`` give these indices in the same word
+layout (lane s of PE p at element p x SIMD + s, PE 0 in the LSBs); the
+output bit is (acc >= T) XOR invert, ``inverts`` [NF, PE] beside
+``thresholds``; ``emulate_sparse`` steps through the unit as hardware does.
 """
 
 from __future__ import annotations
@@ -65,7 +84,7 @@ class Geometry:
     """Shape of one folded MVU. ``tiles`` = NF * SF weight words per PE."""
 
     rows: int  # output channels (exact, from the IR)
-    cols: int  # fan-in K (exact)
+    cols: int  # fan-in K (exact), or the kept-weight slots per row of a sparse kind
     pe: int
     simd: int
 
@@ -96,9 +115,24 @@ def geometry(layer: Layer, folding: LayerConfig) -> Geometry:
         raise FoldingError(f"layer {layer.name}: {layer.kind} has no matrix-vector unit to fold")
     if not 1 <= folding.pe <= layer.out_ch:
         raise FoldingError(f"layer {layer.name}: PE={folding.pe} must be in [1, out_ch={layer.out_ch}]")
-    if not 1 <= folding.simd <= layer.fan_in:
-        raise FoldingError(f"layer {layer.name}: SIMD={folding.simd} must be in [1, K={layer.fan_in}]")
-    return Geometry(layer.out_ch, layer.fan_in, folding.pe, folding.simd)
+    kind = kinds.matrix(layer)
+    error = simd_error(layer, folding.simd)
+    if error:
+        raise FoldingError(f"layer {layer.name}: {error}")
+    return Geometry(layer.out_ch, kind.synapse_slots(layer), folding.pe, folding.simd)
+
+
+def simd_error(layer: Layer, simd: int) -> str | None:
+    """Why ``simd`` is not a legal SIMD for the layer's matrix-vector unit, or None: a
+    multiple of the kind's step (N for a sparse kind: whole blocks per fold) up to its slots."""
+    kind = kinds.matrix(layer)
+    step, slots = kind.simd_step(layer), kind.synapse_slots(layer)
+    if not kind.sparse:
+        return None if 1 <= simd <= slots else f"SIMD={simd} must be in [1, K={slots}]"
+    if simd % step or not step <= simd <= slots:
+        return (f"SIMD={simd} must be a multiple of N={step} in [{step}, {slots}] "
+                f"(the {slots} kept-weight slots of its {layer.nm[0]}:{layer.nm[1]} rows)")
+    return None
 
 
 def is_binary(layer: Layer) -> bool:
@@ -122,10 +156,30 @@ def padded_matrix(layer: Layer, g: Geometry) -> np.ndarray:
     return w
 
 
+def sparse_indices(layer: Layer) -> np.ndarray:
+    """[out_ch, slots] int64: each kept weight's index within its block of M, N slots per
+    block in block order, ascending within a block; a block's spare slots (fewer than N
+    ones: only a last partial block) point at its first padding position."""
+    n, m = layer.nm
+    k = layer.fan_in
+    blocks = kinds.nm_blocks(layer.weights.reshape(layer.out_ch, -1), m)  # [O, B, M]
+    spare = np.zeros(blocks.shape[1], np.int64)  # full blocks have N ones (ir.validate): never used
+    spare[-1] = k % m  # a partial last block's first padding position
+    key = np.where(blocks == 1, np.arange(m), m)  # kept positions first, m sorts behind them
+    first = np.sort(key, axis=-1)[..., :n]
+    return np.where(first == m, spare[None, :, None], first).reshape(layer.out_ch, -1)
+
+
 def tiles(layer: Layer, folding: LayerConfig) -> np.ndarray:
-    """Weight tiles [TILES, PE, SIMD] (int64 element values; bits or signed ints)."""
+    """Weight tiles [TILES, PE, SIMD] (int64 element values; bits or signed ints, or a sparse
+    kind's indices)."""
     g = geometry(layer, folding)
-    w = padded_matrix(layer, g).reshape(g.nf, g.pe, g.sf, g.simd)
+    if kinds.matrix(layer).sparse:
+        w = np.zeros((g.rows_padded, g.cols_padded), np.int64)  # pad rows and slots: index 0
+        w[: g.rows, : g.cols] = sparse_indices(layer)
+    else:
+        w = padded_matrix(layer, g)
+    w = w.reshape(g.nf, g.pe, g.sf, g.simd)
     return w.transpose(0, 2, 1, 3).reshape(g.tiles, g.pe, g.simd)
 
 
@@ -167,9 +221,9 @@ def accumulator_bits(layer: Layer) -> int:
 
 
 def accumulator_width(datapath: str, lo: int, hi: int, wb: int) -> int:
-    """AW for accumulators in [lo, hi] of a kinds datapath ("xnor", "pixel", "score") with
-    WB-bit weights."""
-    if datapath == "xnor":
+    """AW for accumulators in [lo, hi] of a kinds datapath ("xnor", "sparse", "pixel",
+    "score") with WB-bit weights."""
+    if datapath in ("xnor", "sparse"):  # popcounts
         return max(2, kinds.unsigned_bits(hi + 1))
     if datapath == "pixel":
         return max(wb + 10, kinds.signed_bits(lo, hi + 1))
@@ -192,6 +246,16 @@ def thresholds(layer: Layer, folding: LayerConfig) -> np.ndarray:
     return t.reshape(g.nf, g.pe)
 
 
+def inverts(layer: Layer, folding: LayerConfig) -> np.ndarray:
+    """A sparse kind's output inversions [NF, PE] (0/1 int64, beside ``thresholds``): bit =
+    (acc >= T) XOR invert; pad rows and a layer without ``invert`` get 0."""
+    g = geometry(layer, folding)
+    inv = np.zeros(g.rows_padded, np.int64)
+    if layer.invert is not None:
+        inv[: g.rows] = layer.invert
+    return inv.reshape(g.nf, g.pe)
+
+
 def pad_vectors(vectors: np.ndarray, g: Geometry) -> np.ndarray:
     """Input vectors [N, cols] -> [N, SF, SIMD] padded with INPUT_PAD."""
     n = vectors.shape[0]
@@ -208,6 +272,8 @@ def emulate(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> np.ndarr
     output layers. It steps through (nf, sf) exactly as the hardware does,
     vectorised over images and PEs, and drops the pad rows at the end.
     """
+    if kinds.matrix(layer).sparse:
+        return emulate_sparse(layer, folding, vectors)
     g = geometry(layer, folding)
     kind = kinds.matrix(layer)
     t = tiles(layer, folding).reshape(g.nf, g.sf, g.pe, g.simd)
@@ -221,4 +287,34 @@ def emulate(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> np.ndarr
             xs = x[:, sf][:, None, :]  # [N, 1, SIMD]
             acc += kind.lane_terms(w, xs).sum(-1)
         out[:, nf] = (acc >= thr[nf][None]) if thr is not None else acc
+    return out.reshape(x.shape[0], g.rows_padded)[:, : g.rows]
+
+
+def pad_sparse_vectors(layer: Layer, vectors: np.ndarray, g: Geometry) -> np.ndarray:
+    """Input vectors [N, K] -> [N, SF, SIMD / N x M]: fold sf's input elements, 0 past K."""
+    per_fold = kinds.matrix(layer).fold_elements(layer, g.simd)
+    x = np.full((vectors.shape[0], g.sf * per_fold), INPUT_PAD, np.int64)
+    x[:, : vectors.shape[1]] = vectors
+    return x.reshape(vectors.shape[0], g.sf, per_fold)
+
+
+def emulate_sparse(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> np.ndarray:
+    """Numpy model of the sparse matrix-vector unit on its packed indices (``tiles``): per
+    fold and lane the M:1 mux picks element (lane // N) x M + index of the fold's input,
+    ANDs it with its kept weight, each PE row's popcount adds the lanes, and the row's bit
+    is (acc >= T) XOR invert. [N, K] window vectors -> [N, rows] output bits."""
+    g = geometry(layer, folding)
+    kind = kinds.matrix(layer)
+    n, m = layer.nm
+    t = tiles(layer, folding).reshape(g.nf, g.sf, g.pe, g.simd)
+    x = pad_sparse_vectors(layer, np.asarray(vectors, np.int64), g)
+    base = np.arange(g.simd) // n * m  # lane s's block within the fold
+    thr, inv = thresholds(layer, folding), inverts(layer, folding)
+    out = np.zeros((x.shape[0], g.nf, g.pe), np.int64)
+    for nf in range(g.nf):
+        acc = np.zeros((x.shape[0], g.pe), np.int64)
+        for sf in range(g.sf):
+            picked = x[:, sf][:, base[None, :] + t[nf, sf]]  # the muxes: [N, PE, SIMD]
+            acc += kind.lane_terms(np.ones_like(picked), picked).sum(-1)
+        out[:, nf] = (acc >= thr[nf][None]) ^ inv[nf][None]
     return out.reshape(x.shape[0], g.rows_padded)[:, : g.rows]

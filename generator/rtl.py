@@ -6,6 +6,7 @@ The hardware is the same streaming dataflow pipeline as the HLS backend
 * ``input_conv``  : [gather channels] -> window unit -> matrix-vector unit (8-bit pixels)
 * ``bitplane_conv``: [gather channels] -> kept planes (wiring) -> window unit -> matrix-vector unit (XNOR)
 * ``binary_conv`` : [window unit] -> matrix-vector unit (XNOR-popcount, thresholds)
+* ``sparse_conv`` : [window unit] -> matrix-vector unit (N:M slot indices, M:1 muxes, AND-popcount, thresholds)
 * ``maxpool``     : window unit -> OR unit
 * ``output_conv`` : [window unit] -> matrix-vector unit (integer scores)
 
@@ -115,7 +116,7 @@ def _write_mem(out_dir: Path, name: str, words: list[int], bits: int) -> str:
     return str(path)
 
 
-RTL_DATAPATHS = {"xnor": "binary", "pixel": "pixels", "score": "scores"}  # flipflow_mvu's DATAPATH branches
+RTL_DATAPATHS = {"xnor": "binary", "pixel": "pixels", "score": "scores", "sparse": "sparse"}  # flipflow_mvu's DATAPATH branches
 
 
 def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
@@ -130,20 +131,27 @@ def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     weight_file = _write_mem(out_dir, f"{name}_weights.mem", pack.words(layer, f), g.pe * g.simd * wb)
     thr_file = ""
     if layer.is_thresholded:
-        thr = pack.thresholds(layer, f)
-        thr_words = [sum((int(t) & ((1 << aw) - 1)) << (p * aw) for p, t in enumerate(row)) for row in thr]
-        thr_file = _write_mem(out_dir, f"{name}_thresholds.mem", thr_words, g.pe * aw)
+        # row p's field is its AW-bit threshold, with a sparse kind's invert bit above it
+        fields = pack.thresholds(layer, f) & ((1 << aw) - 1)
+        if kind.sparse:
+            fields |= pack.inverts(layer, f) << aw
+        tw = aw + kind.sparse
+        thr_words = [sum(int(t) << (p * tw) for p, t in enumerate(row)) for row in fields]
+        thr_file = _write_mem(out_dir, f"{name}_thresholds.mem", thr_words, g.pe * tw)
     res_bits = aw if datapath == "scores" else 1
     weights_in = cost.weight_memory(layer, f).style
+    # a sparse unit folds its rows' kept-weight slots (g.cols), N per block of M window elements
+    sparse = dict(SPARSE_N=layer.nm[0], SPARSE_M=layer.nm[1]) if kind.sparse else {}
+    structure = f"{layer.nm[0]}:{layer.nm[1]} sparse ({g.cols} slots a row), " if kind.sparse else ""
     return Unit(
         name=f"{name}_mvu", module="flipflow_mvu", layer=layer.name, src=src, out_width=g.rows * res_bits,
-        summary=(f"{layer.kind} {layer.name}: PE={g.pe} SIMD={g.simd}, {g.nf}x{g.sf} folds per window, "
+        summary=(f"{layer.kind} {layer.name}: {structure}PE={g.pe} SIMD={g.simd}, {g.nf}x{g.sf} folds per window, "
                  f"weights in {weights_in} RAM"),
         traces=name, cycles=kind.mvu_cycles(layer, f),
         params=dict(nf=g.nf, sf=g.sf, positions=positions, pixels=layer.out_shape[0] * layer.out_shape[1]),
-        parameters=dict(DATAPATH=datapath, OUT_CH=g.rows, FAN_IN=g.cols, PE=g.pe, SIMD=g.simd, WB=wb, AW=aw,
+        parameters=dict(DATAPATH=datapath, OUT_CH=g.rows, FAN_IN=layer.fan_in, PE=g.pe, SIMD=g.simd, WB=wb, AW=aw,
                         POSITIONS=positions, EW=ew, WEIGHT_FILE=weight_file, THRESH_FILE=thr_file,
-                        WEIGHT_RAM=weights_in, EARLY_EXIT=int(f.early_exit)),
+                        WEIGHT_RAM=weights_in, EARLY_EXIT=int(f.early_exit), **sparse),
     )
 
 

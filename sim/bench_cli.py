@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flipflow import atomic
 from flipflow.generator.cli import add_budget_args, budget_from_args
+from flipflow.training.cli import _ints
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +73,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--out", type=Path, default=None, help="output folder (default build/<model>-margin)")
     add_budget_args(m)
     m.set_defaults(func=_margin_sweep)
+
+    s = sub.add_parser("sparse", help="N:M sparse binary layers (SBNN): fine-tune a checkpoint at each N:M, top-1, cycles "
+                                      "and resources against sparsity beside the dense model, report.{json,png}")
+    s.add_argument("model", help="zoo name (e.g. nin_pruned) or a checkpoint.pt")
+    s.add_argument("--nm", default="1:2,1:4,2:8,1:8", help="N:M settings, comma-separated (sparsity 1 - N/M; default 1:2,1:4,2:8,1:8)")
+    s.add_argument("--train-subset", type=int, default=16384, help="fine-tune on a fixed random subset of N training images (default 16384)")
+    s.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (default 2)")
+    s.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    s.add_argument("--lr-steps", type=_ints, default=[1], help="epochs after which lr *= 0.1 (default 1)")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds per setting, --seed, --seed + 1, ... (default 3)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dataset", default="fashion_mnist", help="the checkpoint's dataset (default fashion_mnist)")
+    s.add_argument("--out", type=Path, default=None, help="output folder (default build/<model>-sparse)")
+    add_budget_args(s)
+    s.set_defaults(func=_sparse)
 
 
 def _floats(text: str) -> list[float]:
@@ -178,6 +195,22 @@ def _margin_sweep(args: argparse.Namespace) -> int:
                               args.dataset, command)
     print(margin_sweep.table(report))
     print(f"flipflow margin-sweep: wrote {out}/report.json, report.png ({report['wall_s']:.0f} s)", file=sys.stderr)
+    return 0
+
+
+def _sparse(args: argparse.Namespace) -> int:
+    import shlex
+
+    from flipflow.sim import margin_sweep, sparse_sweep
+
+    settings = sparse_sweep.parse_nm(args.nm)
+    schedule = sparse_sweep.Schedule(train_subset=args.train_subset, epochs=args.epochs, lr=args.lr, lr_steps=args.lr_steps,
+                                     batch_size=args.batch_size, seeds=args.seeds, seed=args.seed)
+    out = args.out or Path("build") / f"{margin_sweep.model_name(args.model)}-sparse"
+    command = "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = sparse_sweep.run(args.model, settings, schedule, out, budget_from_args(args), args.dataset, command)
+    print(sparse_sweep.table(report))
+    print(f"flipflow sparse: wrote {out}/report.json, report.png ({report['wall_s']:.0f} s)", file=sys.stderr)
     return 0
 
 

@@ -77,11 +77,12 @@ def _memory(path: Path, width: int, depth: int, rng: random.Random) -> str:
 
 
 def measure(module: str, parameters: dict[str, int | str], timeout: float = 3600) -> dict:
-    """yosys sta of one library module: its longest path with sim/timing.py's routing allowance."""
+    """yosys sta of one library module: its longest path with sim/timing.py's routing allowance.
+    A flipflow_mvu without WEIGHT_FILE gets random weight and threshold memories."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         params = dict(parameters)
-        if module == "flipflow_mvu":
+        if module == "flipflow_mvu" and "WEIGHT_FILE" not in params:  # random memories unless given
             rng = random.Random(0)
             nf = -(-params["OUT_CH"] // params["PE"])
             sf = -(-params["FAN_IN"] // params["SIMD"])

@@ -59,6 +59,20 @@ def elaborate(design: rtl.RtlDesign) -> list[str]:
     return ["read_verilog -defer -sv " + " ".join(design.files), f"hierarchy -top {rtl.TOP_NAME}", "uniquify"]
 
 
+def synthesize_module(module: str, parameters: dict[str, int | str], timeout: float = 1800) -> dict[str, float]:
+    """yosys counts of one library module alone at these Verilog parameters (memory files
+    given by absolute path), counted as ``synthesize`` counts a unit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stat = Path(tmp) / "stat.json"
+        chparam = " ".join(f"-set {k} {rtl.verilog_value(v)}" for k, v in parameters.items())
+        script = "; ".join([f"read_verilog -defer -sv {rtl.TEMPLATES / (module + '.v')}", f"chparam {chparam} {module}",
+                            f"synth_xilinx -family xc7 -top {module}", f"tee -q -o {stat} stat -json"])
+        result = subprocess.run([yosys_binary(), "-q", "-p", script], cwd=tmp, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0 or not stat.is_file():
+            raise SynthesisError(f"yosys failed on {module} {parameters}:\n{(result.stdout + result.stderr)[-3000:]}")
+        return _count(json.loads(stat.read_text())["design"]["num_cells_by_type"])
+
+
 def synthesize(rtl_dir: str | Path, timeout: float = 1800) -> dict:
     """Synthesize the design in ``rtl_dir`` (written by generator.rtl.generate).
 

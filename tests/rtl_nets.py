@@ -25,7 +25,8 @@ def _accumulators(layer: ir.Layer, x: np.ndarray) -> np.ndarray:
 
 
 def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: int) -> ir.Network:
-    """specs: dicts with kind, out (channels), k, s, p; shapes are inferred."""
+    """specs: dicts with kind, out (channels), k, s, p (and planes, nm for the kinds that take
+    them); shapes are inferred."""
     rng = np.random.default_rng(seed)
     shape = images.shape[1:]
     layers: list[ir.Layer] = []
@@ -34,7 +35,7 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
         kind = spec["kind"]
         layer = ir.Layer(name=f"{kind}{i}", kind=kind, in_shape=tuple(shape), out_shape=(1, 1, 1),
                          kernel=spec.get("k", 1), stride=spec.get("s", 1), pad=spec.get("p", 0),
-                         planes=tuple(spec.get("planes", ())))
+                         planes=tuple(spec.get("planes", ())), nm=tuple(spec["nm"]) if "nm" in spec else None)
         out = spec.get("out", shape[2])
         if kind in ("output_conv", "output_dense"):
             out = classes
@@ -42,7 +43,10 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
         layer.out_shape = ir.expected_out_shape(layer) if kind != "global_sum" else (1, 1, shape[2])
         if layer.has_weights:
             wshape = kinds.matrix(layer).weight_shape(layer)
-            if kinds.of(layer).binary_weights:
+            if kinds.of(layer).sparse:
+                layer.weights = nm_mask(rng, out, layer.fan_in, *layer.nm).reshape(wshape)
+                layer.invert = rng.integers(0, 2, out, dtype=np.uint8)  # channels of negative BatchNorm scale
+            elif kinds.of(layer).binary_weights:
                 layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
             else:
                 layer.weight_bits = 8 if kind.startswith("input") else 4
@@ -63,13 +67,24 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
 
 
 def random_folding(net: ir.Network, seed: int) -> dict[str, LayerConfig]:
+    """PE up to 8, SIMD up to 24 lanes (a multiple of a sparse layer's N, up to its slots)."""
     rng = np.random.default_rng(seed + 1000)
-    return {l.name: LayerConfig(int(rng.integers(1, min(l.out_ch, 8) + 1)), int(rng.integers(1, min(l.fan_in, 24) + 1)))
-            for l in net.layers if l.has_weights}
+
+    def simd(l: ir.Layer) -> int:
+        step, slots = kinds.matrix(l).simd_step(l), kinds.matrix(l).synapse_slots(l)
+        return step * int(rng.integers(1, max(1, min(slots, 24) // step) + 1))
+
+    return {l.name: LayerConfig(int(rng.integers(1, min(l.out_ch, 8) + 1)), simd(l)) for l in net.layers if l.has_weights}
 
 
 def odd(rng: np.random.Generator, lo: int, hi: int) -> int:
     return int(rng.integers(lo, hi)) | 1
+
+
+def sparse_nm(rng: np.random.Generator) -> tuple[int, int]:
+    """A random N:M structure, M a power of two from 2 to 16."""
+    m = 1 << int(rng.integers(1, 5))
+    return int(rng.integers(1, m + 1)), m
 
 
 def layer_case(kind: str, seed: int) -> list[dict]:
@@ -92,6 +107,12 @@ def layer_case(kind: str, seed: int) -> list[dict]:
         "output_conv": [first, {"kind": "output_conv", "k": k, "s": 1, "p": p}, {"kind": "global_sum"}],
         "output_dense": [{"kind": "input_dense", "out": odd(rng, 9, 30)}, {"kind": "output_dense"}],
         "global_sum": [first, {"kind": "output_conv", "k": 1}, {"kind": "global_sum"}],
+        # last, so that the draws above stay those of the other kinds' cases; odd K (c1 odd)
+        # against an even M leaves a partial last block
+        "sparse_conv": [first, {"kind": "sparse_conv", "out": odd(rng, 3, 20), "k": k, "s": s, "p": p,
+                                "nm": sparse_nm(rng)}, {"kind": "output_dense"}],
+        "sparse_dense": [first, {"kind": "sparse_dense", "out": odd(rng, 5, 40), "nm": sparse_nm(rng)},
+                         {"kind": "output_dense"}],
     }
     return cases[kind]
 
@@ -119,6 +140,19 @@ def knife_edge_input_case(pe: int, rows: int = 7) -> tuple[ir.Network, dict[str,
     return net, {first.name: LayerConfig(pe, 5), last.name: LayerConfig(2, 3)}, images
 
 
+def nm_mask(rng: np.random.Generator, rows: int, k: int, n: int, m: int) -> np.ndarray:
+    """[rows, k] uint8 0/1 with N ones in every full block of M, and 0..min(N, length) in a
+    last partial block (the IR allows fewer there)."""
+    blocks = -(-k // m)
+    mask = np.zeros((rows, blocks * m), np.uint8)
+    for r in range(rows):
+        for b in range(blocks):
+            length = min(m, k - b * m)
+            ones = n if length == m else int(rng.integers(0, min(n, length) + 1))
+            mask[r, b * m + rng.choice(length, ones, replace=False)] = 1
+    return mask[:, :k]
+
+
 def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_ch: int = 0, k: int = 1, s: int = 1,
                  p: int = 0, *, wide_thresholds: bool = False) -> ir.Layer:
     """One layer with random weights ({0, 1} for binary kinds, int8 of a random 2..8-bit
@@ -130,18 +164,27 @@ def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_c
                      stride=1 if dense else s, pad=0 if dense else p)
     if kinds.get(kind).bit_planes:  # a random set of kept pixel bits
         layer.planes = tuple(sorted(rng.choice(8, int(rng.integers(1, 9)), replace=False).tolist(), reverse=True))
+    if kinds.get(kind).sparse:  # a random N:M structure, M up to 64
+        m = 1 << int(rng.integers(1, 7))
+        layer.nm = (int(rng.integers(1, m + 1)), m)
     layer.out_shape = ir.expected_out_shape(layer)
     if not layer.has_weights:
         return layer
     kk = layer.fan_in
     wshape = kinds.matrix(layer).weight_shape(layer)
     if kinds.of(layer).binary_weights:
-        layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
-        if wide_thresholds:
-            layer.thresholds = rng.integers(0, kk + 2, out_ch).astype(np.int64)
+        if kinds.of(layer).sparse:  # the popcount counts the ones only: thresholds around half of them
+            layer.weights = nm_mask(rng, out_ch, kk, *layer.nm).reshape(wshape)
+            layer.invert = rng.integers(0, 2, out_ch, dtype=np.uint8)  # channels of negative BatchNorm scale
+            terms = kinds.nm_kept(kk, *layer.nm)
         else:
-            spread = max(1, int(np.sqrt(kk)))
-            layer.thresholds = np.clip(rng.integers(kk // 2 - spread, kk // 2 + spread + 1, out_ch), 0, kk + 1).astype(np.int64)
+            layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
+            terms = kk
+        if wide_thresholds:
+            layer.thresholds = rng.integers(0, terms + 2, out_ch).astype(np.int64)
+        else:
+            spread = max(1, int(np.sqrt(terms)))
+            layer.thresholds = np.clip(rng.integers(terms // 2 - spread, terms // 2 + spread + 1, out_ch), 0, terms + 1).astype(np.int64)
         return layer
     layer.weight_bits = int(rng.integers(2, 9))
     lim = 2 ** (layer.weight_bits - 1) - 1
@@ -158,7 +201,8 @@ def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_c
 
 @st.composite
 def networks(draw) -> tuple[ir.Network, dict[str, LayerConfig]]:
-    """A random chain using every layer kind, odd widths, random foldings (PE/SIMD not dividing)."""
+    """A random chain using every layer kind, odd widths, random foldings (PE/SIMD not dividing;
+    a sparse layer's SIMD a multiple of its N)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     h = draw(st.integers(4, 9))
     c = draw(st.sampled_from([1, 3]))
@@ -179,12 +223,14 @@ def networks(draw) -> tuple[ir.Network, dict[str, LayerConfig]]:
         add("input_dense", width())
     if layers[0].kind == "input_conv":
         for _ in range(draw(st.integers(1, 3))):
-            if draw(st.booleans()):
-                add("binary_conv", width(), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1)))
-            else:
+            kind = draw(st.sampled_from(["binary_conv", "maxpool", "sparse_conv"]))
+            if kind == "maxpool":
                 add("maxpool", 0, draw(st.integers(2, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1)))
-    if draw(st.booleans()):
-        add("binary_dense", width())
+            else:
+                add(kind, width(), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1)))
+    dense = draw(st.sampled_from([None, "binary_dense", "sparse_dense"]))
+    if dense:
+        add(dense, width())
     if layers[-1].out_shape[:2] != (1, 1) and draw(st.booleans()):
         add("output_conv", 10, draw(st.integers(1, 2)), 1, 0)
         add("global_sum")
@@ -192,8 +238,12 @@ def networks(draw) -> tuple[ir.Network, dict[str, LayerConfig]]:
         add("output_dense", 10)
     net = ir.Network("random", (h, h, c), [str(i) for i in range(10)], "random", layers)
     net.validate()
-    folding = {l.name: LayerConfig(draw(st.integers(1, l.out_ch)), draw(st.integers(1, min(l.fan_in, 80))))
-               for l in layers if l.has_weights}
+
+    def simd(l: ir.Layer) -> int:
+        step, slots = kinds.matrix(l).simd_step(l), kinds.matrix(l).synapse_slots(l)
+        return step * draw(st.integers(1, max(1, min(slots, 80) // step)))
+
+    folding = {l.name: LayerConfig(draw(st.integers(1, l.out_ch)), simd(l)) for l in layers if l.has_weights}
     return net, folding
 
 

@@ -13,7 +13,7 @@ from flipflow import cli
 ROOT = Path(flipflow.__file__).resolve().parent
 
 
-COMMANDS = ["info", "train", "prune", "bitslice-sensitivity", "table", "import", "export-qonnx", "hls", "earlyexit", "fold", "bench", "bitslice", "margin-sweep", "golden", "sim", "deploy"]
+COMMANDS = ["info", "train", "prune", "bitslice-sensitivity", "table", "import", "export-qonnx", "hls", "earlyexit", "fold", "bench", "bitslice", "margin-sweep", "sparse", "golden", "sim", "deploy"]
 
 
 def test_help_lists_every_command():

@@ -49,6 +49,7 @@ CASES = {
     "fold": lambda t, m: (["fold", str(m), "--device", "pynq-z3"], "unknown device 'pynq-z3'"),
     "bench": lambda t, m: (["bench", "--out", str(a_file(t) / "bench"), "--no-sim", "--no-cnv"], "cannot create folder"),
     "margin-sweep": lambda t, m: (["margin-sweep", corrupt(t / "checkpoint.pt"), "--out", str(t / "m")], "unreadable checkpoint"),
+    "sparse": lambda t, m: (["sparse", corrupt(t / "checkpoint.pt"), "--out", str(t / "s")], "unreadable checkpoint"),
     "golden": lambda t, m: (["golden", str(m), "--bench", "--checkpoint", corrupt(t / "c.pt")], "unreadable checkpoint"),
     "sim": lambda t, m: (["sim", str(m), "--images", "2", "--no-resources", "--out", str(t / "s")], "verilator rejected the design"),
     "deploy": lambda t, m: (["deploy", str(m), "--out", str(a_file(t) / "deploy")], f"cannot create folder {t / 'a_file'}"),

@@ -66,6 +66,21 @@ def test_window_rows_cover_a_frame_boundary(h, k, s, p, rows):
     assert kinds.window_rows(layer) == rows
 
 
+def test_sparse_layer_cycles_scale_with_its_slots(digits, tmp_path):
+    """A 2:8 sparse conv as the bottleneck runs NF x ceil(slots / SIMD) cycles per output
+    pixel (slots = 2 x ceil(54 / 8) = 14 per row, not K = 54), as simulated."""
+    images = digits.test.images[:4]
+    net = rtl_nets.build("sparse", images, [dict(kind="input_conv", out=6, k=3, p=1),
+                                            dict(kind="sparse_conv", out=10, k=3, p=1, nm=(2, 8)),
+                                            dict(kind="maxpool", k=2, s=2), dict(kind="output_conv", k=3),
+                                            dict(kind="global_sum")], classes=10, seed=3)
+    sparse = net.layers[1]
+    folding = {**fold.default(net), sparse.name: fold.LayerConfig(2, 2)}
+    reported = kinds.frame_cycles(net, folding)
+    assert reported == kinds.layer_cycles(net, folding)[sparse.name] == 5 * 7 * 8 * 8
+    assert _simulated_cycles(net, images, tmp_path, folding) == reported
+
+
 @pytest.mark.slow
 def test_nin_pruned_reports_simulated_cycles(fashion_test_images, tmp_path):
     net = ir.load_model("nin_pruned")

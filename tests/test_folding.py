@@ -10,7 +10,7 @@ import pytest
 
 from flipflow import kinds
 from flipflow import ir
-from flipflow.generator import cost, devices
+from flipflow.generator import cost, devices, pack
 from flipflow.sim import bench
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
@@ -206,3 +206,49 @@ def test_folding_json_round_trip(tmp_path, tiny):
     plan = fold.optimize(tiny, devices.get("pynq-z2"))
     fold.save(plan.folding, tmp_path / "f.json")
     assert fold.load(tmp_path / "f.json") == plan.folding
+
+
+def _sparse_net(n: int, m: int) -> ir.Network:
+    """input_conv -> sparse_conv 3x3 (K = 9 x 13 = 117, blocks of m, the last partial) -> output_dense."""
+    from rtl_nets import build
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 1)).astype(np.uint8)
+    net = build("sparse", images, [{"kind": "input_conv", "out": 13, "k": 3, "p": 1},
+                                   {"kind": "binary_conv", "out": 11, "k": 3, "p": 1}, {"kind": "output_dense"}], 10, 0)
+    from rtl_nets import nm_mask
+
+    layer = net.layers[1]
+    layer.kind, layer.nm = "sparse_conv", (n, m)
+    layer.weights = nm_mask(np.random.default_rng(1), 11, 117, n, m).reshape(layer.weights.shape)
+    layer.thresholds = np.clip(layer.thresholds, 0, n * -(-117 // m))
+    net.validate()
+    return net
+
+
+@pytest.mark.parametrize("n, m", [(1, 4), (2, 8), (3, 16)])
+def test_sparse_cycles_and_memory_scale_with_the_ones(n, m):
+    layer = _sparse_net(n, m).layers[1]
+    slots = n * math.ceil(117 / m)
+    f = LayerConfig(pe=4, simd=2 * n)
+    assert kinds.matrix(layer).mvu_cycles(layer, f) == math.ceil(11 / 4) * math.ceil(slots / (2 * n)) * 64
+    mem = cost.weight_memory(layer, f)
+    assert (mem.width, mem.depth) == (4 * 2 * n * (m - 1).bit_length(), math.ceil(11 / 4) * math.ceil(slots / (2 * n)))
+    terms = cost.unit_terms(layer, f)["mvu"]
+    assert terms["mvu.sparse.mux"].lut == 4 * 2 * n * cost.mux_luts(m)
+    assert cost.threshold_memory(layer, f).width == 4 * (pack.accumulator_bits(layer) + 1)  # T and the invert bit
+    assert terms["mvu.sparse.fold"].ff == (math.ceil(slots / (2 * n)) + 1) * 2 * m  # SIMD / N blocks of M bits per fold
+
+
+@pytest.mark.parametrize("n, m", [(1, 4), (2, 8)])
+def test_search_proposes_whole_blocks_for_sparse_layers(n, m):
+    net = _sparse_net(n, m)
+    layer = net.layers[1]
+    options = fold.candidates(layer, cost.Coefficients())
+    assert options and all(o.folding.simd % n == 0 and o.folding.simd <= n * math.ceil(117 / m) for o in options)
+    assert min(kinds.matrix(layer).mvu_cycles(layer, o.folding) for o in options) == 64  # every slot, PE = 11
+    plan = fold.optimize(net, coefficients=cost.Coefficients())
+    assert plan.folding[layer.name].simd % n == 0
+    assert fold.minimal(net)[layer.name] == LayerConfig(1, n)
+    for bad in ({n + 1} - {n, 2 * n}) | {n * math.ceil(117 / m) + n}:  # part of a block; past the slots
+        with pytest.raises(fold.FoldingError, match=f"SIMD={bad} must be a multiple of N={n}"):
+            fold.check(net, {**plan.folding, layer.name: LayerConfig(1, bad)})

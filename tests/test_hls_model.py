@@ -13,6 +13,7 @@ from flipflow.generator import folding as fold
 from flipflow.generator import hls_model
 from flipflow.generator.folding import LayerConfig
 from flipflow.ir import Network
+import rtl_nets
 from rtl_nets import random_layer
 
 
@@ -45,6 +46,21 @@ def test_small_net_trip_counts_by_hand():
         ("", "write_scores", 3 + 1),
     ]
     assert hls_model.frame_cycles(net, folding) == 324 == kinds.frame_cycles(net, folding)
+
+
+def test_sparse_trip_counts_by_hand():
+    """A sparse unit's width converter writes fold words of SIMD / N blocks of M elements,
+    SF = ceil(slots / SIMD) per vector, and the unit steps NF x SF."""
+    images = np.random.default_rng(0).integers(0, 256, (4, 6, 6, 2), dtype=np.uint8)
+    net = rtl_nets.build("sparse", images, [{"kind": "input_conv", "out": 5, "k": 3, "p": 1},
+                                            {"kind": "maxpool", "k": 2, "s": 2},
+                                            {"kind": "sparse_dense", "out": 7, "nm": (1, 4)}, {"kind": "output_dense"}], 3, 0)
+    folding = {"input_conv0": LayerConfig(5, 18), "sparse_dense2": LayerConfig(3, 3), "output_dense3": LayerConfig(3, 7)}
+    procs = {(p.layer, p.kernel): p.cycles for p in hls_model.processes(net, folding)}
+    # K = 3 x 3 x 5 = 45: 12 blocks of 4 (the last partial), 12 slots, SF = 4 words of 3 blocks (12 elements);
+    # 9 reads of 5 elements have written floor(40 / 12) + 1 = 4 words
+    assert procs["sparse_dense2", "vector_to_simd"] == 9
+    assert procs["sparse_dense2", "matrix_vector_unit"] == 3 * 4 == kinds.layer_cycles(net, folding)["sparse_dense2"]
 
 
 @pytest.mark.parametrize("model, target_fps", [(m, t) for m in ("tfc", "nin", "nin_pruned") for t in (None, 1000.0)]

@@ -200,3 +200,63 @@ def test_zoo_name_or_path_resolution(tmp_path):
     assert ir.resolve(path) == path
     with pytest.raises(ir.IRError, match="zoo models"):
         ir.resolve("no_such_model")
+
+
+def _sparse_net(nm: tuple[int, int] | None = (2, 4)) -> ir.Network:
+    """input_conv -> sparse_conv 3x3 (K = 27: six full blocks of 4 and a partial one of 3) -> output_dense."""
+    rng = np.random.default_rng(2)
+    first = ir.Layer("c0", "input_conv", (5, 5, 1), (5, 5, 3), kernel=3, pad=1, weight_bits=8,
+                     weights=rng.integers(-127, 128, (3, 3, 3, 1)).astype(np.int8), thresholds=rng.integers(-500, 500, 3))
+    mask = np.zeros((4, 27), np.uint8)
+    mask[:, [0, 3, 5, 6, 8, 11, 12, 13, 17, 18, 20, 23, 25]] = 1  # 2 per full block, 1 in the partial one
+    sparse = ir.Layer("s1", "sparse_conv", (5, 5, 3), (5, 5, 4), kernel=3, pad=1, nm=nm,
+                      weights=mask.reshape(4, 3, 3, 3), thresholds=rng.integers(0, 14, 4),
+                      invert=np.array([0, 1, 1, 0], np.uint8))
+    head = ir.Layer("o2", "output_dense", (5, 5, 4), (1, 1, 2), weight_bits=4, weights=rng.integers(-7, 8, (2, 100)).astype(np.int8))
+    return ir.Network("sparse", (5, 5, 1), ["a", "b"], "synthetic", [first, sparse, head])
+
+
+def test_sparse_layer_round_trip(tmp_path):
+    net = ir.load(_sparse_net().save(tmp_path / "s.ir.npz"))
+    layer = net.layers[1]
+    assert layer.nm == (2, 4) and layer.header()["nm"] == [2, 4] and layer.invert.tolist() == [0, 1, 1, 0]
+    assert np.array_equal(layer.weights, _sparse_net().layers[1].weights)
+    assert net.binary_ops == 5 * 5 * 4 * (2 * 6 + 2)  # the N:M structure's terms only (N per block)
+
+
+@pytest.mark.parametrize("nm, message", [
+    (None, "must be a pair"), ((2, 6), "2:6 needs M a power of two"), ((5, 4), "1 <= N <= M"), ((0, 4), "0:4"), ((1, 128), "2..64"),
+    ((1, 4), r"not 1:4 sparse: row 0, block 0 \(elements 0..3\) has 2 ones"),
+])
+def test_bad_nm_is_named(nm, message):
+    with pytest.raises(ir.IRError, match=r"layers\[1\] \(s1\)\.(nm|weights)") as e:
+        _sparse_net(nm).validate()
+    assert e.match(message)
+
+
+def test_sparse_partial_block_may_hold_fewer_but_not_more():
+    net = _sparse_net()
+    w = net.layers[1].weights.reshape(4, -1)
+    w[2, 25] = 0  # the partial block (elements 24..26) may hold fewer than N
+    net.validate()
+    w[3, [24, 26]] = 1  # three ones where at most min(2, 3) may be
+    with pytest.raises(ir.IRError, match=r"\(s1\)\.weights: not 2:4 sparse: row 3, block 6 \(elements 24..26\) has 3 ones"):
+        net.validate()
+
+
+def test_nm_and_invert_on_a_dense_kind_are_refused():
+    net = small_net()
+    net.layers[1].nm = (1, 2)
+    with pytest.raises(ir.IRError, match=r"layers\[1\] \(c1\)\.nm: binary_conv takes no nm \(only sparse_conv, sparse_dense\)"):
+        net.validate()
+    net.layers[1].nm, net.layers[1].invert = None, np.zeros(7, np.uint8)
+    with pytest.raises(ir.IRError, match=r"layers\[1\] \(c1\)\.invert: binary_conv takes no invert"):
+        net.validate()
+
+
+@pytest.mark.parametrize("invert", [np.zeros(3, np.uint8), np.array([0, 1, 2, 0], np.uint8), np.zeros(4, np.int64)])
+def test_bad_invert_is_named(invert):
+    net = _sparse_net()
+    net.layers[1].invert = invert
+    with pytest.raises(ir.IRError, match=r"layers\[1\] \(s1\)\.invert: must be uint8 bits of shape \(4,\)"):
+        net.validate()

@@ -85,6 +85,9 @@ MODULES = [
     # early exit: the abort reaches the issue stage, the take and so in_ready (from registers)
     ("flipflow_mvu", {**_mvu("binary", 4, 9, 1, 1, 1, 5, 1), "EARLY_EXIT": 1}),
     ("flipflow_mvu", {**_mvu("binary", 64, 576, 8, 32, 1, 10, 1), "EARLY_EXIT": 1}),
+    # N:M sparse: one fold per window (2:4, 8 slots), and wide over several beats (2:8, 144 slots)
+    ("flipflow_mvu", {**_mvu("sparse", 4, 16, 4, 8, 2, 5, 1), "SPARSE_N": 2, "SPARSE_M": 4}),
+    ("flipflow_mvu", {**_mvu("sparse", 64, 576, 8, 32, 3, 8, 4), "SPARSE_N": 2, "SPARSE_M": 8}),
 ]
 
 

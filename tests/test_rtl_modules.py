@@ -130,6 +130,37 @@ def test_mvu_early_exit_takes_the_modelled_cycles(thresholds, tmp_path, monkeypa
     assert all(r["slots"] == r["model_slots"] for r in runs.values()), runs
 
 
+# N:M sparse layers (the test streams pixels: dense layers, or 1x1 convs whose pixel is the vector):
+# shape, specs, index of the layer, (PE, SIMD). A partial last block (K = 9, 30, 100), N = 1 and
+# N = M, M from 2 to 64, PE and SIMD that do and do not divide the rows and slots, one vector beat
+# and many, one fold per window (the deepest output queue)
+SPARSE_MVU = [
+    ((3, 3, 1), [{"kind": "input_conv", "out": 9}, {"kind": "sparse_conv", "out": 5, "nm": (2, 4)}, {"kind": "output_dense"}], 1, (2, 4)),
+    ((2, 5, 1), [{"kind": "input_conv", "out": 3}, {"kind": "sparse_dense", "out": 7, "nm": (1, 2)}, {"kind": "output_dense"}], 1, (3, 2)),
+    ((1, 1, 4), [{"kind": "input_dense", "out": 64}, {"kind": "sparse_dense", "out": 4, "nm": (2, 8)}, {"kind": "output_dense"}], 1, (4, 6)),
+    ((1, 1, 4), [{"kind": "input_dense", "out": 12}, {"kind": "sparse_dense", "out": 6, "nm": (4, 4)}, {"kind": "output_dense"}], 1, (6, 8)),
+    ((3, 3, 1), [{"kind": "input_conv", "out": 3}, {"kind": "sparse_dense", "out": 1, "nm": (1, 2)}, {"kind": "output_dense"}], 1, (1, 1)),
+    ((1, 1, 4), [{"kind": "input_dense", "out": 16}, {"kind": "sparse_dense", "out": 3, "nm": (2, 4)}, {"kind": "output_dense"}], 1, (3, 8)),
+    ((2, 4, 1), [{"kind": "input_conv", "out": 5}, {"kind": "sparse_dense", "out": 9, "nm": (4, 16)}, {"kind": "output_dense"}], 1, (4, 8)),
+    ((1, 1, 4), [{"kind": "input_dense", "out": 100}, {"kind": "sparse_dense", "out": 4, "nm": (8, 64)}, {"kind": "output_dense"}], 1, (3, 8)),
+]
+
+
+@pytest.mark.parametrize("seed, shape, specs, index, pe_simd", [(i, *c) for i, c in enumerate(SPARSE_MVU)])
+def test_mvu_sparse(seed, shape, specs, index, pe_simd, tmp_path, monkeypatch):
+    """The N:M sparse datapath (its memories from generator/pack.py) on random masks, idle
+    input and backpressure."""
+    unit, case = mvu_case(shape, specs, index, pe_simd, tmp_path, seed)
+    assert unit.parameters["DATAPATH"] == "sparse" and unit.parameters["SPARSE_N"] == specs[index]["nm"][0]
+    run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, frames=4, **case)
+
+
+@pytest.mark.slow
+def test_mvu_sparse_verilator(tmp_path, monkeypatch):
+    unit, case = mvu_case(*SPARSE_MVU[6], tmp_path, 6)
+    run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, "verilator", frames=4, **case)
+
+
 @pytest.mark.slow
 def test_mvu_verilator(tmp_path, monkeypatch):
     unit, case = mvu_case(*MVU[2][1:], tmp_path, 2)

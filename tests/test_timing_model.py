@@ -22,7 +22,9 @@ CALIBRATION = json.loads((Path(timing_model.__file__).with_name(timing_model.CAL
 def test_calibration_covers_every_module_and_datapath_and_the_fit_is_conservative():
     modules = {p.stem for p in rtl.TEMPLATES.glob("flipflow_*.v")}
     assert set(CALIBRATION["modules"]) | {"flipflow_mvu"} == modules
-    assert set(CALIBRATION["mvu"]) == set(rtl.RTL_DATAPATHS.values())
+    # a sparse unit is priced as a binary one of its SIMD until it is calibrated (timing_model.layer_path_ns;
+    # docs/DESIGN.md "Sparse binary layers: hardware": measured below that estimate)
+    assert set(CALIBRATION["mvu"]) == set(rtl.RTL_DATAPATHS.values()) - {"sparse"}
     for m in CALIBRATION["measurements"]:
         if m["module"] == "flipflow_mvu":
             estimate = timing_model.mvu_path_ns(**timing_model.mvu_shape(m["parameters"]))

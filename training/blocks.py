@@ -10,11 +10,15 @@ Every block maps one-to-one onto an IR layer (same kind names as
 * binary layers pad with -1 (``F.pad(value=-1)``); max-pool pads with -inf,
   which on +-1 data is the same as -1;
 * the last layer has no bias and the network sums (not averages) its score
-  map, so the logits are weight_scale x integer scores.
+  map, so the logits are weight_scale x integer scores;
+* sparse binary layers (SBNN) have 0/1 weights with N:M structure and scale 1
+  (``NMBinaryWeight``), so their float output is the exact integer
+  2 popcount(x AND b) - ones.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,6 +53,7 @@ class LayerSpec:
     stride: int = 1
     pad: int = 0
     planes: tuple[int, ...] = ()  # bit-plane input kinds: the kept pixel bits, most significant first
+    nm: tuple[int, int] | None = None  # sparse kinds: N ones per block of M weights
 
 
 @dataclass
@@ -66,7 +71,21 @@ class Arch:
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "Arch":
         return Arch(d["name"], tuple(d["input_shape"]), list(d["classes"]),
-                    [LayerSpec(**{**l, "planes": tuple(l.get("planes", ()))}) for l in d["layers"]])
+                    [LayerSpec(**{**l, "planes": tuple(l.get("planes", ())), "nm": tuple(l["nm"]) if l.get("nm") else None})
+                     for l in d["layers"]])
+
+
+def arch_layers(arch: Arch) -> list[ir.Layer]:
+    """The architecture's layers with their shapes (weights absent), by the kinds' own shape arithmetic."""
+    shape: ir.Shape = tuple(arch.input_shape)
+    layers = []
+    for s in arch.layers:
+        layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad,
+                         planes=tuple(s.planes), nm=s.nm)
+        layer.out_shape = ir.expected_out_shape(layer)
+        layers.append(layer)
+        shape = layer.out_shape
+    return layers
 
 
 class UnitBinaryWeight(SignedBinaryWeightPerTensorConst):
@@ -178,6 +197,93 @@ class BinaryDense(_Dense, ThresholdBlock):
         super().__init__(op, nn.BatchNorm1d(out_features))
 
 
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the quantised weights; backward: the gradient passes to the latent weights as
+    is (the training loop clamps them to [-1, 1], as for +-1 weights)."""
+
+    @staticmethod
+    def forward(ctx, latent: torch.Tensor, quantised: torch.Tensor) -> torch.Tensor:
+        return quantised
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+class NMBinaryWeight(nn.Module):
+    """N:M 0/1 weight quantiser (SBNN with the structure sparse hardware needs): per output
+    row and block of M consecutive weights in the IR's window order ((ky, kx, c) with c
+    fastest; a dense layer's (h, w, c)), the N largest latent weights are 1, the rest 0; a
+    tie goes to the lower position (a stable sort). A last partial block keeps min(N, its
+    length). The scale is 1: BatchNorm absorbs any per-layer scale, and 1 keeps the float
+    sums exact integers."""
+
+    def __init__(self, n: int, m: int, channels: int, positions: int):
+        super().__init__()
+        self.n, self.m = n, m
+        # torch's columns are (c, position), the IR's (position, c): column of IR element j
+        self.register_buffer("order", torch.arange(channels * positions).reshape(channels, positions).t().reshape(-1),
+                             persistent=False)
+
+    @torch.no_grad()
+    def mask(self, latent: torch.Tensor) -> torch.Tensor:
+        """The 0/1 weights (latent's shape and layout)."""
+        rows = latent.reshape(len(latent), -1)[:, self.order]
+        k = rows.shape[1]
+        blocks = F.pad(rows, (0, -k % self.m), value=-math.inf).reshape(len(rows), -1, self.m)
+        kept = torch.sort(blocks, dim=-1, descending=True, stable=True).indices[..., : self.n]
+        ir_mask = torch.zeros_like(blocks).scatter_(-1, kept, 1.0).reshape(len(rows), -1)[:, :k]
+        out = torch.empty_like(ir_mask)
+        out[:, self.order] = ir_mask
+        return out.reshape(latent.shape)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return _StraightThrough.apply(latent, self.mask(latent))
+
+
+class SparseBlock(ThresholdBlock):
+    """Sparse binary layer (SBNN): +-1 inputs, N:M 0/1 weights, BatchNorm, sign. A 0/1 row
+    cannot be inverted to mirror a negative BatchNorm scale, so export inverts such a
+    channel's output bit instead (IR ``invert``)."""
+
+    def weight_mask(self) -> torch.Tensor:
+        return self.quant.mask(self.op.weight.detach())
+
+
+class SparseConv(SparseBlock):
+    kind = "sparse_conv"
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int, nm: tuple[int, int]):
+        super().__init__(nn.Conv2d(in_ch, out_ch, kernel, stride, padding=0, bias=False), nn.BatchNorm2d(out_ch))
+        self.minus_one_pad = pad
+        self.quant = NMBinaryWeight(*nm, in_ch, kernel * kernel)
+
+    @classmethod
+    def for_layer(cls, layer: ir.Layer) -> nn.Module:
+        return cls(layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.pad, layer.nm)
+
+    def pre_bn(self, x: torch.Tensor) -> torch.Tensor:
+        if self.minus_one_pad:
+            x = F.pad(x, (self.minus_one_pad,) * 4, value=-1.0)
+        return F.conv2d(x, self.quant(self.op.weight), stride=self.op.stride)
+
+
+class SparseDense(SparseBlock):
+    kind = "sparse_dense"
+
+    def __init__(self, in_shape: tuple[int, int, int], out_features: int, nm: tuple[int, int]):
+        h, w, c = in_shape
+        super().__init__(nn.Linear(h * w * c, out_features, bias=False), nn.BatchNorm1d(out_features))
+        self.quant = NMBinaryWeight(*nm, c, h * w)
+
+    @classmethod
+    def for_layer(cls, layer: ir.Layer) -> nn.Module:
+        return cls(layer.in_shape, layer.out_ch, layer.nm)
+
+    def pre_bn(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.flatten(1), self.quant(self.op.weight))
+
+
 class MaxPool(nn.MaxPool2d):
     kind = "maxpool"
 
@@ -273,7 +379,8 @@ def images_to_input(images: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 BLOCKS: dict[str, type[nn.Module]] = {
-    cls.kind: cls for cls in (InputConv, InputDense, BitplaneConv, BinaryConv, BinaryDense, MaxPool, OutputConv, OutputDense, GlobalSum)
+    cls.kind: cls for cls in (InputConv, InputDense, BitplaneConv, BinaryConv, BinaryDense, SparseConv, SparseDense, MaxPool,
+                              OutputConv, OutputDense, GlobalSum)
 }
 
 
@@ -289,7 +396,7 @@ def build_blocks(arch: Arch) -> list[nn.Module]:
         if kind.spatial and kind.has_weights and not spatial:
             raise ArchError(f"{where}: a convolution cannot follow a dense layer")
         layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad,
-                         planes=tuple(s.planes))
+                         planes=tuple(s.planes), nm=s.nm)
         blocks.append(BLOCKS[s.kind].for_layer(layer))
         shape = ir.expected_out_shape(layer)
         spatial = spatial and (kind.spatial or not kind.has_weights)

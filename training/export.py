@@ -7,6 +7,9 @@ modules in eval mode: ties and float rounding resolve exactly as Brevitas
 resolves them. BatchNorm is monotone in its input, increasing when
 gamma >= 0; channels with gamma < 0 are mirrored (binary weight row
 inverted, fixed-point row negated), so the hardware always tests acc >= T.
+A sparse binary layer's 0/1 rows cannot be inverted: its threshold is on
+P = popcount(x AND b), whose float value is 2P - (ones of the row), and a
+channel with gamma < 0 inverts its output bit instead (IR ``invert``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from flipflow.training.blocks import (
     OutputConv,
     OutputDense,
     ThresholdBlock,
+    SparseBlock,
 )
 
 
@@ -125,6 +129,16 @@ def export(model: BNN, name: str, dataset: str, provenance: dict | None = None, 
             flip = (mirror < 0).reshape(-1, *[1] * (w.ndim - 1))
             layer.weights = np.where(flip, 1 - w, w).astype(np.uint8)
             layer.thresholds = t
+        elif isinstance(block, SparseBlock):
+            w = _to_hwc_rows(block.weight_mask().numpy().astype(np.uint8), shape, dense)
+            ones = w.reshape(len(w), -1).sum(1).astype(np.int64)
+            # Brevitas sees the sum of the inputs where b = 1: 2P - ones, P = popcount(x AND b). A mirrored
+            # channel (gamma < 0) is searched on P' = ones - P, 2P - ones = -(2P' - ones): it fires when
+            # P' >= T', i.e. when not P >= ones + 1 - T'
+            mirror, t = fold_thresholds(block, np.zeros_like(ones), ones, lambda p, m: m * (2 * p - ones))
+            layer.weights, layer.nm = w, tuple(spec.nm)
+            layer.thresholds = np.where(mirror < 0, ones + 1 - t, t)
+            layer.invert = (mirror < 0).astype(np.uint8)
         elif isinstance(block, (OutputConv, OutputDense)):
             w, scale, bits = _fixed_point_weights(block.op, where)
             layer.weights = _to_hwc_rows(w, shape, dense).astype(np.int8)

@@ -15,9 +15,9 @@ import time
 import numpy as np
 import torch
 
-from flipflow.training.blocks import BNN, BinaryConv, BinaryDense, InputConv, InputDense
+from flipflow.training.blocks import BNN, BinaryConv, BinaryDense, InputConv, InputDense, SparseConv, SparseDense
 
-TRACKED = (InputConv, InputDense, BinaryConv, BinaryDense)
+TRACKED = (InputConv, InputDense, BinaryConv, BinaryDense, SparseConv, SparseDense)
 
 
 def tracked_layers(model: BNN) -> dict[int, torch.nn.Module]:

@@ -9,9 +9,14 @@ so a pruned network is the same builder with narrower widths.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
-from flipflow.training.blocks import Arch, ArchError, LayerSpec as L
+import numpy as np
+import torch
+
+from flipflow import ir, kinds
+from flipflow.training.blocks import BNN, Arch, ArchError, LayerSpec as L, arch_layers, images_to_input
 
 NIN_WIDTHS = (192, 160, 96, 192, 192, 192, 192, 192)
 CNV_WIDTHS = (64, 64, 128, 128, 256, 256, 512, 512)
@@ -135,6 +140,60 @@ def with_bit_planes(arch: Arch, planes: tuple[int, ...]) -> Arch:
     kept = tuple(sorted(planes, reverse=True))
     layers = [L("bitplane_conv", first.out_ch, first.kernel, first.stride, first.pad, kept), *arch.layers[1:]]
     return Arch(arch.name, arch.input_shape, arch.classes, layers)
+
+
+SPARSE_OF = {"binary_conv": "sparse_conv", "binary_dense": "sparse_dense"}  # the kind each binary kind becomes
+
+
+def with_sparsity(arch: Arch, n: int, m: int) -> Arch:
+    """The same architecture with every binary (XNOR) layer a sparse binary one of N ones per
+    block of M weights (SBNN, kinds._SparseDatapath), same geometry and widths."""
+    problem = ir.nm_problem(n, m)
+    if problem:
+        raise ArchError(f"{arch.name}: N:M sparsity {problem}", fix="give e.g. --nm 1:4,2:8")
+    layers = [dataclasses.replace(s, kind=SPARSE_OF[s.kind], nm=(n, m)) if s.kind in SPARSE_OF else s for s in arch.layers]
+    if len(layers) == len([s for s in layers if s.kind not in SPARSE_OF.values()]):
+        raise ArchError(f"{arch.name}: no binary layer to make sparse", fix="give a model with binary_conv or binary_dense layers")
+    sparse = Arch(arch.name, arch.input_shape, arch.classes, layers)
+    for i, layer in enumerate(arch_layers(sparse)):
+        if kinds.of(layer).sparse and layer.fan_in < m:
+            raise ArchError(f"{arch.name} layer {i} ({layer.kind}): fan-in K={layer.fan_in} is smaller than the block "
+                            f"M={m}", fix=f"choose M <= {min(l.fan_in for l in arch_layers(sparse) if kinds.of(l).sparse)}")
+    return sparse
+
+
+@torch.no_grad()
+def sparsified(model: BNN, n: int, m: int, images: np.ndarray | None = None) -> BNN:
+    """A trained binary model as an N:M sparse one (``with_sparsity``) that keeps its latent
+    weights, so fine-tuning starts from the dense net's magnitudes: each block keeps its N
+    largest. Every other channel of a sparse layer is mirrored first (latent row, BatchNorm
+    scale and running mean negated: the same dense function), so that it keeps its N most
+    negative weights and, with its scale now of the other sign, falls as they rise: with
+    0/1 weights and one sign of scale a layer would be a monotone function of its inputs
+    (and it learns far worse: docs/DESIGN.md, "Sparse binary layers"). With ``images``
+    (N, H, W, C uint8) every BatchNorm's statistics are re-estimated on them: the sparse
+    sums have another mean and spread than the dense ones."""
+    sparse = BNN(with_sparsity(model.arch, n, m))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for i, spec in enumerate(sparse.arch.layers):
+        if not kinds.get(spec.kind).sparse:
+            continue
+        sign = torch.ones(spec.out_ch)
+        sign[1::2] = -1.0
+        for name in ("op.weight", "bn.weight", "bn.running_mean"):
+            key = f"blocks.{i}.{name}"
+            state[key] = state[key] * sign.view(-1, *[1] * (state[key].dim() - 1))
+    sparse.load_state_dict(state)
+    if images is not None:
+        bns = [b.bn for b in sparse.blocks if hasattr(b, "bn")]
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # a cumulative average over the images
+        sparse.train()
+        sparse(images_to_input(images))
+        for bn in bns:
+            bn.momentum = 0.1  # torch's default, which training uses
+    return sparse.eval()
 
 
 ARCHS: dict[str, Callable[..., Arch]] = {"nin": nin, "cnv": cnv, "lfc": lfc, "sfc": sfc, "tfc": tfc, "alexnet": alexnet}

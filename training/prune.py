@@ -24,9 +24,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from flipflow import ir, kinds
+from flipflow import kinds
 from flipflow.errors import FlipflowError
-from flipflow.training.blocks import BNN, Arch
+from flipflow.training.blocks import BNN, Arch, arch_layers
 from flipflow.training.flips import channel_flip_scores, insensitive_portion
 
 CRITERIA = ("flip", "latent", "uniform")
@@ -37,26 +37,14 @@ class PruneError(FlipflowError, ValueError):
     """Pruning settings that do not fit the model or each other."""
 
 
-def _layers(arch: Arch) -> list[ir.Layer]:
-    """The architecture's layers with their shapes (weights absent), by the kinds' own shape arithmetic."""
-    shape: ir.Shape = tuple(arch.input_shape)
-    layers = []
-    for s in arch.layers:
-        layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad, planes=tuple(s.planes))
-        layer.out_shape = ir.expected_out_shape(layer)
-        layers.append(layer)
-        shape = layer.out_shape
-    return layers
-
-
 def layer_shapes(arch: Arch) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
     """(input (H, W, C), output (H, W, C)) of every layer."""
-    return [(tuple(l.in_shape), tuple(l.out_shape)) for l in _layers(arch)]
+    return [(tuple(l.in_shape), tuple(l.out_shape)) for l in arch_layers(arch)]
 
 
 def binary_ops(arch: Arch) -> dict[int, int]:
     """Binary MACs (XNOR-popcount terms) per image of every binary layer."""
-    return {i: l.macs for i, l in enumerate(_layers(arch)) if kinds.of(l).counts_binary_ops}
+    return {i: l.macs for i, l in enumerate(arch_layers(arch)) if kinds.of(l).counts_binary_ops}
 
 
 def prunable(arch: Arch) -> list[int]:

@@ -18,7 +18,9 @@
 //    NF = ceil(rows/PE) x SF = ceil(K/SIMD) tiles per input vector at II=1.
 //    Inputs are padded with 0 to SF*SIMD; weights are padded so that the pad
 //    lanes add nothing (binary: weight 1 never matches input 0; fixed point:
-//    weight 0). Pad rows are computed and dropped.
+//    weight 0). Pad rows are computed and dropped. A sparse (N:M) unit steps
+//    through its rows' kept-weight slots instead: SF = ceil(N x ceil(K/M) / SIMD),
+//    each fold reading SIMD/N whole blocks of M input elements (SparseDot).
 #ifndef FLIPFLOW_KERNELS_H
 #define FLIPFLOW_KERNELS_H
 
@@ -70,7 +72,8 @@ ap_uint<bits_for(N)> popcount(const ap_uint<N> &x) {
 }
 
 // ---------------------------------------------------------------------------
-// Dot products of one SIMD-wide weight word with one SIMD-wide input word.
+// Dot products of one SIMD-wide weight word (W_BITS per lane) with one fold's
+// input word (X_BITS: SIMD elements, or a sparse fold's SIMD / N blocks).
 
 // A dot of each PE row on its own (what every Dot but PixelDot does).
 template <typename Dot>
@@ -88,7 +91,7 @@ struct RowByRow {
 // Binary x binary: number of lanes where weight == input (popcount of XNOR).
 template <unsigned SIMD>
 struct XnorDot : RowByRow<XnorDot<SIMD>> {
-    static const unsigned W_BITS = 1, IN_BITS = 1;
+    static const unsigned W_BITS = 1, X_BITS = SIMD;
     template <typename Acc>
     static Acc dot(const ap_uint<SIMD> &w, const ap_uint<SIMD> &x) {
 #pragma HLS INLINE
@@ -104,7 +107,7 @@ struct XnorDot : RowByRow<XnorDot<SIMD>> {
 // An odd last row multiplies alone.
 template <unsigned SIMD, unsigned WB>
 struct PixelDot {
-    static const unsigned W_BITS = WB, IN_BITS = 8;
+    static const unsigned W_BITS = WB, X_BITS = SIMD * 8;
     static const unsigned PB = WB + 8;  // bits of one signed pixel x weight product
     template <unsigned PE, unsigned TILES, typename Acc>
     static void dots(const ap_uint<SIMD * WB> weights[PE][TILES], unsigned tile, const ap_uint<SIMD * 8> &x,
@@ -135,7 +138,7 @@ struct PixelDot {
 // Signed WB-bit weights x binary inputs read as +1/-1 (last layer).
 template <unsigned SIMD, unsigned WB>
 struct BipolarDot : RowByRow<BipolarDot<SIMD, WB>> {
-    static const unsigned W_BITS = WB, IN_BITS = 1;
+    static const unsigned W_BITS = WB, X_BITS = SIMD;
     template <typename Acc>
     static Acc dot(const ap_uint<SIMD * WB> &w, const ap_uint<SIMD> &x) {
 #pragma HLS INLINE
@@ -146,6 +149,29 @@ struct BipolarDot : RowByRow<BipolarDot<SIMD, WB>> {
             if (x[s]) sum += weight; else sum -= weight;
         }
         return sum;
+    }
+};
+
+// N:M sparse 0/1 weights (SBNN, flipflow generator/pack.py): the word holds per lane the
+// index of a kept weight within its block of M, and a fold's input word the SIMD / N
+// blocks it covers. Lane s selects element (s / N) * M + index (an M:1 multiplexer); the
+// weight is 1, so the term is that bit and the dot the popcount of the selected bits,
+// popcount(x AND b). Spare slots select a padding element (bit 0) and add nothing.
+template <unsigned SIMD, unsigned N, unsigned M>
+struct SparseDot : RowByRow<SparseDot<SIMD, N, M>> {
+    static_assert(SIMD % N == 0 && N <= M && M >= 2 && (M & (M - 1)) == 0,
+                  "SIMD must be a multiple of N <= M, M a power of two >= 2");
+    static const unsigned W_BITS = bits_for(M - 1), X_BITS = SIMD / N * M;
+    template <typename Acc>
+    static Acc dot(const ap_uint<SIMD * W_BITS> &w, const ap_uint<X_BITS> &x) {
+#pragma HLS INLINE
+        ap_uint<SIMD> picked;
+        for (unsigned s = 0; s < SIMD; s++) {
+#pragma HLS UNROLL
+            const unsigned index = w.range(s * W_BITS + W_BITS - 1, s * W_BITS);
+            picked[s] = x[s / N * M + index];
+        }
+        return popcount<SIMD>(picked);
     }
 };
 
@@ -171,6 +197,25 @@ struct Thresholds {
     }
 };
 
+// Output bit = (acc >= threshold) XOR invert, per output channel (a sparse layer: a channel
+// whose BatchNorm scale is negative fires below its threshold, as a 0/1 weight row cannot be
+// inverted). Early exit is not built for these layers: nothing is decided early.
+template <unsigned PE, unsigned NF, typename T>
+struct InvertedThresholds {
+    static const unsigned OUT_BITS = 1;
+    T t[PE][NF];
+    ap_uint<1> invert[PE][NF];
+    template <typename Acc>
+    ap_uint<1> activate(unsigned nf, unsigned pe, const Acc &acc) const {
+#pragma HLS INLINE
+        return ap_uint<1>(acc >= t[pe][nf]) ^ invert[pe][nf];
+    }
+    template <typename Acc>
+    bool decided(unsigned, unsigned, const Acc &, unsigned) const {
+        return false;
+    }
+};
+
 // Integer class scores: the accumulator itself, as OB-bit two's complement.
 template <unsigned OB>
 struct PassThrough {
@@ -187,7 +232,7 @@ struct PassThrough {
 };
 
 // ---------------------------------------------------------------------------
-// Matrix-vector unit: VECTORS input vectors per image of SF SIMD-words each;
+// Matrix-vector unit: VECTORS input vectors per image of SF fold words each;
 // for every vector one output word with ROWS channels of Act::OUT_BITS bits.
 // One flattened loop of images x VECTORS x NF x SF steps at II=1 (FINN's MVAU):
 // the input vector is read during the first neuron fold into vector_buf and
@@ -198,9 +243,9 @@ struct PassThrough {
 // Cfg:
 //   ROWS    output channels (exact; pad rows beyond it are computed and dropped)
 //   PE      rows computed in parallel;  NF = ceil(ROWS / PE) neuron folds
-//   SIMD    input elements per cycle;   SF = ceil(K / SIMD) synapse folds
+//   SIMD    lanes (terms per cycle);    SF = ceil(K / SIMD) synapse folds (sparse: of the slots)
 //   VECTORS input vectors per image (output pixels of a conv, 1 for a dense layer)
-//   dot     the datapath (XnorDot, PixelDot, BipolarDot): IN_BITS, W_BITS, dots()
+//   dot     the datapath (XnorDot, PixelDot, BipolarDot, SparseDot): X_BITS, W_BITS, dots()
 //   acc_t   the accumulator type
 // Invariant: weight tile = nf * SF + sf.
 // EARLY_EXIT (XNOR-popcount with thresholds): a neuron fold after the first ends
@@ -208,7 +253,7 @@ struct PassThrough {
 // real terms left), and the schedule moves to the next one; the first neuron fold
 // reads the vector, so it takes all SF steps.
 template <typename Cfg, typename Act>
-void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
+void matrix_vector_unit(hls::stream<ap_uint<Cfg::dot::X_BITS>> &in,
                         hls::stream<ap_uint<Cfg::ROWS * Act::OUT_BITS>> &out,
                         const ap_uint<Cfg::SIMD * Cfg::dot::W_BITS> weights[Cfg::PE][Cfg::NF * Cfg::SF],
                         const Act &act, unsigned images) {
@@ -219,7 +264,7 @@ void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
     const unsigned OB = Act::OUT_BITS;
     const unsigned PER_IMAGE = Cfg::VECTORS * NF * SF;  // iterations per image
     const unsigned steps = images * PER_IMAGE;
-    ap_uint<SIMD * Dot::IN_BITS> vector_buf[SF];
+    ap_uint<Dot::X_BITS> vector_buf[SF];
 #pragma HLS ARRAY_PARTITION variable=vector_buf complete dim=1
     Acc acc[PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete
@@ -230,7 +275,7 @@ void matrix_vector_unit(hls::stream<ap_uint<Cfg::SIMD * Cfg::dot::IN_BITS>> &in,
     for (unsigned step = 0; step < steps; step++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=PER_IMAGE max=PER_IMAGE
-        ap_uint<SIMD * Dot::IN_BITS> x;
+        ap_uint<Dot::X_BITS> x;
         if (nf == 0) {
             x = in.read();
             vector_buf[sf] = x;

@@ -2,7 +2,8 @@
 //
 // Computes OUT_CH outputs from one window of FAN_IN elements, folded onto
 // PE rows x SIMD lanes: NF = ceil(OUT_CH / PE) neuron folds x SF = ceil(FAN_IN / SIMD)
-// synapse folds, NF * SF cycles per window at II = 1.
+// synapse folds ("sparse": SF = ceil(SLOTS / SIMD), below), NF * SF cycles per window
+// at II = 1.
 // Datapaths (DATAPATH, generate branches):
 //   "binary": P = popcount(XNOR(w, x)) over 1-bit elements (pad lanes have w = 1,
 //             x = 0), out bit = P >= T (unsigned).
@@ -10,6 +11,21 @@
 //             weights, two PE rows per DSP48 multiplier; out bit = acc >= T (signed).
 //   "scores": score = sum(x ? w : -w) over 1-bit elements and WB-bit signed weights
 //             (pad lanes have w = 0); out = the AW-bit signed score.
+//   "sparse": P = popcount(x AND b) over 1-bit elements and 0/1 weights b with N:M
+//             structure (N = SPARSE_N, M = SPARSE_M): the window, padded with 0 bits to
+//             whole blocks of M, has N ones of b in every block (at most N in a last
+//             partial one), so a row is SLOTS = N * ceil(FAN_IN / M) slots,
+//             each naming one element of its block, and the unit reads only those:
+//             SF = ceil(SLOTS / SIMD) folds, SIMD a multiple of N. Fold sf covers the
+//             SIMD / N whole blocks sf * SIMD / N .. (sf + 1) * SIMD / N - 1 (the window
+//             rotates by SIMD * M / N elements a fold, zero beyond FAN_IN); lane j takes
+//             block j / N of them through an M:1 multiplexer at its slot's WB-bit index
+//             (M a power of two, WB = log2 M), and that bit, registered, is its term
+//             (the weight of every slot is 1). Slots a row does not use (a partial block's
+//             spare slots, the pad lanes of the last fold, which lie in blocks beyond
+//             FAN_IN) point at a 0 bit beyond FAN_IN and add 0; pad rows are computed and
+//             dropped. Out bit = (P >= T) XOR invert, unsigned, invert per row (a channel
+//             whose BatchNorm scale is negative: a 0/1 row cannot be inverted).
 // Streams: valid/ready; a beat moves when valid && ready.
 //   in : POSITIONS beats of EW bits per window, element 0 in the LSBs of the first
 //        beat (POSITIONS * EW = FAN_IN * element bits; dense layers take one pixel
@@ -18,8 +34,11 @@
 //        ("scores"), channel 0 in the LSBs.
 // Memories ($readmemh, layout from flipflow.generator.pack):
 //   WEIGHT_FILE: NF * SF words of PE x SIMD x WB bits, PE 0 and lane 0 in the LSBs,
-//                address nf * SF + sf.
-//   THRESH_FILE: NF words of PE x AW bits, PE 0 in the LSBs ("binary" and "pixels").
+//                address nf * SF + sf ("sparse": lane j of row p is the index of
+//                slot sf * SIMD + j of row nf * PE + p, at bit (p * SIMD + j) * WB).
+//   THRESH_FILE: NF words of PE x TW bits, PE 0 in the LSBs ("binary", "pixels", "sparse"):
+//                row p's threshold at bit p * TW (TW = AW; "sparse": TW = AW + 1, the
+//                row's invert bit at p * TW + AW).
 // Placement is decided by the generator, not inferred (generator/cost.py counts the
 //   same): the weights as WEIGHT_RAM says, the thresholds (at most OUT_CH words) in
 //   LUTs. Vivado reads the rom_style attribute; Debian's yosys 0.23 has no distributed
@@ -27,9 +46,10 @@
 //   what a distributed ROM is made of.
 // AW must hold every accumulator value (and, for "pixels", one WB + 9-bit product).
 // Pipeline (for 100 MHz at any folding): weight read, PRE term stages (2 DSP48
-//   registers for "pixels", the +w/-w terms for "scores", none for "binary"),
-//   TREE = ceil(log_TG(SIMD)) adder-tree stages (at least 1; TG = 16 for "binary",
-//   4 otherwise), accumulate + threshold, then the output queue: a
+//   registers for "pixels", the +w/-w terms for "scores", the multiplexed bits for
+//   "sparse", none for "binary", whose XNOR folds into the tree's first LUTs),
+//   TREE = ceil(log_TG(SIMD)) adder-tree stages (at least 1; TG = 16 for "binary" and
+//   "sparse", 4 otherwise), accumulate + threshold, then the output queue: a
 //   window's result is in out_data 2 + PRE + TREE cycles after its last fold is issued
 //   (flipflow.generator.cost.mvu_pipeline_stages). Throughput is unchanged by depth.
 // Flow control without a stall: the pipeline has no clock enable and never stops.
@@ -52,7 +72,9 @@
 //   decided at fold d (0-based) so takes min(SF, d + ACC + 2) issue cycles. The
 //   output credit is taken at the first fold of the window's last group (its result
 //   may come before its last fold): DEPTH = floor((SF + ACC) / (NF x min(SF, ACC + 2)))
-//   + 1. With EARLY_EXIT = 0 (or SF = 1) none of this exists.
+//   + 1. With EARLY_EXIT = 0 (or SF = 1) none of this exists. "sparse" refuses it:
+//   its remaining-terms bound would count slots, not elements, and is not built.
+// Parameters are checked at elaboration (simulation; the generator checks the same).
 // Invariant: in_ready and out_valid are functions of this unit's registers only (no
 //   combinational path from out_ready or in_valid), so ready never ripples through a
 //   chain of units (tests/test_ready_paths.py).
@@ -64,19 +86,21 @@
 `define FLIPFLOW_LUT_ROM (* rom_style = "distributed" *)
 `endif
 module flipflow_mvu #(
-    parameter         DATAPATH    = "binary",  // "binary", "pixels" or "scores" (above)
+    parameter         DATAPATH    = "binary",  // "binary", "pixels", "scores" or "sparse" (above)
     parameter integer OUT_CH      = 4,   // output channels (matrix rows)
     parameter integer FAN_IN      = 9,   // elements per window (matrix columns)
     parameter integer PE          = 2,   // rows computed in parallel
     parameter integer SIMD        = 3,   // elements per row per cycle
-    parameter integer WB          = 1,   // bits per weight element
+    parameter integer WB          = 1,   // bits per weight element ("sparse": per slot index, log2 SPARSE_M)
     parameter integer AW          = 5,   // accumulator bits
     parameter integer POSITIONS   = 1,   // input beats per window
     parameter integer EW          = 9,   // bits per input beat
     parameter         WEIGHT_FILE = "",  // absolute paths of the memory files
     parameter         THRESH_FILE = "",  // ("" for "scores")
     parameter         WEIGHT_RAM  = "distributed", // weight ROM in "distributed" (LUT) or "block" RAM
-    parameter integer EARLY_EXIT  = 0    // 1: a row group moves on once decided ("binary", above)
+    parameter integer EARLY_EXIT  = 0,   // 1: a row group moves on once decided ("binary", above)
+    parameter integer SPARSE_N    = 1,   // "sparse": kept weights (slots) per block of SPARSE_M elements
+    parameter integer SPARSE_M    = 1    // "sparse": elements per block (others: 1)
 ) (
     input  wire                           ap_clk,
     input  wire                           ap_rst_n,
@@ -90,29 +114,50 @@ module flipflow_mvu #(
     localparam integer LB    = DATAPATH == "pixels" ? 8 : 1;     // bits per input element
     localparam integer RES   = DATAPATH == "scores" ? AW : 1;    // bits per result
     localparam integer NF    = (OUT_CH + PE - 1) / PE;
-    localparam integer SF    = (FAN_IN + SIMD - 1) / SIMD;
-    localparam integer XW    = SIMD * LB;                       // input bits consumed per cycle
+    localparam         SPARSE = DATAPATH == "sparse";
+    localparam integer SLOTS = SPARSE ? SPARSE_N * ((FAN_IN + SPARSE_M - 1) / SPARSE_M) : FAN_IN;  // terms per row
+    localparam integer SF    = (SLOTS + SIMD - 1) / SIMD;
+    localparam integer XW    = SPARSE ? SIMD / SPARSE_N * SPARSE_M : SIMD * LB;  // input bits consumed per fold
     localparam integer WINW  = POSITIONS * EW;                  // window bits
-    localparam integer BUFW  = SF * XW;                         // window padded to SF * SIMD elements
+    localparam integer BUFW  = SF * XW;                         // window padded to SF folds' elements
     localparam integer NFB   = NF > 1 ? $clog2(NF) : 1;
     localparam integer SFB   = SF > 1 ? $clog2(SF) : 1;
     localparam integer ADDRB = NF * SF > 1 ? $clog2(NF * SF) : 1;
     localparam integer POSB  = POSITIONS > 1 ? $clog2(POSITIONS) : 1;
     // pipeline (see the stages below): stage 1 reads, PRE stages make the terms,
     // TREE stages add them, stage ACC accumulates and thresholds
-    localparam integer TG    = DATAPATH == "binary" ? 16 : 4;  // values summed per tree node
+    localparam integer TG    = DATAPATH == "binary" || SPARSE ? 16 : 4;  // values summed per tree node
     localparam integer PRE   = DATAPATH == "pixels" ? 2 :      // DSP48 A/B and M registers
-                               DATAPATH == "scores" ? 1 : 0;   // the signed terms' register
+                               DATAPATH == "scores" || SPARSE ? 1 : 0;  // the terms' register
     localparam integer TREE  = tree_stages(SIMD);
     localparam integer ACC   = 1 + PRE + TREE;  // the stage that accumulates
     localparam integer TREEW = level_at(TREE + 1) - PE * SIMD * AW;  // bits of tree levels 1 .. TREE
     localparam integer OUTW  = OUT_CH * RES;                // bits per output beat
+    localparam integer TW    = SPARSE ? AW + 1 : AW;        // bits per row in a threshold word: {invert, T} ("sparse")
     localparam         EE    = EARLY_EXIT != 0 && DATAPATH == "binary" && SF > 1;  // early exit is built
     localparam integer MINF  = SF < ACC + 2 ? SF : ACC + 2;   // fewest issue cycles of a group (early exit)
     localparam integer DEPTH = EE ? (SF + ACC) / (NF * MINF) + 1    // output queue slots = credits (above)
                                   : (ACC + 1) / (NF * SF) + 1;
     localparam integer GB    = $clog2(ACC + 3);  // group tag bits: > the groups issued while a decision is under way
     localparam integer CRB   = $clog2(DEPTH + 1);           // credit counter bits
+
+`ifndef SYNTHESIS
+    initial begin
+        if (DATAPATH != "binary" && DATAPATH != "pixels" && DATAPATH != "scores" && !SPARSE)
+            $fatal(1, "flipflow_mvu: DATAPATH %0s is none of binary, pixels, scores, sparse", DATAPATH);
+        if (WINW != FAN_IN * LB)
+            $fatal(1, "flipflow_mvu: POSITIONS x EW = %0d bits, the window is %0d", WINW, FAN_IN * LB);
+        if (SPARSE && !(SPARSE_M >= 2 && (SPARSE_M & (SPARSE_M - 1)) == 0 && SPARSE_N >= 1 && SPARSE_N <= SPARSE_M))
+            $fatal(1, "flipflow_mvu: sparse needs 1 <= SPARSE_N <= SPARSE_M, SPARSE_M a power of two >= 2 (%0d:%0d)",
+                   SPARSE_N, SPARSE_M);
+        if (SPARSE && (SIMD % SPARSE_N != 0 || WB != $clog2(SPARSE_M)))
+            $fatal(1, "flipflow_mvu: sparse needs SIMD a multiple of SPARSE_N and WB = log2(SPARSE_M)");
+        if (SPARSE && EARLY_EXIT != 0)
+            $fatal(1, "flipflow_mvu: early exit is built for the binary datapath only");
+        if (!SPARSE && (SPARSE_N != 1 || SPARSE_M != 1))
+            $fatal(1, "flipflow_mvu: SPARSE_N and SPARSE_M are for the sparse datapath");
+    end
+`endif
 
     function integer level_terms(input integer level);  // values per row at a tree level
         integer i;
@@ -322,6 +367,20 @@ module flipflow_mvu #(
                     end
                 end
             end
+        end else if (SPARSE) begin : selected_bits
+            // Lane g reads block g / N of the fold's slice through an M:1 multiplexer. Its
+            // output is the term (x AND 1), registered (PRE = 1) so that the multiplexer
+            // (up to three LUT levels at 64:1) and a tree node never share a cycle. The N
+            // lanes of a block share its bits, every PE row the slice.
+            for (q = 0; q < PE; q = q + 1) begin : row
+                for (g = 0; g < SIMD; g = g + 1) begin : lane
+                    wire [SPARSE_M-1:0] block = s1_x[g / SPARSE_N * SPARSE_M +: SPARSE_M];
+                    wire [WB-1:0]       index = s1_w[(q*SIMD + g)*WB +: WB];
+                    reg                 picked;
+                    always @(posedge ap_clk) picked <= block[index];
+                    assign terms[(q*SIMD + g)*AW +: AW] = { {(AW-1){1'b0}}, picked };
+                end
+            end
         end else begin : bit_terms
             for (q = 0; q < PE; q = q + 1) begin : row
                 for (g = 0; g < SIMD; g = g + 1) begin : lane
@@ -385,18 +444,21 @@ module flipflow_mvu #(
             assign acc_thr = {PE*AW{1'b0}};
         end else begin : thresholded
             `FLIPFLOW_LUT_ROM
-            reg [PE*AW-1:0] thresholds [0:NF-1];
+            reg [PE*TW-1:0] thresholds [0:NF-1];
             initial $readmemh(THRESH_FILE, thresholds);
-            reg [PE*AW-1:0] acc_t;
+            reg [PE*TW-1:0] acc_t;
             always @(posedge ap_clk) begin
                 acc_t <= thresholds[pre_nf];
             end
-            assign acc_thr = acc_t;
             for (g = 0; g < PE; g = g + 1) begin : pe_lane
+                wire [AW-1:0] t = acc_t[g*TW +: AW];
+                assign acc_thr[g*AW +: AW] = t;
                 if (DATAPATH == "pixels") begin : signed_cmp
-                    assign result[g] = $signed(total[g*AW +: AW]) >= $signed(acc_t[g*AW +: AW]);
+                    assign result[g] = $signed(total[g*AW +: AW]) >= $signed(t);
+                end else if (SPARSE) begin : inverted_cmp
+                    assign result[g] = (total[g*AW +: AW] >= t) ^ acc_t[g*TW + AW];
                 end else begin : unsigned_cmp
-                    assign result[g] = total[g*AW +: AW] >= acc_t[g*AW +: AW];
+                    assign result[g] = total[g*AW +: AW] >= t;
                 end
             end
         end

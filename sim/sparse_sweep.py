@@ -1,0 +1,212 @@
+"""`flipflow sparse`: accuracy against N:M sparsity of the binary layers (SBNN; docs/DESIGN.md,
+"Sparse binary layers"). From one dense checkpoint, each (N, M) turns every binary layer into
+a sparse one (training.models.sparsified: latent weights kept, BatchNorm statistics re-estimated),
+fine-tunes it with every seed on one schedule (the zoo's fine-tuning by default), exports it and
+measures top-1 on the full test set (golden model), then prices it in a device budget: the
+folding search's fastest folding, its cycles per frame and resources by the cost model. The
+dense model, as it is, is the first row. Every step resumes: a finished seed is not trained
+again, a priced setting not searched again.
+
+Layout of ``out``: dense/ (model.ir.npz, hardware.json), nm<N>_<M>/seed<S>/ (checkpoint.pt,
+log.json, model.ir.npz) and nm<N>_<M>/hardware.json, report.json, report.png.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from flipflow import atomic, golden, ir, kinds
+from flipflow.errors import UsageError
+from flipflow.generator import devices, folding
+from flipflow.sim.margin_sweep import checkpoint_path, model_name
+from flipflow.training import checkpoint, datasets, models, rounds
+from flipflow.training.export import export
+from flipflow.training.train import TrainConfig
+
+HARDWARE = "hardware.json"
+CALIBRATION_IMAGES = 512  # training images that re-estimate the BatchNorm statistics of a fresh sparse net
+BAR = {"sparsity": 0.75, "accuracy_drop_pt": 1.0, "speedup": 1.5}  # issue 17's bar for nin_pruned
+MHZ = 100.0  # fps_at_100mhz
+
+
+@dataclass
+class Schedule:
+    """The fine-tuning of every sparse net: the zoo's (Makefile PRUNE_SCHEDULE: --ft-epochs 2
+    --ft-lr 1e-3 --ft-lr-steps 1, 16,384 training images, batch 32, 3 seeds) by default."""
+
+    train_subset: int = 16384
+    epochs: int = 2
+    lr: float = 1e-3
+    lr_steps: list[int] = field(default_factory=lambda: [1])
+    lr_gamma: float = 0.1
+    batch_size: int = 32
+    seeds: int = 3
+    seed: int = 0  # the first seed; the training subset is drawn with it
+
+    def config(self, seed: int) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           lr_steps=[s for s in self.lr_steps if s < self.epochs], lr_gamma=self.lr_gamma, flip_epochs=0,
+                           eval_images=200, seed=seed)
+
+
+def parse_nm(text: str) -> list[tuple[int, int]]:
+    """"1:4,2:8" -> [(1, 4), (2, 8)]; UsageError naming the bad item and the rule."""
+    settings = []
+    for item in (t.strip() for t in text.split(",")):
+        try:
+            n, m = (int(v) for v in item.split(":"))
+        except ValueError:
+            raise UsageError(f"--nm {text!r}: {item!r} is not N:M", fix="give comma-separated N:M pairs, e.g. --nm 1:4,2:8") from None
+        problem = ir.nm_problem(n, m)
+        if problem:
+            raise UsageError(f"--nm {text!r}: {problem}", fix="e.g. --nm 1:4,2:8,1:8")
+        settings.append((n, m))
+    return settings
+
+
+def weight_bits(net: ir.Network) -> int:
+    """Bits of every weight memory without padding: out_ch x slots x element bits per layer
+    (a sparse layer stores ceil(log2 M)-bit indices of its N x ceil(K / M) slots)."""
+    return sum(l.out_ch * kinds.matrix(l).synapse_slots(l) * kinds.matrix(l).weight_bits(l) for l in net.layers if l.has_weights)
+
+
+def zero_share(net: ir.Network) -> float:
+    """Share of zero weights over the binary (XNOR or sparse) layers: 0 for a dense net, whose
+    +-1 weights are never zero."""
+    binary = [l for l in net.layers if l.has_weights and kinds.of(l).counts_binary_ops]
+    zeros = sum(int((l.weights == 0).sum()) for l in binary if kinds.of(l).sparse)
+    return zeros / sum(l.weights.size for l in binary)
+
+
+def hardware(net: ir.Network, folder: Path, budget: devices.Budget) -> dict[str, Any]:
+    """The fastest folding in ``budget`` and its figures, kept in folder/hardware.json (reused
+    while newer than the IR and for the same budget)."""
+    path, net_path = folder / HARDWARE, folder / ir.FILENAME
+    saved = json.loads(path.read_text()) if path.exists() and path.stat().st_mtime >= net_path.stat().st_mtime else None
+    if saved and saved.get("budget") == budget.to_dict():
+        return saved
+    plan = folding.optimize(net, budget.as_device())
+    found = {"budget": budget.to_dict(), "cycles_per_frame": plan.cycles_per_frame,
+             "fps_at_100mhz": MHZ * 1e6 / plan.cycles_per_frame, "bottleneck": plan.bottleneck,
+             "LUT": plan.totals["LUT"], "BRAM36": plan.totals["BRAM36"], "FF": plan.totals["FF"], "DSP": plan.totals["DSP"],
+             "folding": {name: dataclasses.asdict(c) for name, c in plan.folding.items()}}
+    atomic.write_json(path, found, indent=1)
+    return found
+
+
+def row(net: ir.Network, n: int | None, m: int | None, accuracies: list[float], hw: dict[str, Any]) -> dict[str, Any]:
+    return {"n": n, "m": m, "sparsity": 1 - n / m if n else 0.0, "zero_share": zero_share(net),
+            "accuracy": float(np.mean(accuracies)), "accuracy_per_seed": accuracies, "binary_ops": net.binary_ops,
+            "weight_bits": weight_bits(net), **{k: v for k, v in hw.items() if k != "budget"}}
+
+
+def run(model: str, settings: list[tuple[int, int]], schedule: Schedule, out: Path, budget: devices.Budget,
+        dataset: str = "fashion_mnist", command: str = "") -> dict[str, Any]:
+    """The dense row and one row per (N, M) setting; report.json and report.png in ``out``."""
+    t0 = time.perf_counter()
+    out = atomic.make_dir(Path(out))
+    start, _ = checkpoint.load(checkpoint_path(model))
+    for n, m in settings:  # a setting the architecture cannot take fails before any training
+        models.with_sparsity(start.arch, n, m)
+    data = datasets.load(dataset)
+    data = dataclasses.replace(data, train=data.train.subset(schedule.train_subset, schedule.seed))
+    name = model_name(model)
+    dense_folder = atomic.make_dir(out / "dense")
+    dense = ir.load(ir.resolve(model)) if not model.endswith(".pt") else export(start, name, dataset)
+    if not (dense_folder / ir.FILENAME).exists():
+        dense.save(dense_folder / ir.FILENAME)
+    dense_acc = dense.metrics.get("accuracy") if dense.metrics.get("test_images") == len(data.test) else None
+    if dense_acc is None:
+        dense_acc = golden.accuracy(dense, data.test.images, data.test.labels)
+    rows = [{"name": name, **row(dense, None, None, [dense_acc], hardware(dense, dense_folder, budget))}]
+    seeds = [schedule.seed + i for i in range(schedule.seeds)]
+    jobs = tqdm([(n, m, s) for n, m in settings for s in seeds], desc="sparse settings x seeds", file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
+    nets: dict[tuple[int, int], ir.Network] = {}
+    accuracies: dict[tuple[int, int], list[float]] = {nm: [] for nm in settings}
+    for n, m, seed in jobs:
+        jobs.set_postfix(nm=f"{n}:{m}", seed=seed, refresh=False)
+        folder = atomic.make_dir(out / f"nm{n}_{m}" / f"seed{seed}")
+        sparse = models.sparsified(start, n, m, data.train.images[:CALIBRATION_IMAGES])
+        cfg = schedule.config(seed)
+        trained, _ = rounds._trained(folder, sparse, cfg, data, None, seed, f"{n}:{m} seed {seed}", {"command": command})
+        net, acc = rounds.evaluate(trained, data, folder, f"{name}_{n}of{m}", {
+            "run": str(folder), "command": command, "nm": [n, m], "train_config": dataclasses.asdict(cfg)})
+        nets.setdefault((n, m), net)
+        accuracies[(n, m)].append(acc)
+    for nm, net in nets.items():
+        setting = out / f"nm{nm[0]}_{nm[1]}"
+        if not (setting / ir.FILENAME).exists() or (setting / ir.FILENAME).stat().st_mtime < (setting / f"seed{seeds[0]}" / ir.FILENAME).stat().st_mtime:
+            net.save(setting / ir.FILENAME)  # the first seed's net stands for the setting's hardware
+        rows.append({"name": net.name, **row(net, *nm, accuracies[nm], hardware(net, setting, budget))})
+    for r in rows:
+        r["accuracy_drop_pt"] = 100 * (rows[0]["accuracy"] - r["accuracy"])
+        r["speedup"] = r["fps_at_100mhz"] / rows[0]["fps_at_100mhz"]
+    over = sorted(r["sparsity"] for r in rows[1:] if r["accuracy_drop_pt"] > BAR["accuracy_drop_pt"])
+    report = {"model": model, "dataset": dataset, "schedule": dataclasses.asdict(schedule), "test_images": len(data.test),
+              "budget": budget.to_dict(), "bar": BAR, "rows": rows,
+              "first_sparsity_losing_over_1pt": over[0] if over else None,
+              "bar_met_by": [r["name"] for r in rows[1:] if r["sparsity"] >= BAR["sparsity"]
+                             and r["accuracy_drop_pt"] <= BAR["accuracy_drop_pt"] and r["speedup"] >= BAR["speedup"]],
+              "command": command, "wall_s": round(time.perf_counter() - t0, 1)}
+    atomic.write_json(out / "report.json", report, indent=1)
+    plot(report, out / "report.png")
+    return report
+
+
+def table(report: dict) -> str:
+    """One line per row: sparsity, top-1 (mean over seeds), its drop, and the hardware figures."""
+    head = (f"{'N:M':>6}{'sparsity':>9}{'top-1 %':>9}{'drop pt':>8}{'Mbin ops':>10}{'Kbit w':>8}{'cycles':>9}"
+            f"{'frames/s':>10}{'speedup':>8}{'LUT':>8}{'BRAM36':>7}")
+    lines = [head, "-" * len(head)]
+    for r in report["rows"]:
+        nm = f"{r['n']}:{r['m']}" if r["n"] else "dense"
+        lines.append(f"{nm:>6}{100 * r['sparsity']:>8.1f}%{100 * r['accuracy']:>9.2f}{r['accuracy_drop_pt']:>8.2f}"
+                     f"{r['binary_ops'] / 1e6:>10.2f}{r['weight_bits'] / 1e3:>8.1f}{r['cycles_per_frame']:>9,}"
+                     f"{r['fps_at_100mhz']:>10,.0f}{r['speedup']:>7.2f}x{r['LUT']:>8,.0f}{r['BRAM36']:>7.1f}")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    """Top-1 (mean and every seed) and frames/s against the sparsity, the dense model at 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["rows"]
+    x = [100 * r["sparsity"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for r, xi in zip(rows, x):
+        ax1.plot([xi] * len(r["accuracy_per_seed"]), [100 * a for a in r["accuracy_per_seed"]], ".", color="grey")
+        ax1.annotate(f"{r['n']}:{r['m']}" if r["n"] else "dense", (xi, 100 * r["accuracy"]), textcoords="offset points",
+                     xytext=(4, 4), fontsize=8)
+    ax1.plot(x, [100 * r["accuracy"] for r in rows], "o", label="mean over seeds")
+    ax1.axhline(100 * rows[0]["accuracy"] - report["bar"]["accuracy_drop_pt"], color="grey", lw=0.8, ls="--",
+                label="dense - 1 pt")
+    ax1.set_ylabel(f"top-1 on {report['test_images']} test images (%)")
+    ax1.set_title("accuracy (golden model on the exported IR)")
+    ax1.legend(fontsize=8)
+    ax2.plot(x, [r["fps_at_100mhz"] for r in rows], "s")
+    ax2.axhline(report["bar"]["speedup"] * rows[0]["fps_at_100mhz"], color="grey", lw=0.8, ls="--", label="1.5x dense")
+    ax2.set_ylabel("frames/s at 100 MHz (cycle model)")
+    ax2.set_title(f"best folding in the {report['budget']['device']['name']} budget")
+    ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        ax.set_xlabel("zero weights in the binary layers, 1 - N/M (%)")
+    s = report["schedule"]
+    fig.suptitle(f"{report['model']}: N:M sparse binary layers, fine-tuned {s['epochs']} epoch(s) on {s['train_subset']} "
+                 f"images, batch {s['batch_size']}, Adam {s['lr']:g}, {s['seeds']} seed(s)", fontsize=10)
+    fig.tight_layout()
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)

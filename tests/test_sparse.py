@@ -1,0 +1,138 @@
+"""Sparse binary layers (SBNN): the N:M quantiser, the sparse model made from a dense one,
+its export (thresholds on popcount(x AND b)) bit-exact against Brevitas on real images, and
+`flipflow sparse` (sim/sparse_sweep.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from flipflow import cli, golden, ir, kinds
+from flipflow.generator import devices
+from flipflow.sim import sparse_sweep
+from flipflow.training import checkpoint, models
+from flipflow.training import train as training
+from flipflow.training.blocks import BNN, NMBinaryWeight, images_to_input
+from flipflow.training.export import ExportError, export
+from flipflow.training.synthetic import calibrated_model
+from test_equivalence import assert_layers_equal, roundtrip
+
+NIN_PRUNED = ir.ZOO / "nin_pruned" / "checkpoint.pt"
+
+
+def test_quantiser_keeps_the_n_largest_per_block_in_window_order():
+    q = NMBinaryWeight(2, 4, channels=3, positions=2)  # torch columns (c, position); IR elements (position, c)
+    latent = torch.tensor([[0.9, 0.1, 0.5, 0.5, -1.0, 0.3]])  # c0: p0 0.9, p1 0.1; c1: 0.5, 0.5; c2: -1, 0.3
+    # IR order: (p0: c0 0.9, c1 0.5, c2 -1.0, p1: c0 0.1 | c1 0.5, c2 0.3): block 0 keeps 0.9 and the first 0.5,
+    # the partial block 1 (two elements) keeps both
+    assert q.mask(latent).tolist() == [[1.0, 0.0, 1.0, 1.0, 0.0, 1.0]]
+    ties = torch.zeros(1, 8)
+    assert NMBinaryWeight(1, 4, 8, 1).mask(ties).tolist() == [[1, 0, 0, 0, 1, 0, 0, 0]]  # a tie: the lower position
+
+
+def test_quantiser_passes_the_gradient_straight_through():
+    q = NMBinaryWeight(1, 2, channels=4, positions=1)
+    latent = torch.tensor([[0.3, -0.2, 0.1, 0.4]], requires_grad=True)
+    (q(latent) * torch.tensor([[1.0, 2.0, 3.0, 4.0]])).sum().backward()
+    assert q(latent).tolist() == [[1, 0, 0, 1]] and latent.grad.tolist() == [[1, 2, 3, 4]]
+
+
+def test_dense_fan_in_smaller_than_m_is_refused(digits):
+    arch = models.tfc(digits.input_shape, digits.classes, widths=(16, 8, 8))  # binary fan-ins 16 and 8
+    with pytest.raises(models.ArchError, match=r"layer 2 \(sparse_dense\): fan-in K=8 is smaller than the block M=16") as e:
+        models.with_sparsity(arch, 1, 16)
+    assert "choose M <= 8" in str(e.value)
+    with pytest.raises(models.ArchError, match="power of two"):
+        models.with_sparsity(arch, 1, 6)
+
+
+@pytest.fixture(scope="module")
+def nin_pruned() -> BNN:
+    return checkpoint.load(NIN_PRUNED)[0]
+
+
+@pytest.mark.parametrize("n, m", [(1, 4), (2, 8)])
+def test_sparse_nin_pruned_is_bit_exact_on_real_images(nin_pruned, fashion, tmp_path, n, m):
+    """Every layer of the sparse zoo net, after a few fine-tuning steps, equals the golden
+    model on its export: binary activations and integer scores, on real test images."""
+    torch.manual_seed(0)
+    model = models.sparsified(nin_pruned, n, m, fashion.train.images[:256])
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = images_to_input(fashion.train.images[:64])
+    for _ in range(2):  # a very short fine-tuning: the weights move off the dense net's
+        loss = torch.nn.functional.cross_entropy(model(x), torch.from_numpy(fashion.train.labels[:64]).long())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        training.clip_latent(model)
+    model.eval()
+    net = roundtrip(export(model, "nin_sparse", "fashion_mnist"), tmp_path)
+    sparse = [l for l in net.layers if kinds.of(l).sparse]
+    assert len(sparse) == 7 and all(l.nm == (n, m) for l in sparse)
+    assert all(l.weights.reshape(l.out_ch, -1).sum(1).tolist() == [kinds.nm_kept(l.fan_in, n, m)] * l.out_ch for l in sparse)
+    assert all(0 < l.invert.sum() < l.out_ch for l in sparse)  # both signs of BatchNorm scale, from sparsified
+    outputs = golden.run_layers(net, fashion.test.images[:200])
+    assert all(0.05 < outputs[l.name].mean() < 0.95 for l in sparse), "a sparse layer's output is (nearly) constant"
+    assert_layers_equal(model, net, fashion.test.images[:200])
+
+
+def test_every_other_channel_is_mirrored_and_exported_inverted(digits):
+    dense = calibrated_model(models.tfc(digits.input_shape, digits.classes, widths=(16, 16, 16)), digits.train.images[:64],
+                             negative_scale_share=0.3)
+    model = models.sparsified(dense, 1, 2)
+    net = export(model, "mirrored", "digits")
+    for i in (1, 2):
+        old, new = dense.blocks[i], model.blocks[i]
+        sign = torch.ones(16)
+        sign[1::2] = -1
+        assert torch.equal(new.op.weight.detach(), sign[:, None] * old.op.weight.detach())
+        z = torch.randn(5, 16)  # a mirrored channel sees -z and gives what the dense one gave on z
+        torch.testing.assert_close(new.bn(z * sign), old.bn(z))
+        negative = (new.bn.weight.detach() < 0).numpy()
+        assert negative.any() and (~negative).any() and np.array_equal(net.layers[i].invert, negative.astype(np.uint8))
+    assert_layers_equal(model, net, digits.test.images)
+
+
+def test_sweep_reports_each_setting_and_resumes(digits, tmp_path):
+    model = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)), 0)
+    training.train(model, training.TrainConfig(epochs=1, batch_size=128), digits.train, digits.test, tmp_path / "base")
+    base = str(tmp_path / "base" / "checkpoint.pt")
+    schedule = sparse_sweep.Schedule(train_subset=256, epochs=1, batch_size=64, seeds=2)
+    report = sparse_sweep.run(base, [(1, 2), (1, 8)], schedule, tmp_path / "sweep", devices.budget(), "digits")
+    dense, half, eighth = report["rows"]
+    assert (dense["n"], dense["sparsity"], dense["zero_share"]) == (None, 0.0, 0.0)
+    assert (half["sparsity"], eighth["sparsity"]) == (0.5, 0.875) and eighth["zero_share"] == 0.875
+    assert len(half["accuracy_per_seed"]) == 2 and half["accuracy"] == pytest.approx(np.mean(half["accuracy_per_seed"]))
+    assert dense["binary_ops"] == 2 * 32 * 32 and eighth["binary_ops"] == 2 * 32 * 4  # the ones only
+    # weights: 64 x 32 pixel weights (8 bits) + binary (1 bit, or 3-bit indices of K / 8 slots) + 32 x 10 (8 bits)
+    assert eighth["weight_bits"] == 64 * 32 * 8 + 2 * 32 * 4 * 3 + 32 * 10 * 8
+    assert eighth["cycles_per_frame"] <= dense["cycles_per_frame"] and eighth["speedup"] >= 1
+    assert json.loads((tmp_path / "sweep" / "report.json").read_text())["rows"] == report["rows"]
+    assert (tmp_path / "sweep" / "report.png").stat().st_size > 0
+    assert ir.load(tmp_path / "sweep" / "nm1_8" / ir.FILENAME).layers[1].nm == (1, 8)
+    trained = (tmp_path / "sweep" / "nm1_2" / "seed1" / "checkpoint.pt").stat().st_mtime
+    assert cli.main(["sparse", base, "--nm", "1:2,1:8", "--train-subset", "256", "--epochs", "1", "--batch-size", "64",
+                     "--seeds", "2", "--dataset", "digits", "--out", str(tmp_path / "sweep")]) == 0
+    again = json.loads((tmp_path / "sweep" / "report.json").read_text())
+    assert [r["accuracy_per_seed"] for r in again["rows"]] == [r["accuracy_per_seed"] for r in report["rows"]]
+    assert (tmp_path / "sweep" / "nm1_2" / "seed1" / "checkpoint.pt").stat().st_mtime == trained  # not trained again
+
+
+@pytest.mark.parametrize("nm, message", [
+    ("1-4", "'1-4' is not N:M (fix: give comma-separated N:M pairs"),
+    ("1:6", "1:6 needs M a power of two in 2..64 and 1 <= N <= M"),
+    ("1:128", "1:128 needs M a power of two in 2..64"),
+    ("1:2,1:64", "fan-in K=32 is smaller than the block M=64 (fix: choose M <= 32)"),
+])
+def test_bad_settings_are_one_line(digits, tmp_path, capsys, nm, message):
+    model = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)), 0)
+    checkpoint.save(tmp_path / "checkpoint.pt", model)
+    assert cli.main(["sparse", str(tmp_path / "checkpoint.pt"), "--nm", nm, "--dataset", "digits",
+                     "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and err.startswith("flipflow sparse: error:")
+    assert not (tmp_path / "s" / "nm1_2").exists()  # refused before any training
