@@ -98,9 +98,24 @@ class Coefficients:
 
     def apply(self, terms: Terms) -> Cost:
         """The calibrated resources of a unit's terms (no cycles)."""
-        lut = sum(t.lut * self.lut.get(name, 1.0) for name, t in terms.items())
-        ff = sum(t.ff * self.ff.get(name, 1.0) for name, t in terms.items())
+        lut = sum(t.lut * _multiplier(self.lut, name) for name, t in terms.items())
+        ff = sum(t.ff * _multiplier(self.ff, name) for name, t in terms.items())
         return Cost(0, lut, ff, sum(t.bram36 for t in terms.values()), sum(t.dsp for t in terms.values()))
+
+
+# A datapath the calibration set has not seen yet takes, for each part it shares with another
+# datapath's RTL (fold register, memories, tree, accumulators, control), that datapath's fitted
+# multiplier; its own parts (the sparse M:1 mux) count at 1.0, the structural count.
+UNCALIBRATED_LIKE = {"mvu.sparse.": "mvu.xnor.", "mvu.sparse_dense.": "mvu.xnor_dense."}
+
+
+def _multiplier(fitted: dict[str, float], name: str) -> float:
+    if name in fitted:
+        return fitted[name]
+    for prefix, like in UNCALIBRATED_LIKE.items():
+        if name.startswith(prefix):
+            return fitted.get(like + name[len(prefix):], 1.0)
+    return 1.0
 
 
 # -- memories -----------------------------------------------------------------
@@ -328,8 +343,8 @@ def _sparse_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
     """Per PE row and SIMD lane an M:1 mux selects the input bit its kept weight's index
     names (the mux output registered: TERM_STAGES), ANDed with the weight (a kept weight is
     1, so the AND folds into the tree's first LUTs) into the popcount tree of the XNOR
-    datapath. Structural counts; no calibration design has this datapath yet, so its terms
-    keep multiplier 1.0 (Coefficients.apply) until yosys measures them."""
+    datapath. Structural counts; no calibration design has this datapath yet, so the mux
+    counts at 1.0 and every shared part takes the XNOR unit's multiplier (UNCALIBRATED_LIKE)."""
     lanes = f.pe * f.simd
     return {"mvu.mux": Cost(lut=lanes * mux_luts(layer.nm[1]), ff=lanes), "mvu.tree": _tree("sparse", f, aw)}
 

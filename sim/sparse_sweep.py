@@ -14,6 +14,7 @@ log.json, model.ir.npz) and nm<N>_<M>/hardware.json, report.json, report.png.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from flipflow import atomic, golden, ir, kinds
 from flipflow.errors import UsageError
-from flipflow.generator import devices, folding
+from flipflow.generator import cost, devices, folding
 from flipflow.sim.margin_sweep import checkpoint_path, model_name
 from flipflow.training import checkpoint, datasets, models, rounds
 from flipflow.training.export import export
@@ -89,13 +90,14 @@ def zero_share(net: ir.Network) -> float:
 
 def hardware(net: ir.Network, folder: Path, budget: devices.Budget) -> dict[str, Any]:
     """The fastest folding in ``budget`` and its figures, kept in folder/hardware.json (reused
-    while newer than the IR and for the same budget)."""
+    while newer than the IR, for the same budget and the same cost model multipliers)."""
     path, net_path = folder / HARDWARE, folder / ir.FILENAME
     saved = json.loads(path.read_text()) if path.exists() and path.stat().st_mtime >= net_path.stat().st_mtime else None
-    if saved and saved.get("budget") == budget.to_dict():
+    multipliers = hashlib.sha256(repr(cost.Coefficients.load().fingerprint()).encode()).hexdigest()[:16]
+    if saved and saved.get("budget") == budget.to_dict() and saved.get("cost_model") == multipliers:
         return saved
     plan = folding.optimize(net, budget.as_device())
-    found = {"budget": budget.to_dict(), "cycles_per_frame": plan.cycles_per_frame,
+    found = {"budget": budget.to_dict(), "cost_model": multipliers, "cycles_per_frame": plan.cycles_per_frame,
              "fps_at_100mhz": MHZ * 1e6 / plan.cycles_per_frame, "bottleneck": plan.bottleneck,
              "LUT": plan.totals["LUT"], "BRAM36": plan.totals["BRAM36"], "FF": plan.totals["FF"], "DSP": plan.totals["DSP"],
              "folding": {name: dataclasses.asdict(c) for name, c in plan.folding.items()}}

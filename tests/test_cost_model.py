@@ -193,3 +193,21 @@ def test_a_first_layer_design_instantiates_the_whole_designs_first_layer_units(t
                {k: v for k, v in mine.items() if not k.endswith("_FILE")}
         for k in (k for k in params if k.endswith("_FILE") and params[k]):
             assert Path(params[k]).read_bytes() == Path(mine[k]).read_bytes(), k
+
+
+def test_an_uncalibrated_sparse_unit_borrows_the_xnor_units_multipliers():
+    """Until sparse designs join the calibration set, a sparse unit's parts shared with the XNOR
+    unit (fold register, memories, tree, accumulators) take the XNOR fit's multipliers and its
+    M:1 multiplexers their structural count: within 5% of yosys on the measured units
+    (docs/DESIGN.md, "Sparse binary layers: hardware")."""
+    from flipflow.sim import sparse_units
+
+    c = cost.Coefficients.load()
+    assert not any(name.startswith("mvu.sparse") for name in c.lut)  # nothing fitted: the fallback is what runs
+    layer = sparse_units.conv_layer("sparse_conv", (2, 8))
+    terms = cost.unit_terms(layer, LayerConfig(8, 16))["mvu"]
+    assert "mvu.sparse.mux" in terms and "mvu.sparse.fold" in terms
+    expected = sum(t.lut * (1.0 if name == "mvu.sparse.mux" else c.lut.get(name.replace("mvu.sparse.", "mvu.xnor."), 1.0))
+                   for name, t in terms.items())
+    assert c.apply(terms).lut == pytest.approx(expected)
+    assert c.apply(terms).lut == pytest.approx(1_926, rel=0.05)  # yosys, python -m flipflow.sim.sparse_units
