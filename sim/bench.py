@@ -368,7 +368,8 @@ def markdown(report: dict) -> str:
         "",
         f"Device budget: {dev['name']} ({dev['part']}): {dev['lut']:,} LUT, {dev['ff']:,} FF, {dev['bram36']:g} BRAM36, "
         f"{dev['dsp']} DSP at {dev['mhz']:g} MHz ({report['budget']['ceiling']:.0%} of the device less the "
-        f"{report['budget']['shell']['name']} shell). Cost model calibrated against yosys: "
+        f"{report['budget']['shell']['name']} shell and {report['budget']['model_reserve']['lut']:,.0f} LUT / "
+        f"{report['budget']['model_reserve']['ff']:,.0f} FF for the cost model's error). Cost model calibrated against yosys: "
         f"{'yes' if report['cost_model']['calibrated'] else 'no (structural coefficients)'}. Utilisation after shell: the "
         "largest of (design + shell) / device over LUT, FF (both from yosys), BRAM36 and DSP (model). Critical path: "
         "the slowest unit's yosys logic delay plus 0.5 ns routing per net hop (sim/timing.py).",
