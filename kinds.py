@@ -228,6 +228,9 @@ class MatrixKind(LayerKind):
 
     has_weights = True
     datapath: ClassVar[str]
+    # the datapath whose fitted cost and timing models stand in for this one's parts until a
+    # calibration has measured it (generator/cost.py, generator/timing_model.py); None: its own
+    uncalibrated_like: ClassVar[str | None] = None
     weight_element_bits_fixed: ClassVar[int | None] = None  # 1 for binary weights; None: the IR's weight_bits
 
     def fan_in(self, layer: Layer) -> int:
@@ -420,6 +423,7 @@ class _SparseDatapath(MatrixKind):
 
     role = "binary"
     datapath = "sparse"
+    uncalibrated_like = "xnor"  # it shares the XNOR unit's fold register, memories and popcount tree
     thresholded = True
     prunable = True
     counts_binary_ops = True
@@ -603,6 +607,15 @@ def matrix(layer: Layer) -> MatrixKind:
     if not isinstance(kind, MatrixKind):
         raise ValueError(f"layer {layer.name}: {layer.kind} has no matrix-vector unit")
     return kind
+
+
+def sparse_of(name: str) -> str | None:
+    """The sparse kind an XNOR binary kind becomes under N:M sparsity (same spatial form), or
+    None for a kind that stays as it is (the input, output and reduce kinds, max-pool)."""
+    kind = get(name)
+    if kind.role != "binary" or getattr(kind, "datapath", None) != "xnor":
+        return None
+    return next(n for n, k in KINDS.items() if k.sparse and k.spatial == kind.spatial)
 
 
 def names(role: str) -> tuple[str, ...]:

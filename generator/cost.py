@@ -106,7 +106,9 @@ class Coefficients:
 # A datapath the calibration set has not seen yet takes, for each part it shares with another
 # datapath's RTL (fold register, memories, tree, accumulators, control), that datapath's fitted
 # multiplier; its own parts (the sparse M:1 mux) count at 1.0, the structural count.
-UNCALIBRATED_LIKE = {"mvu.sparse.": "mvu.xnor.", "mvu.sparse_dense.": "mvu.xnor_dense."}
+# (kinds.MatrixKind.uncalibrated_like; the term prefixes of mvu_unit, conv and dense variants)
+UNCALIBRATED_LIKE = {f"mvu.{k.datapath}{dense}.": f"mvu.{k.uncalibrated_like}{dense}."
+                     for k in kinds.KINDS.values() if getattr(k, "uncalibrated_like", None) for dense in ("", "_dense")}
 
 
 def _multiplier(fitted: dict[str, float], name: str) -> float:

@@ -103,9 +103,9 @@ def layer_path_ns(layer: Layer, config: LayerConfig | None) -> float:
             assert isinstance(kind, kinds.MatrixKind) and config is not None
             from flipflow.generator import cost, pack, rtl  # they import folding, which imports this module
 
-            # the sparse unit registers its muxes' outputs before the popcount tree, so until it is
-            # calibrated its path is taken as the binary tree's (docs/DESIGN.md, "Sparse binary layers")
-            datapath = rtl.RTL_DATAPATHS["xnor" if kind.datapath == "sparse" else kind.datapath]
+            # an uncalibrated datapath (the sparse unit registers its muxes' outputs before the
+            # popcount tree) is timed as the one it shares its tree with (docs/DESIGN.md, "Sparse binary layers")
+            datapath = rtl.RTL_DATAPATHS[kind.uncalibrated_like or kind.datapath]
             nf, sf = -(-layer.out_ch // config.pe), kind.synapse_folds(layer, config.simd)
             aw = pack.accumulator_bits(layer)
             weight_ram = cost.weight_memory(layer, config).style

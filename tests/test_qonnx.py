@@ -154,7 +154,7 @@ def test_refuses_unknown_ops_and_pools_before_the_activation(tmp_path):
 
 def test_refuses_brevitas_w2a2(tmp_path):
     """A real W2A2 network (BNN-PYNQ's TFC-W2A2, Brevitas export) is refused at its first 2-bit activation."""
-    torch = pytest.importorskip("torch")
+    import torch
     from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models import model_with_cfg
 

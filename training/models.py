@@ -142,17 +142,15 @@ def with_bit_planes(arch: Arch, planes: tuple[int, ...]) -> Arch:
     return Arch(arch.name, arch.input_shape, arch.classes, layers)
 
 
-SPARSE_OF = {"binary_conv": "sparse_conv", "binary_dense": "sparse_dense"}  # the kind each binary kind becomes
-
-
 def with_sparsity(arch: Arch, n: int, m: int) -> Arch:
     """The same architecture with every binary (XNOR) layer a sparse binary one of N ones per
     block of M weights (SBNN, kinds._SparseDatapath), same geometry and widths."""
     problem = ir.nm_problem(n, m)
     if problem:
         raise ArchError(f"{arch.name}: N:M sparsity {problem}", fix="give e.g. --nm 1:4,2:8")
-    layers = [dataclasses.replace(s, kind=SPARSE_OF[s.kind], nm=(n, m)) if s.kind in SPARSE_OF else s for s in arch.layers]
-    if len(layers) == len([s for s in layers if s.kind not in SPARSE_OF.values()]):
+    layers = [dataclasses.replace(s, kind=kinds.sparse_of(s.kind), nm=(n, m)) if kinds.sparse_of(s.kind) else s
+              for s in arch.layers]
+    if not any(kinds.get(s.kind).sparse for s in layers):
         raise ArchError(f"{arch.name}: no binary layer to make sparse", fix="give a model with binary_conv or binary_dense layers")
     sparse = Arch(arch.name, arch.input_shape, arch.classes, layers)
     for i, layer in enumerate(arch_layers(sparse)):
