@@ -57,6 +57,9 @@ def register_earlyexit(sub: argparse._SubParsersAction) -> None:
                    help='folding JSON {layer: {"pe": P, "simd": S}} (default: the fastest folding in the budget)')
     p.add_argument("--images", type=int, default=1000, help="first N test images (default: 1000)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/<model>/earlyexit)")
+    p.add_argument("--bound", type=int, default=0, metavar="N",
+                   help="also price the ideal early-exit unit (per-term, per-neuron decisions at no cost, max-pool "
+                        "skipping) on the first N test images: the most any unit could skip and gain, bound.json")
     add_budget_args(p)
     p.set_defaults(func=_earlyexit)
 
@@ -84,6 +87,16 @@ def _earlyexit(args: argparse.Namespace) -> int:
     earlyexit.plot(analysis, report, out / "earlyexit.png")
     print(f"flipflow earlyexit: {report['images']} images in {report['seconds']:.0f} s; wrote {out}/earlyexit.json, earlyexit.png",
           file=sys.stderr)
+    if args.bound > 0:
+        from flipflow.generator import exit_bound
+
+        start = time.perf_counter()
+        print(f"early-exit bound on {args.bound} images (about 1.5 s an image for nin_pruned) ...", file=sys.stderr)
+        bound = exit_bound.bound(net, images[: args.bound], budget_from_args(args))
+        bound["seconds"] = round(time.perf_counter() - start, 1)
+        print(exit_bound.table(bound))
+        atomic.write_json(out / "bound.json", bound, indent=1)
+        print(f"flipflow earlyexit: bound in {bound['seconds']:.0f} s; wrote {out}/bound.json", file=sys.stderr)
     return 0
 
 

@@ -37,7 +37,7 @@ from flipflow.generator.folding import Folding, FoldingError, LayerConfig, can_e
 from flipflow.ir import Layer, Network
 
 BATCH = 32  # images per step through the network (measured fastest: the arrays stay small)
-CHUNK_ELEMENTS = 1 << 24  # fold sums (SF x vectors x neurons) held at once: bounds memory (64 MiB of float32)
+CHUNK_ELEMENTS = 1 << 23  # fold sums (SF x vectors x neurons) held at once: bounds memory (3 arrays of 32 MiB)
 PERCENTILE = 95  # the stated high percentile of the per-image cycles
 
 
@@ -124,16 +124,12 @@ def _decide_chunk(model: FoldModel, vectors: np.ndarray) -> tuple[np.ndarray, np
     x = np.zeros((len(vectors), g.cols_padded), model.coef.dtype)
     x[:, : g.cols] = vectors
     x = np.ascontiguousarray(x.reshape(len(vectors), g.sf, g.simd).transpose(1, 0, 2))  # (SF, M, SIMD)
-    partial = np.matmul(x, model.coef)  # each fold's input part
-    for k in range(1, g.sf):
-        partial[k] += partial[k - 1]  # S_k, k = 1..SF
+    partial = np.cumsum(np.matmul(x, model.coef), axis=0)  # S_k, k = 1..SF (exact: integers below 2**24)
     # The open checks are a prefix of k = 0..SF (the bounds are monotone), so their count is the
     # decision fold; after the last fold nothing is open, so k = SF is not checked.
-    folds = np.zeros(partial.shape[1:], np.int32)
-    folds += (model.zero_from[0] <= 0) & (0 < model.one_below[0])
-    for k in range(1, g.sf):
-        folds += (model.zero_from[k] <= partial[k - 1]) & (partial[k - 1] < model.one_below[k])
-    return folds, (partial[-1] >= model.thresholds).view(np.uint8)
+    before = np.concatenate([np.zeros_like(partial[:1]), partial[:-1]])  # S_k, k = 0..SF-1
+    open_ = (model.zero_from[: g.sf, None, :] <= before) & (before < model.one_below[: g.sf, None, :])
+    return open_.sum(0, dtype=np.int32), (partial[-1] >= model.thresholds).view(np.uint8)
 
 
 def group_folds(folds: np.ndarray, g: pack.Geometry) -> np.ndarray:

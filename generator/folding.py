@@ -97,6 +97,17 @@ def early_exit_pays(layer: Layer, config: LayerConfig) -> bool:
     return can_exit_early(layer) and math.ceil(layer.fan_in / config.simd) > cost.mvu_pipeline_stages("xnor", config.simd) + 3
 
 
+def ideal_cycles(layer: Layer, config: LayerConfig, work_left: float) -> int:
+    """Cycles of ``layer`` if its matrix-vector unit skipped all but ``work_left`` of its
+    folds at no cost, yet still read every input beat; its other units keep their cycles.
+    No unit is built like this: it bounds what any early exit could reach."""
+    kind = kinds.matrix(layer)
+    pixels = layer.out_shape[0] * layer.out_shape[1]
+    floor = kind.beats_per_vector(layer) * pixels
+    units = kinds.of(layer).units(layer, config)
+    return max(max(math.ceil(u.cycles * work_left), floor) if u.role == "mvu" else u.cycles for u in units)
+
+
 def with_early_exit(net: Network, folding: Folding) -> Folding:
     """``folding`` with early exit on in every layer where it can pay (``early_exit_pays``)."""
     exits = {l.name for l in net.layers if l.has_weights and early_exit_pays(l, folding[l.name])}
@@ -284,7 +295,7 @@ def timing_note() -> str:
 
 
 def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_simd: int | None = None,
-               clock_ns: float | None = None, expected=None) -> list[Candidate]:
+               clock_ns: float | None = None, expected=None, work_left: float = 1.0) -> list[Candidate]:
     """Pareto-optimal (cycles, LUT, FF, BRAM36, DSP) foldings of one layer; with ``clock_ns``,
     only those whose estimated longest path fits it (BudgetError when none does).
 
@@ -293,16 +304,18 @@ def candidates(layer: Layer, coefficients=None, max_pe: int | None = None, max_s
     LUTs and in BRAM (a trade the budget decides). Among equal candidates a divisor
     of the width (no padding) is kept. With ``expected`` (generator.earlyexit.ExpectedCycles)
     a layer that can exit early is also tried with ``early_exit``, at its expected (mean)
-    cycles and the decision logic's resources, where SF leaves a decision room to pay."""
+    cycles and the decision logic's resources, where SF leaves a decision room to pay.
+    ``work_left`` < 1 prices a hypothetical unit that skips the rest of its matrix-vector
+    work for free (``ideal_cycles``): what the early-exit bound folds with."""
     from flipflow.generator import cost  # cost imports this module
 
     c = coefficients or cost.Coefficients.load()
-    key = ("candidates", c.fingerprint(), max_pe, max_simd, clock_ns, expected and expected.key)
-    return remembered(layer, key, lambda: _candidates(layer, c, max_pe, max_simd, clock_ns, expected))
+    key = ("candidates", c.fingerprint(), max_pe, max_simd, clock_ns, expected and expected.key, work_left)
+    return remembered(layer, key, lambda: _candidates(layer, c, max_pe, max_simd, clock_ns, expected, work_left))
 
 
 def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock_ns: float | None,
-                expected=None) -> list[Candidate]:
+                expected=None, work_left: float = 1.0) -> list[Candidate]:
     from flipflow.generator import cost, pack, timing_model  # they import this module
 
 
@@ -322,7 +335,8 @@ def _candidates(layer: Layer, c, max_pe: int | None, max_simd: int | None, clock
                     if path > clock_ns:
                         continue
                 lc = cost.layer_cost(layer, f, c)
-                found.append((lc.cycles, (lc.lut, lc.ff, lc.bram36, lc.dsp), padded, f))
+                cycles = lc.cycles if work_left == 1.0 else ideal_cycles(layer, f, work_left)
+                found.append((cycles, (lc.lut, lc.ff, lc.bram36, lc.dsp), padded, f))
                 if expected is not None and early_exit_pays(layer, f):
                     fe = replace(f, early_exit=True)
                     le = cost.layer_cost(layer, fe, c)
@@ -384,11 +398,14 @@ def optimize(
     max_pe: int | None = None,
     max_simd: int | None = None,
     expected=None,
+    work_left: dict[str, float] | None = None,
 ) -> Plan:
     """Fastest folding inside ``device``'s budget, or (``target_fps``) the cheapest
     one reaching that rate. Cheapest = least sum of budget shares used. With ``expected``
     (generator.earlyexit.ExpectedCycles) XNOR layers may take early exit, ranked by their
-    expected (mean) cycles (``candidates``).
+    expected (mean) cycles (``candidates``). With ``work_left`` (layer: share of its
+    matrix-vector work left) the layers are priced as ideal skipping units
+    (``ideal_cycles``); the plan's cycles stay kinds.py's.
 
     Raises BudgetError naming the layer when nothing fits or the rate is out of reach."""
     from flipflow.generator import cost
@@ -401,7 +418,9 @@ def optimize(
     fixed_res = tuple(sum(fc.resources()[k] for fc in fixed.values()) for k in RESOURCE_KEYS)
     budget = tuple(budget_d[k] - u for k, u in zip(RESOURCE_KEYS, fixed_res))
     weights = _weights(tuple(budget_d[k] for k in RESOURCE_KEYS))
-    options = {l.name: candidates(l, c, max_pe, max_simd, 1000.0 / device.mhz, expected) for l in net.layers if l.has_weights}
+    left = work_left or {}
+    options = {l.name: candidates(l, c, max_pe, max_simd, 1000.0 / device.mhz, expected, left.get(l.name, 1.0))
+               for l in net.layers if l.has_weights}
     floor = max([fc.cycles for fc in fixed.values()] + [min(o.cycles for o in opts) for opts in options.values()])
 
     budget_arr, weights_arr = np.array(budget, dtype=float), np.array(weights)
