@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from flipflow import cli, golden, ir, kinds
-from flipflow.generator import devices
+from flipflow.generator import devices, folding
 from flipflow.sim import sparse_sweep
 from flipflow.training import checkpoint, models
 from flipflow.training import train as training
@@ -77,6 +77,21 @@ def test_sparse_nin_pruned_is_bit_exact_on_real_images(nin_pruned, fashion, tmp_
     assert all(0 < l.invert.sum() < l.out_ch for l in sparse)  # both signs of BatchNorm scale, from sparsified
     outputs = golden.run_layers(net, fashion.test.images[:200])
     assert all(0.05 < outputs[l.name].mean() < 0.95 for l in sparse), "a sparse layer's output is (nearly) constant"
+    assert_layers_equal(model, net, fashion.test.images[:200])
+
+
+def test_bit_plane_input_and_sparse_layers_combine(fashion, tmp_path):
+    """CBNN and SBNN together: a bit-plane nin made 2:8 sparse keeps its bit-plane first layer
+    (no DSP48 in any folding) and equals the golden model layer by layer on real images."""
+    arch = models.with_bit_planes(models.nin(fashion.input_shape, fashion.classes, widths=(37, 29, 19, 33, 31, 27, 23, 21)),
+                                  (7, 6, 5, 4))
+    dense = calibrated_model(arch, fashion.train.images[:256], seed=4)
+    model = models.sparsified(dense, 2, 8, fashion.train.images[:256])
+    net = roundtrip(export(model, "nin_planes_2of8", "fashion_mnist"), tmp_path)
+    assert net.layers[0].kind == "bitplane_conv" and net.layers[0].planes == (7, 6, 5, 4)
+    assert [l.kind for l in net.layers if l.nm] == ["sparse_conv"] * 7
+    plan = folding.optimize(net, devices.budget().as_device())
+    assert plan.layer_resources[net.layers[0].name]["DSP"] == 0
     assert_layers_equal(model, net, fashion.test.images[:200])
 
 
