@@ -4,11 +4,15 @@ a sparse one (training.models.sparsified: latent weights kept, BatchNorm statist
 fine-tunes it with every seed on one schedule (the zoo's fine-tuning by default), exports it and
 measures top-1 on the full test set (golden model), then prices it in a device budget: the
 folding search's fastest folding, its cycles per frame and resources by the cost model. The
-dense model, as it is, is the first row. Every step resumes: a finished seed is not trained
-again, a priced setting not searched again.
+dense model, as it is, is the first row. The dense model fine-tuned on the same schedule and
+seeds is the control (``control``): a sparse row's ``drop_vs_control_pt`` is its loss with the
+schedule's own effect taken out, ``accuracy_drop_pt`` the loss against the dense model (the
+issue's bar). Every step resumes: a finished seed is not trained again, a priced setting not
+searched again.
 
-Layout of ``out``: dense/ (model.ir.npz, hardware.json), nm<N>_<M>/seed<S>/ (checkpoint.pt,
-log.json, model.ir.npz) and nm<N>_<M>/hardware.json, report.json, report.png.
+Layout of ``out``: dense/ (model.ir.npz, hardware.json, seed<S>/: the control's runs),
+nm<N>_<M>/seed<S>/ (checkpoint.pt, log.json, model.ir.npz) and nm<N>_<M>/hardware.json,
+report.json, report.png.
 """
 
 from __future__ import annotations
@@ -131,32 +135,40 @@ def run(model: str, settings: list[tuple[int, int]], schedule: Schedule, out: Pa
         dense_acc = golden.accuracy(dense, data.test.images, data.test.labels)
     rows = [{"name": name, **row(dense, None, None, [dense_acc], hardware(dense, dense_folder, budget))}]
     seeds = [schedule.seed + i for i in range(schedule.seeds)]
-    jobs = tqdm([(n, m, s) for n, m in settings for s in seeds], desc="sparse settings x seeds", file=sys.stderr,
-                dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
+    jobs = tqdm([(n, m, s) for n, m in [(None, None), *settings] for s in seeds], desc="sparse settings x seeds",
+                file=sys.stderr, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
     nets: dict[tuple[int, int], ir.Network] = {}
-    accuracies: dict[tuple[int, int], list[float]] = {nm: [] for nm in settings}
+    accuracies: dict[tuple[int, int] | None, list[float]] = {nm: [] for nm in [None, *settings]}
     for n, m, seed in jobs:
-        jobs.set_postfix(nm=f"{n}:{m}", seed=seed, refresh=False)
-        folder = atomic.make_dir(out / f"nm{n}_{m}" / f"seed{seed}")
-        sparse = models.sparsified(start, n, m, data.train.images[:CALIBRATION_IMAGES])
+        control = n is None  # the dense model on the same schedule and seed
+        jobs.set_postfix(nm="control" if control else f"{n}:{m}", seed=seed, refresh=False)
+        folder = atomic.make_dir(out / ("dense" if control else f"nm{n}_{m}") / f"seed{seed}")
+        start_model = checkpoint.load(checkpoint_path(model))[0] if control else \
+            models.sparsified(start, n, m, data.train.images[:CALIBRATION_IMAGES])
         cfg = schedule.config(seed)
-        trained, _ = rounds._trained(folder, sparse, cfg, data, None, seed, f"{n}:{m} seed {seed}", {"command": command})
-        net, acc = rounds.evaluate(trained, data, folder, f"{name}_{n}of{m}", {
-            "run": str(folder), "command": command, "nm": [n, m], "train_config": dataclasses.asdict(cfg)})
-        nets.setdefault((n, m), net)
-        accuracies[(n, m)].append(acc)
+        label = "control" if control else f"{n}:{m}"
+        trained, _ = rounds._trained(folder, start_model, cfg, data, None, seed, f"{label} seed {seed}", {"command": command})
+        net, acc = rounds.evaluate(trained, data, folder, f"{name}_finetuned" if control else f"{name}_{n}of{m}", {
+            "run": str(folder), "command": command, "nm": None if control else [n, m], "train_config": dataclasses.asdict(cfg)})
+        if not control:
+            nets.setdefault((n, m), net)
+        accuracies[None if control else (n, m)].append(acc)
     for nm, net in nets.items():
         setting = out / f"nm{nm[0]}_{nm[1]}"
         if not (setting / ir.FILENAME).exists() or (setting / ir.FILENAME).stat().st_mtime < (setting / f"seed{seeds[0]}" / ir.FILENAME).stat().st_mtime:
             net.save(setting / ir.FILENAME)  # the first seed's net stands for the setting's hardware
         rows.append({"name": net.name, **row(net, *nm, accuracies[nm], hardware(net, setting, budget))})
+    control = {"accuracy": float(np.mean(accuracies[None])), "accuracy_per_seed": accuracies[None]}
     for r in rows:
         r["accuracy_drop_pt"] = 100 * (rows[0]["accuracy"] - r["accuracy"])
+        r["drop_vs_control_pt"] = 100 * (control["accuracy"] - r["accuracy"])
         r["speedup"] = r["fps_at_100mhz"] / rows[0]["fps_at_100mhz"]
     over = sorted(r["sparsity"] for r in rows[1:] if r["accuracy_drop_pt"] > BAR["accuracy_drop_pt"])
     report = {"model": model, "dataset": dataset, "schedule": dataclasses.asdict(schedule), "test_images": len(data.test),
-              "budget": budget.to_dict(), "bar": BAR, "rows": rows,
+              "budget": budget.to_dict(), "bar": BAR, "control": control, "rows": rows,
               "first_sparsity_losing_over_1pt": over[0] if over else None,
+              "first_sparsity_losing_over_1pt_vs_control": min(
+                  (r["sparsity"] for r in rows[1:] if r["drop_vs_control_pt"] > BAR["accuracy_drop_pt"]), default=None),
               "bar_met_by": [r["name"] for r in rows[1:] if r["sparsity"] >= BAR["sparsity"]
                              and r["accuracy_drop_pt"] <= BAR["accuracy_drop_pt"] and r["speedup"] >= BAR["speedup"]],
               "command": command, "wall_s": round(time.perf_counter() - t0, 1)}
@@ -167,14 +179,18 @@ def run(model: str, settings: list[tuple[int, int]], schedule: Schedule, out: Pa
 
 def table(report: dict) -> str:
     """One line per row: sparsity, top-1 (mean over seeds), its drop, and the hardware figures."""
-    head = (f"{'N:M':>6}{'sparsity':>9}{'top-1 %':>9}{'drop pt':>8}{'Mbin ops':>10}{'Kbit w':>8}{'cycles':>9}"
+    head = (f"{'N:M':>6}{'sparsity':>9}{'top-1 %':>9}{'drop pt':>8}{'vs ctl':>7}{'Mbin ops':>10}{'Kbit w':>8}{'cycles':>9}"
             f"{'frames/s':>10}{'speedup':>8}{'LUT':>8}{'BRAM36':>7}")
     lines = [head, "-" * len(head)]
     for r in report["rows"]:
         nm = f"{r['n']}:{r['m']}" if r["n"] else "dense"
         lines.append(f"{nm:>6}{100 * r['sparsity']:>8.1f}%{100 * r['accuracy']:>9.2f}{r['accuracy_drop_pt']:>8.2f}"
+                     f"{r['drop_vs_control_pt']:>7.2f}"
                      f"{r['binary_ops'] / 1e6:>10.2f}{r['weight_bits'] / 1e3:>8.1f}{r['cycles_per_frame']:>9,}"
                      f"{r['fps_at_100mhz']:>10,.0f}{r['speedup']:>7.2f}x{r['LUT']:>8,.0f}{r['BRAM36']:>7.1f}")
+    c = report["control"]
+    lines.append(f"control (the dense model fine-tuned on the same schedule, {len(c['accuracy_per_seed'])} seed(s)): "
+                 f"{100 * c['accuracy']:.2f}%; drop pt: against the dense model, vs ctl: against the control")
     return "\n".join(lines)
 
 
@@ -195,6 +211,7 @@ def plot(report: dict, path: Path) -> None:
     ax1.plot(x, [100 * r["accuracy"] for r in rows], "o", label="mean over seeds")
     ax1.axhline(100 * rows[0]["accuracy"] - report["bar"]["accuracy_drop_pt"], color="grey", lw=0.8, ls="--",
                 label="dense - 1 pt")
+    ax1.axhline(100 * report["control"]["accuracy"], color="C2", lw=0.8, ls=":", label="dense fine-tuned on this schedule")
     ax1.set_ylabel(f"top-1 on {report['test_images']} test images (%)")
     ax1.set_title("accuracy (golden model on the exported IR)")
     ax1.legend(fontsize=8)

@@ -122,6 +122,9 @@ def test_sweep_reports_each_setting_and_resumes(digits, tmp_path):
     assert (dense["n"], dense["sparsity"], dense["zero_share"]) == (None, 0.0, 0.0)
     assert (half["sparsity"], eighth["sparsity"]) == (0.5, 0.875) and eighth["zero_share"] == 0.875
     assert len(half["accuracy_per_seed"]) == 2 and half["accuracy"] == pytest.approx(np.mean(half["accuracy_per_seed"]))
+    control = report["control"]  # the dense model fine-tuned on the same schedule and seeds
+    assert len(control["accuracy_per_seed"]) == 2 and (tmp_path / "sweep" / "dense" / "seed1" / "checkpoint.pt").exists()
+    assert eighth["drop_vs_control_pt"] == pytest.approx(100 * (control["accuracy"] - eighth["accuracy"]))
     assert dense["binary_ops"] == 2 * 32 * 32 and eighth["binary_ops"] == 2 * 32 * 4  # the ones only
     # weights: 64 x 32 pixel weights (8 bits) + binary (1 bit, or 3-bit indices of K / 8 slots) + 32 x 10 (8 bits)
     assert eighth["weight_bits"] == 64 * 32 * 8 + 2 * 32 * 4 * 3 + 32 * 10 * 8
@@ -135,6 +138,7 @@ def test_sweep_reports_each_setting_and_resumes(digits, tmp_path):
     again = json.loads((tmp_path / "sweep" / "report.json").read_text())
     assert [r["accuracy_per_seed"] for r in again["rows"]] == [r["accuracy_per_seed"] for r in report["rows"]]
     assert (tmp_path / "sweep" / "nm1_2" / "seed1" / "checkpoint.pt").stat().st_mtime == trained  # not trained again
+    assert again["control"] == report["control"]
 
 
 @pytest.mark.parametrize("nm, message", [
