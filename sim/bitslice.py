@@ -10,11 +10,16 @@ at most ``MAX_DROP_PT`` points against the 8-bit reference, its first layer uses
 no DSP, and it runs at least as many frames/s in the same budget.
 
 Training the bit-plane networks is `flipflow prune ARCH --planes ...` (make
-prune MODEL=nin PLANES=7,6,5,4); this report compares what that wrote.
+prune MODEL=nin PLANES=7,6,5,4); this report compares what that wrote. A network
+is a zoo name, an IR file, or such a prune run's folder (its pruned net, first
+seed). Where the pruning comparison is at hand (the run's comparison.json, or the
+zoo model's comparison/), top-1 is the mean over its fine-tuning seeds, as the bar
+asks; otherwise the golden model of the one IR.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +33,41 @@ MAX_PLANES = 4
 MAX_DROP_PT = 1.0
 
 
-def row(label: str, net: ir.Network, budget: devices.Budget, cache: Path, images: int | None) -> dict[str, Any]:
-    """One network (``label``: how the user named it) at its best folding in the budget, with its golden top-1."""
+def pruned_run(model: str) -> tuple[Path, dict[str, Any]] | None:
+    """The comparison (comparison.json) behind a prune run folder or a zoo model, and the
+    folder of its pruned net, or None."""
+    folder = Path(model)
+    if not (folder / "comparison.json").is_file():
+        folder = ir.ZOO / str(model) / "comparison"
+        if not (folder / "comparison.json").is_file():
+            return None
+    return folder, json.loads((folder / "comparison.json").read_text())
+
+
+def seed_accuracies(comparison: dict[str, Any]) -> list[float]:
+    """Top-1 per fine-tuning seed of the pruned net a comparison chose (its ``pruned_folder``:
+    flip pruning by the ``rule`` of its prune settings, at that round)."""
+    rule, rnd = comparison["prune"]["rule"], int(comparison["pruned_folder"].rsplit("round", 1)[1])
+    chosen = [r for r in comparison["rows"] if r["criterion"] == f"flip ({rule} rule)" and r["round"] == rnd]
+    if len(chosen) != 1:
+        raise UsageError(f"comparison.json has {len(chosen)} rows for its pruned net (flip, {rule} rule, round {rnd})",
+                         fix="re-run the prune comparison, or give the pruned net's model.ir.npz")
+    return chosen[0].get("accuracy_per_seed") or [chosen[0]["accuracy"]]
+
+
+def load(model: str) -> tuple[str, ir.Network, list[float] | None]:
+    """(label, network, top-1 per fine-tuning seed or None) of a zoo name, IR file or prune run folder."""
+    run = pruned_run(model)
+    if run is not None and Path(model).is_dir():  # a prune run folder: its pruned net, first seed
+        folder, comparison = run
+        return folder.name, ir.load(folder / comparison["pruned_folder"] / ir.FILENAME), seed_accuracies(comparison)
+    return ir.model_label(model), ir.load_model(model), seed_accuracies(run[1]) if run else None
+
+
+def row(label: str, net: ir.Network, budget: devices.Budget, cache: Path, images: int | None,
+        seeds: list[float] | None = None) -> dict[str, Any]:
+    """One network (``label``: how the user named it) at its best folding in the budget, with its
+    top-1: the mean over ``seeds`` (full test set, from its pruning run), else the golden model's."""
     first = net.layers[0]
     planes = kinds.of(first).bit_planes
     plan = fold.optimize(net, budget.as_device(), coefficients=cost.Coefficients.load())
@@ -38,7 +76,10 @@ def row(label: str, net: ir.Network, budget: devices.Budget, cache: Path, images
         "model": label,
         "input": "bitplanes" if planes else "pixels",
         "kept_planes": list(first.planes) if planes else list(range(kinds.PIXEL_BITS - 1, -1, -1)),
-        "accuracy": golden_accuracy(net, cache, images),
+        "accuracy": sum(seeds) / len(seeds) if seeds else golden_accuracy(net, cache, images),
+        "accuracy_per_seed": seeds,
+        "accuracy_source": f"mean of {len(seeds)} fine-tuning seeds (comparison.json)" if seeds else
+                           f"golden model of the IR on {images or 'all'} test images",
         "binary_ops": net.binary_ops,
         "cycles_per_frame": plan.cycles_per_frame,
         "fps_at_100mhz": 100e6 / plan.cycles_per_frame,
@@ -73,8 +114,8 @@ def run(reference: str, variants: list[str], out_dir: Path, budget: devices.Budg
     """Rows for the reference model and each bit-plane variant; report.json and report.png."""
     if not variants:
         raise UsageError("no bit-plane networks to compare", fix="pass --planes-models, e.g. nin_planes4")
-    names = [reference, *variants]
-    nets = [ir.load_model(name) for name in names]
+    loaded = [load(name) for name in [reference, *variants]]
+    nets = [net for _, net, _ in loaded]
     if kinds.of(nets[0].layers[0]).bit_planes:
         raise UsageError(f"{reference} already reads bit planes", fix="give the 8-bit-input network first, e.g. nin_pruned")
     for name, net in zip(variants, nets[1:]):
@@ -83,9 +124,10 @@ def run(reference: str, variants: list[str], out_dir: Path, budget: devices.Budg
                              fix="train one: make prune MODEL=nin PLANES=7,6,5,4 (or flipflow train nin --planes ...)")
     budget = budget or devices.budget()
     out_dir = atomic.make_dir(out_dir)
-    rows = [row(ir.model_label(name), net, budget, out_dir / "accuracy_cache.json", images) for name, net in zip(names, nets)]
+    rows = [row(label, net, budget, out_dir / "accuracy_cache.json", images, seeds) for label, net, seeds in loaded]
     report = {"budget": budget.to_dict(), "images": images or "full test set", "rows": rows, "summary": summarize(rows),
-              "notes": ["accuracy: the golden model of each IR (the zoo keeps the first fine-tuning seed)",
+              "notes": ["accuracy: each row's accuracy_source (the mean over fine-tuning seeds where the pruning "
+                        "comparison is at hand; the zoo and a run's IR keep the first seed)",
                         "cycles and resources: the folding search's best design in the budget (generator/cost.py)"]}
     atomic.write_json(out_dir / "report.json", report, indent=1)
     plot(report, out_dir / "report.png")

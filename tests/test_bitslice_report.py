@@ -73,3 +73,26 @@ def test_sensitivity_ranks_the_planes_a_net_reads_and_writes_its_plot(pair, tmp_
     sensitivity.write(report, tmp_path)
     assert json.loads((tmp_path / "sensitivity.json").read_text())["planes"] == [7, 6, 5, 4]
     assert (tmp_path / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_prune_run_folder_gives_its_pruned_net_and_the_mean_of_its_seeds(pair, tmp_path):
+    """The bar compares means over fine-tuning seeds: a prune run folder (comparison.json) gives
+    its chosen pruned net's IR and seeds; the zoo's nin_pruned its comparison/ seeds."""
+    run = tmp_path / "nin-planes7654"
+    (run / "flip_latent_rule" / "round1").mkdir(parents=True)
+    ir.load(pair[1]).save(run / "flip_latent_rule" / "round1" / ir.FILENAME)
+    rows = [{"name": "x r1, flip rule", "criterion": "flip (flip rule)", "round": 1, "accuracy": 0.5, "accuracy_per_seed": [0.5]},
+            {"name": "x r1", "criterion": "flip (latent rule)", "round": 1, "accuracy": 0.8, "accuracy_per_seed": [0.7, 0.8, 0.9]}]
+    (run / "comparison.json").write_text(json.dumps({"rows": rows, "pruned_folder": "flip_latent_rule/round1",
+                                                      "prune": {"rule": "latent"}}))
+    label, net, seeds = bitslice.load(str(run))
+    assert (label, net.layers[0].kind, seeds) == ("nin-planes7654", "bitplane_conv", [0.7, 0.8, 0.9])
+    report = bitslice.run(str(pair[0]), [str(run)], tmp_path / "out", images=50)
+    bits = report["rows"][1]
+    assert bits["accuracy"] == pytest.approx(0.8) and bits["accuracy_source"].startswith("mean of 3 fine-tuning seeds")
+    zoo = json.loads((ir.ZOO / "nin_pruned" / "comparison" / "comparison.json").read_text())
+    assert bitslice.load("nin_pruned")[2] == next(r["accuracy_per_seed"] for r in zoo["rows"] if r["criterion"] == "flip (latent rule)")
+    (run / "comparison.json").write_text(json.dumps({"rows": rows[:1], "pruned_folder": "flip_latent_rule/round1",
+                                                      "prune": {"rule": "latent"}}))
+    with pytest.raises(UsageError, match="0 rows for its pruned net"):
+        bitslice.load(str(run))
