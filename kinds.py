@@ -228,8 +228,8 @@ class MatrixKind(LayerKind):
 
     has_weights = True
     datapath: ClassVar[str]
-    # the datapath whose fitted cost and timing models stand in for this one's parts until a
-    # calibration has measured it (generator/cost.py, generator/timing_model.py); None: its own
+    # the datapath whose fitted cost multipliers stand in for this one's parts until the cost
+    # calibration has measured it (generator/cost.py); None: its own
     uncalibrated_like: ClassVar[str | None] = None
     weight_element_bits_fixed: ClassVar[int | None] = None  # 1 for binary weights; None: the IR's weight_bits
 

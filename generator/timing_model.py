@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 CALIBRATION_FILE = "timing_calibration.json"
 FEATURES = ("one", "tree_levels", "tree_width", "acc_chains", "memory_levels", "block_read")
-TREE_GROUP = {"binary": 16, "pixels": 4, "scores": 4}  # values per adder-tree node (flipflow_mvu's TG)
+TREE_GROUP = {"binary": 16, "sparse": 16, "pixels": 4, "scores": 4}  # values per adder-tree node (flipflow_mvu's TG)
+BIT_TREES = ("binary", "sparse")  # datapaths whose tree adds single bits
 MODULE_OF_ROLE = {"stream": "flipflow_gather", "window": "flipflow_swu", "pool": "flipflow_maxpool",
                   "sum": "flipflow_global_sum"}
 
@@ -50,16 +51,19 @@ def features(datapath: str, pe: int, simd: int, nf: int, sf: int, aw: int, weigh
     carry chains (CARRY4 blocks) of a tree value, of the accumulator, log2 of the weight
     memory's depth, 1 if the weights are read from block RAM (its WEIGHT_RAM)."""
     group = min(simd, TREE_GROUP[datapath])
-    tree_bits = min(aw, kinds.unsigned_bits(simd)) if datapath == "binary" else aw
+    tree_bits = min(aw, kinds.unsigned_bits(simd)) if datapath in BIT_TREES else aw
     return [1.0, math.log2(group) if group > 1 else 0.0, math.ceil(tree_bits / 4), math.ceil(aw / 4),
             math.log2(nf * sf) if nf * sf > 1 else 0.0, 1.0 if weight_ram == "block" else 0.0]
 
 
 def mvu_shape(parameters: dict) -> dict:
-    """features()'s arguments from flipflow_mvu's Verilog parameters."""
-    pe, simd = parameters["PE"], parameters["SIMD"]
+    """features()'s arguments from flipflow_mvu's Verilog parameters (a sparse unit folds its
+    rows' kept-weight slots, N per block of M window elements)."""
+    pe, simd, k = parameters["PE"], parameters["SIMD"], parameters["FAN_IN"]
+    if parameters["DATAPATH"] == "sparse":
+        k = kinds.nm_kept(k, parameters["SPARSE_N"], parameters["SPARSE_M"])
     return dict(datapath=parameters["DATAPATH"], pe=pe, simd=simd, nf=-(-parameters["OUT_CH"] // pe),
-                sf=-(-parameters["FAN_IN"] // simd), aw=parameters["AW"],
+                sf=-(-k // simd), aw=parameters["AW"],
                 weight_ram=parameters.get("WEIGHT_RAM", "distributed"))
 
 
@@ -103,9 +107,7 @@ def layer_path_ns(layer: Layer, config: LayerConfig | None) -> float:
             assert isinstance(kind, kinds.MatrixKind) and config is not None
             from flipflow.generator import cost, pack, rtl  # they import folding, which imports this module
 
-            # an uncalibrated datapath (the sparse unit registers its muxes' outputs before the
-            # popcount tree) is timed as the one it shares its tree with (docs/DESIGN.md, "Sparse binary layers")
-            datapath = rtl.RTL_DATAPATHS[kind.uncalibrated_like or kind.datapath]
+            datapath = rtl.RTL_DATAPATHS[kind.datapath]
             nf, sf = -(-layer.out_ch // config.pe), kind.synapse_folds(layer, config.simd)
             aw = pack.accumulator_bits(layer)
             weight_ram = cost.weight_memory(layer, config).style

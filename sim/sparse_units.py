@@ -16,14 +16,11 @@ multipliers; a sparse term takes the XNOR unit's multiplier for the same part, c
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from flipflow import atomic, ir, kinds
+from flipflow import atomic
 from flipflow.generator import cost, rtl
 from flipflow.generator.folding import LayerConfig
 from flipflow.sim import calibrate_timing, resources
@@ -39,30 +36,8 @@ CONFIGS = [
 ]
 
 
-def conv_layer(kind: str, nm: tuple[int, int] | None, seed: int = 0) -> ir.Layer:
-    """The 3x3, 64 -> 64 conv with random weights (an N:M mask and random inverts) and
-    mid-range thresholds."""
-    rng = np.random.default_rng(seed)
-    layer = ir.Layer("conv", kind, (8, 8, 64), (8, 8, 64), kernel=3, stride=1, pad=1, nm=nm)
-    k = layer.fan_in
-    if nm is None:
-        layer.weights = rng.integers(0, 2, (64, 3, 3, 64), dtype=np.uint8)
-        terms = k
-    else:
-        n, m = nm
-        blocks = np.zeros((64, k // m, m), np.uint8)
-        for row in blocks:
-            for block in row:
-                block[rng.choice(m, n, replace=False)] = 1
-        layer.weights = blocks.reshape(64, 3, 3, 64)
-        layer.invert = rng.integers(0, 2, 64, dtype=np.uint8)  # channels of negative BatchNorm scale
-        terms = kinds.nm_kept(k, n, m)
-    layer.thresholds = rng.integers(terms // 2 - 8, terms // 2 + 9, 64).astype(np.int64)
-    return layer
-
-
 def measure(name: str, kind: str, nm: tuple[int, int] | None, pe: int, simd: int, timing: bool) -> dict:
-    layer = conv_layer(kind, nm)
+    layer = calibrate_timing.sparse_conv_layer(nm)
     f = LayerConfig(pe, simd)
     with tempfile.TemporaryDirectory() as tmp:
         unit = rtl._mvu_unit(layer, f, "in", Path(tmp))

@@ -14,7 +14,7 @@ from flipflow import ROOT, ir
 from flipflow.generator import cost, devices
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
-from flipflow.sim import calibrate_cost, resources
+from flipflow.sim import calibrate_cost, calibrate_timing, resources
 
 MAX_ERROR = 0.10  # per layer kind, LUT and FF, against yosys (issue 13)
 # Measured exceptions, kept as bounds so they cannot grow unnoticed: yosys maps global_sum's
@@ -200,11 +200,10 @@ def test_an_uncalibrated_sparse_unit_borrows_the_xnor_units_multipliers():
     unit (fold register, memories, tree, accumulators) take the XNOR fit's multipliers and its
     M:1 multiplexers their structural count: within 5% of yosys on the measured units
     (docs/DESIGN.md, "Sparse binary layers: hardware")."""
-    from flipflow.sim import sparse_units
 
     c = cost.Coefficients.load()
     assert not any(name.startswith("mvu.sparse") for name in c.lut)  # nothing fitted: the fallback is what runs
-    layer = sparse_units.conv_layer("sparse_conv", (2, 8))
+    layer = calibrate_timing.sparse_conv_layer((2, 8))
     terms = cost.unit_terms(layer, LayerConfig(8, 16))["mvu"]
     assert "mvu.sparse.mux" in terms and "mvu.sparse.fold" in terms
     expected = sum(t.lut * (1.0 if name == "mvu.sparse.mux" else c.lut.get(name.replace("mvu.sparse.", "mvu.xnor."), 1.0))
