@@ -92,7 +92,7 @@ def _earlyexit(args: argparse.Namespace) -> int:
 
         start = time.perf_counter()
         print(f"early-exit bound on {args.bound} images (about 1.5 s an image for nin_pruned) ...", file=sys.stderr)
-        bound = exit_bound.bound(net, images[: args.bound], budget_from_args(args))
+        bound = exit_bound.bound(net, datasets.load(net.dataset).test.head(args.bound).images, budget_from_args(args))
         bound["seconds"] = round(time.perf_counter() - start, 1)
         print(exit_bound.table(bound))
         atomic.write_json(out / "bound.json", bound, indent=1)
