@@ -221,6 +221,7 @@ class Plan:
     result_resources: dict[str, float]  # and its resources (cost.result_unit), counted in the totals
     weights_in: dict[str, str]  # per layer: where its weights go ("distributed" or "block", "auto" resolved)
     layer_path_ns: dict[str, float]  # longest estimated path of each layer's units (generator/timing_model.py)
+    next_step: str | None = None  # the fastest search: what the next faster rate would need (why it stops)
 
     @property
     def cycles_per_frame(self) -> int:
@@ -260,6 +261,7 @@ class Plan:
             "clock_ns": self.clock_ns,
             "timing_note": timing_note(),
             "meets_clock": all(p <= self.clock_ns for p in self.layer_path_ns.values()),
+            "next_step": self.next_step,
             "layers": [
                 {
                     "name": name,
@@ -474,7 +476,11 @@ def optimize(
         objective = "max frames/s in budget, then fewest resources"
     chosen, exact = solved
     folding = {name: cand.folding for name, cand in chosen.items()}
-    return make_plan(net, folding, device, c, objective, exact)
+    plan = make_plan(net, folding, device, c, objective, exact)
+    if target_fps is None:
+        plan.next_step = (_next_step(device, budget_d, fixed, options, bounds[hi - 1]) if hi > 0 else
+                          "none: layer {} takes {:,} cycles even fully parallel".format(*_slowest_at_best(fixed, options)))
+    return plan
 
 
 def make_plan(net: Network, folding: Folding, device=None, coefficients=None, objective: str = "given", optimal: bool = False) -> Plan:
@@ -505,9 +511,19 @@ def _slowest_at_best(fixed: dict, options: dict[str, list[Candidate]]) -> tuple[
     return name, best[name]
 
 
-def _over_budget(net, device, budget_d, fixed, options, c, bound) -> BudgetError:
-    """Explain why nothing fits: the cheapest choice of every layer, the resource most
-    over budget and the layer that uses most of it."""
+@dataclass(frozen=True)
+class Shortfall:
+    """Why a rate does not fit: with every layer at its cheapest choice for it, the resource
+    most over budget, its total, and the layer that uses most of it."""
+
+    resource: str
+    total: float
+    budget: float
+    layer: str
+    layer_use: float
+
+
+def _shortfall(budget_d, fixed, options, bound) -> Shortfall:
     weights = _weights(tuple(budget_d[k] for k in RESOURCE_KEYS))
     use: dict[str, dict[str, float]] = {name: fc.resources() for name, fc in fixed.items()}
     for name, opts in options.items():
@@ -518,10 +534,25 @@ def _over_budget(net, device, budget_d, fixed, options, c, bound) -> BudgetError
     ratios = {k: totals[k] / budget_d[k] if budget_d[k] else math.inf for k in RESOURCE_KEYS}
     worst = max(ratios, key=ratios.__getitem__)
     layer = max(use, key=lambda n: use[n][worst])
-    over = totals[worst] - budget_d[worst]
+    return Shortfall(worst, totals[worst], budget_d[worst], layer, use[layer][worst])
+
+
+def _next_step(device, budget_d, fixed, options, bound: int) -> str:
+    """What the next faster rate the search could not fit would need (``bound`` cycles)."""
+    s = _shortfall(budget_d, fixed, options, bound)
+    return (f"the next step, {bound:,} cycles/frame ({device.mhz * 1e6 / bound:,.0f} frames/s), needs {s.resource} "
+            f"{s.total:,.1f} of {s.budget:,.1f} with every layer at its cheapest for it; {s.layer} alone takes "
+            f"{s.layer_use:,.1f}")
+
+
+def _over_budget(net, device, budget_d, fixed, options, c, bound) -> BudgetError:
+    """Explain why nothing fits: the cheapest choice of every layer, the resource most
+    over budget and the layer that uses most of it."""
+    s = _shortfall(budget_d, fixed, options, bound)
+    ratio = s.total / s.budget if s.budget else math.inf
     return BudgetError(
-        f"{net.name} does not fit {device.name} ({device.part}) at any folding: {worst} {totals[worst]:,.1f} of "
-        f"{budget_d[worst]:,.1f} ({100 * ratios[worst]:.0f}%, {over:,.1f} over) with every layer at its cheapest; "
-        f"layer {layer} alone needs {use[layer][worst]:,.1f} {worst}. "
-        f"Prune that layer, or pick a bigger device (--device zcu104) or a larger budget (--{worst.lower().rstrip('36')} N)"
+        f"{net.name} does not fit {device.name} ({device.part}) at any folding: {s.resource} {s.total:,.1f} of "
+        f"{s.budget:,.1f} ({100 * ratio:.0f}%, {s.total - s.budget:,.1f} over) with every layer at its cheapest; "
+        f"layer {s.layer} alone needs {s.layer_use:,.1f} {s.resource}. "
+        f"Prune that layer, or pick a bigger device (--device zcu104) or a larger budget (--{s.resource.lower().rstrip('36')} N)"
     )

@@ -124,6 +124,8 @@ def plan_table(plan) -> str:
     lines.append(f"{'budget ' + dev['name']:<22}{'':>30}" + "".join(f"{budget[k]:>9,g}" for k in RESOURCE_KEYS))
     lines.append(f"{d['fps']:,.0f} frames/s at {dev['mhz']:g} MHz; bottleneck {d['bottleneck']}; {d['objective']}"
                  + ("" if d["optimal"] else " (search fronts were thinned: near-optimal)"))
+    if d["next_step"]:
+        lines.append(f"faster: {d['next_step']}")
     lines.append(f"clock {d['clock_ns']:g} ns: " + ("every layer's estimated path fits" if d["meets_clock"] else
                  "some layer's estimated path does NOT fit") + f" ({d['timing_note']})")
     return "\n".join(lines)

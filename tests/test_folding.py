@@ -142,6 +142,24 @@ def test_search_is_optimal_against_brute_force(tiny, lut, dsp):
     assert share == pytest.approx(expected[1], rel=1e-9)
 
 
+def test_the_fastest_plan_says_what_the_next_step_would_need(tiny):
+    """The step the search could not take is the next faster rate any layer offers, and it is
+    truly out of budget: the cheapest-resources search refuses it, naming the same resource.
+    With room for everything, the plan is at the floor and says nothing faster exists."""
+    roomy = fold.optimize(tiny, devices.custom("pynq-z2", lut=50_000, dsp=220), coefficients=cost.Coefficients())
+    offered = {c.cycles for l in tiny.layers if l.has_weights for c in fold.candidates(l, cost.Coefficients())}
+    assert roomy.next_step.startswith("none: layer ") and roomy.cycles_per_frame == max(
+        min(c.cycles for c in fold.candidates(l, cost.Coefficients())) for l in tiny.layers if l.has_weights)
+    dev = devices.custom("pynq-z2", lut=900, dsp=4)
+    plan = fold.optimize(tiny, dev, coefficients=cost.Coefficients())
+    bound = int(plan.next_step.split("the next step, ")[1].split(" cycles")[0].replace(",", ""))
+    assert bound == max(c for c in offered if c < plan.cycles_per_frame)
+    resource = plan.next_step.split("needs ")[1].split(" ")[0]
+    with pytest.raises(fold.BudgetError, match=f"at any folding: {resource} "):
+        fold.optimize(tiny, dev, target_fps=dev.mhz * 1e6 / bound, coefficients=cost.Coefficients())
+    assert fold.optimize(tiny, dev, target_fps=plan.fps, coefficients=cost.Coefficients()).next_step is None
+
+
 def test_bound_missed_on_thinned_fronts_is_tried_again_wide(tiny, monkeypatch):
     """First-try fronts of 1-2 points cannot combine a tight budget's trade; the second
     try with WIDE_LIMITS (still exact for tiny) must reach the brute-force optimum."""
