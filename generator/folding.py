@@ -511,19 +511,28 @@ def _slowest_at_best(fixed: dict, options: dict[str, list[Candidate]]) -> tuple[
     return name, best[name]
 
 
-@dataclass(frozen=True)
-class Shortfall:
-    """Why a rate does not fit: with every layer at its cheapest choice for it, the resource
-    most over budget, its total, and the layer that uses most of it."""
+def _next_step(device, budget_d, fixed, options, bound: int) -> str:
+    """Why the search stops short of ``bound`` cycles (the next faster rate any layer offers):
+    a resource whose least possible total at that rate, every layer at its minimum of it,
+    is over budget; else that each fits alone but no folding fits all four at once."""
+    rate = f"the next step, {bound:,} cycles/frame ({device.mhz * 1e6 / bound:,.0f} frames/s)"
+    least: dict[str, dict[str, float]] = {name: fc.resources() for name, fc in fixed.items()}
+    for name, opts in options.items():
+        usable = [o for o in opts if o.cycles <= bound]
+        least[name] = {k: min(o.resources[i] for o in usable) for i, k in enumerate(RESOURCE_KEYS)}
+    totals = {k: sum(u[k] for u in least.values()) for k in RESOURCE_KEYS}
+    over = [k for k in RESOURCE_KEYS if totals[k] > budget_d[k] + 1e-9]
+    if not over:
+        return f"{rate}: every resource fits on its own at that rate, but no folding fits all four at once"
+    worst = max(over, key=lambda k: totals[k] / budget_d[k] if budget_d[k] else math.inf)
+    layer = max(least, key=lambda n: least[n][worst])
+    return (f"{rate} needs at least {totals[worst]:,.1f} {worst} of {budget_d[worst]:,.1f} whatever the folding; "
+            f"{layer} alone at least {least[layer][worst]:,.1f}")
 
-    resource: str
-    total: float
-    budget: float
-    layer: str
-    layer_use: float
 
-
-def _shortfall(budget_d, fixed, options, bound) -> Shortfall:
+def _over_budget(net, device, budget_d, fixed, options, c, bound) -> BudgetError:
+    """Explain why nothing fits: the cheapest choice of every layer, the resource most
+    over budget and the layer that uses most of it."""
     weights = _weights(tuple(budget_d[k] for k in RESOURCE_KEYS))
     use: dict[str, dict[str, float]] = {name: fc.resources() for name, fc in fixed.items()}
     for name, opts in options.items():
@@ -534,25 +543,10 @@ def _shortfall(budget_d, fixed, options, bound) -> Shortfall:
     ratios = {k: totals[k] / budget_d[k] if budget_d[k] else math.inf for k in RESOURCE_KEYS}
     worst = max(ratios, key=ratios.__getitem__)
     layer = max(use, key=lambda n: use[n][worst])
-    return Shortfall(worst, totals[worst], budget_d[worst], layer, use[layer][worst])
-
-
-def _next_step(device, budget_d, fixed, options, bound: int) -> str:
-    """What the next faster rate the search could not fit would need (``bound`` cycles)."""
-    s = _shortfall(budget_d, fixed, options, bound)
-    return (f"the next step, {bound:,} cycles/frame ({device.mhz * 1e6 / bound:,.0f} frames/s), needs {s.resource} "
-            f"{s.total:,.1f} of {s.budget:,.1f} with every layer at its cheapest for it; {s.layer} alone takes "
-            f"{s.layer_use:,.1f}")
-
-
-def _over_budget(net, device, budget_d, fixed, options, c, bound) -> BudgetError:
-    """Explain why nothing fits: the cheapest choice of every layer, the resource most
-    over budget and the layer that uses most of it."""
-    s = _shortfall(budget_d, fixed, options, bound)
-    ratio = s.total / s.budget if s.budget else math.inf
+    over = totals[worst] - budget_d[worst]
     return BudgetError(
-        f"{net.name} does not fit {device.name} ({device.part}) at any folding: {s.resource} {s.total:,.1f} of "
-        f"{s.budget:,.1f} ({100 * ratio:.0f}%, {s.total - s.budget:,.1f} over) with every layer at its cheapest; "
-        f"layer {s.layer} alone needs {s.layer_use:,.1f} {s.resource}. "
-        f"Prune that layer, or pick a bigger device (--device zcu104) or a larger budget (--{s.resource.lower().rstrip('36')} N)"
+        f"{net.name} does not fit {device.name} ({device.part}) at any folding: {worst} {totals[worst]:,.1f} of "
+        f"{budget_d[worst]:,.1f} ({100 * ratios[worst]:.0f}%, {over:,.1f} over) with every layer at its cheapest; "
+        f"layer {layer} alone needs {use[layer][worst]:,.1f} {worst}. "
+        f"Prune that layer, or pick a bigger device (--device zcu104) or a larger budget (--{worst.lower().rstrip('36')} N)"
     )

@@ -144,8 +144,9 @@ def test_search_is_optimal_against_brute_force(tiny, lut, dsp):
 
 def test_the_fastest_plan_says_what_the_next_step_would_need(tiny):
     """The step the search could not take is the next faster rate any layer offers, and it is
-    truly out of budget: the cheapest-resources search refuses it, naming the same resource.
-    With room for everything, the plan is at the floor and says nothing faster exists."""
+    truly out of budget: the named resource's least total at that rate is over, and the
+    cheapest-resources search refuses it. With room for everything, the plan is at the floor
+    and says nothing faster exists."""
     roomy = fold.optimize(tiny, devices.custom("pynq-z2", lut=50_000, dsp=220), coefficients=cost.Coefficients())
     offered = {c.cycles for l in tiny.layers if l.has_weights for c in fold.candidates(l, cost.Coefficients())}
     assert roomy.next_step.startswith("none: layer ") and roomy.cycles_per_frame == max(
@@ -154,8 +155,15 @@ def test_the_fastest_plan_says_what_the_next_step_would_need(tiny):
     plan = fold.optimize(tiny, dev, coefficients=cost.Coefficients())
     bound = int(plan.next_step.split("the next step, ")[1].split(" cycles")[0].replace(",", ""))
     assert bound == max(c for c in offered if c < plan.cycles_per_frame)
-    resource = plan.next_step.split("needs ")[1].split(" ")[0]
-    with pytest.raises(fold.BudgetError, match=f"at any folding: {resource} "):
+    least, resource = plan.next_step.split("needs at least ")[1].split(" ")[:2]
+    i = fold.RESOURCE_KEYS.index(resource)
+    assert float(least.replace(",", "")) == pytest.approx(sum(
+        min(c.resources[i] for c in fold.candidates(l, cost.Coefficients()) if c.cycles <= bound)
+        for l in tiny.layers if l.has_weights) + sum(
+        cost.layer_cost(l, None, cost.Coefficients()).resources()[resource] for l in tiny.layers if not l.has_weights)
+        + cost.result_unit(tiny).resources()[resource], abs=0.06)
+    assert float(least.replace(",", "")) > dev.budget()[resource]
+    with pytest.raises(fold.BudgetError, match="at any folding"):
         fold.optimize(tiny, dev, target_fps=dev.mhz * 1e6 / bound, coefficients=cost.Coefficients())
     assert fold.optimize(tiny, dev, target_fps=plan.fps, coefficients=cost.Coefficients()).next_step is None
 
