@@ -50,6 +50,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_earlyexit(sub)
 
 
+def _count(text: str) -> int:
+    """A whole number >= 0 (argparse type)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return n
+
+
 def register_earlyexit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("earlyexit", help="how much popcount work an early-deciding neuron (O3BNN-R) would skip: table, earlyexit.{json,png}")
     p.add_argument("model", help="zoo name (e.g. nin_pruned) or IR file")
@@ -57,7 +68,7 @@ def register_earlyexit(sub: argparse._SubParsersAction) -> None:
                    help='folding JSON {layer: {"pe": P, "simd": S}} (default: the fastest folding in the budget)')
     p.add_argument("--images", type=int, default=1000, help="first N test images (default: 1000)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/<model>/earlyexit)")
-    p.add_argument("--bound", type=int, default=0, metavar="N",
+    p.add_argument("--bound", type=_count, default=0, metavar="N",
                    help="also price the ideal early-exit unit (per-term, per-neuron decisions at no cost, max-pool "
                         "skipping) on the first N test images: the most any unit could skip and gain, bound.json")
     add_budget_args(p)
@@ -91,7 +102,7 @@ def _earlyexit(args: argparse.Namespace) -> int:
         from flipflow.generator import exit_bound
 
         start = time.perf_counter()
-        print(f"early-exit bound on {args.bound} images (about 1.5 s an image for nin_pruned) ...", file=sys.stderr)
+        print(f"early-exit bound on {args.bound} images ...", file=sys.stderr)
         bound = exit_bound.bound(net, datasets.load(net.dataset).test.head(args.bound).images, budget_from_args(args))
         bound["seconds"] = round(time.perf_counter() - start, 1)
         print(exit_bound.table(bound))

@@ -124,7 +124,7 @@ def _decide_chunk(model: FoldModel, vectors: np.ndarray) -> tuple[np.ndarray, np
     x = np.zeros((len(vectors), g.cols_padded), model.coef.dtype)
     x[:, : g.cols] = vectors
     x = np.ascontiguousarray(x.reshape(len(vectors), g.sf, g.simd).transpose(1, 0, 2))  # (SF, M, SIMD)
-    partial = np.cumsum(np.matmul(x, model.coef), axis=0)  # S_k, k = 1..SF (exact: integers below 2**24)
+    partial = np.cumsum(np.matmul(x, model.coef), axis=0)  # S_k, k = 1..SF (exact in coef's dtype, fold_model)
     # The open checks are a prefix of k = 0..SF (the bounds are monotone), so their count is the
     # decision fold; after the last fold nothing is open, so k = SF is not checked.
     before = np.concatenate([np.zeros_like(partial[:1]), partial[:-1]])  # S_k, k = 0..SF-1

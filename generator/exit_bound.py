@@ -5,27 +5,32 @@ pays its pipeline depth per decision. This module prices the best unit imaginabl
 instead, so that a missed bar can be told apart from a weak unit:
 
 - every thresholded layer (XNOR and the 8-bit pixel layer) decides per neuron after
-  every single term (SIMD = 1, the finest fold order), with no cost for deciding;
+  every single term (SIMD = 1, the finest fold order), with no cost for deciding, and a
+  neuron decided before any term costs nothing;
 - a layer feeding a max-pool also skips, whole, every output no pool window still needs
   once the window has seen a 1 (``earlyexit.pool_needed``, raster order);
 - the work left per layer is the sum over its outputs of the terms each takes, over
-  K x outputs, on real test images (``work_left``);
+  K x outputs, on real test images (``work_left``); N:M sparse layers are refused (their
+  unit steps through kept slots, not the window);
 - the folding search (``folding.optimize(work_left=...)``) then prices every layer's
   matrix-vector unit at that share of its cycles with no extra resources, still reading
   every input beat: the fastest such network in the same budget (``bound``).
 
 A real unit reaches neither share nor rate; a bar above them cannot be met on this net by
-any early-exit hardware, only by a net whose accumulators end further from their
-thresholds (training, "Training for early exit").
+any early-exit unit that adds a neuron's terms in a fixed order and sees pixels in raster
+order, only by a net whose accumulators end further from their thresholds (training,
+"Training for early exit").
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from flipflow import golden, kinds
+from flipflow.errors import UsageError
 from flipflow.generator import devices, earlyexit, folding
 from flipflow.generator.folding import LayerConfig
 from flipflow.ir import Network
@@ -51,7 +56,7 @@ class LayerWork:
 
 def work_left(net: Network, images: np.ndarray) -> dict[str, LayerWork]:
     """Each thresholded layer's work under the ideal unit on ``images`` (golden model's
-    real per-layer inputs)."""
+    real per-layer inputs). UsageError for a net with N:M sparse layers."""
     x = golden.check_images(net, images)
     out: dict[str, LayerWork] = {}
     for layer, after in zip(net.layers, [*net.layers[1:], None]):
@@ -59,10 +64,13 @@ def work_left(net: Network, images: np.ndarray) -> dict[str, LayerWork]:
             x = golden.run_layer(layer, x)
             continue
         kind = kinds.matrix(layer)
+        if kind.datapath not in ("xnor", "pixel"):
+            raise UsageError(f"{layer.name}: the early-exit bound prices XNOR and 8-bit layers, not {layer.kind}",
+                             fix="give a net without N:M sparse layers (e.g. nin_pruned)")
         patches = kind.patches(layer, x)
         n, ho, wo, k = patches.shape
         folds, bits = earlyexit.decide(earlyexit.fold_model(layer, FINEST), patches.reshape(-1, k))
-        taken = np.maximum(folds, 1).astype(np.int64)  # a neuron decided before any term still outputs
+        taken = folds.astype(np.int64)  # terms to the decision: 0 for an output no input can change
         y = bits.reshape(n, ho, wo, -1)
         needed = (earlyexit.pool_needed(after, y).reshape(taken.shape) if after is not None and earlyexit.is_pool(after)
                   else np.ones(taken.shape, bool))
@@ -83,7 +91,7 @@ def weighted_share(layers: dict[str, LayerWork], datapath: str, key: str = "skip
     return sum(getattr(w, key) * w.terms for w in chosen) / total if total else 0.0
 
 
-def bound(net: Network, images: np.ndarray, budget: devices.Budget | None = None) -> dict:
+def bound(net: Network, images: np.ndarray, budget: devices.Budget | None = None) -> dict[str, Any]:
     """The bound report: per-layer ideal shares, the XNOR and pixel shares weighted by
     terms, and the frames/s of the fastest ideal-unit folding against the fastest real
     one in the same budget."""
@@ -92,9 +100,9 @@ def bound(net: Network, images: np.ndarray, budget: devices.Budget | None = None
     layers = work_left(net, images)
     base = folding.optimize(net, device)
     ideal = folding.optimize(net, device, work_left={name: w.left for name, w in layers.items()})
-    ideal_cycles = {l.name: (folding.ideal_cycles(l, ideal.folding[l.name], layers[l.name].left)
+    layer_cycles = {l.name: (folding.ideal_cycles(l, ideal.folding[l.name], layers[l.name].left)
                              if l.name in layers else ideal.layer_cycles[l.name]) for l in net.layers}
-    frame = max(*ideal_cycles.values(), ideal.result_cycles)
+    frame = max(*layer_cycles.values(), ideal.result_cycles)
     return {
         "model": net.name,
         "images": len(images),
@@ -105,13 +113,13 @@ def bound(net: Network, images: np.ndarray, budget: devices.Budget | None = None
         "pixel_skipped_share": weighted_share(layers, "pixel"),
         "without": {"cycles_per_frame": base.cycles_per_frame, "bottleneck": base.bottleneck,
                     "folding": {n: [c.pe, c.simd] for n, c in base.folding.items()}},
-        "ideal": {"cycles_per_frame": frame, "bottleneck": max(ideal_cycles, key=ideal_cycles.__getitem__),
+        "ideal": {"cycles_per_frame": frame, "bottleneck": max(layer_cycles, key=layer_cycles.__getitem__),
                   "folding": {n: [c.pe, c.simd] for n, c in ideal.folding.items()}},
         "fps_ratio": base.cycles_per_frame / frame,
     }
 
 
-def table(report: dict) -> str:
+def table(report: dict[str, Any]) -> str:
     """What `flipflow earlyexit --bound N` prints."""
     lines = [f"early-exit bound of {report['model']} ({report['images']} test images; a unit deciding per neuron "
              "after every term at no cost, and skipping outputs no max-pool window needs):",
@@ -120,8 +128,10 @@ def table(report: dict) -> str:
         lines.append(f"{w['name']:<16}{w['datapath']:<9}{100 * w['decided_share']:>10.1f}{100 * w['pool_share']:>8.1f}"
                      f"{100 * w['skipped_share']:>10.1f}")
     b, i = report["without"], report["ideal"]
+    pixel = any(w["datapath"] == "pixel" for w in report["layers"])
     lines.append(f"XNOR layers, weighted by terms: {100 * report['xnor_skipped_share']:.1f}% skipped at most "
-                 f"({100 * report['xnor_decided_share']:.1f}% by decisions alone); pixel layer {100 * report['pixel_skipped_share']:.1f}%")
+                 f"({100 * report['xnor_decided_share']:.1f}% by decisions alone)"
+                 + (f"; 8-bit layer {100 * report['pixel_skipped_share']:.1f}%" if pixel else ""))
     lines.append(f"{report['budget']['device']['name']} budget: {b['cycles_per_frame']:,} cycles/frame without (bottleneck {b['bottleneck']}), "
                  f"{i['cycles_per_frame']:,} at best with the ideal unit (bottleneck {i['bottleneck']}): "
                  f"at most {report['fps_ratio']:.3f}x frames/s")

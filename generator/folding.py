@@ -476,14 +476,15 @@ def optimize(
         objective = "max frames/s in budget, then fewest resources"
     chosen, exact = solved
     folding = {name: cand.folding for name, cand in chosen.items()}
-    plan = make_plan(net, folding, device, c, objective, exact)
+    next_step = None
     if target_fps is None:
-        plan.next_step = (_next_step(device, budget_d, fixed, options, bounds[hi - 1]) if hi > 0 else
-                          "none: layer {} takes {:,} cycles even fully parallel".format(*_slowest_at_best(fixed, options)))
-    return plan
+        next_step = (_next_step(device, budget_d, fixed, options, bounds[hi - 1], exact) if hi > 0 else
+                     "none: {} takes {:,} cycles at its fastest allowed folding".format(*_slowest_at_best(fixed, options)))
+    return make_plan(net, folding, device, c, objective, exact, next_step)
 
 
-def make_plan(net: Network, folding: Folding, device=None, coefficients=None, objective: str = "given", optimal: bool = False) -> Plan:
+def make_plan(net: Network, folding: Folding, device=None, coefficients=None, objective: str = "given", optimal: bool = False,
+              next_step: str | None = None) -> Plan:
     """Predicted cycles, resources and longest paths of a given folding."""
     from flipflow.generator import cost, timing_model
 
@@ -501,6 +502,7 @@ def make_plan(net: Network, folding: Folding, device=None, coefficients=None, ob
         result_resources=cost.result_unit(net).resources(),
         weights_in={l.name: cost.weight_memory(l, folding[l.name]).style for l in net.layers if l.has_weights},
         layer_path_ns={l.name: timing_model.layer_path_ns(l, folding.get(l.name)) for l in net.layers},
+        next_step=next_step,
     )
 
 
@@ -511,10 +513,12 @@ def _slowest_at_best(fixed: dict, options: dict[str, list[Candidate]]) -> tuple[
     return name, best[name]
 
 
-def _next_step(device, budget_d, fixed, options, bound: int) -> str:
+def _next_step(device: devices.Device, budget_d: dict[str, float], fixed: dict, options: dict[str, list[Candidate]],
+               bound: int, exact: bool) -> str:
     """Why the search stops short of ``bound`` cycles (the next faster rate any layer offers):
     a resource whose least possible total at that rate, every layer at its minimum of it,
-    is over budget; else that each fits alone but no folding fits all four at once."""
+    is over budget; else that each fits alone but the search found no folding fitting all
+    four at once (with thinned fronts, one may exist)."""
     rate = f"the next step, {bound:,} cycles/frame ({device.mhz * 1e6 / bound:,.0f} frames/s)"
     least: dict[str, dict[str, float]] = {name: fc.resources() for name, fc in fixed.items()}
     for name, opts in options.items():
@@ -523,7 +527,8 @@ def _next_step(device, budget_d, fixed, options, bound: int) -> str:
     totals = {k: sum(u[k] for u in least.values()) for k in RESOURCE_KEYS}
     over = [k for k in RESOURCE_KEYS if totals[k] > budget_d[k] + 1e-9]
     if not over:
-        return f"{rate}: every resource fits on its own at that rate, but no folding fits all four at once"
+        return (f"{rate}: every resource fits on its own at that rate, but "
+                + ("no folding fits all four at once" if exact else "the thinned search found no folding fitting all four"))
     worst = max(over, key=lambda k: totals[k] / budget_d[k] if budget_d[k] else math.inf)
     layer = max(least, key=lambda n: least[n][worst])
     return (f"{rate} needs at least {totals[worst]:,.1f} {worst} of {budget_d[worst]:,.1f} whatever the folding; "

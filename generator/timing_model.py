@@ -60,8 +60,8 @@ def mvu_shape(parameters: dict) -> dict:
     """features()'s arguments from flipflow_mvu's Verilog parameters (a sparse unit folds its
     rows' kept-weight slots, N per block of M window elements)."""
     pe, simd, k = parameters["PE"], parameters["SIMD"], parameters["FAN_IN"]
-    if parameters["DATAPATH"] == "sparse":
-        k = kinds.nm_kept(k, parameters["SPARSE_N"], parameters["SPARSE_M"])
+    if parameters["DATAPATH"] == "sparse":  # N slots per block of M, a last partial block too (kinds' synapse_slots)
+        k = parameters["SPARSE_N"] * -(-k // parameters["SPARSE_M"])
     return dict(datapath=parameters["DATAPATH"], pe=pe, simd=simd, nf=-(-parameters["OUT_CH"] // pe),
                 sf=-(-k // simd), aw=parameters["AW"],
                 weight_ram=parameters.get("WEIGHT_RAM", "distributed"))

@@ -163,18 +163,21 @@ def run(model: str, settings: list[tuple[int, int]], schedule: Schedule, out: Pa
         r["accuracy_drop_pt"] = 100 * (rows[0]["accuracy"] - r["accuracy"])
         r["drop_vs_control_pt"] = 100 * (control["accuracy"] - r["accuracy"])
         r["speedup"] = r["fps_at_100mhz"] / rows[0]["fps_at_100mhz"]
-    over = sorted(r["sparsity"] for r in rows[1:] if r["accuracy_drop_pt"] > BAR["accuracy_drop_pt"])
     report = {"model": model, "dataset": dataset, "schedule": dataclasses.asdict(schedule), "test_images": len(data.test),
               "budget": budget.to_dict(), "bar": BAR, "control": control, "rows": rows,
-              "first_sparsity_losing_over_1pt": over[0] if over else None,
-              "first_sparsity_losing_over_1pt_vs_control": min(
-                  (r["sparsity"] for r in rows[1:] if r["drop_vs_control_pt"] > BAR["accuracy_drop_pt"]), default=None),
+              "first_sparsity_losing_over_1pt": first_losing(rows, "accuracy_drop_pt"),
+              "first_sparsity_losing_over_1pt_vs_control": first_losing(rows, "drop_vs_control_pt"),
               "bar_met_by": [r["name"] for r in rows[1:] if r["sparsity"] >= BAR["sparsity"]
                              and r["accuracy_drop_pt"] <= BAR["accuracy_drop_pt"] and r["speedup"] >= BAR["speedup"]],
               "command": command, "wall_s": round(time.perf_counter() - t0, 1)}
     atomic.write_json(out / "report.json", report, indent=1)
     plot(report, out / "report.png")
     return report
+
+
+def first_losing(rows: list[dict[str, Any]], drop: str) -> float | None:
+    """The least sparsity whose ``drop`` (points) is over the bar's, or None."""
+    return min((r["sparsity"] for r in rows[1:] if r[drop] > BAR["accuracy_drop_pt"]), default=None)
 
 
 def table(report: dict) -> str:

@@ -25,18 +25,18 @@ from flipflow.generator import cost, rtl
 from flipflow.generator.folding import LayerConfig
 from flipflow.sim import calibrate_timing, resources
 
-# name, kind, (N, M) or None, PE, SIMD: the dense unit at SIMD 64, three sparse units at the same
-# NF x SF = 8 x 9 folds per window with a quarter of its lanes, and the dense unit at those lanes
+# name, (N, M) or None (a binary_conv), PE, SIMD: the dense unit at SIMD 64, three sparse units at
+# the same NF x SF = 8 x 9 folds per window with a quarter of its lanes, and the dense unit at those lanes
 CONFIGS = [
-    ("binary PE8 SIMD64", "binary_conv", None, 8, 64),
-    ("sparse 1:4 PE8 SIMD16", "sparse_conv", (1, 4), 8, 16),
-    ("sparse 2:8 PE8 SIMD16", "sparse_conv", (2, 8), 8, 16),
-    ("sparse 4:16 PE8 SIMD16", "sparse_conv", (4, 16), 8, 16),
-    ("binary PE8 SIMD16", "binary_conv", None, 8, 16),
+    ("binary PE8 SIMD64", None, 8, 64),
+    ("sparse 1:4 PE8 SIMD16", (1, 4), 8, 16),
+    ("sparse 2:8 PE8 SIMD16", (2, 8), 8, 16),
+    ("sparse 4:16 PE8 SIMD16", (4, 16), 8, 16),
+    ("binary PE8 SIMD16", None, 8, 16),
 ]
 
 
-def measure(name: str, kind: str, nm: tuple[int, int] | None, pe: int, simd: int, timing: bool) -> dict:
+def measure(name: str, nm: tuple[int, int] | None, pe: int, simd: int, timing: bool) -> dict:
     layer = calibrate_timing.sparse_conv_layer(nm)
     f = LayerConfig(pe, simd)
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,7 +7,10 @@ import json
 
 import numpy as np
 
-from flipflow import cli, golden, kinds
+import pytest
+
+from flipflow import cli, golden, ir, kinds
+from flipflow.errors import UsageError
 from flipflow.generator import earlyexit, exit_bound, folding
 from flipflow.generator.folding import LayerConfig
 from test_earlyexit import reference_folds, vectors_of
@@ -37,8 +40,8 @@ def brute_needed(pool, bits: np.ndarray) -> np.ndarray:
 
 
 def test_work_left_counts_each_neurons_terms_to_its_decision():
-    """Per neuron the terms until its bit is certain (one term per fold, the stated rule),
-    at least one, and none for outputs the next max-pool no longer needs."""
+    """Per neuron the terms until its bit is certain (one term per fold, the stated rule), and
+    none for outputs the next max-pool no longer needs."""
     net = small_net()
     x = images_of(net, 3)
     work = exit_bound.work_left(net, x)
@@ -48,8 +51,7 @@ def test_work_left_counts_each_neurons_terms_to_its_decision():
     for i, layer in enumerate(net.layers):
         if layer.name not in work:
             continue
-        folds, bits = reference_folds(layer, LayerConfig(1, 1), vectors_of(layer, inputs[layer.name]))
-        taken = np.maximum(folds, 1)
+        taken, bits = reference_folds(layer, LayerConfig(1, 1), vectors_of(layer, inputs[layer.name]))
         after = net.layers[i + 1] if i + 1 < len(net.layers) else None
         needed = (brute_needed(after, bits.reshape(outputs[layer.name].shape)).reshape(taken.shape)
                   if after is not None and after.kind == "maxpool" else np.ones(taken.shape, bool))
@@ -66,8 +68,10 @@ def test_ideal_cycles_scale_the_matrix_unit_but_still_read_every_beat():
     dense, conv = net.layers[3], net.layers[1]
     f = LayerConfig(1, 2)
     assert folding.ideal_cycles(conv, f, 1.0) == kinds.layer_cycles(net, {l.name: f for l in net.layers if l.has_weights})[conv.name]
-    mvu = next(u.cycles for u in kinds.of(conv).units(conv, f) if u.role == "mvu")
-    assert folding.ideal_cycles(conv, f, 0.5) >= np.ceil(mvu * 0.5)
+    units = {u.role: u.cycles for u in kinds.of(conv).units(conv, f)}
+    pixels = conv.out_shape[0] * conv.out_shape[1]  # a conv's unit loads one window beat per output pixel
+    assert folding.ideal_cycles(conv, f, 0.5) == max(np.ceil(units["mvu"] * 0.5), pixels, units["window"])
+    assert folding.ideal_cycles(conv, f, 0.0) == max(pixels, units["window"])  # nothing left: the reads remain
     beats = kinds.matrix(dense).beats_per_vector(dense)  # a dense layer loads every input pixel
     assert folding.ideal_cycles(dense, f, 0.0) == beats
 
@@ -81,6 +85,18 @@ def test_the_bound_is_never_slower_than_the_real_search():
     assert report["without"]["cycles_per_frame"] == folding.optimize(net).cycles_per_frame
 
 
+def test_shares_are_weighted_by_terms_and_sparse_nets_are_refused():
+    layers = {"a": exit_bound.LayerWork("a", "xnor", 300, 0.1, 0.0, 0.1),
+              "b": exit_bound.LayerWork("b", "xnor", 100, 0.2, 0.5, 0.6),
+              "p": exit_bound.LayerWork("p", "pixel", 50, 0.3, 0.0, 0.3)}
+    assert exit_bound.weighted_share(layers, "xnor") == pytest.approx((300 * 0.1 + 100 * 0.6) / 400)
+    assert exit_bound.weighted_share(layers, "xnor", "decided_share") == pytest.approx((300 * 0.1 + 100 * 0.2) / 400)
+    assert exit_bound.weighted_share(layers, "sparse") == 0.0
+    sparse = ir.load_model("nin_pruned_2to8")
+    with pytest.raises(UsageError, match="01_sparse_conv: the early-exit bound prices XNOR and 8-bit layers"):
+        exit_bound.work_left(sparse, np.zeros((1, 28, 28, 1), np.uint8))
+
+
 def test_cli_writes_the_bound(tmp_path, capsys):
     net = small_net()
     path = net.save(tmp_path / "small.ir.npz")
@@ -88,4 +104,8 @@ def test_cli_writes_the_bound(tmp_path, capsys):
     assert cli.main(["earlyexit", str(path), "--images", "3", "--bound", "2", "--out", str(out)]) == 0
     report = json.loads((out / "bound.json").read_text())
     assert report["images"] == 2 and {w["name"] for w in report["layers"]} == {"c0", "c1", "d3"}
-    assert "at most" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "at most" in out and "8-bit layer" in out
+    with pytest.raises(SystemExit) as e:
+        cli.main(["earlyexit", str(path), "--bound", "-1"])
+    assert e.value.code == 2 and "expected a whole number >= 0, got '-1'" in capsys.readouterr().err
