@@ -70,7 +70,7 @@ def register_earlyexit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/<model>/earlyexit)")
     p.add_argument("--bound", type=_count, default=0, metavar="N",
                    help="also price the ideal early-exit unit (per-term, per-neuron decisions at no cost, max-pool "
-                        "skipping) on the first N test images: the most any unit could skip and gain, bound.json")
+                        "skipping) on the first N test images: the most any unit could skip and gain, bound.{json,png}")
     add_budget_args(p)
     p.set_defaults(func=_earlyexit)
 
@@ -107,7 +107,8 @@ def _earlyexit(args: argparse.Namespace) -> int:
         bound["seconds"] = round(time.perf_counter() - start, 1)
         print(exit_bound.table(bound))
         atomic.write_json(out / "bound.json", bound, indent=1)
-        print(f"flipflow earlyexit: bound in {bound['seconds']:.0f} s; wrote {out}/bound.json", file=sys.stderr)
+        exit_bound.plot(bound, out / "bound.png")
+        print(f"flipflow earlyexit: bound in {bound['seconds']:.0f} s; wrote {out}/bound.json, bound.png", file=sys.stderr)
     return 0
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from flipflow import golden, kinds
+from flipflow import atomic, golden, kinds
 from flipflow.errors import UsageError
 from flipflow.generator import devices, earlyexit, folding
 from flipflow.generator.folding import LayerConfig
@@ -136,3 +136,29 @@ def table(report: dict[str, Any]) -> str:
                  f"{i['cycles_per_frame']:,} at best with the ideal unit (bottleneck {i['bottleneck']}): "
                  f"at most {report['fps_ratio']:.3f}x frames/s")
     return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path) -> None:
+    """bound.png: per layer, the share of its terms the ideal unit skips by deciding and,
+    on top, by max-pool skipping; the XNOR share and frames/s ratio against the issue's bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = report["layers"]
+    x = np.arange(len(layers))
+    decided = np.array([100 * w["decided_share"] for w in layers])
+    skipped = np.array([100 * w["skipped_share"] for w in layers])
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    ax.bar(x, decided, 0.6, label="decided early (per neuron, per term)")
+    ax.bar(x, skipped - decided, 0.6, bottom=decided, label="and not needed by a max-pool window")
+    ax.axhline(100 * report["xnor_skipped_share"], color="C2", ls="--", lw=1,
+               label=f"XNOR layers, weighted by terms: {100 * report['xnor_skipped_share']:.1f}%")
+    ax.set_xticks(x, [w["name"] for w in layers], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("terms the ideal unit skips (%)")
+    ax.set_title(f"{report['model']}: early-exit bound on {report['images']} test images, at most "
+                 f"{report['fps_ratio']:.3f}x frames/s in the {report['budget']['device']['name']} budget", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic.save_figure(fig, path)

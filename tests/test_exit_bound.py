@@ -104,6 +104,7 @@ def test_cli_writes_the_bound(tmp_path, capsys):
     assert cli.main(["earlyexit", str(path), "--images", "3", "--bound", "2", "--out", str(out)]) == 0
     report = json.loads((out / "bound.json").read_text())
     assert report["images"] == 2 and {w["name"] for w in report["layers"]} == {"c0", "c1", "d3"}
+    assert (out / "bound.png").stat().st_size > 0
     out = capsys.readouterr().out
     assert "at most" in out and "8-bit layer" in out
     with pytest.raises(SystemExit) as e:
