@@ -119,7 +119,10 @@ def _write_mem(out_dir: Path, name: str, words: list[int], bits: int) -> str:
 RTL_DATAPATHS = {"xnor": "binary", "pixel": "pixels", "score": "scores", "sparse": "sparse"}  # flipflow_mvu's DATAPATH branches
 
 
-def _mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
+def mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
+    """The flipflow_mvu of ``layer`` at ``f`` fed by unit ``src``: its Verilog parameters, and its
+    weight and threshold memory files (generator/pack.py) written into ``out_dir``. Also what the
+    timing and sparse-unit measurements synthesize on their own."""
     kind = kinds.matrix(layer)
     g = pack.geometry(layer, f)
     datapath = RTL_DATAPATHS[kind.datapath]
@@ -235,7 +238,7 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
             elif unit.role == "window":
                 add(_window_unit(layer, src, unit.cycles))
             elif unit.role == "mvu":
-                add(_mvu_unit(layer, folding[layer.name], src, out_dir))
+                add(mvu_unit(layer, folding[layer.name], src, out_dir))
             elif unit.role == "pool":
                 add(_pool_unit(layer, src, unit.cycles))
             elif unit.role == "sum":

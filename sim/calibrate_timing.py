@@ -106,7 +106,7 @@ def sparse_measurements(timeout: float = 3600) -> list[dict]:
     out = []
     for nm, pe, simd in SPARSE_CONFIGS:
         with tempfile.TemporaryDirectory() as tmp:
-            unit = rtl._mvu_unit(sparse_conv_layer(nm), LayerConfig(pe, simd), "in", Path(tmp))
+            unit = rtl.mvu_unit(sparse_conv_layer(nm), LayerConfig(pe, simd), "in", Path(tmp))
             m = measure("flipflow_mvu", unit.parameters, timeout)
         m["parameters"] = {k: v for k, v in unit.parameters.items() if not k.endswith("_FILE")}
         print(f"flipflow_mvu sparse {nm[0]}:{nm[1]} PE={pe} SIMD={simd}: {m['path_ns']:.2f} ns", file=sys.stderr, flush=True)

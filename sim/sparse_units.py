@@ -40,7 +40,7 @@ def measure(name: str, nm: tuple[int, int] | None, pe: int, simd: int, timing: b
     layer = calibrate_timing.sparse_conv_layer(nm)
     f = LayerConfig(pe, simd)
     with tempfile.TemporaryDirectory() as tmp:
-        unit = rtl._mvu_unit(layer, f, "in", Path(tmp))
+        unit = rtl.mvu_unit(layer, f, "in", Path(tmp))
         counts = resources.synthesize_module("flipflow_mvu", unit.parameters)
         path = calibrate_timing.measure("flipflow_mvu", unit.parameters) if timing else None
     model = cost.Coefficients.load().apply(cost.unit_terms(layer, f)["mvu"])

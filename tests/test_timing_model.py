@@ -41,7 +41,7 @@ def test_model_is_conservative_on_fresh_sparse_units(nm, pe, simd, tmp_path):
     """N:M units not in calibrate_timing.SPARSE_CONFIGS, generated as a layer's unit is."""
     from flipflow.sim import calibrate_timing
 
-    unit = rtl._mvu_unit(calibrate_timing.sparse_conv_layer(nm, seed=1), LayerConfig(pe, simd), "in", tmp_path)
+    unit = rtl.mvu_unit(calibrate_timing.sparse_conv_layer(nm, seed=1), LayerConfig(pe, simd), "in", tmp_path)
     measured = calibrate_timing.measure("flipflow_mvu", unit.parameters)["path_ns"]
     assert timing_model.mvu_path_ns(**timing_model.mvu_shape(unit.parameters)) >= measured
 
