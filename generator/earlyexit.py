@@ -42,9 +42,11 @@ PERCENTILE = 95  # the stated high percentile of the per-image cycles
 
 
 def decides_early(layer: Layer) -> bool:
-    """Only thresholded matrix-vector layers have an output that can be decided early."""
+    """Thresholded dense-weight matrix-vector layers (XNOR, 8-bit pixels): an output decided
+    early. N:M sparse layers are not analysed (their unit steps through kept slots, not
+    the window this fold model walks)."""
     kind = kinds.of(layer)
-    return isinstance(kind, kinds.MatrixKind) and kind.thresholded
+    return isinstance(kind, kinds.MatrixKind) and kind.thresholded and not kind.sparse
 
 
 @dataclass(frozen=True)
@@ -480,7 +482,8 @@ def table(report: dict) -> str:
         c = e["cycles"]
         lines.append(f"{e['name']:<16}{e['kind']:<13}{e['K']:>6}{e['pe']:>4}{e['simd']:>5}{e['sf']:>4}{e['nf']:>4}"
                      f"{100 * e['neuron_skipped']:>8.1f}{100 * e['group_skipped']:>7.1f}{c['without']:>9,}{c['mean']:>9,.0f}{c[q]:>8,.0f}"
-                     + ("" if e["early_exit"] else "  (scores: no threshold)"))
+                     + ("" if e["early_exit"] else "  (N:M sparse: not analysed)" if kinds.get(e["kind"]).sparse
+                        else "  (scores: no threshold)"))
     lines.append("-" * len(head))
     for datapath in ("xnor", "pixel"):
         d = report[datapath]

@@ -11,6 +11,7 @@ import pytest
 
 from flipflow import cli, golden, ir, kinds
 from flipflow.generator import earlyexit, pack
+from flipflow.generator import folding as folding_mod
 from flipflow.generator.folding import FoldingError, LayerConfig
 from rtl_nets import random_layer
 from test_ir import small_net
@@ -238,3 +239,14 @@ def test_hardware_cycles_apply_the_squash_rule(fashion_test_images):
     for name in hw["early_exit_layers"]:
         layer = net.layer(name)
         assert expected.mvu_cycles(layer, f[name]) == math.ceil(np.concatenate(a.tallies[name].hw_cycles).mean())
+
+
+def test_sparse_layers_are_listed_not_analysed(fashion_test_images):
+    """N:M sparse layers step through kept slots, which the fold model does not walk: the analysis
+    runs them by the golden model, says so, and still analyses the 8-bit layer before them."""
+    net = ir.load_model("nin_pruned_2to8")
+    a = earlyexit.analyse(net, folding_mod.default(net), fashion_test_images[:2])
+    assert set(a.tallies) == {"00_input_conv"}
+    report = earlyexit.summary(a)
+    assert "01_sparse_conv  sparse_conv" in earlyexit.table(report) and "(N:M sparse: not analysed)" in earlyexit.table(report)
+    assert not next(e for e in report["layers"] if e["name"] == "01_sparse_conv")["early_exit"]
