@@ -122,6 +122,7 @@ class Unit:
 
 
 UNIT_ROLES = ("stream", "window", "mvu", "pool", "sum")
+POPCOUNT_DATAPATHS = ("xnor", "sparse")  # matrix datapaths whose lanes add single bits: a popcount tree
 
 
 def window_columns(layer: Layer) -> int:

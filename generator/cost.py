@@ -243,7 +243,6 @@ TREE_GROUP = {"xnor": 16, "sparse": 16, "pixel": 4, "score": 4}
 # register stages before the tree (its PRE): the DSP48's A/B and M registers, the +w/-w terms,
 # the sparse lanes' selected input bits (after their M:1 muxes)
 TERM_STAGES = {"xnor": 0, "sparse": 1, "pixel": 2, "score": 1}
-BIT_TERMS = ("xnor", "sparse")  # datapaths whose lanes add single bits (a popcount tree)
 
 
 def mvu_pipeline_stages(datapath: str, simd: int) -> int:
@@ -292,7 +291,7 @@ def _tree_levels(datapath: str, f: LayerConfig, aw: int) -> list[tuple[int, int]
     levels, n, level = [], f.simd, 0
     for _ in range(mvu_pipeline_stages(datapath, f.simd) - TERM_STAGES[datapath]):
         n, level = math.ceil(n / group), level + 1
-        bits = min(aw, unsigned_bits(min(f.simd, group**level))) if datapath in BIT_TERMS else aw
+        bits = min(aw, unsigned_bits(min(f.simd, group**level))) if datapath in kinds.POPCOUNT_DATAPATHS else aw
         levels.append((n, bits))
     return levels
 
@@ -301,7 +300,7 @@ def _tree(datapath: str, f: LayerConfig, aw: int) -> Cost:
     """The registered adder tree after the per-lane terms: each node adds its inputs
     (a LUT per input bit of the node), each level is a register."""
     lut = ff = 0.0
-    inputs, in_bits = f.simd, 1 if datapath in BIT_TERMS else aw
+    inputs, in_bits = f.simd, 1 if datapath in kinds.POPCOUNT_DATAPATHS else aw
     for n, bits in _tree_levels(datapath, f, aw):
         lut += f.pe * inputs * in_bits
         ff += f.pe * n * bits

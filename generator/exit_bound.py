@@ -72,7 +72,7 @@ def work_left(net: Network, images: np.ndarray) -> dict[str, LayerWork]:
         n, ho, wo, k = patches.shape
         folds, bits = earlyexit.decide(earlyexit.fold_model(layer, FINEST), patches.reshape(-1, k))
         taken = folds.astype(np.int64)  # terms to the decision: 0 for an output no input can change
-        y = bits.reshape(n, ho, wo, -1)
+        y = bits.reshape(n, ho, wo, -1)  # the layer's output: every decided bit is the golden model's
         needed = (earlyexit.pool_needed(after, y).reshape(taken.shape) if after is not None and earlyexit.is_pool(after)
                   else np.ones(taken.shape, bool))
         terms = k * taken.size
@@ -81,7 +81,7 @@ def work_left(net: Network, images: np.ndarray) -> dict[str, LayerWork]:
             decided_share=float(1 - taken.sum() / terms),
             pool_share=float(1 - needed.mean()),
             skipped_share=float(1 - (taken * needed).sum() / terms))
-        x = golden.run_layer(layer, x)
+        x = y
     return out
 
 

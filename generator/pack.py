@@ -223,7 +223,7 @@ def accumulator_bits(layer: Layer) -> int:
 def accumulator_width(datapath: str, lo: int, hi: int, wb: int) -> int:
     """AW for accumulators in [lo, hi] of a kinds datapath ("xnor", "sparse", "pixel",
     "score") with WB-bit weights."""
-    if datapath in ("xnor", "sparse"):  # popcounts
+    if datapath in kinds.POPCOUNT_DATAPATHS:
         return max(2, kinds.unsigned_bits(hi + 1))
     if datapath == "pixel":
         return max(wb + 10, kinds.signed_bits(lo, hi + 1))

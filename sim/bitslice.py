@@ -28,6 +28,7 @@ from flipflow.errors import UsageError
 from flipflow.generator import cost, devices
 from flipflow.generator import folding as fold
 from flipflow.sim.bench import golden_accuracy
+from flipflow.training import reports
 
 MAX_PLANES = 4
 MAX_DROP_PT = 1.0
@@ -48,7 +49,7 @@ def seed_accuracies(comparison: dict[str, Any]) -> list[float]:
     """Top-1 per fine-tuning seed of the pruned net a comparison chose (its ``pruned_folder``:
     flip pruning by the ``rule`` of its prune settings, at that round)."""
     rule, rnd = comparison["prune"]["rule"], int(comparison["pruned_folder"].rsplit("round", 1)[1])
-    chosen = [r for r in comparison["rows"] if r["criterion"] == f"flip ({rule} rule)" and r["round"] == rnd]
+    chosen = [r for r in comparison["rows"] if r["criterion"] == reports.flip_criterion(rule) and r["round"] == rnd]
     if len(chosen) != 1:
         raise UsageError(f"comparison.json has {len(chosen)} rows for its pruned net (flip, {rule} rule, round {rnd})",
                          fix="re-run the prune comparison, or give the pruned net's model.ir.npz")

@@ -17,6 +17,7 @@ report.json, report.png.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -143,8 +144,7 @@ def run(model: str, settings: list[tuple[int, int]], schedule: Schedule, out: Pa
         control = n is None  # the dense model on the same schedule and seed
         jobs.set_postfix(nm="control" if control else f"{n}:{m}", seed=seed, refresh=False)
         folder = atomic.make_dir(out / ("dense" if control else f"nm{n}_{m}") / f"seed{seed}")
-        start_model = checkpoint.load(checkpoint_path(model))[0] if control else \
-            models.sparsified(start, n, m, data.train.images[:CALIBRATION_IMAGES])
+        start_model = copy.deepcopy(start) if control else models.sparsified(start, n, m, data.train.images[:CALIBRATION_IMAGES])
         cfg = schedule.config(seed)
         label = "control" if control else f"{n}:{m}"
         trained, _ = rounds._trained(folder, start_model, cfg, data, None, seed, f"{label} seed {seed}", {"command": command})

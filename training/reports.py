@@ -42,6 +42,11 @@ def plot_flip_histograms(histograms: dict[str, list[int]], path: Path, title: st
     return _save_figure(fig, Path(path))
 
 
+def flip_criterion(rule: str) -> str:
+    """The criterion label of flip pruning with channel ``rule`` in a comparison's rows."""
+    return f"flip ({rule} rule)"
+
+
 def plot_accuracy_vs_ops(points: list[dict[str, Any]], path: Path, title: str) -> Path:
     """Accuracy (%) against binary ops, one series per criterion; with several
     fine-tuning seeds the marker is the mean and the bar spans the seeds."""

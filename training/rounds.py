@@ -241,7 +241,7 @@ def _finetuned_set(arch: Arch, base: BNN, base_payload: dict, data: Dataset, bas
     rows = [_row(arch.name, ref_rep)]
     for rule in prune.RULES:
         suffix = "" if rule == pcfg.rule else f", {rule} rule"  # the chosen rule's net is ARCH_pruned
-        rows += [_row(f"{arch.name}_pruned r{r['round']}{suffix}", r, f"flip ({rule} rule)") for r in flips[rule]]
+        rows += [_row(f"{arch.name}_pruned r{r['round']}{suffix}", r, reports.flip_criterion(rule)) for r in flips[rule]]
     for crit in ("latent", "uniform"):
         c = dataclasses.replace(pcfg, criterion=crit, rule="latent", budget=flips[pcfg.rule][-1]["binary_ops"], rounds=1)
         _, _, rep = one_round(base, base_payload, data, c, ft_long, base_cfg, out / crit / "round1", 1, None, command,
