@@ -60,6 +60,27 @@ def test_insensitive_portion_thresholds():
     assert insensitive_portion(counts, 5)[4] == 0.0
 
 
+def test_every_prunable_layer_is_tracked_the_bit_plane_input_too(fashion):
+    """Flip pruning orders every prunable layer's channels by its flips: a bit-plane first layer
+    (prunable like the 8-bit one) must have counts, or the flip rule cannot prune it."""
+    from flipflow.training import models, prune
+    from flipflow.training.blocks import BNN
+
+    arch = models.with_bit_planes(models.nin(fashion.input_shape, fashion.classes, widths=(12, 10, 8, 10, 10, 10, 10, 10)),
+                                  (7, 6, 5, 4))
+    model = BNN(arch)
+    assert set(tracked_layers(model)) == set(prune.prunable(arch)) and 0 in tracked_layers(model)
+    tracker = FlipTracker(model)
+    tracker.start()
+    with torch.no_grad():
+        model.blocks[0].op.weight[:3].neg_()  # the first three channels' signs flip (no weight is exactly 0)
+    tracker.sample()
+    counts = tracker.numpy_counts()
+    assert counts[0][:3].all() and not counts[0][3:].any()
+    keep = prune.keep_sets(model, {0: 9}, "flip", counts)
+    assert keep[0].tolist() == list(range(3, 12))  # the flipping channels go first
+
+
 def test_training_learns_tracks_flips_and_logs(digits, tmp_path):
     model = tiny_model(digits)
     cfg = training.TrainConfig(epochs=3, batch_size=64, lr=3e-3, lr_steps=[2], flip_epochs=2, flip_sample="step")

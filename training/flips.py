@@ -1,7 +1,8 @@
 """Weight-flipping frequency (Li & Ren, ISQED 2020; docs/DESIGN.md, "Sources").
 
-A FlipTracker keeps, for every thresholded layer (the fixed-point input
-layer and every binary layer), the sign each weight had at the last sample
+A FlipTracker keeps, for every layer whose output channels can be pruned
+(the kind registry's ``prunable``: the input layer, 8-bit or bit-plane, and
+every binary layer), the sign each weight had at the last sample
 and how many times that sign changed since tracking started. The sign is the
 one the forward pass uses: sign(w) with sign(0) = +1.
 Sampling costs one comparison per weight, so sampling after every optimizer
@@ -15,14 +16,13 @@ import time
 import numpy as np
 import torch
 
-from flipflow.training.blocks import BNN, BinaryConv, BinaryDense, InputConv, InputDense, SparseConv, SparseDense
-
-TRACKED = (InputConv, InputDense, BinaryConv, BinaryDense, SparseConv, SparseDense)
+from flipflow import kinds
+from flipflow.training.blocks import BNN
 
 
 def tracked_layers(model: BNN) -> dict[int, torch.nn.Module]:
     """{block index: block} for the layers whose output channels can be pruned."""
-    return {i: b for i, b in enumerate(model.blocks) if isinstance(b, TRACKED)}
+    return {i: b for i, b in enumerate(model.blocks) if kinds.get(b.kind).prunable}
 
 
 def _signs(block: torch.nn.Module) -> torch.Tensor:
