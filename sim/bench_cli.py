@@ -77,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("sparse", help="N:M sparse binary layers (SBNN): fine-tune a checkpoint at each N:M, top-1, cycles "
                                       "and resources against sparsity beside the dense model, report.{json,png}")
     s.add_argument("model", help="zoo name (e.g. nin_pruned) or a checkpoint.pt")
-    s.add_argument("--nm", default="1:2,1:4,2:8,1:8", help="N:M settings, comma-separated (sparsity 1 - N/M; default 1:2,1:4,2:8,1:8)")
+    s.add_argument("--nm", default="1:2,1:4,2:8,1:8", help="settings, comma-separated: N:M for every binary layer, LAYER=N:M for one (its IR name's number), "
+                        "joined by + (e.g. 2:8,04=1:16+08=1:16,1:4+04=1:16); unnamed layers stay dense (default 1:2,1:4,2:8,1:8)")
     s.add_argument("--train-subset", type=int, default=16384, help="fine-tune on a fixed random subset of N training images (default 16384)")
     s.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (default 2)")
     s.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -85,6 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds per setting, --seed, --seed + 1, ... (default 3)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--distill", type=float, default=0.0,
+                   help="share of the distillation loss from the dense start model in every fine-tuning, the control's "
+                        "too (0..1; default 0: cross-entropy only)")
+    s.add_argument("--distill-temperature", type=float, default=4.0, help="its softmax temperature (default 4)")
     s.add_argument("--dataset", default="fashion_mnist", help="the checkpoint's dataset (default fashion_mnist)")
     s.add_argument("--out", type=Path, default=None, help="output folder (default build/<model>-sparse)")
     add_budget_args(s)
@@ -207,7 +212,8 @@ def _sparse(args: argparse.Namespace) -> int:
 
     settings = sparse_sweep.parse_nm(args.nm)
     schedule = sparse_sweep.Schedule(train_subset=args.train_subset, epochs=args.epochs, lr=args.lr, lr_steps=args.lr_steps,
-                                     batch_size=args.batch_size, seeds=args.seeds, seed=args.seed)
+                                     batch_size=args.batch_size, seeds=args.seeds, seed=args.seed, distill=args.distill,
+                                     temperature=args.distill_temperature)
     out = args.out or Path("build") / f"{margin_sweep.model_name(args.model)}-sparse"
     command = "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = sparse_sweep.run(args.model, settings, schedule, out, budget_from_args(args), args.dataset, command)

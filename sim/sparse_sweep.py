@@ -57,26 +57,84 @@ class Schedule:
     batch_size: int = 32
     seeds: int = 3
     seed: int = 0  # the first seed; the training subset is drawn with it
+    distill: float = 0.0  # share of the distillation loss from the dense start model (0: cross-entropy only)
+    temperature: float = 4.0  # its softmax temperature
 
     def config(self, seed: int) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                            lr_steps=[s for s in self.lr_steps if s < self.epochs], lr_gamma=self.lr_gamma, flip_epochs=0,
-                           eval_images=200, seed=seed)
+                           eval_images=200, seed=seed, distill_weight=self.distill, distill_temperature=self.temperature)
 
 
-def parse_nm(text: str) -> list[tuple[int, int]]:
-    """"1:4,2:8" -> [(1, 4), (2, 8)]; UsageError naming the bad item and the rule."""
-    settings = []
-    for item in (t.strip() for t in text.split(",")):
+@dataclass(frozen=True)
+class Setting:
+    """One sparsity of the sweep: ``every`` N:M for each binary layer not in ``layers``, and
+    ``layers`` (layer index -> N:M) for the named ones; a layer in neither stays dense. Text
+    form: ``2:8`` (every binary layer), ``04=1:16+08=1:16`` (two layers), ``1:4+04=1:16``."""
+
+    every: models.NM | None = None
+    layers: tuple[tuple[int, models.NM], ...] = ()
+
+    def nm(self) -> models.NM | dict[int, models.NM]:
+        """The argument of models.with_sparsity: one N:M, or a map completed on ``arch``'s
+        binary layers."""
+        return self.every if not self.layers else dict(self.layers)
+
+    def per_layer(self, arch: models.Arch) -> dict[int, models.NM]:
+        named = dict(self.layers)
+        if self.every:
+            named = {**{i: self.every for i, s in enumerate(arch.layers) if kinds.sparse_of(s.kind)}, **named}
+        return named
+
+    @property
+    def uniform(self) -> models.NM | None:
+        """(N, M) when every binary layer has it."""
+        return None if self.layers else self.every
+
+    def _parts(self, every: str, layer: str) -> list[str]:
+        parts = [every.format(*self.every)] if self.every else []
+        return parts + [layer.format(i, n, m) for i, (n, m) in self.layers]
+
+    @property
+    def label(self) -> str:
+        return "+".join(self._parts("{}:{}", "{:02d}={}:{}"))
+
+    @property
+    def folder(self) -> str:
+        return "nm" + "+".join(self._parts("{}_{}", "{:02d}-{}_{}"))
+
+    @property
+    def suffix(self) -> str:
+        """The sparse net's name suffix (an identifier: the name reaches HLS and Verilog)."""
+        return "_".join(self._parts("{}of{}", "l{:02d}_{}of{}"))
+
+
+def parse_nm(text: str) -> list[Setting]:
+    """"1:4,2:8,04=1:16+08=1:16" -> three Settings; UsageError naming the bad item and the rule."""
+    return [_setting(text, item.strip()) for item in text.split(",")]
+
+
+def _setting(text: str, item: str) -> Setting:
+    every, layers = None, {}
+    for part in item.split("+"):
+        where, _, pair = part.rpartition("=")
         try:
-            n, m = (int(v) for v in item.split(":"))
+            n, m = (int(v) for v in pair.split(":"))
+            index = int(where.split("_")[0]) if where else None
         except ValueError:
-            raise UsageError(f"--nm {text!r}: {item!r} is not N:M", fix="give comma-separated N:M pairs, e.g. --nm 1:4,2:8") from None
+            raise UsageError(f"--nm {text!r}: {part!r} is not N:M or LAYER=N:M",
+                             fix="give comma-separated settings, e.g. --nm 1:4,2:8,04=1:16+08=1:16") from None
         problem = ir.nm_problem(n, m)
         if problem:
-            raise UsageError(f"--nm {text!r}: {problem}", fix="e.g. --nm 1:4,2:8,1:8")
-        settings.append((n, m))
-    return settings
+            raise UsageError(f"--nm {text!r}: {problem}", fix="e.g. --nm 1:4,2:8")
+        if (index is None and every) or index in layers:
+            raise UsageError(f"--nm {text!r}: {item!r} sets {'every layer' if index is None else f'layer {index}'} twice",
+                             fix="give each layer one N:M per setting")
+        if index is None:
+            every = (n, m)
+        else:
+            layers[index] = (n, m)
+    return Setting(every, tuple(sorted(layers.items())))
 
 
 def weight_bits(net: ir.Network) -> int:
@@ -110,20 +168,24 @@ def hardware(net: ir.Network, folder: Path, budget: devices.Budget) -> dict[str,
     return found
 
 
-def row(net: ir.Network, n: int | None, m: int | None, accuracies: list[float], hw: dict[str, Any]) -> dict[str, Any]:
-    return {"n": n, "m": m, "sparsity": 1 - n / m if n else 0.0, "zero_share": zero_share(net),
+def row(net: ir.Network, setting: Setting | None, accuracies: list[float], hw: dict[str, Any]) -> dict[str, Any]:
+    """A report row; ``sparsity`` is the measured share of zero weights in the binary layers
+    (a little under 1 - N/M where a fan-in ends in a partial block)."""
+    n, m = (setting.uniform if setting else None) or (None, None)
+    return {"setting": setting.label if setting else "dense", "n": n, "m": m,
+            "nm_per_layer": {l.name: f"{l.nm[0]}:{l.nm[1]}" for l in net.layers if l.nm}, "sparsity": zero_share(net),
             "accuracy": float(np.mean(accuracies)), "accuracy_per_seed": accuracies, "binary_ops": net.binary_ops,
             "weight_bits": weight_bits(net), **{k: v for k, v in hw.items() if k != "budget"}}
 
 
-def run(model: str, settings: list[tuple[int, int]], schedule: Schedule, out: Path, budget: devices.Budget,
+def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budget: devices.Budget,
         dataset: str = "fashion_mnist", command: str = "") -> dict[str, Any]:
-    """The dense row and one row per (N, M) setting; report.json and report.png in ``out``."""
+    """The dense row and one row per setting; report.json and report.png in ``out``."""
     t0 = time.perf_counter()
     out = atomic.make_dir(Path(out))
     start, _ = checkpoint.load(checkpoint_path(model))
-    for n, m in settings:  # a setting the architecture cannot take fails before any training
-        models.with_sparsity(start.arch, n, m)
+    for setting in settings:  # a setting the architecture cannot take fails before any training
+        models.with_sparsity(start.arch, setting.nm())
     data = datasets.load(dataset)
     data = dataclasses.replace(data, train=data.train.subset(schedule.train_subset, schedule.seed))
     name = model_name(model)
@@ -134,30 +196,31 @@ def run(model: str, settings: list[tuple[int, int]], schedule: Schedule, out: Pa
     dense_acc = dense.metrics.get("accuracy") if dense.metrics.get("test_images") == len(data.test) else None
     if dense_acc is None:
         dense_acc = golden.accuracy(dense, data.test.images, data.test.labels)
-    rows = [{"name": name, **row(dense, None, None, [dense_acc], hardware(dense, dense_folder, budget))}]
+    rows = [{"name": name, **row(dense, None, [dense_acc], hardware(dense, dense_folder, budget))}]
     seeds = [schedule.seed + i for i in range(schedule.seeds)]
-    jobs = tqdm([(n, m, s) for n, m in [(None, None), *settings] for s in seeds], desc="sparse settings x seeds",
+    jobs = tqdm([(setting, s) for setting in [None, *settings] for s in seeds], desc="sparse settings x seeds",
                 file=sys.stderr, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
-    nets: dict[tuple[int, int], ir.Network] = {}
-    accuracies: dict[tuple[int, int] | None, list[float]] = {nm: [] for nm in [None, *settings]}
-    for n, m, seed in jobs:
-        control = n is None  # the dense model on the same schedule and seed
-        jobs.set_postfix(nm="control" if control else f"{n}:{m}", seed=seed, refresh=False)
-        folder = atomic.make_dir(out / ("dense" if control else f"nm{n}_{m}") / f"seed{seed}")
-        start_model = copy.deepcopy(start) if control else models.sparsified(start, n, m, data.train.images[:CALIBRATION_IMAGES])
+    nets: dict[Setting, ir.Network] = {}
+    accuracies: dict[Setting | None, list[float]] = {setting: [] for setting in [None, *settings]}
+    for setting, seed in jobs:  # setting None: the control, the dense model on the same schedule and seed
+        label = setting.label if setting else "control"
+        jobs.set_postfix(nm=label, seed=seed, refresh=False)
+        folder = atomic.make_dir(out / (setting.folder if setting else "dense") / f"seed{seed}")
+        start_model = (models.sparsified(start, setting.nm(), data.train.images[:CALIBRATION_IMAGES]) if setting
+                       else copy.deepcopy(start))
         cfg = schedule.config(seed)
-        label = "control" if control else f"{n}:{m}"
-        trained, _ = rounds._trained(folder, start_model, cfg, data, None, seed, f"{label} seed {seed}", {"command": command})
-        net, acc = rounds.evaluate(trained, data, folder, f"{name}_finetuned" if control else f"{name}_{n}of{m}", {
-            "run": str(folder), "command": command, "nm": None if control else [n, m], "train_config": dataclasses.asdict(cfg)})
-        if not control:
-            nets.setdefault((n, m), net)
-        accuracies[None if control else (n, m)].append(acc)
-    for nm, net in nets.items():
-        setting = out / f"nm{nm[0]}_{nm[1]}"
-        if not (setting / ir.FILENAME).exists() or (setting / ir.FILENAME).stat().st_mtime < (setting / f"seed{seeds[0]}" / ir.FILENAME).stat().st_mtime:
-            net.save(setting / ir.FILENAME)  # the first seed's net stands for the setting's hardware
-        rows.append({"name": net.name, **row(net, *nm, accuracies[nm], hardware(net, setting, budget))})
+        trained, _ = rounds._trained(folder, start_model, cfg, data, None, seed, f"{label} seed {seed}", {"command": command},
+                                     teacher=start if schedule.distill else None)
+        net, acc = rounds.evaluate(trained, data, folder, f"{name}_{setting.suffix}" if setting else f"{name}_finetuned", {
+            "run": str(folder), "command": command, "nm": label if setting else None, "train_config": dataclasses.asdict(cfg)})
+        if setting:
+            nets.setdefault(setting, net)
+        accuracies[setting].append(acc)
+    for setting, net in nets.items():
+        folder = out / setting.folder
+        if not (folder / ir.FILENAME).exists() or (folder / ir.FILENAME).stat().st_mtime < (folder / f"seed{seeds[0]}" / ir.FILENAME).stat().st_mtime:
+            net.save(folder / ir.FILENAME)  # the first seed's net stands for the setting's hardware
+        rows.append({"name": net.name, **row(net, setting, accuracies[setting], hardware(net, folder, budget))})
     control = {"accuracy": float(np.mean(accuracies[None])), "accuracy_per_seed": accuracies[None]}
     for r in rows:
         r["accuracy_drop_pt"] = 100 * (rows[0]["accuracy"] - r["accuracy"])
@@ -182,12 +245,12 @@ def first_losing(rows: list[dict[str, Any]], drop: str) -> float | None:
 
 def table(report: dict) -> str:
     """One line per row: sparsity, top-1 (mean over seeds), its drop, and the hardware figures."""
-    head = (f"{'N:M':>6}{'sparsity':>9}{'top-1 %':>9}{'drop pt':>8}{'vs ctl':>7}{'Mbin ops':>10}{'Kbit w':>8}{'cycles':>9}"
+    width = max(6, *(len(r["setting"]) for r in report["rows"]))
+    head = (f"{'N:M':>{width}}{'sparsity':>9}{'top-1 %':>9}{'drop pt':>8}{'vs ctl':>7}{'Mbin ops':>10}{'Kbit w':>8}{'cycles':>9}"
             f"{'frames/s':>10}{'speedup':>8}{'LUT':>8}{'BRAM36':>7}")
     lines = [head, "-" * len(head)]
     for r in report["rows"]:
-        nm = f"{r['n']}:{r['m']}" if r["n"] else "dense"
-        lines.append(f"{nm:>6}{100 * r['sparsity']:>8.1f}%{100 * r['accuracy']:>9.2f}{r['accuracy_drop_pt']:>8.2f}"
+        lines.append(f"{r['setting']:>{width}}{100 * r['sparsity']:>8.1f}%{100 * r['accuracy']:>9.2f}{r['accuracy_drop_pt']:>8.2f}"
                      f"{r['drop_vs_control_pt']:>7.2f}"
                      f"{r['binary_ops'] / 1e6:>10.2f}{r['weight_bits'] / 1e3:>8.1f}{r['cycles_per_frame']:>9,}"
                      f"{r['fps_at_100mhz']:>10,.0f}{r['speedup']:>7.2f}x{r['LUT']:>8,.0f}{r['BRAM36']:>7.1f}")
@@ -209,7 +272,7 @@ def plot(report: dict, path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for r, xi in zip(rows, x):
         ax1.plot([xi] * len(r["accuracy_per_seed"]), [100 * a for a in r["accuracy_per_seed"]], ".", color="grey")
-        ax1.annotate(f"{r['n']}:{r['m']}" if r["n"] else "dense", (xi, 100 * r["accuracy"]), textcoords="offset points",
+        ax1.annotate(r["setting"], (xi, 100 * r["accuracy"]), textcoords="offset points",
                      xytext=(4, 4), fontsize=8)
     ax1.plot(x, [100 * r["accuracy"] for r in rows], "o", label="mean over seeds")
     ax1.axhline(100 * rows[0]["accuracy"] - report["bar"]["accuracy_drop_pt"], color="grey", lw=0.8, ls="--",
@@ -224,10 +287,12 @@ def plot(report: dict, path: Path) -> None:
     ax2.set_title(f"best folding in the {report['budget']['device']['name']} budget")
     ax2.legend(fontsize=8)
     for ax in (ax1, ax2):
-        ax.set_xlabel("zero weights in the binary layers, 1 - N/M (%)")
+        ax.set_xlabel("zero weights in the binary layers (%)")
     s = report["schedule"]
     fig.suptitle(f"{report['model']}: N:M sparse binary layers, fine-tuned {s['epochs']} epoch(s) on {s['train_subset']} "
-                 f"images, batch {s['batch_size']}, Adam {s['lr']:g}, {s['seeds']} seed(s)", fontsize=10)
+                 f"images, batch {s['batch_size']}, Adam {s['lr']:g}, {s['seeds']} seed(s)"
+                 + (f", distilled from the dense model ({s['distill']:g}, T {s['temperature']:g})" if s.get("distill") else ""),
+                 fontsize=10)
     fig.tight_layout()
     with atomic.replacing(path) as tmp:
         fig.savefig(tmp, dpi=110)

@@ -155,7 +155,7 @@ def test_sparse_nin_pruned_verilator_fashion(fashion, tmp_path):
     from flipflow.training.export import export
 
     dense = checkpoint.load(ir.ZOO / "nin_pruned" / "checkpoint.pt")[0]
-    net = export(models.sparsified(dense, 2, 8, fashion.train.images[:256]).eval(), "nin_pruned_2of8", "fashion_mnist")
+    net = export(models.sparsified(dense, (2, 8), fashion.train.images[:256]).eval(), "nin_pruned_2of8", "fashion_mnist")
     assert sum(kinds.of(l).sparse for l in net.layers) == 7
     sim = RtlSimulator(net, fold.default(net), tmp_path / "rtl")
     images = fashion.test.images[:20]

@@ -5,12 +5,14 @@ its export (thresholds on popcount(x AND b)) bit-exact against Brevitas on real 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from flipflow import cli, golden, ir, kinds
+from flipflow.errors import UsageError
 from flipflow.generator import devices, folding
 from flipflow.sim import sparse_sweep
 from flipflow.training import checkpoint, models
@@ -43,10 +45,10 @@ def test_quantiser_passes_the_gradient_straight_through():
 def test_dense_fan_in_smaller_than_m_is_refused(digits):
     arch = models.tfc(digits.input_shape, digits.classes, widths=(16, 8, 8))  # binary fan-ins 16 and 8
     with pytest.raises(models.ArchError, match=r"layer 2 \(sparse_dense\): fan-in K=8 is smaller than the block M=16") as e:
-        models.with_sparsity(arch, 1, 16)
+        models.with_sparsity(arch, (1, 16))
     assert "choose M <= 8" in str(e.value)
     with pytest.raises(models.ArchError, match="power of two"):
-        models.with_sparsity(arch, 1, 6)
+        models.with_sparsity(arch, (1, 6))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,7 @@ def test_sparse_nin_pruned_is_bit_exact_on_real_images(nin_pruned, fashion, tmp_
     """Every layer of the sparse zoo net, after a few fine-tuning steps, equals the golden
     model on its export: binary activations and integer scores, on real test images."""
     torch.manual_seed(0)
-    model = models.sparsified(nin_pruned, n, m, fashion.train.images[:256])
+    model = models.sparsified(nin_pruned, (n, m), fashion.train.images[:256])
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = images_to_input(fashion.train.images[:64])
@@ -86,7 +88,7 @@ def test_bit_plane_input_and_sparse_layers_combine(fashion, tmp_path):
     arch = models.with_bit_planes(models.nin(fashion.input_shape, fashion.classes, widths=(37, 29, 19, 33, 31, 27, 23, 21)),
                                   (7, 6, 5, 4))
     dense = calibrated_model(arch, fashion.train.images[:256], seed=4)
-    model = models.sparsified(dense, 2, 8, fashion.train.images[:256])
+    model = models.sparsified(dense, (2, 8), fashion.train.images[:256])
     net = roundtrip(export(model, "nin_planes_2of8", "fashion_mnist"), tmp_path)
     assert net.layers[0].kind == "bitplane_conv" and net.layers[0].planes == (7, 6, 5, 4)
     assert [l.kind for l in net.layers if l.nm] == ["sparse_conv"] * 7
@@ -98,7 +100,7 @@ def test_bit_plane_input_and_sparse_layers_combine(fashion, tmp_path):
 def test_every_other_channel_is_mirrored_and_exported_inverted(digits):
     dense = calibrated_model(models.tfc(digits.input_shape, digits.classes, widths=(16, 16, 16)), digits.train.images[:64],
                              negative_scale_share=0.3)
-    model = models.sparsified(dense, 1, 2)
+    model = models.sparsified(dense, (1, 2))
     net = export(model, "mirrored", "digits")
     for i in (1, 2):
         old, new = dense.blocks[i], model.blocks[i]
@@ -117,10 +119,14 @@ def test_sweep_reports_each_setting_and_resumes(digits, tmp_path):
     training.train(model, training.TrainConfig(epochs=1, batch_size=128), digits.train, digits.test, tmp_path / "base")
     base = str(tmp_path / "base" / "checkpoint.pt")
     schedule = sparse_sweep.Schedule(train_subset=256, epochs=1, batch_size=64, seeds=2)
-    report = sparse_sweep.run(base, [(1, 2), (1, 8)], schedule, tmp_path / "sweep", devices.budget(), "digits")
-    dense, half, eighth = report["rows"]
-    assert (dense["n"], dense["sparsity"], dense["zero_share"]) == (None, 0.0, 0.0)
-    assert (half["sparsity"], eighth["sparsity"]) == (0.5, 0.875) and eighth["zero_share"] == 0.875
+    report = sparse_sweep.run(base, sparse_sweep.parse_nm("1:2,1:8,02=1:8"), schedule, tmp_path / "sweep", devices.budget(),
+                              "digits")
+    dense, half, eighth, mixed = report["rows"]
+    assert (dense["n"], dense["sparsity"], dense["setting"]) == (None, 0.0, "dense")
+    assert (half["sparsity"], eighth["sparsity"]) == (0.5, 0.875) and (eighth["n"], eighth["m"]) == (1, 8)
+    # one of the two 32 x 32 binary layers at 1:8, the other dense: 7/16 zeros, no single N:M
+    assert (mixed["setting"], mixed["n"], mixed["sparsity"]) == ("02=1:8", None, 0.875 / 2)
+    assert mixed["nm_per_layer"] == {"02_sparse_dense": "1:8"} and mixed["binary_ops"] == 32 * 32 + 32 * 4
     assert len(half["accuracy_per_seed"]) == 2 and half["accuracy"] == pytest.approx(np.mean(half["accuracy_per_seed"]))
     control = report["control"]  # the dense model fine-tuned on the same schedule and seeds
     assert len(control["accuracy_per_seed"]) == 2 and (tmp_path / "sweep" / "dense" / "seed1" / "checkpoint.pt").exists()
@@ -133,7 +139,8 @@ def test_sweep_reports_each_setting_and_resumes(digits, tmp_path):
     assert (tmp_path / "sweep" / "report.png").stat().st_size > 0
     assert ir.load(tmp_path / "sweep" / "nm1_8" / ir.FILENAME).layers[1].nm == (1, 8)
     trained = (tmp_path / "sweep" / "nm1_2" / "seed1" / "checkpoint.pt").stat().st_mtime
-    assert cli.main(["sparse", base, "--nm", "1:2,1:8", "--train-subset", "256", "--epochs", "1", "--batch-size", "64",
+    assert ir.load(tmp_path / "sweep" / "nm02-1_8" / ir.FILENAME).name == "base_l02_1of8"
+    assert cli.main(["sparse", base, "--nm", "1:2,1:8,02=1:8", "--train-subset", "256", "--epochs", "1", "--batch-size", "64",
                      "--seeds", "2", "--dataset", "digits", "--out", str(tmp_path / "sweep")]) == 0
     again = json.loads((tmp_path / "sweep" / "report.json").read_text())
     assert [r["accuracy_per_seed"] for r in again["rows"]] == [r["accuracy_per_seed"] for r in report["rows"]]
@@ -155,3 +162,46 @@ def test_bad_settings_are_one_line(digits, tmp_path, capsys, nm, message):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and err.startswith("flipflow sparse: error:")
     assert not (tmp_path / "s" / "nm1_2").exists()  # refused before any training
+
+
+def test_settings_parse_every_layer_and_named_layers():
+    every, named, both = sparse_sweep.parse_nm("2:8, 04=1:16+08_binary_conv=1:16,1:4+04=1:16")
+    assert (every.uniform, every.label, every.folder, every.suffix) == ((2, 8), "2:8", "nm2_8", "2of8")
+    assert (named.uniform, named.label, named.folder) == (None, "04=1:16+08=1:16", "nm04-1_16+08-1_16")
+    assert named.nm() == {4: (1, 16), 8: (1, 16)} and both.label == "1:4+04=1:16"
+    arch = models.nin((28, 28, 1), list("abcdefghij"))
+    assert both.per_layer(arch) == {1: (1, 4), 2: (1, 4), 4: (1, 16), 5: (1, 4), 6: (1, 4), 8: (1, 4), 9: (1, 4)}
+    sparse = models.with_sparsity(arch, named.nm())
+    assert [(i, s.kind, s.nm) for i, s in enumerate(sparse.layers) if s.nm] == [(4, "sparse_conv", (1, 16)), (8, "sparse_conv", (1, 16))]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("2:8,x", "'x' is not N:M or LAYER=N:M"),
+    ("04=3:6", "3:6 needs M a power of two"),
+    ("04=1:8+04=1:4", "sets layer 4 twice"),
+    ("1:8+2:8", "sets every layer twice"),
+])
+def test_bad_settings_are_one_line(text, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        sparse_sweep.parse_nm(text)
+
+
+def test_a_layer_that_cannot_be_sparse_is_named():
+    arch = models.nin((28, 28, 1), list("abcdefghij"))
+    with pytest.raises(models.ArchError, match="layer 3 is not a binary") as e:
+        models.with_sparsity(arch, {3: (1, 8)})  # the first max-pool
+    assert "01, 02, 04, 05, 06, 08, 09" in str(e.value)
+
+
+def test_sweep_distils_from_the_dense_model(digits, tmp_path):
+    """--distill: every fine-tuning (the control's too) mixes in the dense start model's
+    soft targets, and says so in its checkpoint and the report."""
+    model = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)), 0)
+    training.train(model, training.TrainConfig(epochs=1, batch_size=128), digits.train, digits.test, tmp_path / "base")
+    schedule = sparse_sweep.Schedule(train_subset=256, epochs=1, batch_size=64, seeds=1, distill=0.5, temperature=3.0)
+    report = sparse_sweep.run(str(tmp_path / "base" / "checkpoint.pt"), sparse_sweep.parse_nm("1:4"), schedule,
+                              tmp_path / "sweep", devices.budget(), "digits")
+    assert report["schedule"]["distill"] == 0.5 and len(report["rows"]) == 2
+    for folder in ("dense", "nm1_4"):
+        cfg = checkpoint.load(tmp_path / "sweep" / folder / "seed0" / "checkpoint.pt")[1]["train_config"]
+        assert (cfg["distill_weight"], cfg["distill_temperature"]) == (0.5, 3.0)

@@ -152,3 +152,30 @@ def test_bad_config_is_rejected():
         training.TrainConfig(flip_sample="batch").check()
     with pytest.raises(ValueError, match="flip_epochs"):
         training.TrainConfig(epochs=2, flip_epochs=3).check()
+
+
+def test_distillation_pulls_the_student_to_the_teacher(digits, tmp_path):
+    """Pure distillation (weight 1: the labels play no part) from a trained teacher makes an
+    untrained student agree with it; without the teacher the loss would have no gradient."""
+    teacher = tiny_model(digits, seed=1)
+    training.train(teacher, training.TrainConfig(epochs=3, batch_size=64, lr=3e-3, flip_epochs=0), digits.train,
+                   digits.test, tmp_path / "teacher")
+    student = tiny_model(digits, seed=2)
+    agree = lambda: float((training.integer_scores(student, digits.test.images).argmax(1)  # noqa: E731
+                           == training.integer_scores(teacher, digits.test.images).argmax(1)).mean())
+    before = agree()
+    cfg = training.TrainConfig(epochs=2, batch_size=64, lr=3e-3, flip_epochs=0, distill_weight=1.0, distill_temperature=2.0)
+    training.train(student, cfg, digits.train, digits.test, tmp_path / "student", teacher=teacher)
+    assert before < 0.3 and agree() > 0.5  # chance agreement is about 0.1
+    with pytest.raises(training.TrainingError, match="without a teacher"):
+        training.train(tiny_model(digits), cfg, digits.train, digits.test, tmp_path / "none")
+
+
+def test_distillation_loss_is_zero_only_at_the_teacher():
+    teacher = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, 1.0]])
+    assert training.distillation_loss(teacher, teacher, 4.0).item() == pytest.approx(0.0, abs=1e-6)
+    # softmax ignores a shift per row; any other change costs, T^2-scaled
+    assert training.distillation_loss(teacher + torch.tensor([[5.0], [-2.0]]), teacher, 4.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert training.distillation_loss(teacher.flip(1), teacher, 4.0).item() > 0.01
+    with pytest.raises(ValueError, match="distillation weight"):
+        training.TrainConfig(distill_weight=1.5).check()

@@ -10,7 +10,7 @@ so a pruned network is the same builder with narrower widths.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -142,27 +142,38 @@ def with_bit_planes(arch: Arch, planes: tuple[int, ...]) -> Arch:
     return Arch(arch.name, arch.input_shape, arch.classes, layers)
 
 
-def with_sparsity(arch: Arch, n: int, m: int) -> Arch:
-    """The same architecture with every binary (XNOR) layer a sparse binary one of N ones per
-    block of M weights (SBNN, kinds._SparseDatapath), same geometry and widths."""
-    problem = ir.nm_problem(n, m)
-    if problem:
-        raise ArchError(f"{arch.name}: N:M sparsity {problem}", fix="give e.g. --nm 1:4,2:8")
-    layers = [dataclasses.replace(s, kind=kinds.sparse_of(s.kind), nm=(n, m)) if kinds.sparse_of(s.kind) else s
-              for s in arch.layers]
-    if not any(kinds.get(s.kind).sparse for s in layers):
+NM = tuple[int, int]  # N ones per block of M weights
+
+
+def with_sparsity(arch: Arch, nm: NM | Mapping[int, NM]) -> Arch:
+    """The same architecture with binary (XNOR) layers made sparse binary ones (SBNN,
+    kinds._SparseDatapath), same geometry and widths. ``nm`` is one (N, M) for every binary
+    layer, or a map from layer index (the number its IR name starts with) to (N, M) for some
+    of them: the others stay dense."""
+    binary = [i for i, s in enumerate(arch.layers) if kinds.sparse_of(s.kind)]
+    per_layer = {i: nm for i in binary} if isinstance(nm, tuple) else dict(nm)
+    for i, (n, m) in sorted(per_layer.items()):
+        if i not in binary:
+            raise ArchError(f"{arch.name}: layer {i} is not a binary (XNOR) layer that can be made sparse",
+                            fix=f"name one of layers {', '.join(f'{b:02d}' for b in binary)}")
+        problem = ir.nm_problem(n, m)
+        if problem:
+            raise ArchError(f"{arch.name}: N:M sparsity {problem}", fix="give e.g. --nm 1:4,2:8")
+    if not per_layer:
         raise ArchError(f"{arch.name}: no binary layer to make sparse", fix="give a model with binary_conv or binary_dense layers")
+    layers = [dataclasses.replace(s, kind=kinds.sparse_of(s.kind), nm=per_layer[i]) if i in per_layer else s
+              for i, s in enumerate(arch.layers)]
     sparse = Arch(arch.name, arch.input_shape, arch.classes, layers)
     for i, layer in enumerate(arch_layers(sparse)):
-        if kinds.of(layer).sparse and layer.fan_in < m:
+        if kinds.of(layer).sparse and layer.fan_in < layer.nm[1]:
             raise ArchError(f"{arch.name} layer {i} ({layer.kind}): fan-in K={layer.fan_in} is smaller than the block "
-                            f"M={m}", fix=f"choose M <= {min(l.fan_in for l in arch_layers(sparse) if kinds.of(l).sparse)}")
+                            f"M={layer.nm[1]}", fix=f"choose M <= {layer.fan_in} for it")
     return sparse
 
 
 @torch.no_grad()
-def sparsified(model: BNN, n: int, m: int, images: np.ndarray | None = None) -> BNN:
-    """A trained binary model as an N:M sparse one (``with_sparsity``) that keeps its latent
+def sparsified(model: BNN, nm: NM | Mapping[int, NM], images: np.ndarray | None = None) -> BNN:
+    """A trained binary model as an N:M sparse one (``with_sparsity(arch, nm)``) that keeps its latent
     weights, so fine-tuning starts from the dense net's magnitudes: each block keeps its N
     largest. Every other channel of a sparse layer is mirrored first (latent row, BatchNorm
     scale and running mean negated: the same dense function), so that it keeps its N most
@@ -171,7 +182,7 @@ def sparsified(model: BNN, n: int, m: int, images: np.ndarray | None = None) -> 
     (and it learns far worse: docs/DESIGN.md, "Sparse binary layers"). With ``images``
     (N, H, W, C uint8) every BatchNorm's statistics are re-estimated on them: the sparse
     sums have another mean and spread than the dense ones."""
-    sparse = BNN(with_sparsity(model.arch, n, m))
+    sparse = BNN(with_sparsity(model.arch, nm))
     state = {k: v.clone() for k, v in model.state_dict().items()}
     for i, spec in enumerate(sparse.arch.layers):
         if not kinds.get(spec.kind).sparse:

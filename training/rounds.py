@@ -112,13 +112,14 @@ def _same_cut(saved: dict | None, wanted: dict | None) -> bool:
 
 
 def _trained(folder: Path, model: BNN, cfg: TrainConfig, data: Dataset, train_subset: int | None, seed: int,
-             desc: str, extra: dict[str, Any]) -> tuple[BNN, dict[str, Any]]:
-    """Train (or resume, or reuse a finished run in) ``folder``."""
+             desc: str, extra: dict[str, Any], teacher: BNN | None = None) -> tuple[BNN, dict[str, Any]]:
+    """Train (or resume, or reuse a finished run in) ``folder``; ``teacher`` for distillation."""
     ckpt = Path(folder) / "checkpoint.pt"
     saved = checkpoint.load(ckpt)[1].get("prune") if ckpt.exists() else None
     if ckpt.exists() and not _same_cut(saved, extra.get("prune")):
         raise TrainingError(f"{ckpt} was pruned with other settings ({saved})", fix=f"use another --out, or delete {folder} to redo it")
-    train(model, cfg, data.train.subset(train_subset, seed), data.test, folder, resume=True, extra=extra, desc=desc)
+    train(model, cfg, data.train.subset(train_subset, seed), data.test, folder, resume=True, extra=extra, desc=desc,
+          teacher=teacher)
     return checkpoint.load(folder / "checkpoint.pt")
 
 

@@ -2,7 +2,11 @@
 checkpoint after every epoch (``resume`` loses at most the epoch in flight),
 a JSON log per epoch, and flip tracking over the last ``flip_epochs`` epochs.
 With ``margin_weight`` > 0 the loss adds the early-exit margin regulariser
-(training/margin.py) to the cross-entropy.
+(training/margin.py) to the cross-entropy. With ``distill_weight`` > 0 and a
+teacher (a trained model, e.g. the dense net a sparse one was made from) the
+cross-entropy is mixed with the distillation loss: the KL divergence from the
+teacher's class probabilities at ``distill_temperature`` (Hinton et al.),
+times T^2 so its gradients keep their size as T grows.
 
 Determinism: epoch e's batch order and augmentation come from a generator
 seeded with (seed, e), so a resumed run sees the same batches it would have.
@@ -52,6 +56,8 @@ class TrainConfig:
     margin_weight: float = 0.0  # weight of the early-exit margin loss (0: off)
     margin: float = 0.2  # its margin, a share of each layer's pre-activation range (|P - T| / K)
     margin_first: bool = False  # also regularise the first (pixel) layer
+    distill_weight: float = 0.0  # share of the distillation loss in the loss (0: off; needs a teacher)
+    distill_temperature: float = 4.0  # softmax temperature of teacher and student in that loss
     seed: int = 0
     device: str = "cpu"
 
@@ -64,6 +70,9 @@ class TrainConfig:
             raise TrainingError(f"flip_epochs ({self.flip_epochs}) must lie in 0..epochs ({self.epochs})")
         if self.margin_weight < 0 or not 0 < self.margin <= 1:
             raise TrainingError(f"the margin weight must be >= 0 and the margin in (0, 1] (got {self.margin_weight}, {self.margin})")
+        if not 0 <= self.distill_weight <= 1 or self.distill_temperature <= 0:
+            raise TrainingError(f"the distillation weight must lie in [0, 1] and its temperature be positive "
+                                f"(got {self.distill_weight}, {self.distill_temperature})")
 
     def same_as(self, saved: dict[str, Any]) -> bool:
         """Whether a checkpoint's stored configuration is this one; options added since it
@@ -117,13 +126,24 @@ def _lr_at(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr * cfg.lr_gamma ** sum(epoch >= s for s in cfg.lr_steps)
 
 
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 KL(teacher || student) of the class probabilities at temperature T, batch mean."""
+    t = temperature
+    return torch.nn.functional.kl_div(torch.log_softmax(logits / t, 1), torch.log_softmax(teacher_logits / t, 1),
+                                      reduction="batchmean", log_target=True) * t * t
+
+
 def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, out_dir: Path,
-          resume: bool = False, extra: dict | None = None, desc: str = "train") -> dict[str, Any]:
+          resume: bool = False, extra: dict | None = None, desc: str = "train", teacher: BNN | None = None) -> dict[str, Any]:
     """Train ``model`` in place; returns the final checkpoint payload's summary.
 
     ``out_dir`` gets checkpoint.pt (model, optimizer, epoch, flip counts,
-    log; rewritten atomically after every epoch) and log.json."""
+    log; rewritten atomically after every epoch) and log.json. ``teacher`` (kept in
+    eval mode, not trained) is needed when ``cfg.distill_weight`` > 0."""
     cfg.check()
+    if cfg.distill_weight > 0 and teacher is None:
+        raise TrainingError(f"distillation weight {cfg.distill_weight} without a teacher model",
+                            fix="pass the teacher (e.g. the dense model) or set the distillation weight to 0")
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT
     device = torch.device(cfg.device)
@@ -146,6 +166,9 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
         log, start_epoch = payload["log"], payload["epoch"]
         print(f"{desc}: resuming {ckpt_path} after epoch {start_epoch}", file=sys.stderr)
     positions = score_positions(model)
+    if cfg.distill_weight > 0:
+        teacher = teacher.to(device).eval()
+        teacher_positions = score_positions(teacher)
     loss_fn = torch.nn.CrossEntropyLoss()
     eval_split = test_split.head(cfg.eval_images)
     x_all = torch.from_numpy(np.array(train_split.images)).permute(0, 3, 1, 2)
@@ -175,6 +198,11 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
                 x, y = images_to_input(x.to(device)), y_all[idx].to(device)
                 logits = model(x)
                 loss = loss_fn(logits / positions, y)
+                if cfg.distill_weight > 0:
+                    with torch.no_grad():
+                        teacher_logits = teacher(x) / teacher_positions
+                    w = cfg.distill_weight
+                    loss = (1 - w) * loss + w * distillation_loss(logits / positions, teacher_logits, cfg.distill_temperature)
                 if regulariser is not None:
                     margin_loss = regulariser()
                     loss = loss + cfg.margin_weight * margin_loss
