@@ -75,12 +75,8 @@ class Setting:
     every: models.NM | None = None
     layers: tuple[tuple[int, models.NM], ...] = ()
 
-    def nm(self) -> models.NM | dict[int, models.NM]:
-        """The argument of models.with_sparsity: one N:M, or a map completed on ``arch``'s
-        binary layers."""
-        return self.every if not self.layers else dict(self.layers)
-
     def per_layer(self, arch: models.Arch) -> dict[int, models.NM]:
+        """Layer index -> N:M over ``arch`` (models.with_sparsity's argument)."""
         named = dict(self.layers)
         if self.every:
             named = {**{i: self.every for i, s in enumerate(arch.layers) if kinds.sparse_of(s.kind)}, **named}
@@ -185,7 +181,7 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
     out = atomic.make_dir(Path(out))
     start, _ = checkpoint.load(checkpoint_path(model))
     for setting in settings:  # a setting the architecture cannot take fails before any training
-        models.with_sparsity(start.arch, setting.nm())
+        models.with_sparsity(start.arch, setting.per_layer(start.arch))
     data = datasets.load(dataset)
     data = dataclasses.replace(data, train=data.train.subset(schedule.train_subset, schedule.seed))
     name = model_name(model)
@@ -206,7 +202,7 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
         label = setting.label if setting else "control"
         jobs.set_postfix(nm=label, seed=seed, refresh=False)
         folder = atomic.make_dir(out / (setting.folder if setting else "dense") / f"seed{seed}")
-        start_model = (models.sparsified(start, setting.nm(), data.train.images[:CALIBRATION_IMAGES]) if setting
+        start_model = (models.sparsified(start, setting.per_layer(start.arch), data.train.images[:CALIBRATION_IMAGES]) if setting
                        else copy.deepcopy(start))
         cfg = schedule.config(seed)
         trained, _ = rounds._trained(folder, start_model, cfg, data, None, seed, f"{label} seed {seed}", {"command": command},

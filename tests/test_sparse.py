@@ -168,11 +168,13 @@ def test_settings_parse_every_layer_and_named_layers():
     every, named, both = sparse_sweep.parse_nm("2:8, 04=1:16+08_binary_conv=1:16,1:4+04=1:16")
     assert (every.uniform, every.label, every.folder, every.suffix) == ((2, 8), "2:8", "nm2_8", "2of8")
     assert (named.uniform, named.label, named.folder) == (None, "04=1:16+08=1:16", "nm04-1_16+08-1_16")
-    assert named.nm() == {4: (1, 16), 8: (1, 16)} and both.label == "1:4+04=1:16"
     arch = models.nin((28, 28, 1), list("abcdefghij"))
+    assert named.per_layer(arch) == {4: (1, 16), 8: (1, 16)} and both.label == "1:4+04=1:16"
     assert both.per_layer(arch) == {1: (1, 4), 2: (1, 4), 4: (1, 16), 5: (1, 4), 6: (1, 4), 8: (1, 4), 9: (1, 4)}
-    sparse = models.with_sparsity(arch, named.nm())
-    assert [(i, s.kind, s.nm) for i, s in enumerate(sparse.layers) if s.nm] == [(4, "sparse_conv", (1, 16)), (8, "sparse_conv", (1, 16))]
+    assert every.per_layer(arch) == dict.fromkeys((1, 2, 4, 5, 6, 8, 9), (2, 8))
+    sparse = models.with_sparsity(arch, both.per_layer(arch))
+    assert [(i, s.nm) for i, s in enumerate(sparse.layers) if s.nm] == list(both.per_layer(arch).items())
+    assert {s.kind for s in sparse.layers if s.nm} == {"sparse_conv"}
 
 
 @pytest.mark.parametrize("text, message", [
