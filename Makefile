@@ -85,7 +85,7 @@ bitslice: setup  ## 8-bit vs bit-plane input side by side: make bitslice MODEL=n
 margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make margin-sweep MODEL=nin_pruned [WEIGHTS=0,0.5,1,2]
 	$(VENV)/bin/flipflow margin-sweep $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
-sparse: setup  ## N:M sparse binary layers (SBNN) on the zoo's fine-tuning schedule: make sparse MODEL=nin_pruned [NM=1:4,2:8]
+sparse: setup  ## N:M sparse binary layers (SBNN) on the zoo's fine-tuning schedule: make sparse MODEL=nin_pruned [NM=2:8,04=2:32+08=2:32]
 	$(VENV)/bin/flipflow sparse $(MODEL) $(if $(NM),--nm $(NM)) --out build/$(MODEL_NAME)-sparse
 
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned

@@ -264,20 +264,19 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = report["rows"]
-    x = [100 * r["sparsity"] for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for r, xi in zip(rows, x):
-        ax1.plot([xi] * len(r["accuracy_per_seed"]), [100 * a for a in r["accuracy_per_seed"]], ".", color="grey")
-        ax1.annotate(r["setting"], (xi, 100 * r["accuracy"]), textcoords="offset points",
-                     xytext=(4, 4), fontsize=8)
-    ax1.plot(x, [100 * r["accuracy"] for r in rows], "o", label="mean over seeds")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    markers = "osD^v<>pPX*h"
+    for i, r in enumerate(rows):  # one colour and marker per setting, named in the legend (settings share x often)
+        x, style = 100 * r["sparsity"], {"color": f"C{i % 10}", "marker": markers[i % len(markers)], "ls": ""}
+        ax1.plot([x] * len(r["accuracy_per_seed"]), [100 * a for a in r["accuracy_per_seed"]], ".", color="grey")
+        ax1.plot(x, 100 * r["accuracy"], **style, label=f"{r['setting']}: {100 * r['accuracy']:.2f}%")
+        ax2.plot(x, r["fps_at_100mhz"], **style)
     ax1.axhline(100 * rows[0]["accuracy"] - report["bar"]["accuracy_drop_pt"], color="grey", lw=0.8, ls="--",
                 label="dense - 1 pt")
-    ax1.axhline(100 * report["control"]["accuracy"], color="C2", lw=0.8, ls=":", label="dense fine-tuned on this schedule")
-    ax1.set_ylabel(f"top-1 on {report['test_images']} test images (%)")
+    ax1.axhline(100 * report["control"]["accuracy"], color="k", lw=0.8, ls=":", label="dense fine-tuned on this schedule")
+    ax1.set_ylabel(f"top-1 on {report['test_images']} test images (%): mean, seeds grey")
     ax1.set_title("accuracy (golden model on the exported IR)")
-    ax1.legend(fontsize=8)
-    ax2.plot(x, [r["fps_at_100mhz"] for r in rows], "s")
+    ax1.legend(fontsize=7)
     ax2.axhline(report["bar"]["speedup"] * rows[0]["fps_at_100mhz"], color="grey", lw=0.8, ls="--", label="1.5x dense")
     ax2.set_ylabel("frames/s at 100 MHz (cycle model)")
     ax2.set_title(f"best folding in the {report['budget']['device']['name']} budget")
