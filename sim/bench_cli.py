@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_budget_args(m)
     m.set_defaults(func=_margin_sweep)
 
-    s = sub.add_parser("sparse", help="N:M sparse binary layers (SBNN): fine-tune a checkpoint at each N:M, top-1, cycles "
+    s = sub.add_parser("sparse", help="N:M sparse binary layers (SBNN): fine-tune a checkpoint at each setting, top-1, cycles "
                                       "and resources against sparsity beside the dense model, report.{json,png}")
     s.add_argument("model", help="zoo name (e.g. nin_pruned) or a checkpoint.pt")
     s.add_argument("--nm", default="1:2,1:4,2:8,1:8", help="settings, comma-separated: N:M for every binary layer, LAYER=N:M for one (its IR name's number), "

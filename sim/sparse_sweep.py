@@ -1,18 +1,19 @@
 """`flipflow sparse`: accuracy against N:M sparsity of the binary layers (SBNN; docs/DESIGN.md,
-"Sparse binary layers"). From one dense checkpoint, each (N, M) turns every binary layer into
-a sparse one (training.models.sparsified: latent weights kept, BatchNorm statistics re-estimated),
-fine-tunes it with every seed on one schedule (the zoo's fine-tuning by default), exports it and
-measures top-1 on the full test set (golden model), then prices it in a device budget: the
-folding search's fastest folding, its cycles per frame and resources by the cost model. The
-dense model, as it is, is the first row. The dense model fine-tuned on the same schedule and
-seeds is the control (``control``): a sparse row's ``drop_vs_control_pt`` is its loss with the
-schedule's own effect taken out, ``accuracy_drop_pt`` the loss against the dense model (the
-issue's bar). Every step resumes: a finished seed is not trained again, a priced setting not
-searched again.
+"Sparse binary layers"). From one dense checkpoint, each setting (``Setting``: one N:M for every
+binary layer, or per layer) turns those layers into sparse ones (training.models.sparsified:
+latent weights kept, BatchNorm statistics re-estimated), fine-tunes the net with every seed on one
+schedule (the zoo's fine-tuning by default; ``distill`` mixes in the dense model's soft targets),
+exports it and measures top-1 on the full test set (golden model), then prices it in a device
+budget: the folding search's fastest folding, its cycles per frame and resources by the cost
+model. The dense model, as it is, is the first row. The dense model fine-tuned on the same
+schedule and seeds is the control (``control``): a sparse row's ``drop_vs_control_pt`` is its loss
+with the schedule's own effect taken out, ``accuracy_drop_pt`` the loss against the dense model
+(the issue's bar). Every step resumes: a finished seed is not trained again, a priced setting not
+searched again (a changed schedule needs another ``out``).
 
-Layout of ``out``: dense/ (model.ir.npz, hardware.json, seed<S>/: the control's runs),
-nm<N>_<M>/seed<S>/ (checkpoint.pt, log.json, model.ir.npz) and nm<N>_<M>/hardware.json,
-report.json, report.png.
+Layout of ``out``: dense/ (model.ir.npz, hardware.json, seed<S>/: the control's runs), one folder
+per setting (``Setting.folder``: nm2_8, nm04-1_16+08-1_16) with seed<S>/ (checkpoint.pt,
+log.json, model.ir.npz), model.ir.npz and hardware.json; report.json, report.png.
 """
 
 from __future__ import annotations
@@ -107,16 +108,24 @@ class Setting:
 
 def parse_nm(text: str) -> list[Setting]:
     """"1:4,2:8,04=1:16+08=1:16" -> three Settings; UsageError naming the bad item and the rule."""
-    return [_setting(text, item.strip()) for item in text.split(",")]
+    settings: list[Setting] = []
+    for item in (t.strip() for t in text.split(",")):
+        setting = _setting(text, item)
+        if setting in settings:
+            raise UsageError(f"--nm {text!r}: {item!r} repeats setting {setting.label}", fix="give each setting once")
+        settings.append(setting)
+    return settings
 
 
 def _setting(text: str, item: str) -> Setting:
     every, layers = None, {}
     for part in item.split("+"):
-        where, _, pair = part.rpartition("=")
+        where, named, pair = part.rpartition("=")
         try:
             n, m = (int(v) for v in pair.split(":"))
-            index = int(where.split("_")[0]) if where else None
+            if named and not where.isdigit():
+                raise ValueError(where)
+            index = int(where) if named else None
         except ValueError:
             raise UsageError(f"--nm {text!r}: {part!r} is not N:M or LAYER=N:M",
                              fix="give comma-separated settings, e.g. --nm 1:4,2:8,04=1:16+08=1:16") from None
@@ -182,6 +191,7 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
     start, _ = checkpoint.load(checkpoint_path(model))
     for setting in settings:  # a setting the architecture cannot take fails before any training
         models.with_sparsity(start.arch, setting.per_layer(start.arch))
+    schedule.config(schedule.seed).check()
     data = datasets.load(dataset)
     data = dataclasses.replace(data, train=data.train.subset(schedule.train_subset, schedule.seed))
     name = model_name(model)
@@ -241,8 +251,8 @@ def first_losing(rows: list[dict[str, Any]], drop: str) -> float | None:
 
 def table(report: dict) -> str:
     """One line per row: sparsity, top-1 (mean over seeds), its drop, and the hardware figures."""
-    width = max(6, *(len(r["setting"]) for r in report["rows"]))
-    head = (f"{'N:M':>{width}}{'sparsity':>9}{'top-1 %':>9}{'drop pt':>8}{'vs ctl':>7}{'Mbin ops':>10}{'Kbit w':>8}{'cycles':>9}"
+    width = max(7, *(len(r["setting"]) for r in report["rows"]))
+    head = (f"{'setting':>{width}}{'sparsity':>9}{'top-1 %':>9}{'drop pt':>8}{'vs ctl':>7}{'Mbin ops':>10}{'Kbit w':>8}{'cycles':>9}"
             f"{'frames/s':>10}{'speedup':>8}{'LUT':>8}{'BRAM36':>7}")
     lines = [head, "-" * len(head)]
     for r in report["rows"]:

@@ -149,10 +149,11 @@ def test_sweep_reports_each_setting_and_resumes(digits, tmp_path):
 
 
 @pytest.mark.parametrize("nm, message", [
-    ("1-4", "'1-4' is not N:M (fix: give comma-separated N:M pairs"),
+    ("1-4", "'1-4' is not N:M or LAYER=N:M (fix: give comma-separated settings"),
     ("1:6", "1:6 needs M a power of two in 2..64 and 1 <= N <= M"),
     ("1:128", "1:128 needs M a power of two in 2..64"),
-    ("1:2,1:64", "fan-in K=32 is smaller than the block M=64 (fix: choose M <= 32)"),
+    ("1:2,1:64", "fan-in K=32 is smaller than the block M=64 (fix: choose M <= 32 for it)"),
+    ("1:2,03=1:8", "layer 3 is not a binary (XNOR) layer that can be made sparse (fix: name one of layers 01, 02)"),
 ])
 def test_bad_settings_are_one_line(digits, tmp_path, capsys, nm, message):
     model = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)), 0)
@@ -165,7 +166,7 @@ def test_bad_settings_are_one_line(digits, tmp_path, capsys, nm, message):
 
 
 def test_settings_parse_every_layer_and_named_layers():
-    every, named, both = sparse_sweep.parse_nm("2:8, 04=1:16+08_binary_conv=1:16,1:4+04=1:16")
+    every, named, both = sparse_sweep.parse_nm("2:8, 08=1:16+04=1:16,1:4+04=1:16")
     assert (every.uniform, every.label, every.folder, every.suffix) == ((2, 8), "2:8", "nm2_8", "2of8")
     assert (named.uniform, named.label, named.folder) == (None, "04=1:16+08=1:16", "nm04-1_16+08-1_16")
     arch = models.nin((28, 28, 1), list("abcdefghij"))
@@ -182,8 +183,11 @@ def test_settings_parse_every_layer_and_named_layers():
     ("04=3:6", "3:6 needs M a power of two"),
     ("04=1:8+04=1:4", "sets layer 4 twice"),
     ("1:8+2:8", "sets every layer twice"),
+    ("=1:8", "'=1:8' is not N:M or LAYER=N:M"),
+    ("04_binary_conv=1:8", "is not N:M or LAYER=N:M"),
+    ("04=1:8+08=1:8,08=1:8+04=1:8", "'08=1:8+04=1:8' repeats setting 04=1:8+08=1:8"),
 ])
-def test_bad_settings_are_one_line(text, message):
+def test_setting_parse_errors_name_the_item(text, message):
     with pytest.raises(UsageError, match=re.escape(message)):
         sparse_sweep.parse_nm(text)
 

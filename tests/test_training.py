@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -155,20 +156,25 @@ def test_bad_config_is_rejected():
 
 
 def test_distillation_pulls_the_student_to_the_teacher(digits, tmp_path):
-    """Pure distillation (weight 1: the labels play no part) from a trained teacher makes an
-    untrained student agree with it; without the teacher the loss would have no gradient."""
+    """Pure distillation (weight 1: the labels play no part) from a teacher trained on shifted
+    labels (class c called c + 1) makes an untrained student agree with the teacher, not with
+    the true labels it is given."""
+    shifted = lambda split: dataclasses.replace(split, labels=(split.labels + 1) % 10)  # noqa: E731
     teacher = tiny_model(digits, seed=1)
-    training.train(teacher, training.TrainConfig(epochs=3, batch_size=64, lr=3e-3, flip_epochs=0), digits.train,
-                   digits.test, tmp_path / "teacher")
+    training.train(teacher, training.TrainConfig(epochs=3, batch_size=64, lr=3e-3, flip_epochs=0), shifted(digits.train),
+                   shifted(digits.test), tmp_path / "teacher")
     student = tiny_model(digits, seed=2)
-    agree = lambda: float((training.integer_scores(student, digits.test.images).argmax(1)  # noqa: E731
-                           == training.integer_scores(teacher, digits.test.images).argmax(1)).mean())
-    before = agree()
-    cfg = training.TrainConfig(epochs=2, batch_size=64, lr=3e-3, flip_epochs=0, distill_weight=1.0, distill_temperature=2.0)
+    predicted = lambda model: training.integer_scores(model, digits.test.images).argmax(1)  # noqa: E731
+    before = float((predicted(student) == predicted(teacher)).mean())
+    cfg = training.TrainConfig(epochs=3, batch_size=64, lr=3e-3, flip_epochs=0, distill_weight=1.0, distill_temperature=2.0)
     training.train(student, cfg, digits.train, digits.test, tmp_path / "student", teacher=teacher)
-    assert before < 0.3 and agree() > 0.5  # chance agreement is about 0.1
+    agree, true = (float((predicted(student) == y).mean()) for y in (predicted(teacher), digits.test.labels))
+    assert before < 0.3 and agree > 0.5 and true < 0.2  # chance is about 0.1
+    assert "distill_loss" in json.loads((tmp_path / "student" / "log.json").read_text())[-1]
     with pytest.raises(training.TrainingError, match="without a teacher"):
         training.train(tiny_model(digits), cfg, digits.train, digits.test, tmp_path / "none")
+    with pytest.raises(training.TrainingError, match="teacher is the model"):
+        training.train(student, cfg, digits.train, digits.test, tmp_path / "self", teacher=student)
 
 
 def test_distillation_loss_is_zero_only_at_the_teacher():

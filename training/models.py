@@ -151,7 +151,7 @@ def with_sparsity(arch: Arch, nm: NM | Mapping[int, NM]) -> Arch:
     layer, or a map from layer index (the number its IR name starts with) to (N, M) for some
     of them: the others stay dense."""
     binary = [i for i, s in enumerate(arch.layers) if kinds.sparse_of(s.kind)]
-    per_layer = {i: nm for i in binary} if isinstance(nm, tuple) else dict(nm)
+    per_layer = dict(nm) if isinstance(nm, Mapping) else {i: tuple(nm) for i in binary}
     for i, (n, m) in sorted(per_layer.items()):
         if i not in binary:
             raise ArchError(f"{arch.name}: layer {i} is not a binary (XNOR) layer that can be made sparse",

@@ -144,6 +144,8 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
     if cfg.distill_weight > 0 and teacher is None:
         raise TrainingError(f"distillation weight {cfg.distill_weight} without a teacher model",
                             fix="pass the teacher (e.g. the dense model) or set the distillation weight to 0")
+    if teacher is model:
+        raise TrainingError("the teacher is the model being trained", fix="distil from a copy of it")
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT
     device = torch.device(cfg.device)
@@ -187,7 +189,7 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
             gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
             order = torch.randperm(len(train_split), generator=gen)
             model.train()
-            total_loss, margin_total, correct = 0.0, 0.0, 0
+            total_loss, margin_total, distill_total, correct = 0.0, 0.0, 0.0, 0
             bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False,
                        dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
             for step in bar:
@@ -202,7 +204,9 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
                     with torch.no_grad():
                         teacher_logits = teacher(x) / teacher_positions
                     w = cfg.distill_weight
-                    loss = (1 - w) * loss + w * distillation_loss(logits / positions, teacher_logits, cfg.distill_temperature)
+                    distill_loss = distillation_loss(logits / positions, teacher_logits, cfg.distill_temperature)
+                    loss = (1 - w) * loss + w * distill_loss
+                    distill_total += distill_loss.item() * len(idx)
                 if regulariser is not None:
                     margin_loss = regulariser()
                     loss = loss + cfg.margin_weight * margin_loss
@@ -231,6 +235,7 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
                 "flip_overhead_s": tracker.overhead_s - overhead0,
                 "flip_overhead_share": (tracker.overhead_s - overhead0) / train_s,
                 **({"margin_loss": margin_total / len(train_split)} if regulariser is not None else {}),
+                **({"distill_loss": distill_total / len(train_split)} if cfg.distill_weight > 0 else {}),
             }
             log.append(record)
             checkpoint.save(ckpt_path, model.cpu(), optimizer=opt.state_dict(), flips=tracker.state_dict(), epoch=epoch + 1,
@@ -241,6 +246,8 @@ def train(model: BNN, cfg: TrainConfig, train_split: Split, test_split: Split, o
                   f"test acc {record['test_accuracy']:.4f} ({record['train_s']:.1f} s, flips {record['flip_overhead_share']:.2%})",
                   file=sys.stderr)
     model.cpu().eval()
+    if teacher is not None:
+        teacher.cpu()
     return {"log": log, "flips": tracker}
 
 
