@@ -19,7 +19,6 @@ asks; otherwise the golden model of the one IR.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,35 +33,13 @@ MAX_PLANES = 4
 MAX_DROP_PT = 1.0
 
 
-def pruned_run(model: str) -> tuple[Path, dict[str, Any]] | None:
-    """The comparison (comparison.json) behind a prune run folder or a zoo model, and the
-    folder of its pruned net, or None."""
-    folder = Path(model)
-    if not (folder / "comparison.json").is_file():
-        folder = ir.ZOO / str(model) / "comparison"
-        if not (folder / "comparison.json").is_file():
-            return None
-    return folder, json.loads((folder / "comparison.json").read_text())
-
-
-def seed_accuracies(comparison: dict[str, Any]) -> list[float]:
-    """Top-1 per fine-tuning seed of the pruned net a comparison chose (its ``pruned_folder``:
-    flip pruning by the ``rule`` of its prune settings, at that round)."""
-    rule, rnd = comparison["prune"]["rule"], int(comparison["pruned_folder"].rsplit("round", 1)[1])
-    chosen = [r for r in comparison["rows"] if r["criterion"] == reports.flip_criterion(rule) and r["round"] == rnd]
-    if len(chosen) != 1:
-        raise UsageError(f"comparison.json has {len(chosen)} rows for its pruned net (flip, {rule} rule, round {rnd})",
-                         fix="re-run the prune comparison, or give the pruned net's model.ir.npz")
-    return chosen[0].get("accuracy_per_seed") or [chosen[0]["accuracy"]]
-
-
 def load(model: str) -> tuple[str, ir.Network, list[float] | None]:
     """(label, network, top-1 per fine-tuning seed or None) of a zoo name, IR file or prune run folder."""
-    run = pruned_run(model)
+    run = reports.pruned_run(model)
     if run is not None and Path(model).is_dir():  # a prune run folder: its pruned net, first seed
         folder, comparison = run
-        return folder.name, ir.load(folder / comparison["pruned_folder"] / ir.FILENAME), seed_accuracies(comparison)
-    return ir.model_label(model), ir.load_model(model), seed_accuracies(run[1]) if run else None
+        return folder.name, ir.load(folder / comparison["pruned_folder"] / ir.FILENAME), reports.seed_accuracies(comparison)
+    return ir.model_label(model), ir.load_model(model), reports.seed_accuracies(run[1]) if run else None
 
 
 def row(label: str, net: ir.Network, budget: devices.Budget, cache: Path, images: int | None,

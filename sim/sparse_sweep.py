@@ -35,7 +35,7 @@ from flipflow import atomic, golden, ir, kinds
 from flipflow.errors import UsageError
 from flipflow.generator import cost, devices, folding
 from flipflow.sim.margin_sweep import checkpoint_path, model_name
-from flipflow.training import checkpoint, datasets, models, rounds
+from flipflow.training import checkpoint, datasets, models, reports, rounds
 from flipflow.training.export import export
 from flipflow.training.train import TrainConfig
 
@@ -199,10 +199,8 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
     dense = ir.load(ir.resolve(model)) if not model.endswith(".pt") else export(start, name, dataset)
     if not (dense_folder / ir.FILENAME).exists():
         dense.save(dense_folder / ir.FILENAME)
-    dense_acc = dense.metrics.get("accuracy") if dense.metrics.get("test_images") == len(data.test) else None
-    if dense_acc is None:
-        dense_acc = golden.accuracy(dense, data.test.images, data.test.labels)
-    rows = [{"name": name, **row(dense, None, [dense_acc], hardware(dense, dense_folder, budget))}]
+    reference, source = dense_reference(model, dense, data.test)
+    rows = [{"name": name, **row(dense, None, reference, hardware(dense, dense_folder, budget)), "accuracy_source": source}]
     seeds = [schedule.seed + i for i in range(schedule.seeds)]
     jobs = tqdm([(setting, s) for setting in [None, *settings] for s in seeds], desc="sparse settings x seeds",
                 file=sys.stderr, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
@@ -244,6 +242,21 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
     return report
 
 
+def dense_reference(model: str, dense: ir.Network, test: datasets.Split) -> tuple[list[float], str]:
+    """The dense row's top-1 per seed and where it comes from: the fine-tuning seeds of the
+    model's pruning comparison where the zoo keeps one (issue 17's bar: the mean of the zoo's
+    seeds), else the golden model of its IR on the test set."""
+    run = reports.pruned_run(model) if not model.endswith(".pt") else None
+    if run:
+        seeds = reports.seed_accuracies(run[1])
+        where = run[0].relative_to(ir.ZOO.parent) if run[0].is_relative_to(ir.ZOO.parent) else run[0]
+        return seeds, f"mean of {len(seeds)} fine-tuning seeds ({where}/comparison.json)"
+    accuracy = dense.metrics.get("accuracy") if dense.metrics.get("test_images") == len(test) else None
+    if accuracy is None:
+        accuracy = golden.accuracy(dense, test.images, test.labels)
+    return [accuracy], f"golden model of the IR on {len(test)} test images"
+
+
 def first_losing(rows: list[dict[str, Any]], drop: str) -> float | None:
     """The least sparsity whose ``drop`` (points) is over the bar's, or None."""
     return min((r["sparsity"] for r in rows[1:] if r[drop] > BAR["accuracy_drop_pt"]), default=None)
@@ -261,6 +274,7 @@ def table(report: dict) -> str:
                      f"{r['binary_ops'] / 1e6:>10.2f}{r['weight_bits'] / 1e3:>8.1f}{r['cycles_per_frame']:>9,}"
                      f"{r['fps_at_100mhz']:>10,.0f}{r['speedup']:>7.2f}x{r['LUT']:>8,.0f}{r['BRAM36']:>7.1f}")
     c = report["control"]
+    lines.append(f"dense top-1: {report['rows'][0]['accuracy_source']}")
     lines.append(f"control (the dense model fine-tuned on the same schedule, {len(c['accuracy_per_seed'])} seed(s)): "
                  f"{100 * c['accuracy']:.2f}%; drop pt: against the dense model, vs ctl: against the control")
     return "\n".join(lines)

@@ -123,6 +123,7 @@ def test_sweep_reports_each_setting_and_resumes(digits, tmp_path):
                               "digits")
     dense, half, eighth, mixed = report["rows"]
     assert (dense["n"], dense["sparsity"], dense["setting"]) == (None, 0.0, "dense")
+    assert dense["accuracy_source"].startswith("golden model")  # a checkpoint has no pruning comparison
     assert (half["sparsity"], eighth["sparsity"]) == (0.5, 0.875) and (eighth["n"], eighth["m"]) == (1, 8)
     # one of the two 32 x 32 binary layers at 1:8, the other dense: 7/16 zeros, no single N:M
     assert (mixed["setting"], mixed["n"], mixed["sparsity"]) == ("02=1:8", None, 0.875 / 2)
@@ -211,3 +212,12 @@ def test_sweep_distils_from_the_dense_model(digits, tmp_path):
     for folder in ("dense", "nm1_4"):
         cfg = checkpoint.load(tmp_path / "sweep" / folder / "seed0" / "checkpoint.pt")[1]["train_config"]
         assert (cfg["distill_weight"], cfg["distill_temperature"]) == (0.5, 3.0)
+
+
+def test_the_zoo_dense_reference_is_the_mean_of_its_fine_tuning_seeds(fashion):
+    """Issue 17's bar compares with the mean of the zoo's fine-tuning seeds, as bitslice does."""
+    comparison = json.loads((ir.ZOO / "nin_pruned" / "comparison" / "comparison.json").read_text())
+    zoo_net = next(r for r in comparison["rows"] if r["name"] == "nin_pruned r1")  # flip pruned, latent rule: the zoo's
+    seeds, source = sparse_sweep.dense_reference("nin_pruned", ir.load_model("nin_pruned"), fashion.test)
+    assert seeds == zoo_net["accuracy_per_seed"] and "mean of 3 fine-tuning seeds" in source
+    assert ir.load_model("nin_pruned").metrics["accuracy"] == seeds[0]  # the zoo IR is the first seed's net

@@ -3,6 +3,7 @@ all written atomically under the run's folder."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from flipflow import atomic
+from flipflow import atomic, ir
+from flipflow.errors import UsageError
 
 
 def _save_figure(fig: "plt.Figure", path: Path) -> Path:
@@ -93,3 +95,25 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
 
 def write_text(path: Path, text: str) -> Path:
     return atomic.write_text(path, text)
+
+
+def pruned_run(model: str) -> tuple[Path, dict[str, Any]] | None:
+    """The comparison (comparison.json) behind a prune run folder or a zoo model, and the
+    folder of its pruned net, or None."""
+    folder = Path(model)
+    if not (folder / "comparison.json").is_file():
+        folder = ir.ZOO / str(model) / "comparison"
+        if not (folder / "comparison.json").is_file():
+            return None
+    return folder, json.loads((folder / "comparison.json").read_text())
+
+
+def seed_accuracies(comparison: dict[str, Any]) -> list[float]:
+    """Top-1 per fine-tuning seed of the pruned net a comparison chose (its ``pruned_folder``:
+    flip pruning by the ``rule`` of its prune settings, at that round)."""
+    rule, rnd = comparison["prune"]["rule"], int(comparison["pruned_folder"].rsplit("round", 1)[1])
+    chosen = [r for r in comparison["rows"] if r["criterion"] == flip_criterion(rule) and r["round"] == rnd]
+    if len(chosen) != 1:
+        raise UsageError(f"comparison.json has {len(chosen)} rows for its pruned net (flip, {rule} rule, round {rnd})",
+                         fix="re-run the prune comparison, or give the pruned net's model.ir.npz")
+    return chosen[0].get("accuracy_per_seed") or [chosen[0]["accuracy"]]
