@@ -27,7 +27,7 @@ WEIGHTS    ?=
 PLANES     ?=
 PLANES_MODELS ?= nin_planes4
 # make bench adds these models at their best folding in the same budget
-BENCH_VARIANTS ?= nin_planes4,nin_pruned_2to8
+BENCH_VARIANTS ?= nin_planes4,nin_pruned_l04_2of32_l08_2of32
 NM         ?=
 # build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
 MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))
