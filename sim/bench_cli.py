@@ -76,7 +76,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("sparse", help="N:M sparse binary layers (SBNN): fine-tune a checkpoint at each setting, top-1, cycles "
                                       "and resources against sparsity beside the dense model, report.{json,png}")
-    s.add_argument("model", help="zoo name (e.g. nin_pruned) or a checkpoint.pt")
+    s.add_argument("model", help="zoo name (e.g. nin_pruned), a checkpoint.pt, or a prune run folder (its pruned net; "
+                                 "top-1 the mean of its fine-tuning seeds)")
+    s.add_argument("--reference", default=None,
+                   help="the model the drop and speedup are taken against, in the same forms (default: the start model; "
+                        "e.g. nin_pruned when the start is a bit-plane net)")
     s.add_argument("--nm", default="1:2,1:4,2:8,1:8", help="settings, comma-separated: N:M for every binary layer, LAYER=N:M for one (its IR name's number), "
                         "joined by + (e.g. 2:8,04=1:16+08=1:16,1:4+04=1:16); unnamed layers stay dense (default 1:2,1:4,2:8,1:8)")
     s.add_argument("--train-subset", type=int, default=16384, help="fine-tune on a fixed random subset of N training images (default 16384)")
@@ -208,15 +212,15 @@ def _margin_sweep(args: argparse.Namespace) -> int:
 def _sparse(args: argparse.Namespace) -> int:
     import shlex
 
-    from flipflow.sim import margin_sweep, sparse_sweep
+    from flipflow.sim import sparse_sweep
 
     settings = sparse_sweep.parse_nm(args.nm)
     schedule = sparse_sweep.Schedule(train_subset=args.train_subset, epochs=args.epochs, lr=args.lr, lr_steps=args.lr_steps,
                                      batch_size=args.batch_size, seeds=args.seeds, seed=args.seed, distill=args.distill,
                                      temperature=args.distill_temperature)
-    out = args.out or Path("build") / f"{margin_sweep.model_name(args.model)}-sparse"
+    out = args.out or Path("build") / f"{sparse_sweep.Start.of(args.model).name}-sparse"
     command = "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = sparse_sweep.run(args.model, settings, schedule, out, budget_from_args(args), args.dataset, command)
+    report = sparse_sweep.run(args.model, settings, schedule, out, budget_from_args(args), args.dataset, command, args.reference)
     print(sparse_sweep.table(report))
     print(f"flipflow sparse: wrote {out}/report.json, report.png ({report['wall_s']:.0f} s)", file=sys.stderr)
     return 0

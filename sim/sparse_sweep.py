@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,8 +35,9 @@ from tqdm import tqdm
 from flipflow import atomic, golden, ir, kinds
 from flipflow.errors import UsageError
 from flipflow.generator import cost, devices, folding
-from flipflow.sim.margin_sweep import checkpoint_path, model_name
+from flipflow.sim.margin_sweep import checkpoint_path
 from flipflow.training import checkpoint, datasets, models, reports, rounds
+from flipflow.training.blocks import BNN
 from flipflow.training.export import export
 from flipflow.training.train import TrainConfig
 
@@ -183,24 +185,81 @@ def row(net: ir.Network, setting: Setting | None, accuracies: list[float], hw: d
             "weight_bits": weight_bits(net), **{k: v for k, v in hw.items() if k != "budget"}}
 
 
+@dataclass
+class Start:
+    """A model the sweep starts from or compares with: its dense checkpoint, a name (an
+    identifier: sparse nets are named after it), its exported IR where one is kept, and its
+    top-1 per fine-tuning seed where its pruning comparison is at hand."""
+
+    checkpoint: Path
+    name: str
+    ir_path: Path | None = None
+    seeds: list[float] | None = None
+    seeds_source: str = ""
+
+    @classmethod
+    def of(cls, model: str) -> "Start":
+        """A zoo name, a checkpoint.pt, or a prune run folder (its pruned net, first seed)."""
+        if model.endswith(".pt"):
+            return cls(Path(model), _identifier(Path(model).parent.name))
+        run = reports.pruned_run(model)
+        seeds = reports.seed_accuracies(run[1]) if run else None
+        where = run and (run[0].relative_to(ir.ZOO.parent) if run[0].is_relative_to(ir.ZOO.parent) else run[0])
+        source = f"mean of {len(seeds)} fine-tuning seeds ({where}/comparison.json)" if seeds else ""
+        if run and Path(model).is_dir():
+            net_dir = run[0] / run[1]["pruned_folder"]
+            return cls(net_dir / "checkpoint.pt", _identifier(run[0].name), net_dir / ir.FILENAME, seeds, source)
+        return cls(checkpoint_path(model), model, ir.resolve(model), seeds, source)
+
+    def network(self, dataset: str, model: BNN | None = None) -> ir.Network:
+        """The dense net: the kept IR, else the checkpoint's model (``model`` if loaded) exported."""
+        if self.ir_path:
+            return ir.load(self.ir_path)
+        return export(model or checkpoint.load(self.checkpoint)[0], self.name, dataset)
+
+    def top1(self, net: ir.Network, test: datasets.Split) -> tuple[list[float], str]:
+        """Top-1 per seed and where it comes from: the fine-tuning seeds where known (issue
+        17's bar: the mean of the zoo's seeds), else the golden model of ``net`` on ``test``."""
+        if self.seeds:
+            return self.seeds, self.seeds_source
+        accuracy = net.metrics.get("accuracy") if net.metrics.get("test_images") == len(test) else None
+        if accuracy is None:
+            accuracy = golden.accuracy(net, test.images, test.labels)
+        return [accuracy], f"golden model of the IR on {len(test)} test images"
+
+
+def _identifier(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+def _dense_row(start: Start, net: ir.Network, folder: Path, test: datasets.Split, budget: devices.Budget) -> dict[str, Any]:
+    folder = atomic.make_dir(folder)
+    if not (folder / ir.FILENAME).exists():
+        net.save(folder / ir.FILENAME)
+    accuracies, source = start.top1(net, test)
+    return {"name": start.name, **row(net, None, accuracies, hardware(net, folder, budget)), "accuracy_source": source}
+
+
 def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budget: devices.Budget,
-        dataset: str = "fashion_mnist", command: str = "") -> dict[str, Any]:
-    """The dense row and one row per setting; report.json and report.png in ``out``."""
+        dataset: str = "fashion_mnist", command: str = "", reference: str | None = None) -> dict[str, Any]:
+    """The dense row and one row per setting; report.json and report.png in ``out``. The bar's
+    drop and speedup are taken against ``reference`` (e.g. the 8-bit-input nin_pruned for a
+    sweep from a bit-plane net), by default the start model."""
     t0 = time.perf_counter()
     out = atomic.make_dir(Path(out))
-    start, _ = checkpoint.load(checkpoint_path(model))
+    begin = Start.of(model)
+    start, _ = checkpoint.load(begin.checkpoint)
     for setting in settings:  # a setting the architecture cannot take fails before any training
         models.with_sparsity(start.arch, setting.per_layer(start.arch))
     schedule.config(schedule.seed).check()
     data = datasets.load(dataset)
     data = dataclasses.replace(data, train=data.train.subset(schedule.train_subset, schedule.seed))
-    name = model_name(model)
-    dense_folder = atomic.make_dir(out / "dense")
-    dense = ir.load(ir.resolve(model)) if not model.endswith(".pt") else export(start, name, dataset)
-    if not (dense_folder / ir.FILENAME).exists():
-        dense.save(dense_folder / ir.FILENAME)
-    reference, source = dense_reference(model, dense, data.test)
-    rows = [{"name": name, **row(dense, None, reference, hardware(dense, dense_folder, budget)), "accuracy_source": source}]
+    name = begin.name
+    rows = [_dense_row(begin, begin.network(dataset, start), out / "dense", data.test, budget)]
+    compared = rows[0]
+    if reference:
+        other = Start.of(reference)
+        compared = {**_dense_row(other, other.network(dataset), out / "reference", data.test, budget), "setting": "reference"}
     seeds = [schedule.seed + i for i in range(schedule.seeds)]
     jobs = tqdm([(setting, s) for setting in [None, *settings] for s in seeds], desc="sparse settings x seeds",
                 file=sys.stderr, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
@@ -226,12 +285,13 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
             net.save(folder / ir.FILENAME)  # the first seed's net stands for the setting's hardware
         rows.append({"name": net.name, **row(net, setting, accuracies[setting], hardware(net, folder, budget))})
     control = {"accuracy": float(np.mean(accuracies[None])), "accuracy_per_seed": accuracies[None]}
-    for r in rows:
-        r["accuracy_drop_pt"] = 100 * (rows[0]["accuracy"] - r["accuracy"])
+    for r in [*rows, compared] if reference else rows:
+        r["accuracy_drop_pt"] = 100 * (compared["accuracy"] - r["accuracy"])
         r["drop_vs_control_pt"] = 100 * (control["accuracy"] - r["accuracy"])
-        r["speedup"] = r["fps_at_100mhz"] / rows[0]["fps_at_100mhz"]
+        r["speedup"] = r["fps_at_100mhz"] / compared["fps_at_100mhz"]
     report = {"model": model, "dataset": dataset, "schedule": dataclasses.asdict(schedule), "test_images": len(data.test),
-              "budget": budget.to_dict(), "bar": BAR, "control": control, "rows": rows,
+              "budget": budget.to_dict(), "bar": BAR, "control": control, "reference": compared if reference else None,
+              "rows": rows,
               "first_sparsity_losing_over_1pt": first_losing(rows, "accuracy_drop_pt"),
               "first_sparsity_losing_over_1pt_vs_control": first_losing(rows, "drop_vs_control_pt"),
               "bar_met_by": [r["name"] for r in rows[1:] if r["sparsity"] >= BAR["sparsity"]
@@ -242,21 +302,6 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
     return report
 
 
-def dense_reference(model: str, dense: ir.Network, test: datasets.Split) -> tuple[list[float], str]:
-    """The dense row's top-1 per seed and where it comes from: the fine-tuning seeds of the
-    model's pruning comparison where the zoo keeps one (issue 17's bar: the mean of the zoo's
-    seeds), else the golden model of its IR on the test set."""
-    run = reports.pruned_run(model) if not model.endswith(".pt") else None
-    if run:
-        seeds = reports.seed_accuracies(run[1])
-        where = run[0].relative_to(ir.ZOO.parent) if run[0].is_relative_to(ir.ZOO.parent) else run[0]
-        return seeds, f"mean of {len(seeds)} fine-tuning seeds ({where}/comparison.json)"
-    accuracy = dense.metrics.get("accuracy") if dense.metrics.get("test_images") == len(test) else None
-    if accuracy is None:
-        accuracy = golden.accuracy(dense, test.images, test.labels)
-    return [accuracy], f"golden model of the IR on {len(test)} test images"
-
-
 def first_losing(rows: list[dict[str, Any]], drop: str) -> float | None:
     """The least sparsity whose ``drop`` (points) is over the bar's, or None."""
     return min((r["sparsity"] for r in rows[1:] if r[drop] > BAR["accuracy_drop_pt"]), default=None)
@@ -264,17 +309,20 @@ def first_losing(rows: list[dict[str, Any]], drop: str) -> float | None:
 
 def table(report: dict) -> str:
     """One line per row: sparsity, top-1 (mean over seeds), its drop, and the hardware figures."""
-    width = max(7, *(len(r["setting"]) for r in report["rows"]))
+    width = max(9, *(len(r["setting"]) for r in report["rows"]))
     head = (f"{'setting':>{width}}{'sparsity':>9}{'top-1 %':>9}{'drop pt':>8}{'vs ctl':>7}{'Mbin ops':>10}{'Kbit w':>8}{'cycles':>9}"
             f"{'frames/s':>10}{'speedup':>8}{'LUT':>8}{'BRAM36':>7}")
     lines = [head, "-" * len(head)]
-    for r in report["rows"]:
+    for r in ([report["reference"]] if report.get("reference") else []) + report["rows"]:
         lines.append(f"{r['setting']:>{width}}{100 * r['sparsity']:>8.1f}%{100 * r['accuracy']:>9.2f}{r['accuracy_drop_pt']:>8.2f}"
                      f"{r['drop_vs_control_pt']:>7.2f}"
                      f"{r['binary_ops'] / 1e6:>10.2f}{r['weight_bits'] / 1e3:>8.1f}{r['cycles_per_frame']:>9,}"
                      f"{r['fps_at_100mhz']:>10,.0f}{r['speedup']:>7.2f}x{r['LUT']:>8,.0f}{r['BRAM36']:>7.1f}")
     c = report["control"]
     lines.append(f"dense top-1: {report['rows'][0]['accuracy_source']}")
+    if report.get("reference"):
+        lines.append(f"drop pt and speedup against the reference, {report['reference']['name']}: "
+                     f"{report['reference']['accuracy_source']}")
     lines.append(f"control (the dense model fine-tuned on the same schedule, {len(c['accuracy_per_seed'])} seed(s)): "
                  f"{100 * c['accuracy']:.2f}%; drop pt: against the dense model, vs ctl: against the control")
     return "\n".join(lines)
@@ -295,13 +343,15 @@ def plot(report: dict, path: Path) -> None:
         ax1.plot([x] * len(r["accuracy_per_seed"]), [100 * a for a in r["accuracy_per_seed"]], ".", color="grey")
         ax1.plot(x, 100 * r["accuracy"], **style, label=f"{r['setting']}: {100 * r['accuracy']:.2f}%")
         ax2.plot(x, r["fps_at_100mhz"], **style)
-    ax1.axhline(100 * rows[0]["accuracy"] - report["bar"]["accuracy_drop_pt"], color="grey", lw=0.8, ls="--",
-                label="dense - 1 pt")
+    compared = report.get("reference") or rows[0]  # what the bar compares with
+    ax1.axhline(100 * compared["accuracy"] - report["bar"]["accuracy_drop_pt"], color="grey", lw=0.8, ls="--",
+                label=f"{compared['name']} - 1 pt")
     ax1.axhline(100 * report["control"]["accuracy"], color="k", lw=0.8, ls=":", label="dense fine-tuned on this schedule")
     ax1.set_ylabel(f"top-1 on {report['test_images']} test images (%): mean, seeds grey")
     ax1.set_title("accuracy (golden model on the exported IR)")
     ax1.legend(fontsize=7)
-    ax2.axhline(report["bar"]["speedup"] * rows[0]["fps_at_100mhz"], color="grey", lw=0.8, ls="--", label="1.5x dense")
+    ax2.axhline(report["bar"]["speedup"] * compared["fps_at_100mhz"], color="grey", lw=0.8, ls="--",
+                label=f"{report['bar']['speedup']:g}x {compared['name']}")
     ax2.set_ylabel("frames/s at 100 MHz (cycle model)")
     ax2.set_title(f"best folding in the {report['budget']['device']['name']} budget")
     ax2.legend(fontsize=8)

@@ -15,7 +15,7 @@ from flipflow import cli, golden, ir, kinds
 from flipflow.errors import UsageError
 from flipflow.generator import devices, folding
 from flipflow.sim import sparse_sweep
-from flipflow.training import checkpoint, models
+from flipflow.training import checkpoint, models, reports
 from flipflow.training import train as training
 from flipflow.training.blocks import BNN, NMBinaryWeight, images_to_input
 from flipflow.training.export import ExportError, export
@@ -218,6 +218,35 @@ def test_the_zoo_dense_reference_is_the_mean_of_its_fine_tuning_seeds(fashion):
     """Issue 17's bar compares with the mean of the zoo's fine-tuning seeds, as bitslice does."""
     comparison = json.loads((ir.ZOO / "nin_pruned" / "comparison" / "comparison.json").read_text())
     zoo_net = next(r for r in comparison["rows"] if r["name"] == "nin_pruned r1")  # flip pruned, latent rule: the zoo's
-    seeds, source = sparse_sweep.dense_reference("nin_pruned", ir.load_model("nin_pruned"), fashion.test)
+    seeds, source = sparse_sweep.Start.of("nin_pruned").top1(ir.load_model("nin_pruned"), fashion.test)
     assert seeds == zoo_net["accuracy_per_seed"] and "mean of 3 fine-tuning seeds" in source
     assert ir.load_model("nin_pruned").metrics["accuracy"] == seeds[0]  # the zoo IR is the first seed's net
+
+
+def test_sweep_from_a_prune_run_against_a_reference(digits, tmp_path):
+    """A prune run folder starts the sweep from its pruned net with its seed mean as the dense
+    top-1; --reference takes the bar's drop and speedup against another model (for a bit-plane
+    start: the 8-bit-input net)."""
+    run = tmp_path / "prune-run"
+    net_dir = run / "flip_latent_rule" / "round1"
+    model = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)), 0)
+    training.train(model, training.TrainConfig(epochs=1, batch_size=128), digits.train, digits.test, net_dir)
+    export(model, "pruned", "digits").save(net_dir / ir.FILENAME)
+    (run / "comparison.json").write_text(json.dumps({
+        "prune": {"rule": "latent"}, "pruned_folder": "flip_latent_rule/round1",
+        "rows": [{"name": "tfc r1", "criterion": reports.flip_criterion("latent"), "round": 1, "accuracy": 0.5,
+                  "accuracy_per_seed": [0.4, 0.6]}]}))
+    other = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(64, 64, 64)), 1)
+    training.train(other, training.TrainConfig(epochs=1, batch_size=128), digits.train, digits.test, tmp_path / "ref")
+    schedule = sparse_sweep.Schedule(train_subset=256, epochs=1, batch_size=64, seeds=1)
+    report = sparse_sweep.run(str(run), sparse_sweep.parse_nm("1:4"), schedule, tmp_path / "sweep", devices.budget(), "digits",
+                              reference=str(tmp_path / "ref" / "checkpoint.pt"))
+    dense, sparse = report["rows"]
+    ref = report["reference"]
+    assert dense["name"] == "prune_run" and dense["accuracy"] == 0.5 and "mean of 2 fine-tuning seeds" in dense["accuracy_source"]
+    assert ref["name"] == "ref" and ref["setting"] == "reference" and ref["accuracy_source"].startswith("golden model")
+    assert sparse["accuracy_drop_pt"] == pytest.approx(100 * (ref["accuracy"] - sparse["accuracy"]))
+    assert sparse["speedup"] == pytest.approx(sparse["fps_at_100mhz"] / ref["fps_at_100mhz"]) and ref["speedup"] == 1.0
+    assert dense["speedup"] == pytest.approx(dense["fps_at_100mhz"] / ref["fps_at_100mhz"])  # the start too
+    assert dense["accuracy_drop_pt"] == pytest.approx(100 * (ref["accuracy"] - 0.5))
+    assert "drop pt and speedup against the reference, ref" in sparse_sweep.table(report)
