@@ -11,7 +11,8 @@ with the schedule's own effect taken out, ``accuracy_drop_pt`` the loss against 
 (the issue's bar). Every step resumes: a finished seed is not trained again, a priced setting not
 searched again (a changed schedule needs another ``out``).
 
-Layout of ``out``: dense/ (model.ir.npz, hardware.json, seed<S>/: the control's runs), one folder
+Layout of ``out``: dense/ (model.ir.npz, hardware.json, seed<S>/: the control's runs),
+reference/<name>/ (model.ir.npz, hardware.json: with ``reference``), one folder
 per setting (``Setting.folder``: nm2_8, nm04-1_16+08-1_16) with seed<S>/ (checkpoint.pt,
 log.json, model.ir.npz), model.ir.npz and hardware.json; report.json, report.png.
 """
@@ -259,7 +260,8 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
     compared = rows[0]
     if reference:
         other = Start.of(reference)
-        compared = {**_dense_row(other, other.network(dataset), out / "reference", data.test, budget), "setting": "reference"}
+        compared = {**_dense_row(other, other.network(dataset), out / "reference" / other.name, data.test, budget),
+                    "setting": "reference"}
     seeds = [schedule.seed + i for i in range(schedule.seeds)]
     jobs = tqdm([(setting, s) for setting in [None, *settings] for s in seeds], desc="sparse settings x seeds",
                 file=sys.stderr, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30.0)
