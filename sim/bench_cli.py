@@ -177,10 +177,9 @@ def _fold(args: argparse.Namespace) -> int:
 
 def _bitslice(args: argparse.Namespace) -> int:
     from flipflow.sim import bitslice
+    from flipflow.training import reports
 
-    from flipflow import ir
-
-    out = args.out or Path("build") / f"{ir.model_label(args.model)}-bitslice"
+    out = args.out or Path("build") / f"{reports.model_source(args.model).label}-bitslice"
     report = bitslice.run(args.model, args.planes_models, out, budget_from_args(args), args.images)
     print(bitslice.table(report))
     print(f"flipflow bitslice: wrote {out}/report.json and report.png", file=sys.stderr)
@@ -192,15 +191,16 @@ def _margin_sweep(args: argparse.Namespace) -> int:
 
     from flipflow.generator import folding as folding_mod
     from flipflow.sim import margin_sweep
-    from flipflow.training import checkpoint
+    from flipflow.training import checkpoint, reports
     from flipflow.training.export import export
 
     # the folding is the start's: fine-tuning keeps every width
-    net = export(checkpoint.load(margin_sweep.checkpoint_path(args.model))[0], margin_sweep.model_name(args.model), args.dataset)
+    source = reports.model_source(args.model)
+    net = export(checkpoint.load(source.checkpoint)[0], source.label, args.dataset)
     folding = folding_mod.load(args.folding) if args.folding else folding_mod.default(net, budget_from_args(args))
     schedule = margin_sweep.Schedule(train_subset=args.train_subset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                      margin=args.margin, margin_first=args.margin_first, seed=args.seed)
-    out = args.out or Path("build") / f"{margin_sweep.model_name(args.model)}-margin"
+    out = args.out or Path("build") / f"{source.label}-margin"
     command = "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = margin_sweep.run(args.model, args.weights, schedule, out, args.images, margin_sweep.foldings(net, folding),
                               args.dataset, command)
@@ -218,7 +218,7 @@ def _sparse(args: argparse.Namespace) -> int:
     schedule = sparse_sweep.Schedule(train_subset=args.train_subset, epochs=args.epochs, lr=args.lr, lr_steps=args.lr_steps,
                                      batch_size=args.batch_size, seeds=args.seeds, seed=args.seed, distill=args.distill,
                                      temperature=args.distill_temperature)
-    out = args.out or Path("build") / f"{sparse_sweep.Start.of(args.model).name}-sparse"
+    out = args.out or sparse_sweep.default_out(args.model)
     command = "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = sparse_sweep.run(args.model, settings, schedule, out, budget_from_args(args), args.dataset, command, args.reference)
     print(sparse_sweep.table(report))

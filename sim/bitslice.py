@@ -33,30 +33,22 @@ MAX_PLANES = 4
 MAX_DROP_PT = 1.0
 
 
-def load(model: str) -> tuple[str, ir.Network, list[float] | None]:
-    """(label, network, top-1 per fine-tuning seed or None) of a zoo name, IR file or prune run folder."""
-    run = reports.pruned_run(model)
-    if run is not None and Path(model).is_dir():  # a prune run folder: its pruned net, first seed
-        folder, comparison = run
-        return folder.name, ir.load(folder / comparison["pruned_folder"] / ir.FILENAME), reports.seed_accuracies(comparison)
-    return ir.model_label(model), ir.load_model(model), reports.seed_accuracies(run[1]) if run else None
-
-
-def row(label: str, net: ir.Network, budget: devices.Budget, cache: Path, images: int | None,
-        seeds: list[float] | None = None) -> dict[str, Any]:
-    """One network (``label``: how the user named it) at its best folding in the budget, with its
-    top-1: the mean over ``seeds`` (full test set, from its pruning run), else the golden model's."""
+def row(source: reports.ModelSource, net: ir.Network, budget: devices.Budget, cache: Path,
+        images: int | None) -> dict[str, Any]:
+    """One network at its best folding in the budget, with its top-1: the mean over its
+    fine-tuning seeds (full test set, from its pruning run) where known, else the golden model's."""
+    seeds = source.seeds
     first = net.layers[0]
     planes = kinds.of(first).bit_planes
     plan = fold.optimize(net, budget.as_device(), coefficients=cost.Coefficients.load())
     first_layer = next(l for l in plan.to_dict()["layers"] if l["name"] == first.name)
     return {
-        "model": label,
+        "model": source.label,
         "input": "bitplanes" if planes else "pixels",
         "kept_planes": list(first.planes) if planes else list(range(kinds.PIXEL_BITS - 1, -1, -1)),
         "accuracy": sum(seeds) / len(seeds) if seeds else golden_accuracy(net, cache, images),
         "accuracy_per_seed": seeds,
-        "accuracy_source": f"mean of {len(seeds)} fine-tuning seeds (comparison.json)" if seeds else
+        "accuracy_source": source.seeds_source if seeds else
                            f"golden model of the IR on {images or 'all'} test images",
         "binary_ops": net.binary_ops,
         "cycles_per_frame": plan.cycles_per_frame,
@@ -92,8 +84,8 @@ def run(reference: str, variants: list[str], out_dir: Path, budget: devices.Budg
     """Rows for the reference model and each bit-plane variant; report.json and report.png."""
     if not variants:
         raise UsageError("no bit-plane networks to compare", fix="pass --planes-models, e.g. nin_planes4")
-    loaded = [load(name) for name in [reference, *variants]]
-    nets = [net for _, net, _ in loaded]
+    sources = [reports.model_source(name) for name in [reference, *variants]]
+    nets = [ir.load(source.ir_file) for source in sources]
     if kinds.of(nets[0].layers[0]).bit_planes:
         raise UsageError(f"{reference} already reads bit planes", fix="give the 8-bit-input network first, e.g. nin_pruned")
     for name, net in zip(variants, nets[1:]):
@@ -102,7 +94,7 @@ def run(reference: str, variants: list[str], out_dir: Path, budget: devices.Budg
                              fix="train one: make prune MODEL=nin PLANES=7,6,5,4 (or flipflow train nin --planes ...)")
     budget = budget or devices.budget()
     out_dir = atomic.make_dir(out_dir)
-    rows = [row(label, net, budget, out_dir / "accuracy_cache.json", images, seeds) for label, net, seeds in loaded]
+    rows = [row(source, net, budget, out_dir / "accuracy_cache.json", images) for source, net in zip(sources, nets)]
     report = {"budget": budget.to_dict(), "images": images or "full test set", "rows": rows, "summary": summarize(rows),
               "notes": ["accuracy: each row's accuracy_source (the mean over fine-tuning seeds where the pruning "
                         "comparison is at hand; the zoo and a run's IR keep the first seed)",

@@ -26,7 +26,7 @@ import numpy as np
 from flipflow import atomic, ir
 from flipflow.generator import earlyexit
 from flipflow.generator.folding import Folding, LayerConfig
-from flipflow.training import checkpoint, datasets, rounds
+from flipflow.training import checkpoint, datasets, reports, rounds
 from flipflow.training.train import TrainConfig
 
 EARLYEXIT = "earlyexit.json"
@@ -50,16 +50,6 @@ class Schedule:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_steps=[], flip_epochs=0,
                            eval_images=200, seed=self.seed, margin_weight=weight, margin=self.margin,
                            margin_first=self.margin_first)
-
-
-def checkpoint_path(model: str) -> Path:
-    """A checkpoint.pt path as given, or a zoo model's checkpoint."""
-    return Path(model) if model.endswith(".pt") else ir.ZOO / model / "checkpoint.pt"
-
-
-def model_name(model: str) -> str:
-    """A zoo name as is; a checkpoint by its folder's name."""
-    return Path(model).parent.name if model.endswith(".pt") else model
 
 
 def foldings(net: ir.Network, default: Folding) -> dict[str, Folding]:
@@ -101,16 +91,17 @@ def run(model: str, weights: list[float], schedule: Schedule, out: Path, images:
     """Fine-tune, export and measure at every weight (early exit at each of ``folds``, keyed
     as ``foldings`` makes them); report.json and report.png in ``out``."""
     t0 = time.perf_counter()
+    source = reports.model_source(model)
     data = datasets.load(dataset)
     test_images = data.test.head(images).images
     rows = []
     for w in weights:
         folder = atomic.make_dir(Path(out) / f"weight{w:g}")
-        start, _ = checkpoint.load(checkpoint_path(model))
+        start, _ = checkpoint.load(source.checkpoint)
         cfg = schedule.config(w)
         trained, payload = rounds._trained(folder, start, cfg, data, schedule.train_subset, schedule.seed,
                                            f"margin weight {w:g}", {"command": command})
-        name = f"{model_name(model)}_margin{w:g}"
+        name = f"{source.label}_margin{w:g}"
         net, acc = rounds.evaluate(trained, data, folder, name, {"run": str(folder), "command": command,
                                                                   "train_config": dataclasses.asdict(cfg)})
         rows.append(row(w, acc, payload["log"], early_exit(net, folds, test_images, folder)))

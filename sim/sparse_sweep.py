@@ -36,7 +36,6 @@ from tqdm import tqdm
 from flipflow import atomic, golden, ir, kinds
 from flipflow.errors import UsageError
 from flipflow.generator import cost, devices, folding
-from flipflow.sim.margin_sweep import checkpoint_path
 from flipflow.training import checkpoint, datasets, models, reports, rounds
 from flipflow.training.blocks import BNN
 from flipflow.training.export import export
@@ -186,59 +185,41 @@ def row(net: ir.Network, setting: Setting | None, accuracies: list[float], hw: d
             "weight_bits": weight_bits(net), **{k: v for k, v in hw.items() if k != "budget"}}
 
 
-@dataclass
-class Start:
-    """A model the sweep starts from or compares with: its dense checkpoint, a name (an
-    identifier: sparse nets are named after it), its exported IR where one is kept, and its
-    top-1 per fine-tuning seed where its pruning comparison is at hand."""
-
-    checkpoint: Path
-    name: str
-    ir_path: Path | None = None
-    seeds: list[float] | None = None
-    seeds_source: str = ""
-
-    @classmethod
-    def of(cls, model: str) -> "Start":
-        """A zoo name, a checkpoint.pt, or a prune run folder (its pruned net, first seed)."""
-        if model.endswith(".pt"):
-            return cls(Path(model), _identifier(Path(model).parent.name))
-        run = reports.pruned_run(model)
-        seeds = reports.seed_accuracies(run[1]) if run else None
-        where = run and (run[0].relative_to(ir.ZOO.parent) if run[0].is_relative_to(ir.ZOO.parent) else run[0])
-        source = f"mean of {len(seeds)} fine-tuning seeds ({where}/comparison.json)" if seeds else ""
-        if run and Path(model).is_dir():
-            net_dir = run[0] / run[1]["pruned_folder"]
-            return cls(net_dir / "checkpoint.pt", _identifier(run[0].name), net_dir / ir.FILENAME, seeds, source)
-        return cls(checkpoint_path(model), model, ir.resolve(model), seeds, source)
-
-    def network(self, dataset: str, model: BNN | None = None) -> ir.Network:
-        """The dense net: the kept IR, else the checkpoint's model (``model`` if loaded) exported."""
-        if self.ir_path:
-            return ir.load(self.ir_path)
-        return export(model or checkpoint.load(self.checkpoint)[0], self.name, dataset)
-
-    def top1(self, net: ir.Network, test: datasets.Split) -> tuple[list[float], str]:
-        """Top-1 per seed and where it comes from: the fine-tuning seeds where known (issue
-        17's bar: the mean of the zoo's seeds), else the golden model of ``net`` on ``test``."""
-        if self.seeds:
-            return self.seeds, self.seeds_source
-        accuracy = net.metrics.get("accuracy") if net.metrics.get("test_images") == len(test) else None
-        if accuracy is None:
-            accuracy = golden.accuracy(net, test.images, test.labels)
-        return [accuracy], f"golden model of the IR on {len(test)} test images"
+def network(source: reports.ModelSource, dataset: str, model: BNN | None = None) -> ir.Network:
+    """A dense net: its kept IR, else its checkpoint's model (``model`` if loaded) exported."""
+    if source.ir_path:
+        return ir.load(source.ir_path)
+    return export(model or checkpoint.load(source.checkpoint)[0], net_name(source), dataset)
 
 
-def _identifier(name: str) -> str:
-    return re.sub(r"\W", "_", name)
+def top1(source: reports.ModelSource, net: ir.Network, test: datasets.Split) -> tuple[list[float], str]:
+    """Top-1 per seed and where it comes from: the fine-tuning seeds where known (issue 17's
+    bar: the mean of the zoo's seeds), else the golden model of ``net`` on ``test``."""
+    if source.seeds:
+        return source.seeds, source.seeds_source
+    accuracy = net.metrics.get("accuracy") if net.metrics.get("test_images") == len(test) else None
+    if accuracy is None:
+        accuracy = golden.accuracy(net, test.images, test.labels)
+    return [accuracy], f"golden model of the IR on {len(test)} test images"
 
 
-def _dense_row(start: Start, net: ir.Network, folder: Path, test: datasets.Split, budget: devices.Budget) -> dict[str, Any]:
+def net_name(source: reports.ModelSource) -> str:
+    """The model's label as an identifier: sparse nets are named after it."""
+    return re.sub(r"\W", "_", source.label)
+
+
+def default_out(model: str) -> Path:
+    """build/<start's name>-sparse: a zoo name, a checkpoint's or a prune run's folder name."""
+    return Path("build") / f"{net_name(reports.model_source(model))}-sparse"
+
+
+def _dense_row(source: reports.ModelSource, net: ir.Network, folder: Path, test: datasets.Split,
+               budget: devices.Budget) -> dict[str, Any]:
     folder = atomic.make_dir(folder)
     if not (folder / ir.FILENAME).exists():
         net.save(folder / ir.FILENAME)
-    accuracies, source = start.top1(net, test)
-    return {"name": start.name, **row(net, None, accuracies, hardware(net, folder, budget)), "accuracy_source": source}
+    accuracies, where = top1(source, net, test)
+    return {"name": net_name(source), **row(net, None, accuracies, hardware(net, folder, budget)), "accuracy_source": where}
 
 
 def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budget: devices.Budget,
@@ -247,20 +228,19 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
     drop and speedup are taken against ``reference`` (e.g. the 8-bit-input nin_pruned for a
     sweep from a bit-plane net), by default the start model."""
     t0 = time.perf_counter()
-    out = atomic.make_dir(Path(out))
-    begin = Start.of(model)
+    begin = reports.model_source(model)
     start, _ = checkpoint.load(begin.checkpoint)
     for setting in settings:  # a setting the architecture cannot take fails before any training
         models.with_sparsity(start.arch, setting.per_layer(start.arch))
     schedule.config(schedule.seed).check()
+    out = atomic.make_dir(Path(out))
     data = datasets.load(dataset)
     data = dataclasses.replace(data, train=data.train.subset(schedule.train_subset, schedule.seed))
-    name = begin.name
-    rows = [_dense_row(begin, begin.network(dataset, start), out / "dense", data.test, budget)]
+    rows = [_dense_row(begin, network(begin, dataset, start), out / "dense", data.test, budget)]
     compared = rows[0]
     if reference:
-        other = Start.of(reference)
-        compared = {**_dense_row(other, other.network(dataset), out / "reference" / other.name, data.test, budget),
+        other = reports.model_source(reference)
+        compared = {**_dense_row(other, network(other, dataset), out / "reference" / net_name(other), data.test, budget),
                     "setting": "reference"}
     seeds = [schedule.seed + i for i in range(schedule.seeds)]
     jobs = tqdm([(setting, s) for setting in [None, *settings] for s in seeds], desc="sparse settings x seeds",
@@ -276,7 +256,7 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
         cfg = schedule.config(seed)
         trained, _ = rounds._trained(folder, start_model, cfg, data, None, seed, f"{label} seed {seed}", {"command": command},
                                      teacher=start if schedule.distill else None)
-        net, acc = rounds.evaluate(trained, data, folder, f"{name}_{setting.suffix}" if setting else f"{name}_finetuned", {
+        net, acc = rounds.evaluate(trained, data, folder, f"{net_name(begin)}_{setting.suffix}" if setting else f"{net_name(begin)}_finetuned", {
             "run": str(folder), "command": command, "nm": label if setting else None, "train_config": dataclasses.asdict(cfg)})
         if setting:
             nets.setdefault(setting, net)

@@ -11,7 +11,7 @@ from flipflow.errors import UsageError
 from flipflow.generator import devices
 from flipflow.generator.folding import LayerConfig
 from flipflow.sim import bitslice
-from flipflow.training import datasets
+from flipflow.training import datasets, reports
 from rtl_nets import build
 
 BODY = [{"kind": "binary_conv", "out": 12, "k": 3, "p": 1}, {"kind": "maxpool", "k": 2, "s": 2},
@@ -85,14 +85,17 @@ def test_a_prune_run_folder_gives_its_pruned_net_and_the_mean_of_its_seeds(pair,
             {"name": "x r1", "criterion": "flip (latent rule)", "round": 1, "accuracy": 0.8, "accuracy_per_seed": [0.7, 0.8, 0.9]}]
     (run / "comparison.json").write_text(json.dumps({"rows": rows, "pruned_folder": "flip_latent_rule/round1",
                                                       "prune": {"rule": "latent"}}))
-    label, net, seeds = bitslice.load(str(run))
-    assert (label, net.layers[0].kind, seeds) == ("nin-planes7654", "bitplane_conv", [0.7, 0.8, 0.9])
+    source = reports.model_source(str(run))
+    assert (source.label, ir.load(source.ir_file).layers[0].kind, source.seeds) == ("nin-planes7654", "bitplane_conv", [0.7, 0.8, 0.9])
+    assert source.checkpoint == run / "flip_latent_rule" / "round1" / "checkpoint.pt"
     report = bitslice.run(str(pair[0]), [str(run)], tmp_path / "out", images=50)
     bits = report["rows"][1]
     assert bits["accuracy"] == pytest.approx(0.8) and bits["accuracy_source"].startswith("mean of 3 fine-tuning seeds")
     zoo = json.loads((ir.ZOO / "nin_pruned" / "comparison" / "comparison.json").read_text())
-    assert bitslice.load("nin_pruned")[2] == next(r["accuracy_per_seed"] for r in zoo["rows"] if r["criterion"] == "flip (latent rule)")
+    assert reports.model_source("nin_pruned").seeds == next(r["accuracy_per_seed"] for r in zoo["rows"] if r["criterion"] == "flip (latent rule)")
     (run / "comparison.json").write_text(json.dumps({"rows": rows[:1], "pruned_folder": "flip_latent_rule/round1",
                                                       "prune": {"rule": "latent"}}))
     with pytest.raises(UsageError, match="0 rows for its pruned net"):
-        bitslice.load(str(run))
+        reports.model_source(str(run))
+    with pytest.raises(UsageError, match="a checkpoint, not an exported network"):
+        bitslice.run(str(pair[0]), [str(tmp_path / "x" / "checkpoint.pt")], tmp_path / "out", images=50)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,7 +164,7 @@ def test_bad_settings_are_one_line(digits, tmp_path, capsys, nm, message):
                      "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and err.startswith("flipflow sparse: error:")
-    assert not (tmp_path / "s" / "nm1_2").exists()  # refused before any training
+    assert not (tmp_path / "s").exists()  # refused before any training or folder
 
 
 def test_settings_parse_every_layer_and_named_layers():
@@ -218,7 +219,7 @@ def test_the_zoo_dense_reference_is_the_mean_of_its_fine_tuning_seeds(fashion):
     """Issue 17's bar compares with the mean of the zoo's fine-tuning seeds, as bitslice does."""
     comparison = json.loads((ir.ZOO / "nin_pruned" / "comparison" / "comparison.json").read_text())
     zoo_net = next(r for r in comparison["rows"] if r["name"] == "nin_pruned r1")  # flip pruned, latent rule: the zoo's
-    seeds, source = sparse_sweep.Start.of("nin_pruned").top1(ir.load_model("nin_pruned"), fashion.test)
+    seeds, source = sparse_sweep.top1(reports.model_source("nin_pruned"), ir.load_model("nin_pruned"), fashion.test)
     assert seeds == zoo_net["accuracy_per_seed"] and "mean of 3 fine-tuning seeds" in source
     assert ir.load_model("nin_pruned").metrics["accuracy"] == seeds[0]  # the zoo IR is the first seed's net
 
@@ -243,6 +244,9 @@ def test_sweep_from_a_prune_run_against_a_reference(digits, tmp_path):
                               reference=str(tmp_path / "ref" / "checkpoint.pt"))
     dense, sparse = report["rows"]
     ref = report["reference"]
+    assert sparse_sweep.default_out(str(run)) == Path("build/prune_run-sparse")
+    assert sparse_sweep.default_out(str(tmp_path / "ref" / "checkpoint.pt")) == Path("build/ref-sparse")
+    assert sparse_sweep.default_out("nin_pruned") == Path("build/nin_pruned-sparse")
     assert dense["name"] == "prune_run" and dense["accuracy"] == 0.5 and "mean of 2 fine-tuning seeds" in dense["accuracy_source"]
     assert ref["name"] == "ref" and ref["setting"] == "reference" and ref["accuracy_source"].startswith("golden model")
     assert sparse["accuracy_drop_pt"] == pytest.approx(100 * (ref["accuracy"] - sparse["accuracy"]))

@@ -4,6 +4,7 @@ all written atomically under the run's folder."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,45 @@ def pruned_run(model: str) -> tuple[Path, dict[str, Any]] | None:
         if not (folder / "comparison.json").is_file():
             return None
     return folder, json.loads((folder / "comparison.json").read_text())
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model a report names comes from: a label (how the user named it), its IR file
+    and checkpoint where kept, and its top-1 per fine-tuning seed where its pruning comparison
+    is at hand (the bars' "mean of the zoo's fine-tuning seeds")."""
+
+    label: str
+    ir_path: Path | None
+    checkpoint: Path | None
+    seeds: list[float] | None = None
+    seeds_source: str = ""
+
+    @property
+    def ir_file(self) -> Path:
+        """The IR file, or a one-line error for a bare checkpoint."""
+        if self.ir_path is None:
+            raise UsageError(f"{self.checkpoint}: a checkpoint, not an exported network",
+                             fix="export it first (flipflow export), or give a zoo name, an IR file or a prune run folder")
+        return self.ir_path
+
+
+def model_source(model: str) -> ModelSource:
+    """A zoo name, an IR file, a checkpoint.pt or a prune run folder (its chosen pruned net:
+    its IR, checkpoint and seeds; the IR keeps the first seed's weights)."""
+    if model.endswith(".pt"):
+        return ModelSource(Path(model).parent.name, None, Path(model))
+    run = pruned_run(model)
+    seeds = seed_accuracies(run[1]) if run else None
+    source = ""
+    if run:
+        where = run[0].relative_to(ir.ZOO.parent) if run[0].is_relative_to(ir.ZOO.parent) else run[0]
+        source = f"mean of {len(seeds)} fine-tuning seeds ({where}/comparison.json)"
+    if run and Path(model).is_dir():
+        net_dir = run[0] / run[1]["pruned_folder"]
+        return ModelSource(run[0].name, net_dir / ir.FILENAME, net_dir / "checkpoint.pt", seeds, source)
+    ir_path = ir.resolve(model)
+    return ModelSource(ir.model_label(model), ir_path, ir_path.parent / "checkpoint.pt", seeds, source)
 
 
 def seed_accuracies(comparison: dict[str, Any]) -> list[float]:
