@@ -123,6 +123,10 @@ class Unit:
 
 UNIT_ROLES = ("stream", "window", "mvu", "pool", "sum")
 POPCOUNT_DATAPATHS = ("xnor", "sparse")  # matrix datapaths whose lanes add single bits: a popcount tree
+# flipflow_mvu's DATAPATH parameter per matrix datapath, and its TG: the values one adder-tree
+# node sums (the RTL's, which cost.py and timing_model.py model)
+MVU_DATAPATH = {"xnor": "binary", "pixel": "pixels", "score": "scores", "sparse": "sparse"}
+MVU_TREE_GROUP = {"xnor": 16, "sparse": 16, "pixel": 4, "score": 4}
 
 
 def window_columns(layer: Layer) -> int:

@@ -238,8 +238,6 @@ def input_multipliers(f: LayerConfig) -> int:
     return math.ceil(f.pe / 2) * f.simd
 
 
-# values summed per adder-tree node of flipflow_mvu (its TG), per datapath
-TREE_GROUP = {"xnor": 16, "sparse": 16, "pixel": 4, "score": 4}
 # register stages before the tree (its PRE): the DSP48's A/B and M registers, the +w/-w terms,
 # the sparse lanes' selected input bits (after their M:1 muxes)
 TERM_STAGES = {"xnor": 0, "sparse": 1, "pixel": 2, "score": 1}
@@ -249,7 +247,7 @@ def mvu_pipeline_stages(datapath: str, simd: int) -> int:
     """Register stages flipflow_mvu puts between its weight read and its accumulator
     (PRE + TREE there): the term stages (``TERM_STAGES``), then ceil(log_TG(SIMD))
     adder-tree stages, at least one."""
-    group = TREE_GROUP[datapath]
+    group = kinds.MVU_TREE_GROUP[datapath]
     stages, n = 1, math.ceil(simd / group)
     while n > 1:
         stages, n = stages + 1, math.ceil(n / group)
@@ -287,7 +285,7 @@ def early_exit_terms(g: pack.Geometry, aw: int, stages: int) -> Cost:
 def _tree_levels(datapath: str, f: LayerConfig, aw: int) -> list[tuple[int, int]]:
     """(values per row, bits per value) of each registered adder-tree level of flipflow_mvu;
     a binary level-l node counts up to min(SIMD, TG^l) (yosys narrows it), others carry AW."""
-    group = TREE_GROUP[datapath]
+    group = kinds.MVU_TREE_GROUP[datapath]
     levels, n, level = [], f.simd, 0
     for _ in range(mvu_pipeline_stages(datapath, f.simd) - TERM_STAGES[datapath]):
         n, level = math.ceil(n / group), level + 1

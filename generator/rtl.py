@@ -116,8 +116,6 @@ def _write_mem(out_dir: Path, name: str, words: list[int], bits: int) -> str:
     return str(path)
 
 
-RTL_DATAPATHS = {"xnor": "binary", "pixel": "pixels", "score": "scores", "sparse": "sparse"}  # flipflow_mvu's DATAPATH branches
-
 
 def mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     """The flipflow_mvu of ``layer`` at ``f`` fed by unit ``src``: its Verilog parameters, and its
@@ -125,7 +123,7 @@ def mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     timing and sparse-unit measurements synthesize on their own."""
     kind = kinds.matrix(layer)
     g = pack.geometry(layer, f)
-    datapath = RTL_DATAPATHS[kind.datapath]
+    datapath = kinds.MVU_DATAPATH[kind.datapath]
     wb = kind.weight_bits(layer)
     aw = pack.accumulator_bits(layer)
     positions = kind.beats_per_vector(layer)  # a conv's window unit delivers the whole window in one beat

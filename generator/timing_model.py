@@ -36,8 +36,7 @@ if TYPE_CHECKING:
 
 CALIBRATION_FILE = "timing_calibration.json"
 FEATURES = ("one", "tree_levels", "tree_width", "acc_chains", "memory_levels", "block_read")
-TREE_GROUP = {"binary": 16, "sparse": 16, "pixels": 4, "scores": 4}  # values per adder-tree node (flipflow_mvu's TG)
-BIT_TREES = ("binary", "sparse")  # datapaths whose tree adds single bits
+KIND_DATAPATH = {rtl: kind for kind, rtl in kinds.MVU_DATAPATH.items()}  # flipflow_mvu's DATAPATH -> kinds' datapath
 MODULE_OF_ROLE = {"stream": "flipflow_gather", "window": "flipflow_swu", "pool": "flipflow_maxpool",
                   "sum": "flipflow_global_sum"}
 
@@ -50,8 +49,8 @@ def features(datapath: str, pe: int, simd: int, nf: int, sf: int, aw: int, weigh
     """FEATURES of a flipflow_mvu: constant, log2 of the values one tree node sums, the
     carry chains (CARRY4 blocks) of a tree value, of the accumulator, log2 of the weight
     memory's depth, 1 if the weights are read from block RAM (its WEIGHT_RAM)."""
-    group = min(simd, TREE_GROUP[datapath])
-    tree_bits = min(aw, kinds.unsigned_bits(simd)) if datapath in BIT_TREES else aw
+    group = min(simd, kinds.MVU_TREE_GROUP[KIND_DATAPATH[datapath]])
+    tree_bits = min(aw, kinds.unsigned_bits(simd)) if KIND_DATAPATH[datapath] in kinds.POPCOUNT_DATAPATHS else aw
     return [1.0, math.log2(group) if group > 1 else 0.0, math.ceil(tree_bits / 4), math.ceil(aw / 4),
             math.log2(nf * sf) if nf * sf > 1 else 0.0, 1.0 if weight_ram == "block" else 0.0]
 
@@ -105,9 +104,9 @@ def layer_path_ns(layer: Layer, config: LayerConfig | None) -> float:
     for unit in kind.units(layer, config):
         if unit.role == "mvu":
             assert isinstance(kind, kinds.MatrixKind) and config is not None
-            from flipflow.generator import cost, pack, rtl  # they import folding, which imports this module
+            from flipflow.generator import cost, pack  # they import folding, which imports this module
 
-            datapath = rtl.RTL_DATAPATHS[kind.datapath]
+            datapath = kinds.MVU_DATAPATH[kind.datapath]
             nf, sf = -(-layer.out_ch // config.pe), kind.synapse_folds(layer, config.simd)
             aw = pack.accumulator_bits(layer)
             weight_ram = cost.weight_memory(layer, config).style

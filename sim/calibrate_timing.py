@@ -67,7 +67,7 @@ def mvu_parameters(datapath: str, out_ch: int, fan_in: int, pe: int, simd: int,
     wb = {"binary": 1, "pixels": 8, "scores": 2}[datapath]
     w_lo, w_hi = (0, 1) if datapath == "binary" else (-(1 << (wb - 1)), (1 << (wb - 1)) - 1)
     x_hi = 255 if datapath == "pixels" else 1  # the worst weights: every term at its extreme
-    kind_datapath = {v: k for k, v in rtl.RTL_DATAPATHS.items()}[datapath]
+    kind_datapath = timing_model.KIND_DATAPATH[datapath]
     aw = pack.accumulator_width(kind_datapath, min(w_lo * x_hi, -w_hi) * fan_in if datapath != "binary" else 0,
                                 max(w_hi * x_hi, -w_lo) * fan_in, wb)
     lane = 8 if datapath == "pixels" else 1
@@ -178,7 +178,7 @@ def fit(measurements: list[dict]) -> dict:
     feature shortens a path), then each constant raised by its datapath's largest
     shortfall, so no measured point lies above the model. Per other module: its largest path."""
     rows = [m for m in measurements if m["module"] == "flipflow_mvu"]
-    datapaths = [d for d in rtl.RTL_DATAPATHS.values() if any(m["parameters"]["DATAPATH"] == d for m in rows)]
+    datapaths = [d for d in kinds.MVU_DATAPATH.values() if any(m["parameters"]["DATAPATH"] == d for m in rows)]
     feats = np.array([timing_model.features(**timing_model.mvu_shape(m["parameters"])) for m in rows], dtype=float)
     which = np.array([[m["parameters"]["DATAPATH"] == d for d in datapaths] for m in rows], dtype=float)
     x = np.hstack([which, feats[:, 1:]])  # a constant per datapath, then the shared slopes

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flipflow import ir
+from flipflow import ir, kinds
 from flipflow.generator import devices, pack, rtl, timing_model
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
@@ -22,7 +22,7 @@ CALIBRATION = json.loads((Path(timing_model.__file__).with_name(timing_model.CAL
 def test_calibration_covers_every_module_and_datapath_and_the_fit_is_conservative():
     modules = {p.stem for p in rtl.TEMPLATES.glob("flipflow_*.v")}
     assert set(CALIBRATION["modules"]) | {"flipflow_mvu"} == modules
-    assert set(CALIBRATION["mvu"]) == set(rtl.RTL_DATAPATHS.values())  # every datapath measured, sparse too
+    assert set(CALIBRATION["mvu"]) == set(kinds.MVU_DATAPATH.values())  # every datapath measured, sparse too
     for m in CALIBRATION["measurements"]:
         if m["module"] == "flipflow_mvu":
             estimate = timing_model.mvu_path_ns(**timing_model.mvu_shape(m["parameters"]))
