@@ -116,7 +116,6 @@ def _write_mem(out_dir: Path, name: str, words: list[int], bits: int) -> str:
     return str(path)
 
 
-
 def mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     """The flipflow_mvu of ``layer`` at ``f`` fed by unit ``src``: its Verilog parameters, and its
     weight and threshold memory files (generator/pack.py) written into ``out_dir``. Also what the

@@ -47,9 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("bitslice", help="8-bit-input vs bit-plane-input networks (CBNN) in one device budget: "
                                         "top-1, cycles, LUT, DSP side by side, report.{json,png}")
-    s.add_argument("model", help="the 8-bit-input reference: zoo name (e.g. nin_pruned) or IR file")
+    s.add_argument("model", help="the 8-bit-input reference: zoo name (e.g. nin_pruned), IR file or prune run folder")
     s.add_argument("--planes-models", type=lambda v: [m for m in v.split(",") if m], default=["nin_planes4"],
-                   help="bit-plane networks to compare, comma-separated zoo names or IR files (default: nin_planes4)")
+                   help="bit-plane networks to compare, comma-separated zoo names, IR files or prune run folders "
+                        "(default: nin_planes4)")
     s.add_argument("--images", type=int, default=None, help="first N test images for top-1 (default: the full test set)")
     s.add_argument("--out", type=Path, default=None, help="output folder (default build/<model>-bitslice)")
     add_budget_args(s)
@@ -57,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     m = sub.add_parser("margin-sweep", help="fine-tune with the early-exit margin regulariser at several weights: "
                                             "top-1 and skipped XNOR work side by side, report.{json,png}")
-    m.add_argument("model", help="zoo name (e.g. nin_pruned) or a checkpoint.pt")
+    m.add_argument("model", help="zoo name (e.g. nin_pruned), a checkpoint.pt, a prune run folder or a model.ir.npz "
+                                 "with its checkpoint.pt beside it")
     m.add_argument("--weights", type=_floats, default=[0.0, 0.5, 1.0, 2.0],
                    help="regulariser weights, comma-separated; 0 is the control (default 0,0.5,1,2)")
     m.add_argument("--margin", type=float, default=0.2, help="margin as a share of each layer's fan-in K (default 0.2)")
@@ -177,9 +179,8 @@ def _fold(args: argparse.Namespace) -> int:
 
 def _bitslice(args: argparse.Namespace) -> int:
     from flipflow.sim import bitslice
-    from flipflow.training import reports
 
-    out = args.out or Path("build") / f"{reports.model_source(args.model).label}-bitslice"
+    out = args.out or bitslice.default_out(args.model)
     report = bitslice.run(args.model, args.planes_models, out, budget_from_args(args), args.images)
     print(bitslice.table(report))
     print(f"flipflow bitslice: wrote {out}/report.json and report.png", file=sys.stderr)
@@ -196,11 +197,11 @@ def _margin_sweep(args: argparse.Namespace) -> int:
 
     # the folding is the start's: fine-tuning keeps every width
     source = reports.model_source(args.model)
-    net = export(checkpoint.load(source.checkpoint)[0], source.label, args.dataset)
+    net = export(checkpoint.load(source.checkpoint_file)[0], source.label, args.dataset)
     folding = folding_mod.load(args.folding) if args.folding else folding_mod.default(net, budget_from_args(args))
     schedule = margin_sweep.Schedule(train_subset=args.train_subset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                      margin=args.margin, margin_first=args.margin_first, seed=args.seed)
-    out = args.out or Path("build") / f"{source.label}-margin"
+    out = args.out or margin_sweep.default_out(args.model)
     command = "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = margin_sweep.run(args.model, args.weights, schedule, out, args.images, margin_sweep.foldings(net, folding),
                               args.dataset, command)

@@ -33,6 +33,11 @@ MAX_PLANES = 4
 MAX_DROP_PT = 1.0
 
 
+def default_out(model: str) -> Path:
+    """build/<reference's label>-bitslice."""
+    return Path("build") / f"{reports.model_source(model).label}-bitslice"
+
+
 def row(source: reports.ModelSource, net: ir.Network, budget: devices.Budget, cache: Path,
         images: int | None) -> dict[str, Any]:
     """One network at its best folding in the budget, with its top-1: the mean over its

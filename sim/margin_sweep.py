@@ -52,6 +52,11 @@ class Schedule:
                            margin_first=self.margin_first)
 
 
+def default_out(model: str) -> Path:
+    """build/<start's label>-margin."""
+    return Path("build") / f"{reports.model_source(model).label}-margin"
+
+
 def foldings(net: ir.Network, default: Folding) -> dict[str, Folding]:
     """The measured foldings: ``default``; its SIMD with one PE row (every neuron its own
     group); one PE row and FINE_FOLDS folds per neuron (SIMD = ceil(K / FINE_FOLDS))."""
@@ -97,7 +102,7 @@ def run(model: str, weights: list[float], schedule: Schedule, out: Path, images:
     rows = []
     for w in weights:
         folder = atomic.make_dir(Path(out) / f"weight{w:g}")
-        start, _ = checkpoint.load(source.checkpoint)
+        start, _ = checkpoint.load(source.checkpoint_file)
         cfg = schedule.config(w)
         trained, payload = rounds._trained(folder, start, cfg, data, schedule.train_subset, schedule.seed,
                                            f"margin weight {w:g}", {"command": command})

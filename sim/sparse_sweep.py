@@ -11,8 +11,8 @@ with the schedule's own effect taken out, ``accuracy_drop_pt`` the loss against 
 (the issue's bar). Every step resumes: a finished seed is not trained again, a priced setting not
 searched again (a changed schedule needs another ``out``).
 
-Layout of ``out``: dense/ (model.ir.npz, hardware.json, seed<S>/: the control's runs),
-reference/<name>/ (model.ir.npz, hardware.json: with ``reference``), one folder
+Layout of ``out``: dense/ (model.ir.npz, origin.txt, hardware.json, seed<S>/: the control's
+runs), reference/<name>/ (the same without seeds: with ``reference``), one folder
 per setting (``Setting.folder``: nm2_8, nm04-1_16+08-1_16) with seed<S>/ (checkpoint.pt,
 log.json, model.ir.npz), model.ir.npz and hardware.json; report.json, report.png.
 """
@@ -42,6 +42,7 @@ from flipflow.training.export import export
 from flipflow.training.train import TrainConfig
 
 HARDWARE = "hardware.json"
+ORIGIN = "origin.txt"  # in dense/ and reference/<name>/: the file the model there was read from
 CALIBRATION_IMAGES = 512  # training images that re-estimate the BatchNorm statistics of a fresh sparse net
 BAR = {"sparsity": 0.75, "accuracy_drop_pt": 1.0, "speedup": 1.5}  # issue 17's bar for nin_pruned
 MHZ = 100.0  # fps_at_100mhz
@@ -189,7 +190,7 @@ def network(source: reports.ModelSource, dataset: str, model: BNN | None = None)
     """A dense net: its kept IR, else its checkpoint's model (``model`` if loaded) exported."""
     if source.ir_path:
         return ir.load(source.ir_path)
-    return export(model or checkpoint.load(source.checkpoint)[0], net_name(source), dataset)
+    return export(model or checkpoint.load(source.checkpoint_file)[0], net_name(source), dataset)
 
 
 def top1(source: reports.ModelSource, net: ir.Network, test: datasets.Split) -> tuple[list[float], str]:
@@ -213,11 +214,23 @@ def default_out(model: str) -> Path:
     return Path("build") / f"{net_name(reports.model_source(model))}-sparse"
 
 
+def _check_start(source: reports.ModelSource, out: Path) -> None:
+    """A sweep resumes from ``out``'s seed folders: refuse an ``out`` made from another start."""
+    path = out / "dense" / ORIGIN
+    if path.is_file() and path.read_text().strip() != str(source.origin):
+        raise UsageError(f"{out} holds a sweep from {path.read_text().strip()}, not {source.origin}",
+                         fix="give another --out, or the same start")
+
+
 def _dense_row(source: reports.ModelSource, net: ir.Network, folder: Path, test: datasets.Split,
                budget: devices.Budget) -> dict[str, Any]:
+    """The row of a dense model, its IR kept in ``folder`` (saved again when the model there
+    came from another file: a reference folder is named after a label two files can share)."""
     folder = atomic.make_dir(folder)
-    if not (folder / ir.FILENAME).exists():
+    if not (folder / ir.FILENAME).exists() or not (folder / ORIGIN).is_file() \
+            or (folder / ORIGIN).read_text().strip() != str(source.origin):
         net.save(folder / ir.FILENAME)
+        atomic.write_text(folder / ORIGIN, f"{source.origin}\n")
     accuracies, where = top1(source, net, test)
     return {"name": net_name(source), **row(net, None, accuracies, hardware(net, folder, budget)), "accuracy_source": where}
 
@@ -229,17 +242,18 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
     sweep from a bit-plane net), by default the start model."""
     t0 = time.perf_counter()
     begin = reports.model_source(model)
-    start, _ = checkpoint.load(begin.checkpoint)
+    other = reports.model_source(reference) if reference else None
+    start, _ = checkpoint.load(begin.checkpoint_file)
     for setting in settings:  # a setting the architecture cannot take fails before any training
         models.with_sparsity(start.arch, setting.per_layer(start.arch))
     schedule.config(schedule.seed).check()
+    _check_start(begin, Path(out))
     out = atomic.make_dir(Path(out))
     data = datasets.load(dataset)
     data = dataclasses.replace(data, train=data.train.subset(schedule.train_subset, schedule.seed))
     rows = [_dense_row(begin, network(begin, dataset, start), out / "dense", data.test, budget)]
     compared = rows[0]
-    if reference:
-        other = reports.model_source(reference)
+    if other:
         compared = {**_dense_row(other, network(other, dataset), out / "reference" / net_name(other), data.test, budget),
                     "setting": "reference"}
     seeds = [schedule.seed + i for i in range(schedule.seeds)]

@@ -167,6 +167,21 @@ def test_bad_settings_are_one_line(digits, tmp_path, capsys, nm, message):
     assert not (tmp_path / "s").exists()  # refused before any training or folder
 
 
+def test_an_out_folder_from_another_start_and_a_bad_reference_are_one_line(digits, tmp_path, capsys):
+    model = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)), 0)
+    checkpoint.save(tmp_path / "checkpoint.pt", model)
+    (tmp_path / "s" / "dense").mkdir(parents=True)
+    (tmp_path / "s" / "dense" / sparse_sweep.ORIGIN).write_text("/elsewhere/checkpoint.pt\n")
+    common = ["sparse", str(tmp_path / "checkpoint.pt"), "--nm", "1:2", "--dataset", "digits"]
+    assert cli.main([*common, "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"holds a sweep from /elsewhere/checkpoint.pt, not {tmp_path / 'checkpoint.pt'}" in err
+    assert not (tmp_path / "s" / "nm1_2").exists()
+    assert cli.main([*common, "--reference", "no_such_model", "--out", str(tmp_path / "t")]) == 2
+    assert "no_such_model: neither an IR file nor a zoo model" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
 def test_settings_parse_every_layer_and_named_layers():
     every, named, both = sparse_sweep.parse_nm("2:8, 08=1:16+04=1:16,1:4+04=1:16")
     assert (every.uniform, every.label, every.folder, every.suffix) == ((2, 8), "2:8", "nm2_8", "2of8")
@@ -254,3 +269,12 @@ def test_sweep_from_a_prune_run_against_a_reference(digits, tmp_path):
     assert dense["speedup"] == pytest.approx(dense["fps_at_100mhz"] / ref["fps_at_100mhz"])  # the start too
     assert dense["accuracy_drop_pt"] == pytest.approx(100 * (ref["accuracy"] - 0.5))
     assert "drop pt and speedup against the reference, ref" in sparse_sweep.table(report)
+    # another reference of the same label ("ref") in the same out is priced from its own net
+    wider = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(128, 128, 128)), 2)
+    training.train(wider, training.TrainConfig(epochs=1, batch_size=128), digits.train, digits.test, tmp_path / "w" / "ref")
+    again = sparse_sweep.run(str(run), sparse_sweep.parse_nm("1:4"), schedule, tmp_path / "sweep", devices.budget(), "digits",
+                             reference=str(tmp_path / "w" / "ref" / "checkpoint.pt"))
+    stored = ir.load(tmp_path / "sweep" / "reference" / "ref" / ir.FILENAME)
+    assert [l.out_ch for l in stored.layers][:3] == [128, 128, 128]
+    assert again["reference"]["binary_ops"] > ref["binary_ops"]
+    assert again["rows"][1]["accuracy_per_seed"] == sparse["accuracy_per_seed"]  # the sweep itself resumed

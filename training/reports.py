@@ -111,9 +111,10 @@ def pruned_run(model: str) -> tuple[Path, dict[str, Any]] | None:
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a model a report names comes from: a label (how the user named it), its IR file
-    and checkpoint where kept, and its top-1 per fine-tuning seed where its pruning comparison
-    is at hand (the bars' "mean of the zoo's fine-tuning seeds")."""
+    """Where a model a report names comes from: its label (a zoo name, or the name of the
+    folder holding it), its IR file and checkpoint where kept, and its top-1 per fine-tuning
+    seed where its pruning comparison is at hand (the bars' "mean of the zoo's fine-tuning
+    seeds"; reading that comparison is also what fails on a corrupt one)."""
 
     label: str
     ir_path: Path | None
@@ -129,12 +130,25 @@ class ModelSource:
                              fix="export it first (flipflow export), or give a zoo name, an IR file or a prune run folder")
         return self.ir_path
 
+    @property
+    def checkpoint_file(self) -> Path:
+        """The checkpoint to train from, or a one-line error for an IR file without one."""
+        if self.checkpoint is None:
+            raise UsageError(f"{self.ir_path}: an exported network with no checkpoint.pt beside it to train from",
+                             fix="give a zoo name, a checkpoint.pt or a prune run folder")
+        return self.checkpoint
+
+    @property
+    def origin(self) -> Path:
+        """The file the model is read from (its IR, else its checkpoint), absolute."""
+        return Path(self.ir_path or self.checkpoint).resolve()
+
 
 def model_source(model: str) -> ModelSource:
     """A zoo name, an IR file, a checkpoint.pt or a prune run folder (its chosen pruned net:
     its IR, checkpoint and seeds; the IR keeps the first seed's weights)."""
     if model.endswith(".pt"):
-        return ModelSource(Path(model).parent.name, None, Path(model))
+        return ModelSource(Path(model).resolve().parent.name, None, Path(model))
     run = pruned_run(model)
     seeds = seed_accuracies(run[1]) if run else None
     source = ""
@@ -145,7 +159,9 @@ def model_source(model: str) -> ModelSource:
         net_dir = run[0] / run[1]["pruned_folder"]
         return ModelSource(run[0].name, net_dir / ir.FILENAME, net_dir / "checkpoint.pt", seeds, source)
     ir_path = ir.resolve(model)
-    return ModelSource(ir.model_label(model), ir_path, ir_path.parent / "checkpoint.pt", seeds, source)
+    beside = ir_path.parent / "checkpoint.pt"  # a zoo model's, or a run folder's next to its model.ir.npz
+    checkpoint = beside if ir_path.name == ir.FILENAME and beside.is_file() else None
+    return ModelSource(ir.model_label(model), ir_path, checkpoint, seeds, source)
 
 
 def seed_accuracies(comparison: dict[str, Any]) -> list[float]:
