@@ -1,6 +1,6 @@
 """Calibrate generator/cost.py against yosys counts of the RTL backend.
 
-    python -m flipflow.sim.calibrate_cost [--designs 12] [--zoo tfc,nin_pruned,nin] [--jobs 2] [--refit]
+    python -m flipflow.sim.calibrate_cost [--designs 12] [--sparse-designs 6] [--zoo tfc,nin_pruned,nin] [--jobs 2] [--refit]
     python -m flipflow.sim.calibrate_cost --first-layer nin_pruned folding.json
 
 The calibration set (``generator/cost_calibration/``): small random networks of
@@ -33,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import nnls
@@ -42,6 +43,9 @@ from flipflow import atomic, ir, kinds
 from flipflow.generator import cost, devices
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
+
+if TYPE_CHECKING:
+    from flipflow.training.blocks import Arch
 
 KEYS = ("LUT", "FF", "BRAM36", "DSP")
 SET_DIR = cost.CALIBRATION_FILE.with_name("cost_calibration")
@@ -70,15 +74,44 @@ def sample_networks(n: int, rng: random.Random) -> list[ir.Network]:
     return nets
 
 
+def sparse_networks(n: int, rng: random.Random) -> list[ir.Network]:
+    """Small networks whose binary layers are N:M sparse (SBNN), an N:M drawn per layer with
+    M at most its fan-in: the sparse unit's multiplexers and index memories in the fit."""
+    from flipflow.training import models
+    from flipflow.training.blocks import Arch, arch_layers
+    from flipflow.training.blocks import LayerSpec as L
+
+    classes = [str(i) for i in range(10)]
+    nets = []
+    for i in range(n):
+        c1, c2, c3, d = rng.randint(3, 24), rng.randint(5, 48), rng.randint(7, 64), rng.randint(8, 64)
+        size = rng.choice([6, 8, 10])
+        layers = [L("input_conv", c1, 3, 1, 1), L("binary_conv", c2, 3, 1, 1), L("maxpool", 0, 2, 2, 0),
+                  L("binary_conv", c3, 1), L("binary_dense", d), L("output_dense", 10)]
+        arch = Arch(f"sparse{i}", (size, size, rng.choice([1, 3])), classes, layers)
+        fan_in = {j: layer.fan_in for j, layer in enumerate(arch_layers(arch)) if kinds.sparse_of(layer.kind)}
+        nm = {}
+        for j, k in fan_in.items():
+            m = rng.choice([b for b in (2, 4, 8, 16, 32, 64) if b <= k])
+            nm[j] = (rng.randint(1, max(1, m // 2)), m)
+        nets.append(_export(models.with_sparsity(arch, nm)))
+    return nets
+
+
 def _build(name: str, shape: tuple[int, int, int], classes: list[str], layers: list) -> ir.Network:
+    from flipflow.training.blocks import Arch
+
+    return _export(Arch(name, shape, classes, layers))
+
+
+def _export(arch: Arch) -> ir.Network:
+    """``arch`` with random weights and BatchNorm statistics from real images, exported."""
     from flipflow.sim.bench import _calibration_images
     from flipflow.training import export
     from flipflow.training import synthetic as synth
-    from flipflow.training.blocks import Arch
 
-    arch = Arch(name, shape, classes, layers)
-    model = synth.calibrated_model(arch, _calibration_images(shape, 32))
-    return export.export(model, name, "fashion_mnist")
+    model = synth.calibrated_model(arch, _calibration_images(arch.input_shape, 32))
+    return export.export(model, arch.name, "fashion_mnist")
 
 
 def random_folding(net: ir.Network, rng: random.Random, max_lanes: int) -> fold.Folding:
@@ -87,8 +120,10 @@ def random_folding(net: ir.Network, rng: random.Random, max_lanes: int) -> fold.
     out = {}
     for layer in net.layers:
         if layer.has_weights:
+            kind = kinds.matrix(layer)
+            step, slots = kind.simd_step(layer), kind.synapse_slots(layer)  # a sparse lane group: N slots
             pe = rng.randint(1, min(layer.out_ch, 32))
-            simd = rng.randint(1, max(1, min(layer.fan_in, max_lanes // pe)))
+            simd = step * rng.randint(1, max(1, min(slots, max_lanes // pe) // step))
             out[layer.name] = LayerConfig(pe, simd, rng.choice(["distributed", "block"]))
     return out
 
@@ -118,10 +153,11 @@ def first_layer_design(model: str, folding: fold.Folding) -> tuple[ir.Network, f
     return design, {first.name: folding[first.name], out.name: LayerConfig(1, 16)}
 
 
-def designs(n: int, rng: random.Random, zoo: list[str]) -> list[tuple[ir.Network, fold.Folding, str]]:
-    """(network, folding, how it was chosen) of the calibration set."""
+def designs(n: int, rng: random.Random, zoo: list[str], sparse: int = 0) -> list[tuple[ir.Network, fold.Folding, str]]:
+    """(network, folding, how it was chosen) of the calibration set: ``n`` random networks,
+    ``sparse`` random sparse ones, the ``zoo`` models."""
     out = []
-    for i, net in enumerate(sample_networks(n, rng)):
+    for i, net in enumerate([*sample_networks(n, rng), *sparse_networks(sparse, rng)]):
         if i % 3 == 2:
             out.append((net, picked_folding(net, rng.choice([0.15, 0.25, 0.4])), "search pick"))
         else:
@@ -234,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--designs", type=int, default=12, help="random networks to add (each synthesized once)")
     p.add_argument("--zoo", default="tfc,nin_pruned,nin", help="comma-separated zoo models to add at their default folding")
+    p.add_argument("--sparse-designs", type=int, default=0,
+                   help="random networks with N:M sparse binary layers to add (named sparse<i>)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set-dir", type=Path, default=SET_DIR, help="where the calibration set is kept")
     p.add_argument("--out", type=Path, default=cost.CALIBRATION_FILE)
@@ -247,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         model, folding_file = args.first_layer
         todo = [(*first_layer_design(model, fold.load(folding_file)), "zoo default layer")]
     elif not args.refit:
-        todo = designs(args.designs, random.Random(args.seed), [z for z in args.zoo.split(",") if z])
+        todo = designs(args.designs, random.Random(args.seed), [z for z in args.zoo.split(",") if z], args.sparse_designs)
     if args.first_layer or not args.refit:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             runs = {pool.submit(_timed_measure, net, folding): (net, how) for net, folding, how in todo}

@@ -210,3 +210,16 @@ def test_an_uncalibrated_sparse_unit_borrows_the_xnor_units_multipliers():
                    for name, t in terms.items())
     assert c.apply(terms).lut == pytest.approx(expected)
     assert c.apply(terms).lut == pytest.approx(1_926, rel=0.05)  # yosys, python -m flipflow.sim.sparse_units
+
+
+def test_sparse_calibration_designs_draw_legal_nm_and_foldings():
+    """calibrate_cost --sparse-designs: every binary layer N:M sparse (M a power of two at
+    most its fan-in), random and searched foldings that folding.check accepts."""
+    drawn = calibrate_cost.designs(0, random.Random(3), [], sparse=3)
+    assert [how for _, _, how in drawn] == ["random", "random", "search pick"]
+    for net, folding, _ in drawn:
+        sparse = [l for l in net.layers if l.nm]
+        assert sparse and all(l.kind.startswith("sparse_") for l in sparse)
+        assert not any(l.kind.startswith("binary_") for l in net.layers)
+        assert all(l.nm[1] <= l.fan_in and l.nm[0] <= l.nm[1] for l in sparse)
+        fold.check(net, folding)
