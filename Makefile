@@ -23,11 +23,12 @@ PRUNE_SCHEDULE ?= --train-subset 16384 --batch-size 32 --epochs 4 --lr 1e-3 --lr
 MARGIN_WEIGHT ?=
 WEIGHTS    ?=
 # Bit-plane input (CBNN, docs/DESIGN.md "Bit-plane input"): make prune MODEL=nin PLANES=7,6,5,4
-# trains and prunes the 4-plane net in build/prune/nin-planes7654; make bitslice compares.
+# trains and prunes the 4-plane net in build/prune/nin-planes7654 (its first seed is
+# zoo/nin_pruned_planes4); make bitslice compares.
 PLANES     ?=
-PLANES_MODELS ?= nin_planes4
+PLANES_MODELS ?= nin_planes4,nin_pruned_planes4
 # make bench adds these models at their best folding in the same budget
-BENCH_VARIANTS ?= nin_planes4,nin_pruned_l04_2of32_l08_2of32
+BENCH_VARIANTS ?= nin_pruned_planes4,nin_pruned_l04_2of32_l08_2of32
 NM         ?=
 # build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
 MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))

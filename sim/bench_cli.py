@@ -48,9 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("bitslice", help="8-bit-input vs bit-plane-input networks (CBNN) in one device budget: "
                                         "top-1, cycles, LUT, DSP side by side, report.{json,png}")
     s.add_argument("model", help="the 8-bit-input reference: zoo name (e.g. nin_pruned), IR file or prune run folder")
-    s.add_argument("--planes-models", type=lambda v: [m for m in v.split(",") if m], default=["nin_planes4"],
+    s.add_argument("--planes-models", type=lambda v: [m for m in v.split(",") if m], default=["nin_planes4", "nin_pruned_planes4"],
                    help="bit-plane networks to compare, comma-separated zoo names, IR files or prune run folders "
-                        "(default: nin_planes4)")
+                        "(default: nin_planes4,nin_pruned_planes4)")
     s.add_argument("--images", type=int, default=None, help="first N test images for top-1 (default: the full test set)")
     s.add_argument("--out", type=Path, default=None, help="output folder (default build/<model>-bitslice)")
     add_budget_args(s)

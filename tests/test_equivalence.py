@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 from flipflow import ir
 from flipflow import golden
-from flipflow.training import models
+from flipflow.training import checkpoint, models, reports
 from flipflow.training.blocks import Arch, LayerSpec, images_to_input
 from flipflow.training.export import export
 from flipflow.training.synthetic import calibrated_model
@@ -58,6 +58,17 @@ def test_bit_plane_nin_on_fashion_mnist(fashion, tmp_path, planes):
     assert net.layers[0].kind == "bitplane_conv" and net.layers[0].planes == planes
     assert net.layers[0].fan_in == 5 * 5 * 1 * len(planes)
     assert_layers_equal(model, net, fashion.test.images[:300])
+
+
+def test_the_zoo_bit_plane_pruned_net_is_its_checkpoint(fashion):
+    """zoo/nin_pruned_planes4 (issue 15's net: 4 planes, flip-pruned, first seed) is the export of
+    its checkpoint, layer by layer on real test images, and the first of its comparison's seeds."""
+    model, _ = checkpoint.load(ir.ZOO / "nin_pruned_planes4" / "checkpoint.pt")
+    net = ir.load_model("nin_pruned_planes4")
+    assert net.layers[0].kind == "bitplane_conv" and net.layers[0].planes == (7, 6, 5, 4)
+    assert_layers_equal(model.eval(), net, fashion.test.images[:200])
+    seeds = reports.model_source("nin_pruned_planes4").seeds
+    assert len(seeds) == 3 and net.metrics["accuracy"] == seeds[0]  # the IR is the first of its comparison's seeds
 
 
 def test_mlp_on_digits(digits, tmp_path):
