@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flipflow import ROOT, ir
+from flipflow import ROOT, ir, kinds
 from flipflow.generator import cost, devices
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
@@ -219,7 +219,7 @@ def test_sparse_calibration_designs_draw_legal_nm_and_foldings():
     assert [how for _, _, how in drawn] == ["random", "random", "search pick"]
     for net, folding, _ in drawn:
         sparse = [l for l in net.layers if l.nm]
-        assert sparse and all(l.kind.startswith("sparse_") for l in sparse)
-        assert not any(l.kind.startswith("binary_") for l in net.layers)
+        assert sparse and all(kinds.of(l).sparse for l in sparse)
+        assert not any(kinds.sparse_of(l.kind) for l in net.layers)  # no XNOR layer left dense
         assert all(l.nm[1] <= l.fan_in and l.nm[0] <= l.nm[1] for l in sparse)
         fold.check(net, folding)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 
-from flipflow import ir
+from flipflow import ir, kinds
 from flipflow import golden
 from flipflow.training import checkpoint, models, reports
 from flipflow.training.blocks import Arch, LayerSpec, images_to_input
@@ -65,7 +65,7 @@ def test_the_zoo_bit_plane_pruned_net_is_its_checkpoint(fashion):
     its checkpoint, layer by layer on real test images, and the first of its comparison's seeds."""
     model, _ = checkpoint.load(ir.ZOO / "nin_pruned_planes4" / "checkpoint.pt")
     net = ir.load_model("nin_pruned_planes4")
-    assert net.layers[0].kind == "bitplane_conv" and net.layers[0].planes == (7, 6, 5, 4)
+    assert kinds.of(net.layers[0]).bit_planes and net.layers[0].planes == (7, 6, 5, 4)
     assert_layers_equal(model.eval(), net, fashion.test.images[:200])
     seeds = reports.model_source("nin_pruned_planes4").seeds
     assert len(seeds) == 3 and net.metrics["accuracy"] == seeds[0]  # the IR is the first of its comparison's seeds
