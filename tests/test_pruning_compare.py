@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 
 from flipflow import cli, ir
 from flipflow import golden
-from flipflow.training import checkpoint, datasets, prune
+from flipflow.training import checkpoint, datasets, prune, rounds, train
+from flipflow.training.blocks import BNN
 
 
 @pytest.mark.slow
@@ -91,3 +93,37 @@ def test_scratch_mode_retrains_the_narrower_net_on_the_base_schedule(tmp_path):
     report = json.loads((out / "flip_latent_rule" / "round1" / "report.json").read_text())
     assert sum(report["widths"].values()) < sum(prune.widths(base.arch).values())
     assert report["accuracy"] > 0.5  # digits: the retrained net learns
+
+
+def test_another_tau_starts_from_the_first_runs_baseline(tmp_path, capsys):
+    """--baseline copies a finished baseline (it does not depend on tau) and trains none; a
+    baseline of another shape, a clash with the one already there, or another schedule is refused."""
+    first = tmp_path / "tau0"
+    schedule = ["--dataset", "digits", "--epochs", "2", "--flip-epochs", "1", "--eval-images", "50"]
+    assert cli.main(["train", "tfc", *schedule, "--out", str(first / "baseline")]) == 0
+    model, payload = checkpoint.load(first / "baseline" / "checkpoint.pt")
+    arch, cfg = model.arch, train.TrainConfig(**payload["train_config"])  # the CLI's schedule
+    second = tmp_path / "tau1"
+    dest = rounds.adopt_baseline(first, second, arch)
+    assert dest == second / "baseline"
+    assert (dest / "checkpoint.pt").read_bytes() == (first / "baseline" / "checkpoint.pt").read_bytes()
+    assert rounds.adopt_baseline(first / "baseline", second, arch) == dest  # the same one again: nothing to do
+    data = datasets.digits()
+    before = dest.joinpath("checkpoint.pt").stat().st_mtime_ns
+    rounds.baseline(arch, data, cfg, second, None, "test", measure=False)
+    assert dest.joinpath("checkpoint.pt").stat().st_mtime_ns == before  # finished: not trained again
+    assert "resuming" in capsys.readouterr().err
+    with pytest.raises(train.TrainingError, match="different training configuration"):
+        rounds.baseline(arch, data, dataclasses.replace(cfg, epochs=3), second, None, "test", measure=False)
+    narrow = prune.with_widths(arch, {i: w // 2 for i, w in prune.widths(arch).items()})
+    with pytest.raises(train.TrainingError, match="another shape"):
+        rounds.adopt_baseline(first, tmp_path / "narrow", narrow)
+    other = tmp_path / "other"
+    checkpoint.save(other / "baseline" / "checkpoint.pt", BNN.initialised(arch, 1), **{k: v for k, v in payload.items() if k not in ("arch", "model")})
+    with pytest.raises(train.TrainingError, match="already holds another baseline"):
+        rounds.adopt_baseline(other, second, arch)
+
+
+def test_baseline_without_compare_is_refused(tmp_path, capsys):
+    assert cli.main(["prune", "tfc", "--dataset", "digits", "--baseline", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert "--compare" in capsys.readouterr().err

@@ -133,6 +133,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=1,
                    help="with --compare: fine-tune every net with this many seeds (--seed, --seed + 1, ...) from the one baseline; the table averages them")
     p.add_argument("--zoo", type=Path, default=None, metavar="DIR", help="with --compare: write DIR/ARCH and DIR/ARCH_pruned (first seed)")
+    p.add_argument("--baseline", type=Path, default=None, metavar="RUN",
+                   help="with --compare: start from RUN's finished baseline (same architecture and schedule; "
+                        "e.g. another --tau of build/prune/nin) instead of training one")
     _schedule_args(p)
     p.set_defaults(func=_prune, parser=p)
 
@@ -208,7 +211,10 @@ def _prune(args: argparse.Namespace) -> int:
     if args.compare:
         if args.model not in models.ARCHS:
             raise UsageError("--compare trains its own baseline", fix=f"give an architecture name ({', '.join(models.ARCHS)})")
-        result = rounds.compare(_arch(args.model, data, None, args.planes), data, base_cfg, ft_cfg, pcfg, out, args.train_subset, _command(args),
+        arch = _arch(args.model, data, None, args.planes)
+        if args.baseline:
+            rounds.adopt_baseline(args.baseline, out, arch)
+        result = rounds.compare(arch, data, base_cfg, ft_cfg, pcfg, out, args.train_subset, _command(args),
                                 args.seeds)
         print(reports.comparison_table(result["rows"]))
         if args.zoo:
@@ -216,8 +222,9 @@ def _prune(args: argparse.Namespace) -> int:
                 print(f"zoo: {rounds.to_zoo(folder, args.zoo, zoo_name)}")
             rounds.copy_comparison(out, args.zoo / f"{args.model}_pruned" / "comparison")
         return 0
-    if args.seeds != 1:
-        raise UsageError("--seeds averages the --compare table", fix="add --compare, or drop --seeds")
+    if args.seeds != 1 or args.baseline:
+        raise UsageError(f"{'--seeds' if args.seeds != 1 else '--baseline'} belongs to the --compare table",
+                         fix="add --compare, or drop it")
     if args.model in models.ARCHS:
         base, payload, _ = rounds.baseline(_arch(args.model, data, None, args.planes), data, base_cfg, out, args.train_subset, _command(args))
     else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import filecmp
 import json
 import multiprocessing
 import os
@@ -158,6 +159,30 @@ def baseline(arch: Arch, data: Dataset, cfg: TrainConfig, out: Path, train_subse
     model, payload = _trained(folder, BNN.initialised(arch, cfg.seed), cfg, data, train_subset, cfg.seed, "baseline", {"command": command})
     acc = evaluate(model, data, folder, arch.name, {"run": str(folder), "round": 0, "command": command})[1] if measure else None
     return model, payload, _report(model, payload, folder, "unpruned", 0, acc, 0, {}, time.perf_counter() - t0)
+
+
+def adopt_baseline(source: Path, out: Path, arch: Arch) -> Path:
+    """Start the comparison in ``out`` from another run's finished baseline (``source``: that
+    run's folder or its baseline/ folder). The baseline does not depend on the pruning settings
+    (tau, rule, rounds), so another tau costs only the fine-tuning; `baseline` then checks that
+    its training schedule is this one."""
+    folder = Path(source)
+    folder = folder / "baseline" if (folder / "baseline" / "checkpoint.pt").is_file() else folder
+    saved, _ = checkpoint.load(folder / "checkpoint.pt")
+    if saved.arch.to_dict() != arch.to_dict():
+        raise TrainingError(f"{folder}: its baseline is a {saved.arch.name} of another shape (widths or planes) than this run's",
+                            fix="give the baseline of a run with the same architecture and --planes")
+    dest = Path(out) / "baseline"
+    if (dest / "checkpoint.pt").is_file():
+        if not filecmp.cmp(dest / "checkpoint.pt", folder / "checkpoint.pt", shallow=False):
+            raise TrainingError(f"{dest} already holds another baseline", fix=f"use another --out, or drop --baseline {source}")
+        return dest
+    atomic.make_dir(dest)
+    for f in sorted(folder.iterdir()):
+        if f.is_file():
+            atomic.copy_file(f, dest / f.name)
+    print(f"baseline: {folder} (copied to {dest})", file=sys.stderr)
+    return dest
 
 
 def one_round(model: BNN, payload: dict[str, Any], data: Dataset, pcfg: PruneConfig, ft_cfg: TrainConfig, scratch_cfg: TrainConfig,
