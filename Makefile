@@ -23,8 +23,8 @@ PRUNE_SCHEDULE ?= --train-subset 16384 --batch-size 32 --epochs 4 --lr 1e-3 --lr
 MARGIN_WEIGHT ?=
 WEIGHTS    ?=
 # Bit-plane input (CBNN, docs/DESIGN.md "Bit-plane input"): make prune MODEL=nin PLANES=7,6,5,4
-# trains and prunes the 4-plane net in build/prune/nin-planes7654 (its first seed is
-# zoo/nin_pruned_planes4); make bitslice compares.
+# trains and prunes the 4-plane net in build/prune/nin-planes7654; with TAU=2 (below) its
+# first seed is zoo/nin_pruned_planes4; make bitslice compares.
 PLANES     ?=
 # The flip criterion's threshold: a weight is insensitive when it flipped more than TAU
 # times; a larger TAU prunes less. make prune MODEL=nin PLANES=7,6,5,4 TAU=2 runs in
