@@ -141,11 +141,12 @@ def plot(report: dict[str, Any], path: Path) -> Path:
 
 def table(report: dict[str, Any]) -> str:
     """The rows as a fixed-width table for the terminal."""
-    head = f"{'model':<16}{'input':<10}{'planes':>7}{'top-1':>8}{'cycles':>9}{'fps':>8}{'LUT':>8}{'DSP':>5}{'1st DSP':>8}"
+    width = max(16, *(len(r["model"]) + 2 for r in report["rows"]))
+    head = f"{'model':<{width}}{'input':<10}{'planes':>7}{'top-1':>8}{'cycles':>9}{'fps':>8}{'LUT':>8}{'DSP':>5}{'1st DSP':>8}"
     lines = [head, "-" * len(head)]
     for r in report["rows"]:
         acc = "n/a" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%"
-        lines.append(f"{r['model']:<16}{r['input']:<10}{len(r['kept_planes']):>7}{acc:>8}{r['cycles_per_frame']:>9,}"
+        lines.append(f"{r['model']:<{width}}{r['input']:<10}{len(r['kept_planes']):>7}{acc:>8}{r['cycles_per_frame']:>9,}"
                      f"{r['fps_at_100mhz']:>8,.0f}{r['LUT']:>8,}{r['DSP']:>5}{r['first_layer_DSP']:>8}")
     s = report["summary"]
     if "accuracy_drop_pt" in s:
