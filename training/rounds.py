@@ -57,6 +57,7 @@ class PruneConfig:
 
 
 CPU_CHECK_IMAGES = 500
+BASELINE_FOLDER = "baseline"  # in a comparison run: the unpruned net every pruned one is cut from
 
 
 def _golden_chunk(path: str, images: np.ndarray) -> np.ndarray:
@@ -155,7 +156,7 @@ def baseline(arch: Arch, data: Dataset, cfg: TrainConfig, out: Path, train_subse
              measure: bool = True) -> tuple[BNN, dict, dict]:
     """Train the unpruned net; ``measure=False`` skips its full-test-set evaluation (accuracy None)."""
     t0 = time.perf_counter()
-    folder = out / "baseline"
+    folder = out / BASELINE_FOLDER
     model, payload = _trained(folder, BNN.initialised(arch, cfg.seed), cfg, data, train_subset, cfg.seed, "baseline", {"command": command})
     acc = evaluate(model, data, folder, arch.name, {"run": str(folder), "round": 0, "command": command})[1] if measure else None
     return model, payload, _report(model, payload, folder, "unpruned", 0, acc, 0, {}, time.perf_counter() - t0)
@@ -167,12 +168,12 @@ def adopt_baseline(source: Path, out: Path, arch: Arch) -> Path:
     (tau, rule, rounds), so another tau costs only the fine-tuning; `baseline` then checks that
     its training schedule is this one."""
     folder = Path(source)
-    folder = folder / "baseline" if (folder / "baseline" / "checkpoint.pt").is_file() else folder
+    folder = folder / BASELINE_FOLDER if (folder / BASELINE_FOLDER / "checkpoint.pt").is_file() else folder
     saved, _ = checkpoint.load(folder / "checkpoint.pt")
     if saved.arch.to_dict() != arch.to_dict():
         raise TrainingError(f"{folder}: its baseline is a {saved.arch.name} of another shape (widths or planes) than this run's",
                             fix="give the baseline of a run with the same architecture and --planes")
-    dest = Path(out) / "baseline"
+    dest = Path(out) / BASELINE_FOLDER
     if (dest / "checkpoint.pt").is_file():
         if not filecmp.cmp(dest / "checkpoint.pt", folder / "checkpoint.pt", shallow=False):
             raise TrainingError(f"{dest} already holds another baseline", fix=f"use another --out, or drop --baseline {source}")
