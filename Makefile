@@ -34,6 +34,8 @@ PLANES_MODELS ?= nin_planes4,nin_pruned_planes4
 # make bench adds these models at their best folding in the same budget
 BENCH_VARIANTS ?= nin_pruned_planes4,nin_pruned_l04_2of32_l08_2of32
 NM         ?=
+# CENTRED=1: the sparse layers compute with weights b - N/M (SBNN's {alpha, beta} domain), in build/<model>-sparse-centred
+CENTRED    ?=
 # build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
 MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))
 # build/prune/<MODEL><PRUNE_TAG>: one folder per margin weight, plane set and tau
@@ -93,8 +95,8 @@ bitslice: setup  ## 8-bit vs bit-plane input side by side: make bitslice MODEL=n
 margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make margin-sweep MODEL=nin_pruned [WEIGHTS=0,0.5,1,2]
 	$(VENV)/bin/flipflow margin-sweep $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
-sparse: setup  ## N:M sparse binary layers (SBNN) on the zoo's fine-tuning schedule: make sparse MODEL=nin_pruned [NM=2:8,04=2:32+08=2:32]
-	$(VENV)/bin/flipflow sparse $(MODEL) $(if $(NM),--nm $(NM)) --out build/$(MODEL_NAME)-sparse
+sparse: setup  ## N:M sparse binary layers (SBNN) on the zoo's fine-tuning schedule: make sparse MODEL=nin_pruned [NM=2:8,04=2:32+08=2:32] [CENTRED=1]
+	$(VENV)/bin/flipflow sparse $(MODEL) $(if $(NM),--nm $(NM)) $(if $(CENTRED),--centred) --out build/$(MODEL_NAME)-sparse$(if $(CENTRED),-centred)
 
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned
 	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(MODEL_NAME)

@@ -18,7 +18,9 @@ Conventions (docs/DESIGN.md; each kind's own in kinds.py):
 * Binary layers pad with -1 (bit 0); the input layer pads with pixel 0.
 * A sparse binary layer (sparse_conv, sparse_dense) has 0/1 weights b with N:M
   structure (``nm``) and acc = popcount(x AND b): a kept weight adds its input bit;
-  its bit is (acc >= T) XOR ``invert`` (per channel, absent = 0).
+  its bit is (acc >= T) XOR ``invert`` (per channel, absent = 0). A ``centred``
+  sparse layer (the {alpha, beta} domain, weights b - N/M) has acc = M x popcount(x AND b)
+  - N x popcount(x), the second count over the whole window (docs/DESIGN.md).
 * An input layer may carry ``pixel_codes``: 256 uint8 values, the value its
   datapath sees for each 8-bit pixel (an imported model's input quantiser,
   docs/DESIGN.md "Importing QONNX"); without it the value is the pixel itself.
@@ -44,7 +46,7 @@ from flipflow.errors import FlipflowError
 
 FILENAME = "model.ir.npz"  # the IR's name in a zoo entry and in every build folder
 FORMAT = "flipflow-ir"
-VERSION = 1
+VERSION = 2  # 2: a sparse layer may be centred; a file without one is written as version 1
 HEADER_KEY = "__ir__"
 
 # Kinds a network may contain, by the role that fixes where they may stand (kinds.py).
@@ -108,6 +110,9 @@ class Layer:
     # sparse kinds: uint8[out_ch], 1 where the channel's bit is inverted, (acc >= T) XOR 1 (a negative
     # BatchNorm scale: a 0/1 row cannot be inverted as a +-1 row is)
     invert: np.ndarray | None = field(default=None, repr=False)
+    # sparse kinds: weights b - N/M instead of b (SBNN's {alpha, beta} domain with alpha = -N/M,
+    # beta = 1 - N/M), acc = M x popcount(x AND b) - N x popcount(x) (kinds._SparseDatapath)
+    centred: bool = False
     pixel_codes: np.ndarray | None = field(default=None, repr=False)  # input layers: uint8[256], pixel -> value
 
     @property
@@ -147,6 +152,8 @@ class Layer:
         d["out_shape"] = list(self.out_shape)
         d["planes"] = list(self.planes)
         d["nm"] = list(self.nm) if self.nm is not None else None
+        if not self.centred:
+            d.pop("centred")  # absent = False: headers of other layers stay as version 1 wrote them
         return d
 
 
@@ -186,7 +193,7 @@ class Network:
         path = Path(path)
         header = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": 2 if any(l.centred for l in self.layers) else 1,  # the oldest reader that computes it right
             "name": self.name,
             "input_shape": list(self.input_shape),
             "classes": list(self.classes),
@@ -296,10 +303,12 @@ def nm_problem(n: int, m: int) -> str | None:
 
 def _validate_nm(l: Layer, where: str) -> None:
     if not kinds.of(l).sparse:
-        for name in ("nm", "invert"):
-            if getattr(l, name) is not None:
+        for name in ("nm", "invert", "centred"):
+            if getattr(l, name) is not None and getattr(l, name) is not False:
                 _fail(f"{where}.{name}", f"{l.kind} takes no {name} (only {', '.join(k for k, v in kinds.KINDS.items() if v.sparse)})")
         return
+    if not isinstance(l.centred, bool):
+        _fail(f"{where}.centred", f"must be true or false, got {l.centred!r}")
     if l.invert is not None and (l.invert.shape != (l.out_ch,) or l.invert.dtype != np.uint8 or l.invert.max(initial=0) > 1):
         _fail(f"{where}.invert", f"must be uint8 bits of shape ({l.out_ch},), got {l.invert.dtype}{l.invert.shape}")
     nm = l.nm
@@ -362,8 +371,10 @@ def _validate_arrays(l: Layer, where: str) -> None:
             _fail(f"{where}.thresholds", "missing")
         if l.thresholds.shape != (l.out_ch,) or l.thresholds.dtype != np.int64:
             _fail(f"{where}.thresholds", f"must be int64 of shape ({l.out_ch},), got {l.thresholds.dtype}{l.thresholds.shape}")
-        if binary and (l.thresholds.min() < 0 or l.thresholds.max() > l.fan_in + 1):
-            _fail(f"{where}.thresholds", f"binary thresholds must lie in [0, K+1] = [0, {l.fan_in + 1}]")
+        bounds = kind.threshold_bounds(l)
+        if bounds and (l.thresholds.min() < bounds[0] or l.thresholds.max() > bounds[1]):
+            lo, hi = bounds
+            _fail(f"{where}.thresholds", f"{l.kind} thresholds must lie in [{lo}, {hi}]")
     elif l.thresholds is not None:
         _fail(f"{where}.thresholds", f"{l.kind} has no thresholds")
 
@@ -430,6 +441,7 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Network:
             weight_scale=float(lh.get("weight_scale", 1.0)),
             planes=tuple(lh.get("planes", ())),
             nm=tuple(lh["nm"]) if lh.get("nm") is not None else None,
+            centred=lh.get("centred", False),
         )
         w = arrays.get(f"{name}.weights")
         if w is not None and layer.weight_bits == 1:

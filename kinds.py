@@ -297,6 +297,10 @@ class MatrixKind(LayerKind):
     def accumulator_range(self, layer: Layer) -> tuple[int, int]:
         """Inclusive [min, max] of any real (unpadded) row's accumulator."""
 
+    def threshold_bounds(self, layer: Layer) -> tuple[int, int] | None:
+        """Inclusive bounds the IR holds a thresholded layer's thresholds to (None: unbounded)."""
+        return None
+
     def execute(self, layer: Layer, x: np.ndarray) -> np.ndarray:
         patches = self.patches(layer, x)
         n, ho, wo, k = patches.shape
@@ -385,6 +389,9 @@ class _XnorDatapath(MatrixKind):
     def accumulator_range(self, layer: Layer) -> tuple[int, int]:
         return 0, self.fan_in(layer)
 
+    def threshold_bounds(self, layer: Layer) -> tuple[int, int] | None:
+        return 0, self.fan_in(layer) + 1
+
 
 class _ScoreDatapath(MatrixKind):
     """Last layer: bits -> integer scores, sum(w * (2b - 1)) with -1 padding."""
@@ -422,9 +429,16 @@ def nm_blocks(rows: np.ndarray, m: int) -> np.ndarray:
 class _SparseDatapath(MatrixKind):
     """Sparse binary layer (SBNN, docs/DESIGN.md "Sparse binary layers"): 0/1 weights b with
     N:M structure (``Layer.nm``), P = popcount(x AND b) in [0, ones of the row], bit =
-    (P >= T) XOR invert (``Layer.invert``, per channel).
+    (acc >= T) XOR invert (``Layer.invert``, per channel), acc = P.
     A padding input (bit 0) adds 0. The unit stores per kept weight its index in its block of
-    M and steps through N x ceil(K / M) slots per row, so its cycles scale with the ones."""
+    M and steps through N x ceil(K / M) slots per row, so its cycles scale with the ones.
+
+    A ``centred`` layer's weights are b - N/M (the {alpha, beta} domain of "Sparsifying Binary
+    Networks" with alpha = -N/M, beta = 1 - N/M: the mean weight of a full row is 0). With
+    S = popcount of the whole window (padding bits 0), M times its +-1 sum is M(2P - ones) -
+    N(2S - K) = 2(M P - N S) + N K - M ones, so acc = M P - N S decides alone (the rest is
+    the row's constant, which the threshold absorbs): exact integers, no per-channel scale.
+    The unit counts S once per fold for every PE row (docs/DESIGN.md "Sparse binary layers")."""
 
     role = "binary"
     datapath = "sparse"
@@ -456,13 +470,30 @@ class _SparseDatapath(MatrixKind):
         return layer.out_shape[0] * layer.out_shape[1] * layer.out_ch * nm_kept(self.fan_in(layer), *layer.nm)
 
     def accumulate(self, layer: Layer, vectors: np.ndarray) -> np.ndarray:
-        return and_popcount(vectors, layer.weights.reshape(layer.out_ch, -1))
+        p = and_popcount(vectors, layer.weights.reshape(layer.out_ch, -1))
+        if not layer.centred:
+            return p
+        n, m = layer.nm
+        return m * p - n * vectors.sum(1, dtype=np.int64)[:, None]
 
     def lane_terms(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
         return (w & x).astype(np.int64)  # a kept weight (1) passes its selected input bit
 
     def accumulator_range(self, layer: Layer) -> tuple[int, int]:
-        return 0, int(layer.weights.reshape(layer.out_ch, -1).sum(1, dtype=np.int64).max(initial=0))
+        ones = layer.weights.reshape(layer.out_ch, -1).sum(1, dtype=np.int64)
+        if not layer.centred:
+            return 0, int(ones.max(initial=0))
+        # M P - N S with P <= ones and the K - ones others in S: lowest at P = 0, S = K - ones,
+        # highest at P = S = ones
+        n, m = layer.nm
+        return int((-n * (self.fan_in(layer) - ones)).min(initial=0)), int(((m - n) * ones).max(initial=0))
+
+    def threshold_bounds(self, layer: Layer) -> tuple[int, int] | None:
+        k = self.fan_in(layer)
+        if not layer.centred:
+            return 0, k + 1
+        n, m = layer.nm
+        return -n * k, (m - n) * k + 1
 
     def output_bits(self, layer: Layer, acc: np.ndarray) -> np.ndarray:
         """(acc >= T) XOR invert: a channel of negative BatchNorm scale fires when P < T."""

@@ -345,7 +345,38 @@ def _sparse_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
     datapath. Structural counts; no calibration design has this datapath yet, so the mux
     counts at 1.0 and every shared part takes the XNOR unit's multiplier (UNCALIBRATED_LIKE)."""
     lanes = f.pe * f.simd
-    return {"mvu.mux": Cost(lut=lanes * mux_luts(layer.nm[1]), ff=lanes), "mvu.tree": _tree("sparse", f, aw)}
+    terms = {"mvu.mux": Cost(lut=lanes * mux_luts(layer.nm[1]), ff=lanes), "mvu.tree": _tree("sparse", f, aw)}
+    if layer.centred:
+        terms |= _window_count(layer, f, aw)
+    return terms
+
+
+def count_group(bits: int, stages: int) -> int:
+    """Values a node of flipflow_mvu's window count sums (its CG): the least g with g^stages >= bits."""
+    g = 2
+    while g**stages < bits:
+        g += 1
+    return g
+
+
+def _window_count(layer: Layer, f: LayerConfig, aw: int) -> Terms:
+    """A centred sparse unit (Layer.centred): the popcount of each fold's XW-bit slice in
+    PRE + TREE registered stages of CG-input nodes (a LUT per input bit of a node, a
+    register per level, as ``_tree``), times N (shift-adds of AW bits), and per PE row
+    the AW-bit (P << log2 M) - N S before its accumulator. Structural counts (LUT and FF at
+    1.0: no calibration design has them yet)."""
+    xw = kinds.matrix(layer).fold_elements(layer, f.simd)
+    stages = mvu_pipeline_stages("sparse", f.simd)
+    group, width = count_group(xw, stages), unsigned_bits(xw)
+    lut = ff = 0.0
+    inputs, in_bits, level = xw, 1, 0
+    for _ in range(stages):
+        level += 1
+        n, bits = math.ceil(inputs / group), min(width, unsigned_bits(min(xw, group**level)))
+        lut, ff = lut + inputs * in_bits, ff + n * bits
+        inputs, in_bits = n, bits
+    times_n = aw * (bin(layer.nm[0]).count("1") - 1)  # an adder per further one bit of N
+    return {"mvu.window_count": Cost(lut=lut + times_n, ff=ff), "mvu.centre": Cost(lut=f.pe * aw)}
 
 
 DATAPATHS: dict[str, Callable[[Layer, LayerConfig, int], Terms]] = {

@@ -172,14 +172,24 @@ DATAPATHS = {
     "sparse": Datapath("SparseDot<{simd}, {n}, {m}>", False, "popcount(x AND b)",
                        "sparse binary {n}:{m} (a {wb}-bit index per kept weight) {shape} (-1 padding)",
                        "a spare slot selects a padding input, bit 0 (adds 0)", "InvertedThresholds"),
+    "sparse_centred": Datapath("CentredSparseDot<{simd}, {n}, {m}>", True, "{m} x popcount(x AND b) - {n} x popcount(x)",
+                               "centred sparse binary {n}:{m}, weights b - {n}/{m} (a {wb}-bit index per kept weight) "
+                               "{shape} (-1 padding)",
+                               "a spare slot selects a padding input, bit 0, and padding adds 0 to popcount(x)",
+                               "InvertedThresholds"),
 }
+
+
+def datapath(l: Layer) -> Datapath:
+    """The HLS datapath of a matrix layer: its kind's, or the centred sparse one (Layer.centred)."""
+    return DATAPATHS[kinds.matrix(l).datapath + ("_centred" if l.centred else "")]
 
 
 def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any], elem_bits: int, geometry: str) -> int:
     g = pack.geometry(l, f)
     if elem_bits != kind.lane_bits:
         raise HLSError(f"layer {l.name}: {l.kind} needs {kind.lane_bits}-bit input elements, got {elem_bits}")
-    path = DATAPATHS[kind.datapath]
+    path = datapath(l)
     lo, hi = kind.accumulator_range(l)
     wb = kind.weight_bits(l)
     d.update(pe=g.pe, simd=g.simd, nf=g.nf, sf=g.sf, rows=g.rows, cols=g.cols, tiles=g.tiles, weight_elem_bits=wb,
@@ -200,7 +210,7 @@ def _plan_mvu(l: Layer, kind: kinds.MatrixKind, f: LayerConfig, d: dict[str, Any
     n, m = l.nm or (1, 1)
     d["dot"] = path.dot.format(simd=g.simd, wb=wb, n=n, m=m)
     d["acc_t_def"] = f"ap_int<{kinds.signed_bits(lo, hi)}>" if path.signed else f"ap_uint<{kinds.unsigned_bits(hi)}>"
-    d["acc_note"] = f"{path.acc} in [{lo}, {hi}]"
+    d["acc_note"] = f"{path.acc.format(n=n, m=m)} in [{lo}, {hi}]"
     d["pad_note"] = path.pad_note
     if kind.thresholded:
         t = pack.thresholds(l, f)

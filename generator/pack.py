@@ -59,7 +59,10 @@ read a 0 at index 0; pad rows hold index 0 and threshold 0 (and are dropped).
 ``tiles``, ``words`` and ``simd_words`` give these indices in the same word
 layout (lane s of PE p at element p x SIMD + s, PE 0 in the LSBs); the
 output bit is (acc >= T) XOR invert, ``inverts`` [NF, PE] beside
-``thresholds``; ``emulate_sparse`` steps through the unit as hardware does.
+``thresholds``; ``emulate_sparse`` steps through the unit as hardware does. A
+centred layer (``Layer.centred``) adds per fold M x the row's popcount - N x
+the popcount of the fold's whole input slice, which every row shares; its
+accumulators and thresholds are two's complement.
 """
 
 from __future__ import annotations
@@ -223,8 +226,10 @@ def accumulator_bits(layer: Layer) -> int:
 def accumulator_width(datapath: str, lo: int, hi: int, wb: int) -> int:
     """AW for accumulators in [lo, hi] of a kinds datapath ("xnor", "sparse", "pixel",
     "score") with WB-bit weights."""
-    if datapath in kinds.POPCOUNT_DATAPATHS:
+    if datapath in kinds.POPCOUNT_DATAPATHS and lo >= 0:
         return max(2, kinds.unsigned_bits(hi + 1))
+    if datapath in kinds.POPCOUNT_DATAPATHS:  # a centred sparse layer: M P - N S, two's complement
+        return kinds.signed_bits(lo, hi + 1)
     if datapath == "pixel":
         return max(wb + 10, kinds.signed_bits(lo, hi + 1))
     return max(wb + 1, kinds.signed_bits(lo, hi))
@@ -302,7 +307,9 @@ def emulate_sparse(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> n
     """Numpy model of the sparse matrix-vector unit on its packed indices (``tiles``): per
     fold and lane the M:1 mux picks element (lane // N) x M + index of the fold's input,
     ANDs it with its kept weight, each PE row's popcount adds the lanes, and the row's bit
-    is (acc >= T) XOR invert. [N, K] window vectors -> [N, rows] output bits."""
+    is (acc >= T) XOR invert. A centred layer's fold adds M x that popcount - N x the
+    popcount of the fold's whole input (one count for every row; padding is 0), which sums
+    to kinds' M P - N S. [N, K] window vectors -> [N, rows] output bits."""
     g = geometry(layer, folding)
     kind = kinds.matrix(layer)
     n, m = layer.nm
@@ -315,6 +322,7 @@ def emulate_sparse(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> n
         acc = np.zeros((x.shape[0], g.pe), np.int64)
         for sf in range(g.sf):
             picked = x[:, sf][:, base[None, :] + t[nf, sf]]  # the muxes: [N, PE, SIMD]
-            acc += kind.lane_terms(np.ones_like(picked), picked).sum(-1)
+            dot = kind.lane_terms(np.ones_like(picked), picked).sum(-1)
+            acc += m * dot - n * x[:, sf].sum(-1)[:, None] if layer.centred else dot
         out[:, nf] = (acc >= thr[nf][None]) ^ inv[nf][None]
     return out.reshape(x.shape[0], g.rows_padded)[:, : g.rows]

@@ -141,8 +141,9 @@ def mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     res_bits = aw if datapath == "scores" else 1
     weights_in = cost.weight_memory(layer, f).style
     # a sparse unit folds its rows' kept-weight slots (g.cols), N per block of M window elements
-    sparse = dict(SPARSE_N=layer.nm[0], SPARSE_M=layer.nm[1]) if kind.sparse else {}
-    structure = f"{layer.nm[0]}:{layer.nm[1]} sparse ({g.cols} slots a row), " if kind.sparse else ""
+    sparse = dict(SPARSE_N=layer.nm[0], SPARSE_M=layer.nm[1], CENTRED=int(layer.centred)) if kind.sparse else {}
+    structure = (f"{layer.nm[0]}:{layer.nm[1]} {'centred ' if layer.centred else ''}sparse ({g.cols} slots a row), "
+                 if kind.sparse else "")
     return Unit(
         name=f"{name}_mvu", module="flipflow_mvu", layer=layer.name, src=src, out_width=g.rows * res_bits,
         summary=(f"{layer.kind} {layer.name}: {structure}PE={g.pe} SIMD={g.simd}, {g.nf}x{g.sf} folds per window, "

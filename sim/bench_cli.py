@@ -85,6 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "e.g. nin_pruned when the start is a bit-plane net)")
     s.add_argument("--nm", default="1:2,1:4,2:8,1:8", help="settings, comma-separated: N:M for every binary layer, LAYER=N:M for one (its IR name's number), "
                         "joined by + (e.g. 2:8,04=1:16+08=1:16,1:4+04=1:16); unnamed layers stay dense (default 1:2,1:4,2:8,1:8)")
+    s.add_argument("--centred", action="store_true",
+                   help="sparse layers compute with weights b - N/M instead of b (SBNN's {alpha, beta} domain; exact "
+                        "integers, one window popcount per fold shared by the PE rows)")
     s.add_argument("--train-subset", type=int, default=16384, help="fine-tune on a fixed random subset of N training images (default 16384)")
     s.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (default 2)")
     s.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -215,7 +218,7 @@ def _sparse(args: argparse.Namespace) -> int:
 
     from flipflow.sim import sparse_sweep
 
-    settings = sparse_sweep.parse_nm(args.nm)
+    settings = sparse_sweep.parse_nm(args.nm, args.centred)
     schedule = sparse_sweep.Schedule(train_subset=args.train_subset, epochs=args.epochs, lr=args.lr, lr_steps=args.lr_steps,
                                      batch_size=args.batch_size, seeds=args.seeds, seed=args.seed, distill=args.distill,
                                      temperature=args.distill_temperature)

@@ -75,12 +75,13 @@ def mvu_parameters(datapath: str, out_ch: int, fan_in: int, pe: int, simd: int,
                 EW=fan_in * lane, WEIGHT_RAM=weight_ram)
 
 
-def sparse_conv_layer(nm: tuple[int, int] | None, seed: int = 0) -> ir.Layer:
+def sparse_conv_layer(nm: tuple[int, int] | None, seed: int = 0, centred: bool = False) -> ir.Layer:
     """A 3x3 conv of 64 -> 64 channels on an 8x8 map with random weights: a binary_conv, or
-    (``nm``) a sparse_conv with a random N:M mask and random inverts; mid-range thresholds."""
+    (``nm``) a sparse_conv with a random N:M mask and random inverts, ``centred`` or not;
+    mid-range thresholds."""
     rng = np.random.default_rng(seed)
     kind = "sparse_conv" if nm else "binary_conv"
-    layer = ir.Layer("conv", kind, (8, 8, 64), (8, 8, 64), kernel=3, stride=1, pad=1, nm=nm)
+    layer = ir.Layer("conv", kind, (8, 8, 64), (8, 8, 64), kernel=3, stride=1, pad=1, nm=nm, centred=centred)
     k = layer.fan_in
     if nm is None:
         layer.weights = rng.integers(0, 2, (64, 3, 3, 64), dtype=np.uint8)
@@ -94,7 +95,8 @@ def sparse_conv_layer(nm: tuple[int, int] | None, seed: int = 0) -> ir.Layer:
         layer.weights = blocks.reshape(64, 3, 3, 64)
         layer.invert = rng.integers(0, 2, 64, dtype=np.uint8)  # channels of negative BatchNorm scale
         terms = kinds.nm_kept(k, n, m)
-    layer.thresholds = rng.integers(terms // 2 - 8, terms // 2 + 9, 64).astype(np.int64)
+    middle = 0 if centred else terms // 2  # M P - N S is near 0 on random inputs
+    layer.thresholds = rng.integers(middle - 8, middle + 9, 64).astype(np.int64)
     return layer
 
 

@@ -74,10 +74,12 @@ class Schedule:
 class Setting:
     """One sparsity of the sweep: ``every`` N:M for each binary layer not in ``layers``, and
     ``layers`` (layer index -> N:M) for the named ones; a layer in neither stays dense. Text
-    form: ``2:8`` (every binary layer), ``04=1:16+08=1:16`` (two layers), ``1:4+04=1:16``."""
+    form: ``2:8`` (every binary layer), ``04=1:16+08=1:16`` (two layers), ``1:4+04=1:16``.
+    ``centred``: the sparse layers compute with b - N/M (ir.Layer.centred, `--centred`)."""
 
     every: models.NM | None = None
     layers: tuple[tuple[int, models.NM], ...] = ()
+    centred: bool = False
 
     def per_layer(self, arch: models.Arch) -> dict[int, models.NM]:
         """Layer index -> N:M over ``arch`` (models.with_sparsity's argument)."""
@@ -97,23 +99,24 @@ class Setting:
 
     @property
     def label(self) -> str:
-        return "+".join(self._parts("{}:{}", "{:02d}={}:{}"))
+        return "+".join(self._parts("{}:{}", "{:02d}={}:{}")) + (" centred" if self.centred else "")
 
     @property
     def folder(self) -> str:
-        return "nm" + "+".join(self._parts("{}_{}", "{:02d}-{}_{}"))
+        return ("cnm" if self.centred else "nm") + "+".join(self._parts("{}_{}", "{:02d}-{}_{}"))
 
     @property
     def suffix(self) -> str:
         """The sparse net's name suffix (an identifier: the name reaches HLS and Verilog)."""
-        return "_".join(self._parts("{}of{}", "l{:02d}_{}of{}"))
+        return "_".join(self._parts("{}of{}", "l{:02d}_{}of{}")) + ("_centred" if self.centred else "")
 
 
-def parse_nm(text: str) -> list[Setting]:
-    """"1:4,2:8,04=1:16+08=1:16" -> three Settings; UsageError naming the bad item and the rule."""
+def parse_nm(text: str, centred: bool = False) -> list[Setting]:
+    """"1:4,2:8,04=1:16+08=1:16" -> three Settings (``centred`` each); UsageError naming the bad
+    item and the rule."""
     settings: list[Setting] = []
     for item in (t.strip() for t in text.split(",")):
-        setting = _setting(text, item)
+        setting = dataclasses.replace(_setting(text, item), centred=centred)
         if setting in settings:
             raise UsageError(f"--nm {text!r}: {item!r} repeats setting {setting.label}", fix="give each setting once")
         settings.append(setting)
@@ -180,7 +183,7 @@ def row(net: ir.Network, setting: Setting | None, accuracies: list[float], hw: d
     """A report row; ``sparsity`` is the measured share of zero weights in the binary layers
     (a little under 1 - N/M where a fan-in ends in a partial block)."""
     n, m = (setting.uniform if setting else None) or (None, None)
-    return {"setting": setting.label if setting else "dense", "n": n, "m": m,
+    return {"setting": setting.label if setting else "dense", "n": n, "m": m, "centred": bool(setting and setting.centred),
             "nm_per_layer": {l.name: f"{l.nm[0]}:{l.nm[1]}" for l in net.layers if l.nm}, "sparsity": zero_share(net),
             "accuracy": float(np.mean(accuracies)), "accuracy_per_seed": accuracies, "binary_ops": net.binary_ops,
             "weight_bits": weight_bits(net), **{k: v for k, v in hw.items() if k != "budget"}}
@@ -269,8 +272,8 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
         label = setting.label if setting else "control"
         jobs.set_postfix(nm=label, seed=seed, refresh=False)
         folder = atomic.make_dir(out / (setting.folder if setting else "dense") / f"seed{seed}")
-        start_model = (models.sparsified(start, setting.per_layer(start.arch), data.train.images[:CALIBRATION_IMAGES]) if setting
-                       else copy.deepcopy(start))
+        start_model = (models.sparsified(start, setting.per_layer(start.arch), data.train.images[:CALIBRATION_IMAGES],
+                                         setting.centred) if setting else copy.deepcopy(start))
         cfg = schedule.config(seed)
         trained, _ = rounds._trained(folder, start_model, cfg, data, None, seed, f"{label} seed {seed}", {"command": command},
                                      teacher=start if schedule.distill else None)

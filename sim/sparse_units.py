@@ -25,19 +25,22 @@ from flipflow.generator import cost, rtl
 from flipflow.generator.folding import LayerConfig
 from flipflow.sim import calibrate_timing, resources
 
-# name, (N, M) or None (a binary_conv), PE, SIMD: the dense unit at SIMD 64, three sparse units at
-# the same NF x SF = 8 x 9 folds per window with a quarter of its lanes, and the dense unit at those lanes
+# name, (N, M) or None (a binary_conv), PE, SIMD, centred: the dense unit at SIMD 64, three sparse
+# units at the same NF x SF = 8 x 9 folds per window with a quarter of its lanes, the dense unit at
+# those lanes, and two centred sparse units (their window count: 64 and 256 bits a fold)
 CONFIGS = [
-    ("binary PE8 SIMD64", None, 8, 64),
-    ("sparse 1:4 PE8 SIMD16", (1, 4), 8, 16),
-    ("sparse 2:8 PE8 SIMD16", (2, 8), 8, 16),
-    ("sparse 4:16 PE8 SIMD16", (4, 16), 8, 16),
-    ("binary PE8 SIMD16", None, 8, 16),
+    ("binary PE8 SIMD64", None, 8, 64, False),
+    ("sparse 1:4 PE8 SIMD16", (1, 4), 8, 16, False),
+    ("sparse 2:8 PE8 SIMD16", (2, 8), 8, 16, False),
+    ("sparse 4:16 PE8 SIMD16", (4, 16), 8, 16, False),
+    ("binary PE8 SIMD16", None, 8, 16, False),
+    ("centred 2:8 PE8 SIMD16", (2, 8), 8, 16, True),
+    ("centred 2:32 PE8 SIMD16", (2, 32), 8, 16, True),
 ]
 
 
-def measure(name: str, nm: tuple[int, int] | None, pe: int, simd: int, timing: bool) -> dict:
-    layer = calibrate_timing.sparse_conv_layer(nm)
+def measure(name: str, nm: tuple[int, int] | None, pe: int, simd: int, centred: bool, timing: bool) -> dict:
+    layer = calibrate_timing.sparse_conv_layer(nm, centred=centred)
     f = LayerConfig(pe, simd)
     with tempfile.TemporaryDirectory() as tmp:
         unit = rtl.mvu_unit(layer, f, "in", Path(tmp))
@@ -45,7 +48,7 @@ def measure(name: str, nm: tuple[int, int] | None, pe: int, simd: int, timing: b
         path = calibrate_timing.measure("flipflow_mvu", unit.parameters) if timing else None
     model = cost.Coefficients.load().apply(cost.unit_terms(layer, f)["mvu"])
     folds = unit.params["nf"] * unit.params["sf"]
-    row = {"config": name, "nm": f"{nm[0]}:{nm[1]}" if nm else "dense", "pe": pe, "simd": simd,
+    row = {"config": name, "nm": f"{nm[0]}:{nm[1]}" if nm else "dense", "centred": centred, "pe": pe, "simd": simd,
            "folds_per_window": folds, "weight_bits": folds * pe * simd * unit.parameters["WB"],
            "weight_ram": unit.parameters["WEIGHT_RAM"], "yosys": counts,
            "model": {"LUT": round(model.lut), "FF": round(model.ff), "BRAM36": model.bram36}}
@@ -58,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("sparse_units.json"))
     p.add_argument("--no-timing", action="store_true", help="counts only (no yosys sta)")
+    p.add_argument("--only", default="", help="the configurations whose name contains this text (default: all)")
     args = p.parse_args(argv)
     rows = []
-    for config in CONFIGS:
+    for config in (c for c in CONFIGS if args.only in c[0]):
         rows.append(measure(*config, timing=not args.no_timing))
         r = rows[-1]
         print(f"{r['config']:24s} {r['folds_per_window']:3d} folds  weights {r['weight_bits']:6d} bits  "

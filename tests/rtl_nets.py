@@ -25,8 +25,8 @@ def _accumulators(layer: ir.Layer, x: np.ndarray) -> np.ndarray:
 
 
 def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: int) -> ir.Network:
-    """specs: dicts with kind, out (channels), k, s, p (and planes, nm for the kinds that take
-    them); shapes are inferred."""
+    """specs: dicts with kind, out (channels), k, s, p (and planes, nm, centred for the kinds
+    that take them); shapes are inferred."""
     rng = np.random.default_rng(seed)
     shape = images.shape[1:]
     layers: list[ir.Layer] = []
@@ -35,7 +35,8 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
         kind = spec["kind"]
         layer = ir.Layer(name=f"{kind}{i}", kind=kind, in_shape=tuple(shape), out_shape=(1, 1, 1),
                          kernel=spec.get("k", 1), stride=spec.get("s", 1), pad=spec.get("p", 0),
-                         planes=tuple(spec.get("planes", ())), nm=tuple(spec["nm"]) if "nm" in spec else None)
+                         planes=tuple(spec.get("planes", ())), nm=tuple(spec["nm"]) if "nm" in spec else None,
+                         centred=spec.get("centred", False))
         out = spec.get("out", shape[2])
         if kind in ("output_conv", "output_dense"):
             out = classes
@@ -55,8 +56,9 @@ def build(name: str, images: np.ndarray, specs: list[dict], classes: int, seed: 
             if layer.is_thresholded:
                 acc = _accumulators(layer, x)
                 layer.thresholds = np.median(acc, axis=0).astype(np.int64) + rng.integers(0, 2, out)
-                if kinds.of(layer).binary_weights:
-                    layer.thresholds = np.clip(layer.thresholds, 0, layer.fan_in + 1)
+                bounds = kinds.matrix(layer).threshold_bounds(layer)
+                if bounds:
+                    layer.thresholds = np.clip(layer.thresholds, *bounds)
         layers.append(layer)
         x = golden.run_layer(layer, x)
         shape = x.shape[1:]
@@ -87,8 +89,9 @@ def sparse_nm(rng: np.random.Generator) -> tuple[int, int]:
     return int(rng.integers(1, m + 1)), m
 
 
-def layer_case(kind: str, seed: int) -> list[dict]:
-    """A small network around one layer kind under test, with random shapes."""
+def layer_case(kind: str, seed: int, centred: bool = False) -> list[dict]:
+    """A small network around one layer kind under test, with random shapes (a sparse kind
+    ``centred`` or not)."""
     rng = np.random.default_rng(seed)
     c1 = odd(rng, 3, 12)
     k = int(rng.choice([1, 2, 3]))
@@ -110,8 +113,8 @@ def layer_case(kind: str, seed: int) -> list[dict]:
         # last, so that the draws above stay those of the other kinds' cases; odd K (c1 odd)
         # against an even M leaves a partial last block
         "sparse_conv": [first, {"kind": "sparse_conv", "out": odd(rng, 3, 20), "k": k, "s": s, "p": p,
-                                "nm": sparse_nm(rng)}, {"kind": "output_dense"}],
-        "sparse_dense": [first, {"kind": "sparse_dense", "out": odd(rng, 5, 40), "nm": sparse_nm(rng)},
+                                "nm": sparse_nm(rng), "centred": centred}, {"kind": "output_dense"}],
+        "sparse_dense": [first, {"kind": "sparse_dense", "out": odd(rng, 5, 40), "nm": sparse_nm(rng), "centred": centred},
                          {"kind": "output_dense"}],
     }
     return cases[kind]
@@ -164,9 +167,10 @@ def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_c
                      stride=1 if dense else s, pad=0 if dense else p)
     if kinds.get(kind).bit_planes:  # a random set of kept pixel bits
         layer.planes = tuple(sorted(rng.choice(8, int(rng.integers(1, 9)), replace=False).tolist(), reverse=True))
-    if kinds.get(kind).sparse:  # a random N:M structure, M up to 64
+    if kinds.get(kind).sparse:  # a random N:M structure, M up to 64, centred or not
         m = 1 << int(rng.integers(1, 7))
         layer.nm = (int(rng.integers(1, m + 1)), m)
+        layer.centred = bool(rng.integers(0, 2))
     layer.out_shape = ir.expected_out_shape(layer)
     if not layer.has_weights:
         return layer
@@ -180,7 +184,12 @@ def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_c
         else:
             layer.weights = rng.integers(0, 2, wshape, dtype=np.uint8)
             terms = kk
-        if wide_thresholds:
+        if layer.centred:  # acc = M P - N S, near 0 on random inputs
+            lo, hi = kinds.matrix(layer).accumulator_range(layer)
+            spread = (hi - lo + 2) // 2 if wide_thresholds else layer.nm[1] * max(1, int(np.sqrt(terms)))
+            layer.thresholds = np.clip(rng.integers(-spread, spread + 1, out_ch), lo - 1, hi + 2).astype(np.int64)
+            layer.thresholds = np.clip(layer.thresholds, *kinds.matrix(layer).threshold_bounds(layer))
+        elif wide_thresholds:
             layer.thresholds = rng.integers(0, terms + 2, out_ch).astype(np.int64)
         else:
             spread = max(1, int(np.sqrt(terms)))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flipflow import ROOT, ir, kinds
-from flipflow.generator import cost, devices
+from flipflow.generator import cost, devices, pack
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
 from flipflow.sim import calibrate_cost, calibrate_timing, resources
@@ -210,6 +210,24 @@ def test_an_uncalibrated_sparse_unit_borrows_the_xnor_units_multipliers():
                    for name, t in terms.items())
     assert c.apply(terms).lut == pytest.approx(expected)
     assert c.apply(terms).lut == pytest.approx(1_926, rel=0.05)  # yosys, python -m flipflow.sim.sparse_units
+
+
+def test_a_centred_sparse_unit_adds_its_window_count_and_row_subtractors():
+    """A centred unit is the sparse unit plus the fold's window popcount (CG-input nodes over
+    PRE + TREE stages, as flipflow_mvu builds it), N x S and one AW-bit subtractor per PE row,
+    at their structural counts: within 5% of yosys on the measured unit."""
+    c = cost.Coefficients.load()
+    f = LayerConfig(8, 16)
+    plain = cost.unit_terms(calibrate_timing.sparse_conv_layer((2, 8)), f)["mvu"]
+    layer = calibrate_timing.sparse_conv_layer((2, 8), centred=True)
+    centred = cost.unit_terms(layer, f)["mvu"]
+    aw = pack.accumulator_bits(layer)
+    assert set(centred) - set(plain) == {"mvu.sparse.window_count", "mvu.sparse.centre"}
+    assert centred["mvu.sparse.centre"].lut == 8 * aw
+    # the slice is 16 / 2 x 8 = 64 bits; PRE + TREE = 2 stages of 8-input nodes: 64 then 8 x 4 bits
+    assert cost.count_group(64, 2) == 8 and centred["mvu.sparse.window_count"].lut == 64 + 8 * 4
+    assert centred["mvu.sparse.window_count"].ff == 8 * 4 + 7
+    assert c.apply(centred).lut == pytest.approx(2_166, rel=0.05)  # yosys, python -m flipflow.sim.sparse_units
 
 
 def test_sparse_calibration_designs_draw_legal_nm_and_foldings():

@@ -84,17 +84,19 @@ def test_early_exit_bit_exact_per_layer(thresholds, tmp_path):
     _csim_matches_golden(net, folding, images, tmp_path)
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_sparse_layers_bit_exact_per_layer(fast, tmp_path):
-    """SparseDot: a 2:8 conv behind a window (63-element windows: a partial last block) and a
-    1:4 dense layer behind the width converter, PE and SIMD not dividing the rows and slots;
-    with the fast and the synthesizable popcount."""
+@pytest.mark.parametrize("fast, centred", [(True, False), (False, False), (True, True)])
+def test_sparse_layers_bit_exact_per_layer(fast, centred, tmp_path):
+    """SparseDot (CentredSparseDot when ``centred``): a 2:8 conv behind a window (63-element
+    windows: a partial last block) and a 1:4 dense layer behind the width converter, PE and
+    SIMD not dividing the rows and slots; with the fast and the synthesizable popcount."""
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, (6, 6, 6, 1), dtype=np.uint8)
     net = rtl_nets.build("sparse", images, [{"kind": "input_conv", "out": 7, "k": 3, "p": 1},
-                                            {"kind": "sparse_conv", "out": 9, "k": 3, "p": 1, "nm": (2, 8)},
+                                            {"kind": "sparse_conv", "out": 9, "k": 3, "p": 1, "nm": (2, 8), "centred": centred},
                                             {"kind": "maxpool", "k": 2, "s": 2},
-                                            {"kind": "sparse_dense", "out": 11, "nm": (1, 4)}, {"kind": "output_dense"}], 10, 4)
+                                            {"kind": "sparse_dense", "out": 11, "nm": (1, 4), "centred": centred},
+                                            {"kind": "output_dense"}], 10, 4)
+    assert all(l.centred == centred for l in net.layers if l.nm)
     folding = {"input_conv0": LayerConfig(7, 9), "sparse_conv1": LayerConfig(4, 6), "sparse_dense3": LayerConfig(3, 5),
                "output_dense4": LayerConfig(2, 11)}
     _csim_matches_golden(net, folding, images, tmp_path, fast=fast)

@@ -224,6 +224,26 @@ def test_sparse_layer_round_trip(tmp_path):
     assert net.binary_ops == 5 * 5 * 4 * (2 * 6 + 2)  # the N:M structure's terms only (N per block)
 
 
+def test_centred_sparse_layer_round_trip_and_version(tmp_path):
+    """A centred layer is written as version 2 (a version-1 reader would compute it as {0, 1}
+    weights); a net without one stays version 1, its headers without the field."""
+    plain = _sparse_net().save(tmp_path / "plain.ir.npz")
+    assert json.loads(bytes(np.load(plain)["__ir__"]))["version"] == 1
+    assert "centred" not in json.loads(bytes(np.load(plain)["__ir__"]))["layers"][1]
+    net = _sparse_net()
+    net.layers[1].centred = True  # K = 27, N:M = 2:4: acc = 4 P - 2 S in [-2 x 27, 2 x 27]
+    net.layers[1].thresholds = np.array([-54, 0, 13, 55])
+    loaded = ir.load(net.save(tmp_path / "centred.ir.npz"))
+    assert loaded.layers[1].centred and not loaded.layers[0].centred
+    assert json.loads(bytes(np.load(tmp_path / "centred.ir.npz")["__ir__"]))["version"] == 2
+    net.layers[1].thresholds = np.array([-55, 0, 0, 0])
+    with pytest.raises(ir.IRError, match=r"layers\[1\] \(s1\)\.thresholds: sparse_conv thresholds must lie in \[-54, 55\]"):
+        net.validate()
+    net.layers[1].thresholds, net.layers[1].centred = np.zeros(4, np.int64), 1
+    with pytest.raises(ir.IRError, match=r"layers\[1\] \(s1\)\.centred: must be true or false, got 1"):
+        net.validate()
+
+
 @pytest.mark.parametrize("nm, message", [
     (None, "must be a pair"), ((2, 6), "2:6 needs M a power of two"), ((5, 4), "1 <= N <= M"), ((0, 4), "0:4"), ((1, 128), "2..64"),
     ((1, 4), r"not 1:4 sparse: row 0, block 0 \(elements 0..3\) has 2 ones"),
@@ -251,6 +271,9 @@ def test_nm_and_invert_on_a_dense_kind_are_refused():
         net.validate()
     net.layers[1].nm, net.layers[1].invert = None, np.zeros(7, np.uint8)
     with pytest.raises(ir.IRError, match=r"layers\[1\] \(c1\)\.invert: binary_conv takes no invert"):
+        net.validate()
+    net.layers[1].invert, net.layers[1].centred = None, True
+    with pytest.raises(ir.IRError, match=r"layers\[1\] \(c1\)\.centred: binary_conv takes no centred"):
         net.validate()
 
 

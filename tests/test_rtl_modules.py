@@ -155,6 +155,31 @@ def test_mvu_sparse(seed, shape, specs, index, pe_simd, tmp_path, monkeypatch):
     run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, frames=4, **case)
 
 
+# centred (weights b - N/M: acc = M P - N S, signed): the window count's own pipeline at one tree
+# stage and at two (SIMD 24 > 16), M from 2 to 64 (a 64-bit group), one fold per window
+CENTRED_MVU = [SPARSE_MVU[i] for i in (0, 4, 7)] + [
+    ((1, 1, 4), [{"kind": "input_dense", "out": 90}, {"kind": "sparse_dense", "out": 5, "nm": (2, 4)}, {"kind": "output_dense"}], 1, (2, 24)),
+]
+
+
+def _centred(specs: list[dict], index: int) -> list[dict]:
+    return [{**s, "centred": True} if i == index else s for i, s in enumerate(specs)]
+
+
+@pytest.mark.parametrize("seed, shape, specs, index, pe_simd", [(i, *c) for i, c in enumerate(CENTRED_MVU)])
+def test_mvu_centred_sparse(seed, shape, specs, index, pe_simd, tmp_path, monkeypatch):
+    """The centred sparse datapath (CENTRED = 1) on random masks, idle input and backpressure."""
+    unit, case = mvu_case(shape, _centred(specs, index), index, pe_simd, tmp_path, 40 + seed)
+    assert unit.parameters["CENTRED"] == 1 and unit.parameters["DATAPATH"] == "sparse"
+    run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, frames=4, **case)
+
+
+def test_mvu_centred_sparse_verilator(tmp_path, monkeypatch):
+    shape, specs, index, pe_simd = CENTRED_MVU[3]
+    unit, case = mvu_case(shape, _centred(specs, index), index, pe_simd, tmp_path, 43)
+    run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, "verilator", frames=4, **case)
+
+
 @pytest.mark.slow
 def test_mvu_sparse_verilator(tmp_path, monkeypatch):
     unit, case = mvu_case(*SPARSE_MVU[6], tmp_path, 6)

@@ -57,22 +57,27 @@ def nin_pruned() -> BNN:
     return checkpoint.load(NIN_PRUNED)[0]
 
 
-@pytest.mark.parametrize("n, m", [(1, 4), (2, 8)])
-def test_sparse_nin_pruned_is_bit_exact_on_real_images(nin_pruned, fashion, tmp_path, n, m):
-    """Every layer of the sparse zoo net, after a few fine-tuning steps, equals the golden
-    model on its export: binary activations and integer scores, on real test images."""
-    torch.manual_seed(0)
-    model = models.sparsified(nin_pruned, (n, m), fashion.train.images[:256])
+def fine_tune_briefly(model: BNN, fashion) -> None:
+    """Two Adam steps on 64 training images: the weights move off the dense net's."""
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = images_to_input(fashion.train.images[:64])
-    for _ in range(2):  # a very short fine-tuning: the weights move off the dense net's
+    for _ in range(2):
         loss = torch.nn.functional.cross_entropy(model(x), torch.from_numpy(fashion.train.labels[:64]).long())
         opt.zero_grad()
         loss.backward()
         opt.step()
         training.clip_latent(model)
     model.eval()
+
+
+@pytest.mark.parametrize("n, m", [(1, 4), (2, 8)])
+def test_sparse_nin_pruned_is_bit_exact_on_real_images(nin_pruned, fashion, tmp_path, n, m):
+    """Every layer of the sparse zoo net, after a few fine-tuning steps, equals the golden
+    model on its export: binary activations and integer scores, on real test images."""
+    torch.manual_seed(0)
+    model = models.sparsified(nin_pruned, (n, m), fashion.train.images[:256])
+    fine_tune_briefly(model, fashion)
     net = roundtrip(export(model, "nin_sparse", "fashion_mnist"), tmp_path)
     sparse = [l for l in net.layers if kinds.of(l).sparse]
     assert len(sparse) == 7 and all(l.nm == (n, m) for l in sparse)
@@ -80,6 +85,28 @@ def test_sparse_nin_pruned_is_bit_exact_on_real_images(nin_pruned, fashion, tmp_
     assert all(0 < l.invert.sum() < l.out_ch for l in sparse)  # both signs of BatchNorm scale, from sparsified
     outputs = golden.run_layers(net, fashion.test.images[:200])
     assert all(0.05 < outputs[l.name].mean() < 0.95 for l in sparse), "a sparse layer's output is (nearly) constant"
+    assert_layers_equal(model, net, fashion.test.images[:200])
+
+
+def test_centred_sparse_nin_pruned_is_bit_exact_on_real_images(nin_pruned, fashion, tmp_path):
+    """Centred sparse layers (weights b - N/M) after a short fine-tuning: the exported acc is
+    M popcount(x AND b) - N popcount(x) and every layer equals Brevitas on real test images."""
+    torch.manual_seed(1)
+    per_layer = {1: (1, 4), 4: (2, 32), 8: (2, 32)}
+    model = models.sparsified(nin_pruned, per_layer, fashion.train.images[:256], centred=True)
+    fine_tune_briefly(model, fashion)
+    net = roundtrip(export(model, "nin_centred", "fashion_mnist"), tmp_path)
+    sparse = [l for l in net.layers if kinds.of(l).sparse]
+    assert [(int(l.name[:2]), l.nm) for l in sparse] == sorted(per_layer.items()) and all(l.centred for l in sparse)
+    outputs = golden.run_layers(net, fashion.test.images[:100])
+    for layer in sparse:
+        previous = net.layers[net.layers.index(layer) - 1]
+        vectors = kinds.matrix(layer).patches(layer, outputs[previous.name]).reshape(-1, layer.fan_in)
+        n, m = layer.nm
+        expected = m * kinds.and_popcount(vectors, layer.weights.reshape(layer.out_ch, -1)) - n * vectors.sum(1, keepdims=True)
+        assert np.array_equal(kinds.matrix(layer).accumulate(layer, vectors), expected)
+        assert 0 < layer.invert.sum() < layer.out_ch and (layer.thresholds < 0).any()
+        assert 0.05 < outputs[layer.name].mean() < 0.95, "a sparse layer's output is (nearly) constant"
     assert_layers_equal(model, net, fashion.test.images[:200])
 
 
@@ -193,6 +220,10 @@ def test_settings_parse_every_layer_and_named_layers():
     sparse = models.with_sparsity(arch, both.per_layer(arch))
     assert [(i, s.nm) for i, s in enumerate(sparse.layers) if s.nm] == list(both.per_layer(arch).items())
     assert {s.kind for s in sparse.layers if s.nm} == {"sparse_conv"}
+    centred, = sparse_sweep.parse_nm("04=2:32+08=2:32", centred=True)
+    assert (centred.label, centred.folder, centred.suffix) == ("04=2:32+08=2:32 centred", "cnm04-2_32+08-2_32",
+                                                               "l04_2of32_l08_2of32_centred")
+    assert all(s.centred for s in models.with_sparsity(arch, centred.per_layer(arch), centred=True).layers if s.nm)
 
 
 @pytest.mark.parametrize("text, message", [

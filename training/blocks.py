@@ -13,7 +13,8 @@ Every block maps one-to-one onto an IR layer (same kind names as
   map, so the logits are weight_scale x integer scores;
 * sparse binary layers (SBNN) have 0/1 weights with N:M structure and scale 1
   (``NMBinaryWeight``), so their float output is the exact integer
-  2 popcount(x AND b) - ones.
+  2 popcount(x AND b) - ones; centred ones use b - N/M (M a power of two), so it
+  is an exact dyadic number.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class LayerSpec:
     pad: int = 0
     planes: tuple[int, ...] = ()  # bit-plane input kinds: the kept pixel bits, most significant first
     nm: tuple[int, int] | None = None  # sparse kinds: N ones per block of M weights
+    centred: bool = False  # sparse kinds: weights b - N/M (ir.Layer.centred)
 
 
 @dataclass
@@ -81,7 +83,7 @@ def arch_layers(arch: Arch) -> list[ir.Layer]:
     layers = []
     for s in arch.layers:
         layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad,
-                         planes=tuple(s.planes), nm=s.nm)
+                         planes=tuple(s.planes), nm=s.nm, centred=s.centred)
         layer.out_shape = ir.expected_out_shape(layer)
         layers.append(layer)
         shape = layer.out_shape
@@ -244,44 +246,58 @@ class NMBinaryWeight(nn.Module):
 class SparseBlock(ThresholdBlock):
     """Sparse binary layer (SBNN): +-1 inputs, N:M 0/1 weights, BatchNorm, sign. A 0/1 row
     cannot be inverted to mirror a negative BatchNorm scale, so export inverts such a
-    channel's output bit instead (IR ``invert``)."""
+    channel's output bit instead (IR ``invert``). A centred layer computes with b - N/M
+    (``offset``; kinds._SparseDatapath)."""
+
+    offset: float = 0.0  # subtracted from every 0/1 weight: N/M when centred
 
     def weight_mask(self) -> torch.Tensor:
         return self.quant.mask(self.op.weight.detach())
+
+    def weight(self) -> torch.Tensor:
+        """The weights the layer computes with: the N:M mask (straight-through), less the offset."""
+        return self.quant(self.op.weight) - self.offset if self.offset else self.quant(self.op.weight)
+
+    @property
+    def centred(self) -> bool:
+        return self.offset != 0.0
 
 
 class SparseConv(SparseBlock):
     kind = "sparse_conv"
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int, nm: tuple[int, int]):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int, nm: tuple[int, int],
+                 centred: bool = False):
         super().__init__(nn.Conv2d(in_ch, out_ch, kernel, stride, padding=0, bias=False), nn.BatchNorm2d(out_ch))
         self.minus_one_pad = pad
         self.quant = NMBinaryWeight(*nm, in_ch, kernel * kernel)
+        self.offset = nm[0] / nm[1] if centred else 0.0
 
     @classmethod
     def for_layer(cls, layer: ir.Layer) -> nn.Module:
-        return cls(layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.pad, layer.nm)
+        return cls(layer.in_ch, layer.out_ch, layer.kernel, layer.stride, layer.pad, layer.nm, layer.centred)
 
     def pre_bn(self, x: torch.Tensor) -> torch.Tensor:
-        if self.minus_one_pad:
+        if self.minus_one_pad:  # the padding is -1 inputs, which a centred layer's -N/M weights see
             x = F.pad(x, (self.minus_one_pad,) * 4, value=-1.0)
-        return F.conv2d(x, self.quant(self.op.weight), stride=self.op.stride)
+        return F.conv2d(x, self.weight(), stride=self.op.stride)
 
 
 class SparseDense(SparseBlock):
     kind = "sparse_dense"
 
-    def __init__(self, in_shape: tuple[int, int, int], out_features: int, nm: tuple[int, int]):
+    def __init__(self, in_shape: tuple[int, int, int], out_features: int, nm: tuple[int, int], centred: bool = False):
         h, w, c = in_shape
         super().__init__(nn.Linear(h * w * c, out_features, bias=False), nn.BatchNorm1d(out_features))
         self.quant = NMBinaryWeight(*nm, c, h * w)
+        self.offset = nm[0] / nm[1] if centred else 0.0
 
     @classmethod
     def for_layer(cls, layer: ir.Layer) -> nn.Module:
-        return cls(layer.in_shape, layer.out_ch, layer.nm)
+        return cls(layer.in_shape, layer.out_ch, layer.nm, layer.centred)
 
     def pre_bn(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x.flatten(1), self.quant(self.op.weight))
+        return F.linear(x.flatten(1), self.weight())
 
 
 class MaxPool(nn.MaxPool2d):
@@ -396,7 +412,7 @@ def build_blocks(arch: Arch) -> list[nn.Module]:
         if kind.spatial and kind.has_weights and not spatial:
             raise ArchError(f"{where}: a convolution cannot follow a dense layer")
         layer = ir.Layer(s.kind, s.kind, shape, (0, 0, s.out_ch or shape[2]), s.kernel, s.stride, s.pad,
-                         planes=tuple(s.planes), nm=s.nm)
+                         planes=tuple(s.planes), nm=s.nm, centred=s.centred)
         blocks.append(BLOCKS[s.kind].for_layer(layer))
         shape = ir.expected_out_shape(layer)
         spatial = spatial and (kind.spatial or not kind.has_weights)

@@ -9,7 +9,10 @@ gamma >= 0; channels with gamma < 0 are mirrored (binary weight row
 inverted, fixed-point row negated), so the hardware always tests acc >= T.
 A sparse binary layer's 0/1 rows cannot be inverted: its threshold is on
 P = popcount(x AND b), whose float value is 2P - (ones of the row), and a
-channel with gamma < 0 inverts its output bit instead (IR ``invert``).
+channel with gamma < 0 inverts its output bit instead (IR ``invert``). A
+centred sparse layer's threshold is on acc = M P - N S (S the popcount of the
+window), whose float value is (2 acc + N K - M ones) / M, exact: M is a power
+of two (kinds._SparseDatapath).
 """
 
 from __future__ import annotations
@@ -129,6 +132,19 @@ def export(model: BNN, name: str, dataset: str, provenance: dict | None = None, 
             flip = (mirror < 0).reshape(-1, *[1] * (w.ndim - 1))
             layer.weights = np.where(flip, 1 - w, w).astype(np.uint8)
             layer.thresholds = t
+        elif isinstance(block, SparseBlock) and block.centred:
+            w = _to_hwc_rows(block.weight_mask().numpy().astype(np.uint8), shape, dense)
+            layer.weights, layer.nm, layer.centred = w, tuple(spec.nm), True
+            lo, hi = kinds.matrix(layer).accumulator_range(layer)
+            n, m = spec.nm
+            k = int(np.prod(w.shape[1:]))
+            ones = w.reshape(len(w), -1).sum(1).astype(np.int64)
+            # Brevitas sees sum((b - N/M) x) = (2 acc + N K - M ones) / M. A mirrored channel (gamma < 0)
+            # is searched on acc' = -acc: it fires when acc' >= T', i.e. when not acc >= 1 - T'
+            bound = np.full(len(w), max(-lo, hi), np.int64)
+            mirror, t = fold_thresholds(block, -bound, bound, lambda a, s: (2 * s * a + n * k - m * ones) / m)
+            layer.thresholds = np.clip(np.where(mirror < 0, 1 - t, t), lo, hi + 1)
+            layer.invert = (mirror < 0).astype(np.uint8)
         elif isinstance(block, SparseBlock):
             w = _to_hwc_rows(block.weight_mask().numpy().astype(np.uint8), shape, dense)
             ones = w.reshape(len(w), -1).sum(1).astype(np.int64)

@@ -145,11 +145,11 @@ def with_bit_planes(arch: Arch, planes: tuple[int, ...]) -> Arch:
 NM = tuple[int, int]  # N ones per block of M weights
 
 
-def with_sparsity(arch: Arch, nm: NM | Mapping[int, NM]) -> Arch:
+def with_sparsity(arch: Arch, nm: NM | Mapping[int, NM], centred: bool = False) -> Arch:
     """The same architecture with binary (XNOR) layers made sparse binary ones (SBNN,
     kinds._SparseDatapath), same geometry and widths. ``nm`` is one (N, M) for every binary
     layer, or a map from layer index (the number its IR name starts with) to (N, M) for some
-    of them: the others stay dense."""
+    of them: the others stay dense. ``centred``: the sparse layers compute with b - N/M."""
     binary = [i for i, s in enumerate(arch.layers) if kinds.sparse_of(s.kind)]
     per_layer = dict(nm) if isinstance(nm, Mapping) else {i: tuple(nm) for i in binary}
     for i, (n, m) in sorted(per_layer.items()):
@@ -161,7 +161,7 @@ def with_sparsity(arch: Arch, nm: NM | Mapping[int, NM]) -> Arch:
             raise ArchError(f"{arch.name}: N:M sparsity {problem}", fix="give e.g. --nm 1:4,2:8")
     if not per_layer:
         raise ArchError(f"{arch.name}: no binary layer to make sparse", fix="give a model with binary_conv or binary_dense layers")
-    layers = [dataclasses.replace(s, kind=kinds.sparse_of(s.kind), nm=per_layer[i]) if i in per_layer else s
+    layers = [dataclasses.replace(s, kind=kinds.sparse_of(s.kind), nm=per_layer[i], centred=centred) if i in per_layer else s
               for i, s in enumerate(arch.layers)]
     sparse = Arch(arch.name, arch.input_shape, arch.classes, layers)
     for i, layer in enumerate(arch_layers(sparse)):
@@ -172,7 +172,7 @@ def with_sparsity(arch: Arch, nm: NM | Mapping[int, NM]) -> Arch:
 
 
 @torch.no_grad()
-def sparsified(model: BNN, nm: NM | Mapping[int, NM], images: np.ndarray | None = None) -> BNN:
+def sparsified(model: BNN, nm: NM | Mapping[int, NM], images: np.ndarray | None = None, centred: bool = False) -> BNN:
     """A trained binary model as an N:M sparse one (``with_sparsity(arch, nm)``) that keeps its latent
     weights, so fine-tuning starts from the dense net's magnitudes: each block keeps its N
     largest. Every other channel of a sparse layer is mirrored first (latent row, BatchNorm
@@ -181,8 +181,8 @@ def sparsified(model: BNN, nm: NM | Mapping[int, NM], images: np.ndarray | None 
     0/1 weights and one sign of scale a layer would be a monotone function of its inputs
     (and it learns far worse: docs/DESIGN.md, "Sparse binary layers"). With ``images``
     (N, H, W, C uint8) every BatchNorm's statistics are re-estimated on them: the sparse
-    sums have another mean and spread than the dense ones."""
-    sparse = BNN(with_sparsity(model.arch, nm))
+    sums have another mean and spread than the dense ones. ``centred``: see ``with_sparsity``."""
+    sparse = BNN(with_sparsity(model.arch, nm, centred))
     state = {k: v.clone() for k, v in model.state_dict().items()}
     for i, spec in enumerate(sparse.arch.layers):
         if not kinds.get(spec.kind).sparse:

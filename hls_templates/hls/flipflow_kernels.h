@@ -175,6 +175,29 @@ struct SparseDot : RowByRow<SparseDot<SIMD, N, M>> {
     }
 };
 
+// Centred N:M sparse weights b - N/M (SBNN's {alpha, beta} domain, flipflow kinds.py): a
+// fold adds M x popcount(x AND b) - N x popcount(x) to each row, the second count over the
+// fold's whole input word (padding bits are 0) and shared by every PE row. Summed over the
+// folds: acc = M P - N S, two's complement in the signed Acc, which holds every prefix of
+// the sum (a fold adds at most M - N per kept weight and takes at most N per other input).
+template <unsigned SIMD, unsigned N, unsigned M>
+struct CentredSparseDot {
+    typedef SparseDot<SIMD, N, M> Sparse;
+    static const unsigned W_BITS = Sparse::W_BITS, X_BITS = Sparse::X_BITS;
+    typedef ap_int<bits_for(M * SIMD + N * X_BITS) + 1> Term;  // one fold's value, exact
+    template <unsigned PE, unsigned TILES, typename Acc>
+    static void dots(const ap_uint<SIMD * W_BITS> weights[PE][TILES], unsigned tile, const ap_uint<X_BITS> &x,
+                     Acc out[PE]) {
+#pragma HLS INLINE
+        const Term window = Term(popcount<X_BITS>(x)) * N;  // one count for all PE rows
+        for (unsigned p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+            const Term kept = Term(Sparse::template dot<ap_uint<bits_for(SIMD)>>(weights[p][tile], x)) * M;
+            out[p] = Acc(Term(kept - window));
+        }
+    }
+};
+
 // ---------------------------------------------------------------------------
 // Activations: what a PE emits once its accumulator has seen all SF folds.
 
@@ -245,7 +268,7 @@ struct PassThrough {
 //   PE      rows computed in parallel;  NF = ceil(ROWS / PE) neuron folds
 //   SIMD    lanes (terms per cycle);    SF = ceil(K / SIMD) synapse folds (sparse: of the slots)
 //   VECTORS input vectors per image (output pixels of a conv, 1 for a dense layer)
-//   dot     the datapath (XnorDot, PixelDot, BipolarDot, SparseDot): X_BITS, W_BITS, dots()
+//   dot     the datapath (XnorDot, PixelDot, BipolarDot, SparseDot, CentredSparseDot): X_BITS, W_BITS, dots()
 //   acc_t   the accumulator type
 // Invariant: weight tile = nf * SF + sf.
 // EARLY_EXIT (XNOR-popcount with thresholds): a neuron fold after the first ends

@@ -26,6 +26,13 @@
 //             FAN_IN) point at a 0 bit beyond FAN_IN and add 0; pad rows are computed and
 //             dropped. Out bit = (P >= T) XOR invert, unsigned, invert per row (a channel
 //             whose BatchNorm scale is negative: a 0/1 row cannot be inverted).
+//             CENTRED = 1 (weights b - N/M, flipflow kinds.py): each fold also counts the
+//             ones of its whole XW-bit slice, S_f (padding bits are 0), once for all PE
+//             rows, in PRE + TREE registered stages of its own that sum CG values a node,
+//             so that it reaches stage ACC with the rows' dots; a row adds
+//             (P_f << log2 M) - N x S_f, so acc = M P - N S, AW-bit two's complement (a
+//             fold's value may wrap, the whole sum fits), and out bit = (acc >= T, signed)
+//             XOR invert.
 // Streams: valid/ready; a beat moves when valid && ready.
 //   in : POSITIONS beats of EW bits per window, element 0 in the LSBs of the first
 //        beat (POSITIONS * EW = FAN_IN * element bits; dense layers take one pixel
@@ -100,7 +107,8 @@ module flipflow_mvu #(
     parameter         WEIGHT_RAM  = "distributed", // weight ROM in "distributed" (LUT) or "block" RAM
     parameter integer EARLY_EXIT  = 0,   // 1: a row group moves on once decided ("binary", above)
     parameter integer SPARSE_N    = 1,   // "sparse": kept weights (slots) per block of SPARSE_M elements
-    parameter integer SPARSE_M    = 1    // "sparse": elements per block (others: 1)
+    parameter integer SPARSE_M    = 1,   // "sparse": elements per block (others: 1)
+    parameter integer CENTRED     = 0    // "sparse": 1 for weights b - N/M (above)
 ) (
     input  wire                           ap_clk,
     input  wire                           ap_rst_n,
@@ -140,6 +148,10 @@ module flipflow_mvu #(
                                   : (ACC + 1) / (NF * SF) + 1;
     localparam integer GB    = $clog2(ACC + 3);  // group tag bits: > the groups issued while a decision is under way
     localparam integer CRB   = $clog2(DEPTH + 1);           // credit counter bits
+    localparam         CTR   = SPARSE && CENTRED != 0;       // the window count S is built
+    localparam integer CST   = PRE + TREE;                  // its registered stages
+    localparam integer CG    = count_group(0);              // values it sums per node
+    localparam integer CW1   = $clog2(XW + 1);              // bits of one partial count
 
 `ifndef SYNTHESIS
     initial begin
@@ -154,23 +166,47 @@ module flipflow_mvu #(
             $fatal(1, "flipflow_mvu: sparse needs SIMD a multiple of SPARSE_N and WB = log2(SPARSE_M)");
         if (SPARSE && EARLY_EXIT != 0)
             $fatal(1, "flipflow_mvu: early exit is built for the binary datapath only");
-        if (!SPARSE && (SPARSE_N != 1 || SPARSE_M != 1))
-            $fatal(1, "flipflow_mvu: SPARSE_N and SPARSE_M are for the sparse datapath");
+        if (!SPARSE && (SPARSE_N != 1 || SPARSE_M != 1 || CENTRED != 0))
+            $fatal(1, "flipflow_mvu: SPARSE_N, SPARSE_M and CENTRED are for the sparse datapath");
     end
 `endif
 
-    function integer level_terms(input integer level);  // values per row at a tree level
-        integer i;
+    function integer summed(input integer values, input integer group, input integer level);
+        integer i;  // values left after `level` tree levels that sum `group` values a node
         begin
-            level_terms = SIMD;
-            for (i = 0; i < level; i = i + 1) level_terms = (level_terms + TG - 1) / TG;
+            summed = values;
+            for (i = 0; i < level; i = i + 1) summed = (summed + group - 1) / group;
         end
+    endfunction
+    function integer level_terms(input integer level);  // values per row at a tree level
+        level_terms = summed(SIMD, TG, level);
     endfunction
     function integer tree_stages(input integer lanes);  // ceil(log_TG(lanes)), at least 1
         integer n;
         begin
             n = (lanes + TG - 1) / TG;
             for (tree_stages = 1; n > 1; tree_stages = tree_stages + 1) n = (n + TG - 1) / TG;
+        end
+    endfunction
+    function integer count_group(input integer unused);  // least CG with CG ** CST >= XW
+        integer g, p, i;
+        begin
+            count_group = 2;
+            for (g = XW; g >= 2; g = g - 1) begin
+                p = 1;
+                for (i = 0; i < CST; i = i + 1) if (p < XW) p = p * g;
+                if (p >= XW) count_group = g;
+            end
+        end
+    endfunction
+    function integer count_terms(input integer level);  // values of the window count at a level
+        count_terms = summed(XW, CG, level);
+    endfunction
+    function integer count_at(input integer level);  // offset of a level (1 .. CST) in `counts`
+        integer i;
+        begin
+            count_at = 0;
+            for (i = 1; i < level; i = i + 1) count_at = count_at + count_terms(i) * CW1;
         end
     endfunction
     function integer level_at(input integer level);  // offset of a level in {tree, terms}
@@ -425,6 +461,39 @@ module flipflow_mvu #(
     endgenerate
     wire [PE*AW-1:0] dot = tree[TREEW-PE*AW +: PE*AW];  // the last level: one sum per row
 
+    // -- centred sparse (CTR): N x S_f of the fold in stage ACC, one for every row ----
+    wire [AW-1:0] window_term;
+    generate
+        if (CTR) begin : window_count
+            // levels 1 .. CST, count_terms(l) values of CW1 bits each, level l at count_at(l);
+            // level 0 is the slice's bits
+            reg [count_at(CST + 1)-1:0] counts;
+            for (l = 1; l <= CST; l = l + 1) begin : stage
+                localparam integer NI = count_terms(l - 1), NO = count_terms(l);
+                for (j = 0; j < NO; j = j + 1) begin : group
+                    localparam integer FIRST = j * CG, SIZE = NI - FIRST < CG ? NI - FIRST : CG;
+                    reg [CW1-1:0] sum;
+                    integer i;
+                    if (l == 1) begin : bits
+                        always @* begin
+                            sum = {CW1{1'b0}};
+                            for (i = 0; i < SIZE; i = i + 1) sum = sum + CW1'(s1_x[FIRST + i]);
+                        end
+                    end else begin : partials
+                        always @* begin
+                            sum = {CW1{1'b0}};
+                            for (i = 0; i < SIZE; i = i + 1) sum = sum + counts[count_at(l - 1) + (FIRST + i)*CW1 +: CW1];
+                        end
+                    end
+                    always @(posedge ap_clk) counts[count_at(l) + j*CW1 +: CW1] <= sum;
+                end
+            end
+            assign window_term = AW'(SPARSE_N) * AW'(counts[count_at(CST) +: CW1]);
+        end else begin : no_window_count
+            assign window_term = {AW{1'b0}};
+        end
+    endgenerate
+
     // -- from stage ACC: accumulate over the synapse folds, threshold ----------
     reg  [PE*AW-1:0]  acc;
     wire [PE*AW-1:0]  total;
@@ -434,7 +503,9 @@ module flipflow_mvu #(
     /* verilator lint_on UNUSEDSIGNAL */
     generate
         for (g = 0; g < PE; g = g + 1) begin : pe_lane
-            assign total[g*AW +: AW] = (acc_first ? {AW{1'b0}} : acc[g*AW +: AW]) + dot[g*AW +: AW];
+            // a centred row's fold adds M x its popcount - N x the window count (mod 2^AW)
+            wire [AW-1:0] fold = CTR ? (dot[g*AW +: AW] << WB) - window_term : dot[g*AW +: AW];
+            assign total[g*AW +: AW] = (acc_first ? {AW{1'b0}} : acc[g*AW +: AW]) + fold;
         end
         if (DATAPATH == "scores") begin : raw_scores
             assign result = total;
@@ -455,6 +526,8 @@ module flipflow_mvu #(
                 assign acc_thr[g*AW +: AW] = t;
                 if (DATAPATH == "pixels") begin : signed_cmp
                     assign result[g] = $signed(total[g*AW +: AW]) >= $signed(t);
+                end else if (CTR) begin : signed_inverted_cmp
+                    assign result[g] = ($signed(total[g*AW +: AW]) >= $signed(t)) ^ acc_t[g*TW + AW];
                 end else if (SPARSE) begin : inverted_cmp
                     assign result[g] = (total[g*AW +: AW] >= t) ^ acc_t[g*TW + AW];
                 end else begin : unsigned_cmp
