@@ -40,15 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _layer_options(l) -> list[str]:
+    """A layer's per-kind options for `flipflow info`: its bit planes, N:M and centred domain."""
+    options = [f"planes {','.join(map(str, l.planes))}"] if l.planes else []
+    options += [f"{l.nm[0]}:{l.nm[1]}"] if l.nm else []
+    return options + (["centred"] if l.centred else [])
+
+
 def _info(args: argparse.Namespace) -> int:
     from flipflow import ir
 
     net = ir.load_model(args.model)
     print(f"{net.name}: {net.dataset}, input {net.input_shape} (H, W, C), {len(net.classes)} classes")
-    print(f"{'layer':<18}{'kind':<14}{'in':>14}{'out':>14}{'k/s/p':>8}{'K':>7}{'MACs':>12}")
+    print(f"{'layer':<18}{'kind':<14}{'in':>14}{'out':>14}{'k/s/p':>8}{'K':>7}{'MACs':>12}  options")
     for l in net.layers:
         ksp = f"{l.kernel}/{l.stride}/{l.pad}"
-        print(f"{l.name:<18}{l.kind:<14}{str(l.in_shape):>14}{str(l.out_shape):>14}{ksp:>8}{l.fan_in if l.has_weights else '':>7}{l.macs:>12,}")
+        options = " ".join(_layer_options(l))
+        print(f"{l.name:<18}{l.kind:<14}{str(l.in_shape):>14}{str(l.out_shape):>14}{ksp:>8}{l.fan_in if l.has_weights else '':>7}"
+              f"{l.macs:>12,}  {options}".rstrip())
     print(f"binary operations per image: {net.binary_ops:,}")
     for key, value in {**net.provenance, **net.metrics}.items():
         if key != "arch":

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 import flipflow
 from flipflow import cli
 
@@ -36,6 +38,17 @@ def test_info_prints_the_layer_table(tmp_path, capsys):
     assert cli.main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "binary_conv" in out and f"{small_net().binary_ops:,}" in out
+
+
+
+def test_info_names_each_layers_options(tmp_path, capsys):
+    from test_ir import _sparse_net
+
+    net = _sparse_net()
+    net.layers[1].centred, net.layers[1].thresholds = True, np.zeros(4, np.int64)
+    assert cli.main(["info", str(net.save(tmp_path / "s.ir.npz"))]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("s1 "))
+    assert "sparse_conv" in line and line.endswith("  2:4 centred")
 
 
 def test_second_setup_does_nothing_and_is_fast():
