@@ -40,6 +40,11 @@ def export(model: str | os.PathLike, out: str | os.PathLike) -> Path:
     from brevitas.export import export_qonnx
 
     bnn, _ = checkpoint.load(resolve_checkpoint(model))
+    sparse = [f"layer {i} ({s.kind} {s.nm[0]}:{s.nm[1]})" for i, s in enumerate(bnn.arch.layers) if s.nm]
+    if sparse:  # QONNX has no N:M 0/1 weight quantiser, and flipflow import no reading of one
+        raise qg.QonnxError(f"{model}: {', '.join(sparse)} N:M sparse, which has no QONNX form",
+                            fix="export the dense model it was made from; the sparse net's IR (model.ir.npz) "
+                                "goes to hardware as it is")
     h, w, c = bnn.arch.input_shape
     out = Path(out)
     atomic.make_dir(out.parent)

@@ -13,6 +13,8 @@ import qonnx_nets
 from flipflow import cli, golden, ir
 from flipflow.interop import qonnx_export, qonnx_graph, qonnx_import
 from flipflow.interop.qonnx_import import ImportRefused
+from flipflow.training import checkpoint, models
+from flipflow.training.blocks import BNN
 from qonnx_nets import Graph, head, tiny
 
 CLASSES3 = ["a", "b", "c"]
@@ -199,6 +201,14 @@ def test_zoo_tfc_round_trip_is_the_same_ir(tmp_path, fashion):
 @pytest.mark.parametrize("model", ["nin", "nin_pruned"])
 def test_zoo_nin_round_trip_is_the_same_ir(model, tmp_path, fashion):
     _round_trip(model, tmp_path, fashion)
+
+
+def test_a_sparse_checkpoint_is_refused_in_one_line(digits, tmp_path, capsys):
+    dense = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(16, 16, 16)), 0)
+    checkpoint.save(tmp_path / "checkpoint.pt", models.sparsified(dense, {1: (1, 4)}, centred=True))
+    assert cli.main(["export-qonnx", str(tmp_path / "checkpoint.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "layer 1 (sparse_dense 1:4) N:M sparse, which has no QONNX form" in err and len(err.strip().splitlines()) == 1
 
 
 def test_export_needs_a_checkpoint(tmp_path, capsys):
