@@ -32,7 +32,7 @@ PLANES     ?=
 TAU        ?= 0
 PLANES_MODELS ?= nin_planes4,nin_pruned_planes4
 # make bench adds these models at their best folding in the same budget
-BENCH_VARIANTS ?= nin_pruned_planes4,nin_pruned_l04_2of32_l08_2of32
+BENCH_VARIANTS ?= nin_pruned_planes4,nin_pruned_l04_2of32_l08_2of32,nin_pruned_l04_2of32_l08_2of32_centred
 NM         ?=
 # CENTRED=1: the sparse layers compute with weights b - N/M (SBNN's {alpha, beta} domain), in build/<model>-sparse-centred
 CENTRED    ?=
