@@ -256,7 +256,7 @@ class SparseBlock(ThresholdBlock):
 
     def weight(self) -> torch.Tensor:
         """The weights the layer computes with: the N:M mask (straight-through), less the offset."""
-        return self.quant(self.op.weight) - self.offset if self.offset else self.quant(self.op.weight)
+        return self.quant(self.op.weight) - self.offset  # exact: N/M is dyadic, and 0 for {0, 1}
 
     @property
     def centred(self) -> bool:
