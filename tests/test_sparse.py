@@ -177,6 +177,20 @@ def test_sweep_reports_each_setting_and_resumes(digits, tmp_path):
     assert again["control"] == report["control"]
 
 
+def test_centred_sweep_builds_centred_nets(digits, tmp_path):
+    """`flipflow sparse --centred`: the setting's nets are centred, named so, in their own
+    folder, and the row says so."""
+    model = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)), 0)
+    checkpoint.save(tmp_path / "checkpoint.pt", model)
+    assert cli.main(["sparse", str(tmp_path / "checkpoint.pt"), "--nm", "02=1:8", "--centred", "--train-subset", "256",
+                     "--epochs", "1", "--batch-size", "64", "--seeds", "1", "--dataset", "digits",
+                     "--out", str(tmp_path / "sweep")]) == 0
+    _, row = json.loads((tmp_path / "sweep" / "report.json").read_text())["rows"]
+    assert (row["setting"], row["centred"], row["nm_per_layer"]) == ("02=1:8 centred", True, {"02_sparse_dense": "1:8"})
+    net = ir.load(tmp_path / "sweep" / "cnm02-1_8" / ir.FILENAME)
+    assert net.name.endswith("_l02_1of8_centred") and [l.centred for l in net.layers if l.nm] == [True]
+
+
 @pytest.mark.parametrize("nm, message", [
     ("1-4", "'1-4' is not N:M or LAYER=N:M (fix: give comma-separated settings"),
     ("1:6", "1:6 needs M a power of two in 2..64 and 1 <= N <= M"),
