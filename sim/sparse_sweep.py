@@ -13,7 +13,7 @@ searched again (a changed schedule needs another ``out``).
 
 Layout of ``out``: dense/ (model.ir.npz, origin.txt, hardware.json, seed<S>/: the control's
 runs), reference/<name>/ (the same without seeds: with ``reference``), one folder
-per setting (``Setting.folder``: nm2_8, nm04-1_16+08-1_16) with seed<S>/ (checkpoint.pt,
+per setting (``Setting.folder``: nm2_8, nm04-1_16+08-1_16, cnm2_8 centred) with seed<S>/ (checkpoint.pt,
 log.json, model.ir.npz), model.ir.npz and hardware.json; report.json, report.png.
 """
 
