@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from flipflow import atomic, golden, ir, kinds
 from flipflow.errors import UsageError
-from flipflow.generator import cost, devices, folding
+from flipflow.generator import cost, devices, folding, timing_model
 from flipflow.training import checkpoint, datasets, models, reports, rounds
 from flipflow.training.blocks import BNN
 from flipflow.training.export import export
@@ -162,16 +162,29 @@ def zero_share(net: ir.Network) -> float:
     return zeros / sum(l.weights.size for l in binary)
 
 
+# the modules whose code prices a net (cycles, resources, timing, the search): a change to any
+# of them re-prices a kept hardware.json, as a change of the fitted multipliers does
+PRICING_MODULES = (kinds, cost, folding, timing_model)
+
+
+def pricing_key() -> str:
+    """The cost model's identity: its fitted multipliers and the source of PRICING_MODULES."""
+    digest = hashlib.sha256(repr(cost.Coefficients.load().fingerprint()).encode())
+    for module in PRICING_MODULES:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def hardware(net: ir.Network, folder: Path, budget: devices.Budget) -> dict[str, Any]:
     """The fastest folding in ``budget`` and its figures, kept in folder/hardware.json (reused
-    while newer than the IR, for the same budget and the same cost model multipliers)."""
+    while newer than the IR, for the same budget and the same ``pricing_key``)."""
     path, net_path = folder / HARDWARE, folder / ir.FILENAME
     saved = json.loads(path.read_text()) if path.exists() and path.stat().st_mtime >= net_path.stat().st_mtime else None
-    multipliers = hashlib.sha256(repr(cost.Coefficients.load().fingerprint()).encode()).hexdigest()[:16]
-    if saved and saved.get("budget") == budget.to_dict() and saved.get("cost_model") == multipliers:
+    key = pricing_key()
+    if saved and saved.get("budget") == budget.to_dict() and saved.get("cost_model") == key:
         return saved
     plan = folding.optimize(net, budget.as_device())
-    found = {"budget": budget.to_dict(), "cost_model": multipliers, "cycles_per_frame": plan.cycles_per_frame,
+    found = {"budget": budget.to_dict(), "cost_model": key, "cycles_per_frame": plan.cycles_per_frame,
              "fps_at_100mhz": MHZ * 1e6 / plan.cycles_per_frame, "bottleneck": plan.bottleneck,
              "LUT": plan.totals["LUT"], "BRAM36": plan.totals["BRAM36"], "FF": plan.totals["FF"], "DSP": plan.totals["DSP"],
              "folding": {name: dataclasses.asdict(c) for name, c in plan.folding.items()}}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -189,6 +190,28 @@ def test_centred_sweep_builds_centred_nets(digits, tmp_path):
     assert (row["setting"], row["centred"], row["nm_per_layer"]) == ("02=1:8 centred", True, {"02_sparse_dense": "1:8"})
     net = ir.load(tmp_path / "sweep" / "cnm02-1_8" / ir.FILENAME)
     assert net.name.endswith("_l02_1of8_centred") and [l.centred for l in net.layers if l.nm] == [True]
+
+
+def test_kept_hardware_is_priced_again_when_the_pricing_code_changes(tmp_path, monkeypatch):
+    """hardware.json is reused for the same net, budget and pricing_key; a change to the code
+    that prices (here a stand-in module's source) searches again."""
+    from test_ir import _sparse_net
+
+    net = _sparse_net()
+    net.save(tmp_path / ir.FILENAME)
+    searches = []
+    optimize = folding.optimize
+    monkeypatch.setattr(folding, "optimize", lambda *a, **k: searches.append(1) or optimize(*a, **k))
+    first = sparse_sweep.hardware(net, tmp_path, devices.budget())
+    assert sparse_sweep.hardware(net, tmp_path, devices.budget()) == first and len(searches) == 1
+    pricing = tmp_path / "pricing.py"
+    pricing.write_text("MULTIPLIER = 1\n")
+    monkeypatch.setattr(sparse_sweep, "PRICING_MODULES", (*sparse_sweep.PRICING_MODULES, SimpleNamespace(__file__=str(pricing))))
+    sparse_sweep.hardware(net, tmp_path, devices.budget())
+    sparse_sweep.hardware(net, tmp_path, devices.budget())
+    pricing.write_text("MULTIPLIER = 2\n")
+    sparse_sweep.hardware(net, tmp_path, devices.budget())
+    assert len(searches) == 3
 
 
 @pytest.mark.parametrize("nm, message", [
