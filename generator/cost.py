@@ -282,28 +282,46 @@ def early_exit_terms(g: pack.Geometry, aw: int, stages: int) -> Cost:
     return Cost(lut=lut, ff=ff)
 
 
-def _tree_levels(datapath: str, f: LayerConfig, aw: int) -> list[tuple[int, int]]:
-    """(values per row, bits per value) of each registered adder-tree level of flipflow_mvu;
-    a binary level-l node counts up to min(SIMD, TG^l) (yosys narrows it), others carry AW."""
-    group = kinds.MVU_TREE_GROUP[datapath]
-    levels, n, level = [], f.simd, 0
-    for _ in range(mvu_pipeline_stages(datapath, f.simd) - TERM_STAGES[datapath]):
-        n, level = math.ceil(n / group), level + 1
-        bits = min(aw, unsigned_bits(min(f.simd, group**level))) if datapath in kinds.POPCOUNT_DATAPATHS else aw
-        levels.append((n, bits))
+def _adder_levels(values: int, group: int, stages: int, width: Callable[[int], int]) -> list[tuple[int, int]]:
+    """(values, bits per value) of each registered level of an adder tree over ``values``
+    inputs whose nodes sum ``group`` values, ``stages`` levels deep; ``width(l)``: level l's bits."""
+    levels = []
+    for level in range(1, stages + 1):
+        values = math.ceil(values / group)
+        levels.append((values, width(level)))
     return levels
 
 
-def _tree(datapath: str, f: LayerConfig, aw: int) -> Cost:
-    """The registered adder tree after the per-lane terms: each node adds its inputs
+def _count_width(bits: int, group: int, cap: int) -> Callable[[int], int]:
+    """Level widths of a tree counting ``bits`` single bits: a level-l node counts up to
+    min(bits, group^l) (yosys narrows it), at most ``cap`` bits."""
+    return lambda level: min(cap, unsigned_bits(min(bits, group**level)))
+
+
+def _adder_cost(inputs: int, in_bits: int, levels: list[tuple[int, int]], copies: int = 1) -> Cost:
+    """A registered adder tree (``copies`` of it side by side): each node adds its inputs
     (a LUT per input bit of the node), each level is a register."""
     lut = ff = 0.0
-    inputs, in_bits = f.simd, 1 if datapath in kinds.POPCOUNT_DATAPATHS else aw
-    for n, bits in _tree_levels(datapath, f, aw):
-        lut += f.pe * inputs * in_bits
-        ff += f.pe * n * bits
+    for n, bits in levels:
+        lut += copies * inputs * in_bits
+        ff += copies * n * bits
         inputs, in_bits = n, bits
     return Cost(lut=lut, ff=ff)
+
+
+def _tree_levels(datapath: str, f: LayerConfig, aw: int) -> list[tuple[int, int]]:
+    """(values per row, bits per value) of each registered adder-tree level of flipflow_mvu;
+    a popcount datapath's levels count bits (``_count_width``), others carry AW."""
+    group = kinds.MVU_TREE_GROUP[datapath]
+    popcount = datapath in kinds.POPCOUNT_DATAPATHS
+    width = _count_width(f.simd, group, aw) if popcount else (lambda level: aw)
+    return _adder_levels(f.simd, group, mvu_pipeline_stages(datapath, f.simd) - TERM_STAGES[datapath], width)
+
+
+def _tree(datapath: str, f: LayerConfig, aw: int) -> Cost:
+    """The registered adder tree after the per-lane terms, one per PE row."""
+    in_bits = 1 if datapath in kinds.POPCOUNT_DATAPATHS else aw
+    return _adder_cost(f.simd, in_bits, _tree_levels(datapath, f, aw), f.pe)
 
 
 def _xnor_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
@@ -367,16 +385,10 @@ def _window_count(layer: Layer, f: LayerConfig, aw: int) -> Terms:
     1.0: no calibration design has them yet)."""
     xw = kinds.matrix(layer).fold_elements(layer, f.simd)
     stages = mvu_pipeline_stages("sparse", f.simd)
-    group, width = count_group(xw, stages), unsigned_bits(xw)
-    lut = ff = 0.0
-    inputs, in_bits, level = xw, 1, 0
-    for _ in range(stages):
-        level += 1
-        n, bits = math.ceil(inputs / group), min(width, unsigned_bits(min(xw, group**level)))
-        lut, ff = lut + inputs * in_bits, ff + n * bits
-        inputs, in_bits = n, bits
+    group = count_group(xw, stages)
+    count = _adder_cost(xw, 1, _adder_levels(xw, group, stages, _count_width(xw, group, unsigned_bits(xw))))
     times_n = aw * (bin(layer.nm[0]).count("1") - 1)  # an adder per further one bit of N
-    return {"mvu.window_count": Cost(lut=lut + times_n, ff=ff), "mvu.centre": Cost(lut=f.pe * aw)}
+    return {"mvu.window_count": Cost(lut=count.lut + times_n, ff=count.ff), "mvu.centre": Cost(lut=f.pe * aw)}
 
 
 DATAPATHS: dict[str, Callable[[Layer, LayerConfig, int], Terms]] = {
