@@ -187,8 +187,8 @@ def random_layer(rng: np.random.Generator, name: str, kind: str, in_shape, out_c
         if layer.centred:  # acc = M P - N S, near 0 on random inputs
             lo, hi = kinds.matrix(layer).accumulator_range(layer)
             spread = (hi - lo + 2) // 2 if wide_thresholds else layer.nm[1] * max(1, int(np.sqrt(terms)))
-            layer.thresholds = np.clip(rng.integers(-spread, spread + 1, out_ch), lo - 1, hi + 2).astype(np.int64)
-            layer.thresholds = np.clip(layer.thresholds, *kinds.matrix(layer).threshold_bounds(layer))
+            low, high = kinds.matrix(layer).threshold_bounds(layer)  # and no further than one past the reachable
+            layer.thresholds = np.clip(rng.integers(-spread, spread + 1, out_ch), max(low, lo - 1), min(high, hi + 2)).astype(np.int64)
         elif wide_thresholds:
             layer.thresholds = rng.integers(0, terms + 2, out_ch).astype(np.int64)
         else:

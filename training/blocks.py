@@ -249,7 +249,11 @@ class SparseBlock(ThresholdBlock):
     channel's output bit instead (IR ``invert``). A centred layer computes with b - N/M
     (``offset``; kinds._SparseDatapath)."""
 
-    offset: float = 0.0  # subtracted from every 0/1 weight: N/M when centred
+    def __init__(self, op: nn.Module, bn: nn.Module, nm: tuple[int, int], channels: int, positions: int,
+                 centred: bool):
+        super().__init__(op, bn)
+        self.quant = NMBinaryWeight(*nm, channels, positions)
+        self.offset = nm[0] / nm[1] if centred else 0.0  # subtracted from every 0/1 weight
 
     def weight_mask(self) -> torch.Tensor:
         return self.quant.mask(self.op.weight.detach())
@@ -268,10 +272,9 @@ class SparseConv(SparseBlock):
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, pad: int, nm: tuple[int, int],
                  centred: bool = False):
-        super().__init__(nn.Conv2d(in_ch, out_ch, kernel, stride, padding=0, bias=False), nn.BatchNorm2d(out_ch))
+        super().__init__(nn.Conv2d(in_ch, out_ch, kernel, stride, padding=0, bias=False), nn.BatchNorm2d(out_ch), nm,
+                         in_ch, kernel * kernel, centred)
         self.minus_one_pad = pad
-        self.quant = NMBinaryWeight(*nm, in_ch, kernel * kernel)
-        self.offset = nm[0] / nm[1] if centred else 0.0
 
     @classmethod
     def for_layer(cls, layer: ir.Layer) -> nn.Module:
@@ -288,9 +291,8 @@ class SparseDense(SparseBlock):
 
     def __init__(self, in_shape: tuple[int, int, int], out_features: int, nm: tuple[int, int], centred: bool = False):
         h, w, c = in_shape
-        super().__init__(nn.Linear(h * w * c, out_features, bias=False), nn.BatchNorm1d(out_features))
-        self.quant = NMBinaryWeight(*nm, c, h * w)
-        self.offset = nm[0] / nm[1] if centred else 0.0
+        super().__init__(nn.Linear(h * w * c, out_features, bias=False), nn.BatchNorm1d(out_features), nm, c, h * w,
+                         centred)
 
     @classmethod
     def for_layer(cls, layer: ir.Layer) -> nn.Module:

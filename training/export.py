@@ -132,28 +132,25 @@ def export(model: BNN, name: str, dataset: str, provenance: dict | None = None, 
             flip = (mirror < 0).reshape(-1, *[1] * (w.ndim - 1))
             layer.weights = np.where(flip, 1 - w, w).astype(np.uint8)
             layer.thresholds = t
-        elif isinstance(block, SparseBlock) and block.centred:
-            w = _to_hwc_rows(block.weight_mask().numpy().astype(np.uint8), shape, dense)
-            layer.weights, layer.nm, layer.centred = w, tuple(spec.nm), True
-            lo, hi = kinds.matrix(layer).accumulator_range(layer)
-            n, m = spec.nm
-            k = int(np.prod(w.shape[1:]))
-            ones = w.reshape(len(w), -1).sum(1).astype(np.int64)
-            # Brevitas sees sum((b - N/M) x) = (2 acc + N K - M ones) / M. A mirrored channel (gamma < 0)
-            # is searched on acc' = -acc: it fires when acc' >= T', i.e. when not acc >= 1 - T'
-            bound = np.full(len(w), max(-lo, hi), np.int64)
-            mirror, t = fold_thresholds(block, -bound, bound, lambda a, s: (2 * s * a + n * k - m * ones) / m)
-            layer.thresholds = np.clip(np.where(mirror < 0, 1 - t, t), lo, hi + 1)
-            layer.invert = (mirror < 0).astype(np.uint8)
         elif isinstance(block, SparseBlock):
             w = _to_hwc_rows(block.weight_mask().numpy().astype(np.uint8), shape, dense)
+            layer.weights, layer.nm, layer.centred = w, tuple(spec.nm), block.centred
             ones = w.reshape(len(w), -1).sum(1).astype(np.int64)
-            # Brevitas sees the sum of the inputs where b = 1: 2P - ones, P = popcount(x AND b). A mirrored
-            # channel (gamma < 0) is searched on P' = ones - P, 2P - ones = -(2P' - ones): it fires when
-            # P' >= T', i.e. when not P >= ones + 1 - T'
-            mirror, t = fold_thresholds(block, np.zeros_like(ones), ones, lambda p, m: m * (2 * p - ones))
-            layer.weights, layer.nm = w, tuple(spec.nm)
-            layer.thresholds = np.where(mirror < 0, ones + 1 - t, t)
+            if block.centred:
+                lo, hi = kinds.matrix(layer).accumulator_range(layer)
+                n, m = spec.nm
+                k = int(np.prod(w.shape[1:]))
+                # Brevitas sees sum((b - N/M) x) = (2 acc + N K - M ones) / M. A mirrored channel (gamma < 0)
+                # is searched on acc' = -acc: it fires when acc' >= T', i.e. when not acc >= 1 - T'
+                bound = np.full(len(w), max(-lo, hi), np.int64)
+                mirror, t = fold_thresholds(block, -bound, bound, lambda a, s: (2 * s * a + n * k - m * ones) / m)
+                layer.thresholds = np.clip(np.where(mirror < 0, 1 - t, t), lo, hi + 1)
+            else:
+                # Brevitas sees the sum of the inputs where b = 1: 2P - ones, P = popcount(x AND b). A mirrored
+                # channel (gamma < 0) is searched on P' = ones - P, 2P - ones = -(2P' - ones): it fires when
+                # P' >= T', i.e. when not P >= ones + 1 - T'
+                mirror, t = fold_thresholds(block, np.zeros_like(ones), ones, lambda p, m: m * (2 * p - ones))
+                layer.thresholds = np.where(mirror < 0, ones + 1 - t, t)
             layer.invert = (mirror < 0).astype(np.uint8)
         elif isinstance(block, (OutputConv, OutputDense)):
             w, scale, bits = _fixed_point_weights(block.op, where)
