@@ -121,7 +121,7 @@ class Unit:
     cycles: int
 
 
-UNIT_ROLES = ("stream", "window", "mvu", "pool", "sum")
+UNIT_ROLES = ("stream", "count", "window", "mvu", "pool", "sum")
 POPCOUNT_DATAPATHS = ("xnor", "sparse")  # matrix datapaths whose lanes add single bits: a popcount tree
 # flipflow_mvu's DATAPATH parameter per matrix datapath, and its TG: the values one adder-tree
 # node sums (the RTL's, which cost.py and timing_model.py model)
@@ -202,6 +202,15 @@ class LayerKind(ABC):
     def window_channels(self, layer: Layer) -> int:
         """Elements per pixel of what the window unit stores (lane_bits each)."""
         return layer.in_ch
+
+    def count_bits(self, layer: Layer) -> int:
+        """Bits of the ones count a count unit appends to each input pixel (0: no count unit)."""
+        return 0
+
+    def pixel_bits(self, layer: Layer) -> int:
+        """Bits of one pixel as the window unit stores it and the matrix unit loads it: its
+        elements, and above them the pixel's ones count where the kind has one."""
+        return self.window_channels(layer) * self.lane_bits + self.count_bits(layer)
 
     def has_window(self, layer: Layer) -> bool:
         """A window unit sits in front of the layer where the window is more than the pixel itself."""
@@ -438,7 +447,8 @@ class _SparseDatapath(MatrixKind):
     S = popcount of the whole window (padding bits 0), M times its +-1 sum is M(2P - ones) -
     N(2S - K) = 2(M P - N S) + N K - M ones, so acc = M P - N S decides alone (the rest is
     the row's constant, which the threshold absorbs): exact integers, no per-channel scale.
-    The unit counts S once per fold for every PE row (docs/DESIGN.md "Sparse binary layers")."""
+    In hardware a count unit appends each input pixel's ones count once, and the matrix
+    unit sums a window's counts for S (docs/DESIGN.md "Sparse binary layers")."""
 
     role = "binary"
     datapath = "sparse"
@@ -452,6 +462,19 @@ class _SparseDatapath(MatrixKind):
     def weight_bits(self, layer: Layer) -> int:
         """A packed element is a kept weight's index within its block: ceil(log2 M) bits."""
         return max(1, (layer.nm[1] - 1).bit_length())
+
+    def count_bits(self, layer: Layer) -> int:
+        """A centred layer's pixels carry their ones count, 0 .. the pixel's channels."""
+        return unsigned_bits(self.window_channels(layer)) if layer.centred else 0
+
+    def counts_per_vector(self, layer: Layer) -> int:
+        """Pixel counts the matrix unit sums for one window's S: k x k, or a dense layer's every pixel."""
+        return layer.kernel**2 if self.spatial else self.beats_per_vector(layer)
+
+    def units(self, layer: Layer, config: Folded | None) -> list[Unit]:
+        # a centred layer's count unit takes one pixel a cycle, ahead of the window unit
+        count = [Unit("count", layer.in_shape[0] * layer.in_shape[1])] if layer.centred else []
+        return count + super().units(layer, config)
 
     def synapse_slots(self, layer: Layer) -> int:
         n, m = layer.nm

@@ -165,9 +165,7 @@ def threshold_memory(layer: Layer, f: LayerConfig) -> Memory:
 def line_buffer_bank(layer: Layer) -> Memory:
     """One row bank of flipflow_swu: pow2(W) pixels; BRAM only beyond LUTROM_MAX_DEPTH."""
     depth = pow2(layer.in_shape[1])
-    kind = kinds.of(layer)
-    width = kind.window_channels(layer) * kind.lane_bits
-    return Memory(width, depth, "block" if depth > LUTROM_MAX_DEPTH else "distributed")
+    return Memory(kinds.of(layer).pixel_bits(layer), depth, "block" if depth > LUTROM_MAX_DEPTH else "distributed")
 
 
 def rom_luts_per_bit(depth: int) -> float:
@@ -215,6 +213,38 @@ def stream_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> T
     if ch == 1:
         return {}
     return {"stream.pixel": Cost(ff=2 * PIXEL_BITS * ch), **_control("stream", ch)}
+
+
+COUNT_GROUP = 16  # bits (values) one adder node of flipflow_count sums
+# LUTs per input bit of its adder nodes: a 16-input popcount node maps to 6:3 compressors and a
+# short carry adder, about 1.5 LUT an input (yosys, flipflow_count at CH = 16 .. 256, within 10%:
+# tests/test_cost_model.py synthesizes one)
+COUNT_NODE_LUTS = 1.5
+
+
+def count_levels(channels: int) -> int:
+    """flipflow_count's LEVELS: ceil(log_16(channels)) adder levels, at least one."""
+    levels, n = 1, math.ceil(channels / COUNT_GROUP)
+    while n > 1:
+        levels, n = levels + 1, math.ceil(n / COUNT_GROUP)
+    return levels
+
+
+def count_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Terms:
+    """flipflow_count: a C-bit popcount tree (LEVELS levels of 16-input nodes at
+    COUNT_NODE_LUTS an input, all but the last registered with a copy of the pixel), then
+    an output queue of out_data and LEVELS slots of C + CW bits (a slot-select mux per bit),
+    and its fill and in-flight counters. Structural counts (no calibration design has the
+    unit yet; the multipliers are 1.0)."""
+    c, cw = kind.window_channels(layer), kind.count_bits(layer)
+    levels = count_levels(c)
+    tree = _adder_cost(c, 1, _adder_levels(c, COUNT_GROUP, levels, _count_width(c, COUNT_GROUP, cw)))
+    registered = _adder_levels(c, COUNT_GROUP, levels - 1, _count_width(c, COUNT_GROUP, cw))
+    tree_ff = sum(n * bits for n, bits in registered) + (levels - 1) * c
+    out = c + cw
+    return {"count.tree": Cost(lut=COUNT_NODE_LUTS * tree.lut, ff=tree_ff),
+            "count.queue": Cost(lut=out * math.ceil((levels + 1) / 4), ff=(levels + 1) * out),
+            **_control("count", levels + 1, levels + 1)}
 
 
 def window_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Terms:
@@ -369,26 +399,33 @@ def _sparse_datapath(layer: Layer, f: LayerConfig, aw: int) -> Terms:
     return terms
 
 
-def count_group(bits: int, stages: int) -> int:
-    """Values a node of flipflow_mvu's window count sums (its CG): the least g with g^stages >= bits."""
+def count_group(values: int, stages: int) -> int:
+    """Values a node of flipflow_mvu's window count sums (its CG): the least g with g^stages >= values."""
     g = 2
-    while g**stages < bits:
+    while g**stages < values:
         g += 1
     return g
 
 
 def _window_count(layer: Layer, f: LayerConfig, aw: int) -> Terms:
-    """A centred sparse unit (Layer.centred): the popcount of each fold's XW-bit slice in
-    PRE + TREE registered stages of CG-input nodes (a LUT per input bit of a node, a
-    register per level, as ``_tree``), times N (shift-adds of AW bits), and per PE row
-    the AW-bit (P << log2 M) - N S before its accumulator. Structural counts (LUT and FF at
-    1.0: no calibration design has them yet)."""
-    xw = kinds.matrix(layer).fold_elements(layer, f.simd)
-    stages = mvu_pipeline_stages("sparse", f.simd)
-    group = count_group(xw, stages)
-    count = _adder_cost(xw, 1, _adder_levels(xw, group, stages, _count_width(xw, group, unsigned_bits(xw))))
+    """A centred sparse unit (Layer.centred): the window's pixel counts (flipflow_count's,
+    CW bits each), registered when the window is taken, summed in PRE + TREE + 1 registered
+    stages of CG-input nodes (a LUT per input bit of a node, a register per level, as
+    ``_tree``), times N (shift-adds of AW bits), and per PE row the AW-bit
+    (P << log2 M) - N S (the subtrahend muxed to the first fold) before its accumulator.
+    Structural counts (LUT and FF at 1.0: no calibration design has them yet)."""
+    kind = kinds.matrix(layer)
+    counts, cw, k = kind.counts_per_vector(layer), kind.count_bits(layer), layer.fan_in
+    stages = mvu_pipeline_stages("sparse", f.simd) + 1
+    group = count_group(counts, stages)
+
+    def node_bits(level: int) -> int:  # a level-l node sums up to group^l counts of k / counts ones each
+        return unsigned_bits(min(k, k // counts * group**level))
+
+    tree = _adder_cost(counts, cw, _adder_levels(counts, group, stages, node_bits))
     times_n = aw * (bin(layer.nm[0]).count("1") - 1)  # an adder per further one bit of N
-    return {"mvu.window_count": Cost(lut=count.lut + times_n, ff=count.ff), "mvu.centre": Cost(lut=f.pe * aw)}
+    return {"mvu.window_count": Cost(lut=tree.lut + times_n, ff=tree.ff + counts * cw),
+            "mvu.centre": Cost(lut=2 * f.pe * aw)}
 
 
 DATAPATHS: dict[str, Callable[[Layer, LayerConfig, int], Terms]] = {
@@ -414,7 +451,9 @@ def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Term
     if kind.thresholded:
         terms |= memory_terms("mvu.thresholds", threshold_memory(layer, f), rom=True)
     terms |= {
-        "mvu.load": Cost(ff=layer.fan_in * kind.lane_bits),  # load buffer (a shift register over the beats)
+        # load buffer (a shift register over the beats; a centred layer's pixels carry their counts)
+        "mvu.load": Cost(ff=layer.fan_in * kind.lane_bits + (kind.counts_per_vector(layer) * kind.count_bits(layer)
+                                                             if kind.count_bits(layer) else 0)),
         "mvu.fold": Cost(lut=g.sf * xw if g.sf > 1 else 0, ff=g.sf * xw + xw),  # rotating register + slice register
         "mvu.accumulate": Cost(lut=g.pe * aw * (2 if kind.thresholded else 1), ff=g.pe * aw),  # add (+ compare)
         "mvu.results": Cost(ff=(g.nf - 1) * g.pe * res + layer.out_ch * res),  # earlier folds + out_data
@@ -446,6 +485,7 @@ def sum_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Term
 
 UNIT_COST: dict[str, Callable[[Layer, kinds.LayerKind, LayerConfig | None], Terms]] = {
     "stream": stream_unit,
+    "count": count_unit,
     "window": window_unit,
     "mvu": mvu_unit,
     "pool": pool_unit,

@@ -60,9 +60,11 @@ read a 0 at index 0; pad rows hold index 0 and threshold 0 (and are dropped).
 layout (lane s of PE p at element p x SIMD + s, PE 0 in the LSBs); the
 output bit is (acc >= T) XOR invert, ``inverts`` [NF, PE] beside
 ``thresholds``; ``emulate_sparse`` steps through the unit as hardware does. A
-centred layer (``Layer.centred``) adds per fold M x the row's popcount - N x
-the popcount of the fold's whole input slice, which every row shares; its
-accumulators and thresholds are two's complement.
+centred layer (``Layer.centred``) adds per fold M x the row's popcount, and at
+a row's first fold - N x S, the window's ones, which every row shares: its
+input pixels carry their ones counts (``with_counts``, flipflow_count's
+stream), and S is the sum of the window's counts; its accumulators and
+thresholds are two's complement.
 """
 
 from __future__ import annotations
@@ -303,13 +305,23 @@ def pad_sparse_vectors(layer: Layer, vectors: np.ndarray, g: Geometry) -> np.nda
     return x.reshape(vectors.shape[0], g.sf, per_fold)
 
 
+def with_counts(layer: Layer, pixels: np.ndarray) -> np.ndarray:
+    """A centred sparse layer's input stream: pixels [..., C] of bits -> [..., C + CW] bits,
+    each pixel's ones count in its CW = kinds count_bits top bits (LSB first), as
+    flipflow_count appends it."""
+    cw = kinds.of(layer).count_bits(layer)
+    ones = pixels.sum(-1, dtype=np.int64)[..., None]
+    return np.concatenate([pixels, (ones >> np.arange(cw)) & 1], axis=-1).astype(pixels.dtype)
+
+
 def emulate_sparse(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> np.ndarray:
     """Numpy model of the sparse matrix-vector unit on its packed indices (``tiles``): per
     fold and lane the M:1 mux picks element (lane // N) x M + index of the fold's input,
     ANDs it with its kept weight, each PE row's popcount adds the lanes, and the row's bit
-    is (acc >= T) XOR invert. A centred layer's fold adds M x that popcount - N x the
-    popcount of the fold's whole input (one count for every row; padding is 0), which sums
-    to kinds' M P - N S. [N, K] window vectors -> [N, rows] output bits."""
+    is (acc >= T) XOR invert. A centred layer's fold adds M x that popcount, a row's first
+    fold also - N x S, S the sum of the window's pixel counts (``counts_per_vector``
+    records of K / records elements; padding counts 0): kinds' M P - N S.
+    [N, K] window vectors -> [N, rows] output bits."""
     g = geometry(layer, folding)
     kind = kinds.matrix(layer)
     n, m = layer.nm
@@ -317,12 +329,15 @@ def emulate_sparse(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> n
     x = pad_sparse_vectors(layer, np.asarray(vectors, np.int64), g)
     base = np.arange(g.simd) // n * m  # lane s's block within the fold
     thr, inv = thresholds(layer, folding), inverts(layer, folding)
+    if layer.centred:  # the count unit's per-pixel counts, summed per window
+        records = np.asarray(vectors, np.int64).reshape(x.shape[0], kind.counts_per_vector(layer), -1)
+        window_ones = records.sum(-1).sum(-1)[:, None]
     out = np.zeros((x.shape[0], g.nf, g.pe), np.int64)
     for nf in range(g.nf):
         acc = np.zeros((x.shape[0], g.pe), np.int64)
         for sf in range(g.sf):
             picked = x[:, sf][:, base[None, :] + t[nf, sf]]  # the muxes: [N, PE, SIMD]
             dot = kind.lane_terms(np.ones_like(picked), picked).sum(-1)
-            acc += m * dot - n * x[:, sf].sum(-1)[:, None] if layer.centred else dot
+            acc += m * dot - n * window_ones * (sf == 0) if layer.centred else dot
         out[:, nf] = (acc >= thr[nf][None]) ^ inv[nf][None]
     return out.reshape(x.shape[0], g.rows_padded)[:, : g.rows]

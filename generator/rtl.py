@@ -6,7 +6,8 @@ The hardware is the same streaming dataflow pipeline as the HLS backend
 * ``input_conv``  : [gather channels] -> window unit -> matrix-vector unit (8-bit pixels)
 * ``bitplane_conv``: [gather channels] -> kept planes (wiring) -> window unit -> matrix-vector unit (XNOR)
 * ``binary_conv`` : [window unit] -> matrix-vector unit (XNOR-popcount, thresholds)
-* ``sparse_conv`` : [window unit] -> matrix-vector unit (N:M slot indices, M:1 muxes, AND-popcount, thresholds)
+* ``sparse_conv`` : [count unit] -> [window unit] -> matrix-vector unit (N:M slot indices, M:1 muxes,
+  AND-popcount, thresholds; a centred layer's count unit appends each pixel's ones count)
 * ``maxpool``     : window unit -> OR unit
 * ``output_conv`` : [window unit] -> matrix-vector unit (integer scores)
 
@@ -126,7 +127,7 @@ def mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     wb = kind.weight_bits(layer)
     aw = pack.accumulator_bits(layer)
     positions = kind.beats_per_vector(layer)  # a conv's window unit delivers the whole window in one beat
-    ew = (layer.kernel**2 if kind.spatial else 1) * kind.window_channels(layer) * kind.lane_bits
+    ew = (layer.kernel**2 if kind.spatial else 1) * kind.pixel_bits(layer)
     name = ident(layer.name)
     weight_file = _write_mem(out_dir, f"{name}_weights.mem", pack.words(layer, f), g.pe * g.simd * wb)
     thr_file = ""
@@ -142,6 +143,8 @@ def mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     weights_in = cost.weight_memory(layer, f).style
     # a sparse unit folds its rows' kept-weight slots (g.cols), N per block of M window elements
     sparse = dict(SPARSE_N=layer.nm[0], SPARSE_M=layer.nm[1], CENTRED=int(layer.centred)) if kind.sparse else {}
+    if kind.sparse and layer.centred:  # the window's records, each with its pixel's ones count
+        sparse |= dict(COUNTS=kind.counts_per_vector(layer), COUNT_W=kind.count_bits(layer))
     structure = (f"{layer.nm[0]}:{layer.nm[1]} {'centred ' if layer.centred else ''}sparse ({g.cols} slots a row), "
                  if kind.sparse else "")
     return Unit(
@@ -161,16 +164,28 @@ def _window_unit(layer: Layer, src: str, cycles: int) -> Unit:
     ho, wo, _ = layer.out_shape
     k, s, p = layer.kernel, layer.stride, layer.pad
     kind = kinds.of(layer)
-    c, lane_bits = kind.window_channels(layer), kind.lane_bits
+    c, bits = kind.window_channels(layer), kind.pixel_bits(layer)
     if h >= 1 << 14 or w >= 1 << 14:
         raise RtlError(f"layer {layer.name}: {h}x{w} maps are too large for the 16-bit window counters")
+    counted = f" (+{kind.count_bits(layer)}-bit ones count)" if kind.count_bits(layer) else ""
     return Unit(
         name=f"{ident(layer.name)}_swu", module="flipflow_swu", layer=layer.name, src=src,
-        out_width=k * k * c * lane_bits,
-        summary=f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}, {window_rows(layer)}-row banked line buffer, one window per beat",
+        out_width=k * k * bits,
+        summary=(f"window {k}x{k}/{s} pad {p} over {h}x{w}x{c}{counted}, {window_rows(layer)}-row banked line buffer, "
+                 "one window per beat"),
         cycles=cycles,
         params=dict(h=h, k=k, s=s, pad=p, ho=ho, wo=wo, ncols=window_columns(layer)),
-        parameters=dict(H=h, W=w, EW=c * lane_bits, K=k, S=s, PAD=p, LINE_RAM=cost.line_buffer_bank(layer).style),
+        parameters=dict(H=h, W=w, EW=bits, K=k, S=s, PAD=p, LINE_RAM=cost.line_buffer_bank(layer).style),
+    )
+
+
+def _count_unit(layer: Layer, src: str, cycles: int) -> Unit:
+    c = kinds.of(layer).window_channels(layer)
+    return Unit(
+        name=f"{ident(layer.name)}_count", module="flipflow_count", layer=layer.name, src=src,
+        out_width=kinds.of(layer).pixel_bits(layer),
+        summary=f"ones count of each {c}-bit pixel, appended above it (centred sparse {layer.name})", cycles=cycles,
+        params=dict(levels=cost.count_levels(c)), parameters=dict(CH=c),
     )
 
 
@@ -233,6 +248,8 @@ def _units(net: Network, folding: Folding, out_dir: Path) -> list[Unit]:
                     add(_gather_unit(layer, src, unit.cycles))
                 if kinds.of(layer).bit_planes:
                     select = plane_bits(layer)
+            elif unit.role == "count":
+                add(_count_unit(layer, src, unit.cycles))
             elif unit.role == "window":
                 add(_window_unit(layer, src, unit.cycles))
             elif unit.role == "mvu":

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 CALIBRATION_FILE = "timing_calibration.json"
 FEATURES = ("one", "tree_levels", "tree_width", "acc_chains", "memory_levels", "block_read")
 KIND_DATAPATH = {rtl: kind for kind, rtl in kinds.MVU_DATAPATH.items()}  # flipflow_mvu's DATAPATH -> kinds' datapath
-MODULE_OF_ROLE = {"stream": "flipflow_gather", "window": "flipflow_swu", "pool": "flipflow_maxpool",
-                  "sum": "flipflow_global_sum"}
+MODULE_OF_ROLE = {"stream": "flipflow_gather", "count": "flipflow_count", "window": "flipflow_swu",
+                  "pool": "flipflow_maxpool", "sum": "flipflow_global_sum"}
 
 
 class TimingModelError(FlipflowError, RuntimeError):

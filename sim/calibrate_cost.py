@@ -51,7 +51,7 @@ KEYS = ("LUT", "FF", "BRAM36", "DSP")
 SET_DIR = cost.CALIBRATION_FILE.with_name("cost_calibration")
 SAMPLES = "samples.json"
 PRIOR = 0.02  # weight of "multiplier = 1" against a term's own data (keeps rare terms structural)
-ROLE_OF_MODULE = {"flipflow_gather": "stream", "flipflow_swu": "window", "flipflow_mvu": "mvu",
+ROLE_OF_MODULE = {"flipflow_gather": "stream", "flipflow_count": "count", "flipflow_swu": "window", "flipflow_mvu": "mvu",
                   "flipflow_maxpool": "pool", "flipflow_global_sum": "sum"}  # flipflow_result: not a layer's
 
 

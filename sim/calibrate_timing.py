@@ -56,7 +56,7 @@ TFC_FOLDING = [(4, 16), (1, 6), (1, 6), (1, 1)]
 OTHER_CONFIGS = [
     ("flipflow_swu", dict(H=32, W=32, EW=64, K=3, S=1, PAD=1)), ("flipflow_maxpool", dict(CH=256, K=3)),
     ("flipflow_global_sum", dict(CH=10, IN_BITS=16, PIXELS=64)), ("flipflow_gather", dict(CH=3)),
-    ("flipflow_result", dict(CH=10, IN_BITS=32)),
+    ("flipflow_result", dict(CH=10, IN_BITS=32)), ("flipflow_count", dict(CH=151)), ("flipflow_count", dict(CH=256)),
 ]
 CALIBRATION = Path(__file__).resolve().parents[1] / "generator" / timing_model.CALIBRATION_FILE
 

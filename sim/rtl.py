@@ -332,6 +332,8 @@ def model_cycles(net: ir.Network, design: rtl.RtlDesign) -> dict[str, int]:
                 done = [x + stages for x in rows]
         elif unit.module == "flipflow_gather":
             done = [x + 1 for x in done]
+        elif unit.module == "flipflow_count":  # its registered adder levels, then out_data
+            done = [x + p["levels"] for x in done]
         elif unit.module == "flipflow_global_sum":
             done = [done[-1] + 1]
         elif unit.module == "flipflow_result":

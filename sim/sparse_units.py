@@ -27,7 +27,8 @@ from flipflow.sim import calibrate_timing, resources
 
 # name, (N, M) or None (a binary_conv), PE, SIMD, centred: the dense unit at SIMD 64, three sparse
 # units at the same NF x SF = 8 x 9 folds per window with a quarter of its lanes, the dense unit at
-# those lanes, and two centred sparse units (their window count: 64 and 256 bits a fold)
+# those lanes, and two centred sparse units (their window count: the sum of 9 pixel counts), each
+# with its flipflow_count (64-bit pixels) measured beside it
 CONFIGS = [
     ("binary PE8 SIMD64", None, 8, 64, False),
     ("sparse 1:4 PE8 SIMD16", (1, 4), 8, 16, False),
@@ -54,6 +55,13 @@ def measure(name: str, nm: tuple[int, int] | None, pe: int, simd: int, centred: 
            "model": {"LUT": round(model.lut), "FF": round(model.ff), "BRAM36": model.bram36}}
     if path:
         row["path_ns"] = round(path["path_ns"], 2)
+    if centred:  # the count unit in front of it
+        parameters = {"CH": layer.in_ch}
+        count_model = cost.Coefficients.load().apply(cost.unit_terms(layer, f)["count"])
+        row["count_unit"] = {"yosys": resources.synthesize_module("flipflow_count", parameters),
+                             "model": {"LUT": round(count_model.lut), "FF": round(count_model.ff)}}
+        if timing:
+            row["count_unit"]["path_ns"] = round(calibrate_timing.measure("flipflow_count", parameters)["path_ns"], 2)
     return row
 
 
@@ -70,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['config']:24s} {r['folds_per_window']:3d} folds  weights {r['weight_bits']:6d} bits  "
               f"yosys LUT {r['yosys']['LUT']:6.0f} FF {r['yosys']['FF']:6.0f} BRAM36 {r['yosys']['BRAM36']:4.1f}  "
               f"model LUT {r['model']['LUT']:6.0f} FF {r['model']['FF']:6.0f}  path {r.get('path_ns', '-')} ns", flush=True)
+        if "count_unit" in r:
+            u = r["count_unit"]
+            print(f"{'  its count unit':24s} yosys LUT {u['yosys']['LUT']:6.0f} FF {u['yosys']['FF']:6.0f}  "
+                  f"model LUT {u['model']['LUT']:6.0f} FF {u['model']['FF']:6.0f}  path {u.get('path_ns', '-')} ns", flush=True)
     atomic.write_json(args.out, rows, indent=1)
     return 0
 

@@ -213,21 +213,37 @@ def test_an_uncalibrated_sparse_unit_borrows_the_xnor_units_multipliers():
 
 
 def test_a_centred_sparse_unit_adds_its_window_count_and_row_subtractors():
-    """A centred unit is the sparse unit plus the fold's window popcount (CG-input nodes over
-    PRE + TREE stages, as flipflow_mvu builds it), N x S and one AW-bit subtractor per PE row,
-    at their structural counts: within 5% of yosys on the measured unit."""
+    """A centred unit is the sparse unit plus the sum of its window's pixel counts (CG-input
+    nodes over PRE + TREE + 1 stages, as flipflow_mvu builds it), N x S and per PE row an
+    AW-bit subtractor and its first-fold mux, at their structural counts: within 5% of yosys
+    on the measured unit. Its count unit is a unit of its own."""
     c = cost.Coefficients.load()
     f = LayerConfig(8, 16)
-    plain = cost.unit_terms(calibrate_timing.sparse_conv_layer((2, 8)), f)["mvu"]
+    plain = cost.unit_terms(calibrate_timing.sparse_conv_layer((2, 8)), f)
     layer = calibrate_timing.sparse_conv_layer((2, 8), centred=True)
-    centred = cost.unit_terms(layer, f)["mvu"]
-    aw = pack.accumulator_bits(layer)
-    assert set(centred) - set(plain) == {"mvu.sparse.window_count", "mvu.sparse.centre"}
-    assert centred["mvu.sparse.centre"].lut == 8 * aw
-    # the slice is 16 / 2 x 8 = 64 bits; PRE + TREE = 2 stages of 8-input nodes: 64 then 8 x 4 bits
-    assert cost.count_group(64, 2) == 8 and centred["mvu.sparse.window_count"].lut == 64 + 8 * 4
-    assert centred["mvu.sparse.window_count"].ff == 8 * 4 + 7
-    assert c.apply(centred).lut == pytest.approx(2_166, rel=0.05)  # yosys, python -m flipflow.sim.sparse_units
+    units = cost.unit_terms(layer, f)
+    centred, aw = units["mvu"], pack.accumulator_bits(layer)
+    assert list(units) == ["count", *plain] and set(centred) - set(plain["mvu"]) == {"mvu.sparse.window_count",
+                                                                                       "mvu.sparse.centre"}
+    assert centred["mvu.sparse.centre"].lut == 2 * 8 * aw
+    # 9 counts of 7 bits (64-channel pixels); PRE + TREE + 1 = 3 stages of 3-input nodes: 9 x 7 bits in,
+    # then 3 x 8 and 1 x 10 bits (a node holds at most 64 x 3^l, at most K = 576)
+    assert cost.count_group(9, 3) == 3 and centred["mvu.sparse.window_count"].lut == 9 * 7 + 3 * 8 + 10
+    assert centred["mvu.sparse.window_count"].ff == 9 * 7 + 3 * 8 + 10 + 10  # the window's counts, then the levels
+    assert c.apply(centred).lut == pytest.approx(2_110, rel=0.05)  # yosys, python -m flipflow.sim.sparse_units
+    assert centred["mvu.sparse.load"].ff == plain["mvu"]["mvu.sparse.load"].ff + 9 * 7
+
+
+@pytest.mark.parametrize("channels", [76, 151])
+def test_the_count_unit_model_is_within_10_percent_of_yosys(channels):
+    """flipflow_count (nin's centred layers count 76- and 151-bit pixels): the modelled LUT
+    and FF against yosys's counts of the module."""
+    layer = ir.Layer(name="s", kind="sparse_conv", in_shape=(4, 4, channels), out_shape=(4, 4, 8), kernel=3, pad=1,
+                     nm=(1, 4), centred=True)
+    model = cost.Coefficients.load().apply(cost.count_unit(layer, kinds.of(layer), None))
+    counted = resources.synthesize_module("flipflow_count", {"CH": channels})
+    assert model.lut == pytest.approx(counted["LUT"], rel=0.10)
+    assert model.ff == pytest.approx(counted["FF"], rel=0.10)
 
 
 def test_sparse_calibration_designs_draw_legal_nm_and_foldings():

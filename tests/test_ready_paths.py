@@ -70,6 +70,8 @@ MODULES = [
     ("flipflow_gather", dict(CH=3)),
     ("flipflow_swu", dict(H=4, W=4, EW=3, K=3, S=1, PAD=1)),
     ("flipflow_swu", dict(H=32, W=32, EW=64, K=3, S=2, PAD=1)),
+    ("flipflow_count", dict(CH=8)),  # one adder level: in_ready from out_valid and the slot count
+    ("flipflow_count", dict(CH=300)),  # three levels: and the pixels in flight
     ("flipflow_maxpool", dict(CH=1, K=2)),
     ("flipflow_maxpool", dict(CH=64, K=3)),
     ("flipflow_global_sum", dict(CH=10, IN_BITS=8, PIXELS=1)),

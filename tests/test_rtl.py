@@ -53,6 +53,20 @@ def test_centred_sparse_layer(kind, digit_images, tmp_path, monkeypatch):
     run_cocotb(net, rtl_nets.random_folding(net, seed), digit_images, tmp_path, "icarus", 0.3, 0.3, monkeypatch)
 
 
+def test_centred_sparse_conv_counts_each_pixel_once(digit_images, tmp_path, monkeypatch):
+    """A centred 3x3 conv with padding: its count unit appends each pixel's ones, the window
+    unit carries them (padding counts 0) and the matrix unit sums the window's nine."""
+    specs = [{"kind": "input_conv", "out": 11, "k": 3, "s": 1, "p": 1},
+             {"kind": "sparse_conv", "out": 7, "k": 3, "s": 1, "p": 1, "nm": (2, 8), "centred": True},
+             {"kind": "output_dense"}]
+    net = rtl_nets.build("centred_window", digit_images, specs, 10, 7)
+    folding = rtl_nets.random_folding(net, 7)
+    design = rtl.generate(net, folding, tmp_path / "design")
+    assert [u.module for u in design.units if u.layer == net.layers[1].name] == ["flipflow_count", "flipflow_swu",
+                                                                                "flipflow_mvu"]
+    run_cocotb(net, folding, digit_images, tmp_path, "icarus", 0.3, 0.3, monkeypatch)
+
+
 @pytest.mark.parametrize("pe", [4, 7])
 def test_input_layer_packed_products_exact(pe, tmp_path, monkeypatch):
     """Two PE rows share a DSP48 in the input layer: extreme weights (-128, 127)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import rtl_nets
+from flipflow import kinds
 from flipflow.generator import rtl
 from flipflow.generator.folding import LayerConfig
 from rtl_helpers import cocotb_run, lint_sources
@@ -81,8 +82,7 @@ def mvu_case(shape, specs, index, pe_simd, tmp: Path, seed: int, early_exit: boo
     design = rtl.generate(net, folding, tmp / "rtl")
     net.save(tmp / "net.ir.npz")
     unit = next(u for u in design.units if u.layer == layer.name and u.module == "flipflow_mvu")
-    lane_bits = unit.parameters["EW"] // layer.in_shape[2]
-    return unit, {"ir": str(tmp / "net.ir.npz"), "layer": layer.name, "lane_bits": lane_bits}
+    return unit, {"ir": str(tmp / "net.ir.npz"), "layer": layer.name, "lane_bits": kinds.of(layer).lane_bits}
 
 
 @pytest.mark.parametrize("seed, datapath, shape, specs, index, pe_simd", [(i, *c) for i, c in enumerate(MVU)])
@@ -155,8 +155,9 @@ def test_mvu_sparse(seed, shape, specs, index, pe_simd, tmp_path, monkeypatch):
     run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, frames=4, **case)
 
 
-# centred (weights b - N/M: acc = M P - N S, signed): the window count's own pipeline at one tree
-# stage and at two (SIMD 24 > 16), M from 2 to 64 (a 64-bit group), one fold per window
+# centred (weights b - N/M: acc = M P - N S, signed; pixels with their ones counts): one count
+# (1x1 conv, dense over one pixel) and nine (dense over a 3x3 map), the count sum's pipeline at one
+# tree stage and at two (SIMD 24 > 16), M from 2 to 64 (a 64-bit group), one fold per window
 CENTRED_MVU = [SPARSE_MVU[i] for i in (0, 4, 7)] + [
     ((1, 1, 4), [{"kind": "input_dense", "out": 90}, {"kind": "sparse_dense", "out": 5, "nm": (2, 4)}, {"kind": "output_dense"}], 1, (2, 24)),
 ]
@@ -190,6 +191,12 @@ def test_mvu_sparse_verilator(tmp_path, monkeypatch):
 def test_mvu_verilator(tmp_path, monkeypatch):
     unit, case = mvu_case(*MVU[2][1:], tmp_path, 2)
     run_module("flipflow_mvu", unit.parameters, tmp_path, monkeypatch, "verilator", **case)
+
+
+# CH: one group (1, 16 bits), a short last group (17), two adder levels (151), three (300)
+@pytest.mark.parametrize("ch", [1, 16, 17, 151, 300])
+def test_count(ch, tmp_path, monkeypatch):
+    run_module("flipflow_count", dict(CH=ch), tmp_path, monkeypatch, frames=2)
 
 
 # CH, K, and the map the windows come from: H, W, stride, padding

@@ -26,17 +26,21 @@
 //             FAN_IN) point at a 0 bit beyond FAN_IN and add 0; pad rows are computed and
 //             dropped. Out bit = (P >= T) XOR invert, unsigned, invert per row (a channel
 //             whose BatchNorm scale is negative: a 0/1 row cannot be inverted).
-//             CENTRED = 1 (weights b - N/M, flipflow kinds.py): each fold also counts the
-//             ones of its whole XW-bit slice, S_f (padding bits are 0), once for all PE
-//             rows, in PRE + TREE registered stages of its own that sum CG values a node,
-//             so that it reaches stage ACC with the rows' dots; a row adds
-//             (P_f << log2 M) - N x S_f, so acc = M P - N S, AW-bit two's complement (a
-//             fold's value may wrap, the whole sum fits), and out bit = (acc >= T, signed)
-//             XOR invert.
+//             CENTRED = 1 (weights b - N/M, flipflow kinds.py): acc = M P - N S with S
+//             the ones of the whole window. The window arrives as COUNTS records of
+//             FAN_IN / COUNTS elements, each with its COUNT_W-bit ones count above it
+//             (flipflow_count counts each pixel once; a conv's window is K x K records,
+//             a dense layer's each beat one); the load splits them, and S is the sum of
+//             the window's counts, in PRE + TREE + 1 registered stages that sum CG values a
+//             node, so that it reaches stage ACC with the fold it belongs to. A row's
+//             first synapse fold adds (P_f << log2 M) - N x S, the others P_f << log2 M,
+//             AW-bit two's complement (a partial sum may wrap, the whole sum fits), and
+//             out bit = (acc >= T, signed) XOR invert.
 // Streams: valid/ready; a beat moves when valid && ready.
 //   in : POSITIONS beats of EW bits per window, element 0 in the LSBs of the first
-//        beat (POSITIONS * EW = FAN_IN * element bits; dense layers take one pixel
-//        per beat, convolutions the whole window from flipflow_swu).
+//        beat (POSITIONS * EW = FAN_IN * element bits, plus COUNTS * COUNT_W count bits
+//        when CENTRED; dense layers take one pixel per beat, convolutions the whole
+//        window from flipflow_swu).
 //   out: one beat per window, OUT_CH results of 1 bit ("binary", "pixels") or AW bits
 //        ("scores"), channel 0 in the LSBs.
 // Memories ($readmemh, layout from flipflow.generator.pack):
@@ -108,7 +112,9 @@ module flipflow_mvu #(
     parameter integer EARLY_EXIT  = 0,   // 1: a row group moves on once decided ("binary", above)
     parameter integer SPARSE_N    = 1,   // "sparse": kept weights (slots) per block of SPARSE_M elements
     parameter integer SPARSE_M    = 1,   // "sparse": elements per block (others: 1)
-    parameter integer CENTRED     = 0    // "sparse": 1 for weights b - N/M (above)
+    parameter integer CENTRED     = 0,   // "sparse": 1 for weights b - N/M (above)
+    parameter integer COUNTS      = 0,   // CENTRED: ones counts per window (one per record)
+    parameter integer COUNT_W     = 0    // CENTRED: bits per count
 ) (
     input  wire                           ap_clk,
     input  wire                           ap_rst_n,
@@ -126,7 +132,7 @@ module flipflow_mvu #(
     localparam integer SLOTS = SPARSE ? SPARSE_N * ((FAN_IN + SPARSE_M - 1) / SPARSE_M) : FAN_IN;  // terms per row
     localparam integer SF    = (SLOTS + SIMD - 1) / SIMD;
     localparam integer XW    = SPARSE ? SIMD / SPARSE_N * SPARSE_M : SIMD * LB;  // input bits consumed per fold
-    localparam integer WINW  = POSITIONS * EW;                  // window bits
+    localparam integer WINW  = POSITIONS * EW;                  // window bits (with the counts)
     localparam integer BUFW  = SF * XW;                         // window padded to SF folds' elements
     localparam integer NFB   = NF > 1 ? $clog2(NF) : 1;
     localparam integer SFB   = SF > 1 ? $clog2(SF) : 1;
@@ -149,16 +155,20 @@ module flipflow_mvu #(
     localparam integer GB    = $clog2(ACC + 3);  // group tag bits: > the groups issued while a decision is under way
     localparam integer CRB   = $clog2(DEPTH + 1);           // credit counter bits
     localparam         CTR   = SPARSE && CENTRED != 0;       // the window count S is built
-    localparam integer CST   = PRE + TREE;                  // its registered stages
+    localparam integer NCNT  = CTR ? COUNTS : 0;             // count fields in a window
+    localparam integer RECW  = CTR ? FAN_IN / COUNTS : 1;    // elements per record
+    localparam integer CST   = PRE + TREE + 1;              // the count sum's registered stages
     localparam integer CG    = count_group(0);              // values it sums per node
-    localparam integer CW1   = $clog2(XW + 1);              // bits of one partial count
+    localparam integer CW1   = $clog2(FAN_IN + 1);          // bits of a partial sum of counts
 
 `ifndef SYNTHESIS
     initial begin
         if (DATAPATH != "binary" && DATAPATH != "pixels" && DATAPATH != "scores" && !SPARSE)
             $fatal(1, "flipflow_mvu: DATAPATH %0s is none of binary, pixels, scores, sparse", DATAPATH);
-        if (WINW != FAN_IN * LB)
-            $fatal(1, "flipflow_mvu: POSITIONS x EW = %0d bits, the window is %0d", WINW, FAN_IN * LB);
+        if (WINW != FAN_IN * LB + NCNT * COUNT_W)
+            $fatal(1, "flipflow_mvu: POSITIONS x EW = %0d bits, the window is %0d", WINW, FAN_IN * LB + NCNT * COUNT_W);
+        if (CTR && (COUNTS < 1 || FAN_IN % COUNTS != 0 || COUNT_W < $clog2(RECW + 1)))
+            $fatal(1, "flipflow_mvu: CENTRED needs COUNTS dividing FAN_IN and COUNT_W >= clog2(FAN_IN / COUNTS + 1)");
         if (SPARSE && !(SPARSE_M >= 2 && (SPARSE_M & (SPARSE_M - 1)) == 0 && SPARSE_N >= 1 && SPARSE_N <= SPARSE_M))
             $fatal(1, "flipflow_mvu: sparse needs 1 <= SPARSE_N <= SPARSE_M, SPARSE_M a power of two >= 2 (%0d:%0d)",
                    SPARSE_N, SPARSE_M);
@@ -168,6 +178,8 @@ module flipflow_mvu #(
             $fatal(1, "flipflow_mvu: early exit is built for the binary datapath only");
         if (!SPARSE && (SPARSE_N != 1 || SPARSE_M != 1 || CENTRED != 0))
             $fatal(1, "flipflow_mvu: SPARSE_N, SPARSE_M and CENTRED are for the sparse datapath");
+        if (!CTR && (COUNTS != 0 || COUNT_W != 0))
+            $fatal(1, "flipflow_mvu: COUNTS and COUNT_W are for a CENTRED unit");
     end
 `endif
 
@@ -188,19 +200,19 @@ module flipflow_mvu #(
             for (tree_stages = 1; n > 1; tree_stages = tree_stages + 1) n = (n + TG - 1) / TG;
         end
     endfunction
-    function integer count_group(input integer unused);  // least CG with CG ** CST >= XW
+    function integer count_group(input integer unused);  // least CG with CG ** CST >= NCNT
         integer g, p, i;
         begin
             count_group = 2;
-            for (g = XW; g >= 2; g = g - 1) begin
+            for (g = NCNT; g >= 2; g = g - 1) begin
                 p = 1;
-                for (i = 0; i < CST; i = i + 1) if (p < XW) p = p * g;
-                if (p >= XW) count_group = g;
+                for (i = 0; i < CST; i = i + 1) if (p < NCNT) p = p * g;
+                if (p >= NCNT) count_group = g;
             end
         end
     endfunction
     function integer count_terms(input integer level);  // values of the window count at a level
-        count_terms = summed(XW, CG, level);
+        count_terms = summed(NCNT, CG, level);
     endfunction
     function integer count_at(input integer level);  // offset of a level (1 .. CST) in `counts`
         integer i;
@@ -250,6 +262,18 @@ module flipflow_mvu #(
         else if (load_done) load_full <= 1'b1;
         else if (take) load_full <= 1'b0;
     end
+    // the loaded window's elements (and, CENTRED, its records' counts: wiring)
+    wire [FAN_IN*LB-1:0] load_elements;
+    genvar q, g, l, j;
+    generate
+        if (CTR) begin : records
+            for (j = 0; j < COUNTS; j = j + 1) begin : record
+                assign load_elements[j*RECW +: RECW] = load_buf[j*(RECW + COUNT_W) +: RECW];
+            end
+        end else begin : elements
+            assign load_elements = load_buf;
+        end
+    endgenerate
 
     // -- stage 0: fold counters, weight/threshold read, input slice ---------
     // The window rotates by SIMD elements per synapse fold, so the current
@@ -278,19 +302,19 @@ module flipflow_mvu #(
             // from this unrotated copy
             reg [BUFW-1:0] base;
             always @(posedge ap_clk) begin
-                if (take) base <= BUFW'(load_buf);
-                if (take) window <= BUFW'(load_buf);
+                if (take) base <= BUFW'(load_elements);
+                if (take) window <= BUFW'(load_elements);
                 else if (abort) window <= base;
                 else if (issue) window <= {window[XW-1:0], window[BUFW-1:XW]};
             end
         end else if (SF > 1) begin : rotate
             always @(posedge ap_clk) begin
-                if (take) window <= BUFW'(load_buf);
+                if (take) window <= BUFW'(load_elements);
                 else if (issue) window <= {window[XW-1:0], window[BUFW-1:XW]};
             end
         end else begin : hold
             always @(posedge ap_clk) begin
-                if (take) window <= BUFW'(load_buf);
+                if (take) window <= BUFW'(load_elements);
             end
         end
     endgenerate
@@ -372,7 +396,6 @@ module flipflow_mvu #(
     // terms: PE x SIMD AW-bit values, row p's lane s at (p * SIMD + s) * AW.
     wire [PE*SIMD*AW-1:0] terms;
     reg  [TREEW-1:0]      tree;
-    genvar q, g, l, j;
     generate
         if (DATAPATH == "pixels") begin : pixel_terms
             // Two PE rows share one DSP48 multiplier per lane (INT8 packing, Xilinx WP486):
@@ -461,23 +484,29 @@ module flipflow_mvu #(
     endgenerate
     wire [PE*AW-1:0] dot = tree[TREEW-PE*AW +: PE*AW];  // the last level: one sum per row
 
-    // -- centred sparse (CTR): N x S_f of the fold in stage ACC, one for every row ----
+    // -- centred sparse (CTR): N x S of the fold in stage ACC, one for every row -------
     wire [AW-1:0] window_term;
     generate
         if (CTR) begin : window_count
-            // levels 1 .. CST, count_terms(l) values of CW1 bits each, level l at count_at(l);
-            // level 0 is the slice's bits
+            // the window's counts, taken with it; then levels 1 .. CST, count_terms(l)
+            // values of CW1 bits each, level l at count_at(l) (level 0: the counts)
+            reg [COUNTS*COUNT_W-1:0] window_counts;
             reg [count_at(CST + 1)-1:0] counts;
+            for (j = 0; j < COUNTS; j = j + 1) begin : record
+                always @(posedge ap_clk) begin
+                    if (take) window_counts[j*COUNT_W +: COUNT_W] <= load_buf[j*(RECW + COUNT_W) + RECW +: COUNT_W];
+                end
+            end
             for (l = 1; l <= CST; l = l + 1) begin : stage
                 localparam integer NI = count_terms(l - 1), NO = count_terms(l);
                 for (j = 0; j < NO; j = j + 1) begin : group
                     localparam integer FIRST = j * CG, SIZE = NI - FIRST < CG ? NI - FIRST : CG;
                     reg [CW1-1:0] sum;
                     integer i;
-                    if (l == 1) begin : bits
+                    if (l == 1) begin : record_counts
                         always @* begin
                             sum = {CW1{1'b0}};
-                            for (i = 0; i < SIZE; i = i + 1) sum = sum + CW1'(s1_x[FIRST + i]);
+                            for (i = 0; i < SIZE; i = i + 1) sum = sum + CW1'(window_counts[(FIRST + i)*COUNT_W +: COUNT_W]);
                         end
                     end else begin : partials
                         always @* begin
@@ -503,8 +532,10 @@ module flipflow_mvu #(
     /* verilator lint_on UNUSEDSIGNAL */
     generate
         for (g = 0; g < PE; g = g + 1) begin : pe_lane
-            // a centred row's fold adds M x its popcount - N x the window count (mod 2^AW)
-            wire [AW-1:0] fold = CTR ? (dot[g*AW +: AW] << WB) - window_term : dot[g*AW +: AW];
+            // a centred row's fold adds M x its popcount, its first also - N x the window
+            // count (mod 2^AW)
+            wire [AW-1:0] fold = CTR ? (dot[g*AW +: AW] << WB) - (acc_first ? window_term : {AW{1'b0}})
+                                     : dot[g*AW +: AW];
             assign total[g*AW +: AW] = (acc_first ? {AW{1'b0}} : acc[g*AW +: AW]) + fold;
         end
         if (DATAPATH == "scores") begin : raw_scores

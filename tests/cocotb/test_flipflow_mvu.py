@@ -20,6 +20,7 @@ from flipflow_stream import StreamTB, pack
 
 from flipflow import golden, ir, kinds
 from flipflow.generator import earlyexit
+from flipflow.generator import pack as layout
 from flipflow.generator.folding import LayerConfig
 
 
@@ -35,7 +36,10 @@ class TB(StreamTB):
         self.expected_beats = int(np.prod(out.shape[:-1]))
         if "cycles_file" in self.case:
             self.model_slots = self.fold_slots(layer, x)
-        return pack(x.reshape(-1, layer.in_shape[2]), lb), pack(out, res_bits)
+        pixels = x.reshape(-1, layer.in_shape[2])
+        if self.params.get("CENTRED"):  # each pixel with its ones count, as flipflow_count sends it
+            pixels = layout.with_counts(layer, pixels)
+        return pack(pixels, lb), pack(out, res_bits)
 
     def fold_slots(self, layer: ir.Layer, x: np.ndarray) -> int:
         """The unit's fold slots for these frames by the cycle model."""
