@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flipflow import ir, kinds
-from flipflow.generator import devices, pack, rtl, timing_model
+from flipflow.generator import cost, devices, pack, rtl, timing_model
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
 
@@ -29,6 +29,14 @@ def test_calibration_covers_every_module_and_datapath_and_the_fit_is_conservativ
         else:
             estimate = timing_model.module_path_ns(m["module"])
         assert estimate >= m["path_ns"] - 1e-6, (m["parameters"], estimate, m["path_ns"])
+
+
+def test_every_unit_role_has_a_cost_model_and_a_timed_module():
+    """A role kinds.py may list (kinds.UNIT_ROLES) is priced (cost.UNIT_COST) and, but for the
+    matrix-vector unit's own model, timed by its module's calibration."""
+    assert set(cost.UNIT_COST) == set(kinds.UNIT_ROLES)
+    assert set(timing_model.MODULE_OF_ROLE) == set(kinds.UNIT_ROLES) - {"mvu"}
+    assert set(timing_model.MODULE_OF_ROLE.values()) <= set(CALIBRATION["modules"])
 
 
 # not in sim/calibrate_timing.py's set: other widths, depths and datapath mixes
