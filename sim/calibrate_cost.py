@@ -1,6 +1,7 @@
 """Calibrate generator/cost.py against yosys counts of the RTL backend.
 
-    python -m flipflow.sim.calibrate_cost [--designs 12] [--sparse-designs 6] [--zoo tfc,nin_pruned,nin] [--jobs 2] [--refit]
+    python -m flipflow.sim.calibrate_cost [--designs 12] [--sparse-designs 6] [--centred-designs 4] [--zoo tfc,nin_pruned,nin]
+                                          [--jobs 2] [--refit | --evaluate]
     python -m flipflow.sim.calibrate_cost --first-layer nin_pruned folding.json
 
 The calibration set (``generator/cost_calibration/``): small random networks of
@@ -74,9 +75,10 @@ def sample_networks(n: int, rng: random.Random) -> list[ir.Network]:
     return nets
 
 
-def sparse_networks(n: int, rng: random.Random) -> list[ir.Network]:
+def sparse_networks(n: int, rng: random.Random, centred: bool = False) -> list[ir.Network]:
     """Small networks whose binary layers are N:M sparse (SBNN), an N:M drawn per layer with
-    M at most its fan-in: the sparse unit's multiplexers and index memories in the fit."""
+    M at most its fan-in: the sparse unit's multiplexers and index memories in the fit;
+    ``centred``: every sparse layer centred (its count unit and window count too)."""
     from flipflow.training import models
     from flipflow.training.blocks import Arch, arch_layers
     from flipflow.training.blocks import LayerSpec as L
@@ -88,13 +90,13 @@ def sparse_networks(n: int, rng: random.Random) -> list[ir.Network]:
         size = rng.choice([6, 8, 10])
         layers = [L("input_conv", c1, 3, 1, 1), L("binary_conv", c2, 3, 1, 1), L("maxpool", 0, 2, 2, 0),
                   L("binary_conv", c3, 1), L("binary_dense", d), L("output_dense", 10)]
-        arch = Arch(f"sparse{i}", (size, size, rng.choice([1, 3])), classes, layers)
+        arch = Arch(f"{'centred' if centred else 'sparse'}{i}", (size, size, rng.choice([1, 3])), classes, layers)
         fan_in = {j: layer.fan_in for j, layer in enumerate(arch_layers(arch)) if kinds.sparse_of(layer.kind)}
         nm = {}
         for j, k in fan_in.items():
             m = rng.choice([b for b in (2, 4, 8, 16, 32, 64) if b <= k])
             nm[j] = (rng.randint(1, max(1, m // 2)), m)
-        nets.append(_export(models.with_sparsity(arch, nm)))
+        nets.append(_export(models.with_sparsity(arch, nm, centred)))
     return nets
 
 
@@ -153,11 +155,13 @@ def first_layer_design(model: str, folding: fold.Folding) -> tuple[ir.Network, f
     return design, {first.name: folding[first.name], out.name: LayerConfig(1, 16)}
 
 
-def designs(n: int, rng: random.Random, zoo: list[str], sparse: int = 0) -> list[tuple[ir.Network, fold.Folding, str]]:
+def designs(n: int, rng: random.Random, zoo: list[str], sparse: int = 0,
+            centred: int = 0) -> list[tuple[ir.Network, fold.Folding, str]]:
     """(network, folding, how it was chosen) of the calibration set: ``n`` random networks,
-    ``sparse`` random sparse ones, the ``zoo`` models."""
+    ``sparse`` random sparse ones, ``centred`` random centred sparse ones, the ``zoo`` models."""
     out = []
-    for i, net in enumerate([*sample_networks(n, rng), *sparse_networks(sparse, rng)]):
+    nets = [*sample_networks(n, rng), *sparse_networks(sparse, rng), *sparse_networks(centred, rng, centred=True)]
+    for i, net in enumerate(nets):
         if i % 3 == 2:
             out.append((net, picked_folding(net, rng.choice([0.15, 0.25, 0.4])), "search pick"))
         else:
@@ -272,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zoo", default="tfc,nin_pruned,nin", help="comma-separated zoo models to add at their default folding")
     p.add_argument("--sparse-designs", type=int, default=0,
                    help="random networks with N:M sparse binary layers to add (named sparse<i>)")
+    p.add_argument("--centred-designs", type=int, default=0,
+                   help="random networks with centred N:M sparse binary layers to add (named centred<i>)")
+    p.add_argument("--evaluate", action="store_true",
+                   help="print the committed model's error on the set (after measuring what is asked) instead of refitting")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set-dir", type=Path, default=SET_DIR, help="where the calibration set is kept")
     p.add_argument("--out", type=Path, default=cost.CALIBRATION_FILE)
@@ -285,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         model, folding_file = args.first_layer
         todo = [(*first_layer_design(model, fold.load(folding_file)), "zoo default layer")]
     elif not args.refit:
-        todo = designs(args.designs, random.Random(args.seed), [z for z in args.zoo.split(",") if z], args.sparse_designs)
+        todo = designs(args.designs, random.Random(args.seed), [z for z in args.zoo.split(",") if z], args.sparse_designs,
+                       args.centred_designs)
     if args.first_layer or not args.refit:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             runs = {pool.submit(_timed_measure, net, folding): (net, how) for net, folding, how in todo}
@@ -294,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
                 folding, units, seconds = done.result()
                 save_design(net, folding, how, units, seconds, args.set_dir)
     calibration_set = load_set(args.set_dir)
+    if args.evaluate:
+        _print_residuals(residuals(unit_samples(calibration_set), cost.Coefficients.load()))
+        return 0
     fitted = fit(unit_samples(calibration_set))
     fitted.calibration.update({
         "tool": "yosys synth_xilinx -family xc7 (sim/resources.py)",
@@ -302,11 +314,15 @@ def main(argv: list[str] | None = None) -> int:
         "designs": [net.name for net, _, _ in calibration_set],
     })
     fitted.save(args.out)
-    for kind, r in fitted.calibration["residuals_by_kind"].items():
-        print(f"{kind:<14} units={r['units']:<3} " + "  ".join(
-            f"{k} yosys {r[k]['yosys_total']:,.0f} model {r[k]['model_total']:,.0f} err {_pct(r[k])}" for k in KEYS))
+    _print_residuals(fitted.calibration["residuals_by_kind"])
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _print_residuals(by_kind: dict[str, dict]) -> None:
+    for kind, r in by_kind.items():
+        print(f"{kind:<14} units={r['units']:<3} " + "  ".join(
+            f"{k} yosys {r[k]['yosys_total']:,.0f} model {r[k]['model_total']:,.0f} err {_pct(r[k])}" for k in KEYS))
 
 
 def _pct(r: dict) -> str:
