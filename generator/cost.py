@@ -411,7 +411,7 @@ def _window_count(layer: Layer, f: LayerConfig, aw: int) -> Terms:
     """A centred sparse unit (Layer.centred): the window's pixel counts (flipflow_count's,
     CW bits each), registered when the window is taken, summed in PRE + TREE + 1 registered
     stages of CG-input nodes (a LUT per input bit of a node, a register per level, as
-    ``_tree``), times N (shift-adds of AW bits), and per PE row the AW-bit
+    ``_tree``), times N in the last (shift-adds of AW bits), and per PE row the AW-bit
     (P << log2 M) - N S (the subtrahend muxed to the first fold) before its accumulator.
     Structural counts (LUT and FF at 1.0: no calibration design has them yet)."""
     kind = kinds.matrix(layer)
@@ -422,9 +422,11 @@ def _window_count(layer: Layer, f: LayerConfig, aw: int) -> Terms:
     def node_bits(level: int) -> int:  # a level-l node sums up to group^l counts of k / counts ones each
         return unsigned_bits(min(k, k // counts * group**level))
 
-    tree = _adder_cost(counts, cw, _adder_levels(counts, group, stages, node_bits))
+    levels = _adder_levels(counts, group, stages, node_bits)
+    tree = _adder_cost(counts, cw, levels)
     times_n = aw * (bin(layer.nm[0]).count("1") - 1)  # an adder per further one bit of N
-    return {"mvu.window_count": Cost(lut=tree.lut + times_n, ff=tree.ff + counts * cw),
+    last_ff = aw - levels[-1][1]  # the last level registers N x S (AW bits), not S
+    return {"mvu.window_count": Cost(lut=tree.lut + times_n, ff=tree.ff + last_ff + counts * cw),
             "mvu.centre": Cost(lut=2 * f.pe * aw)}
 
 

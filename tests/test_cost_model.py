@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flipflow import ROOT, ir, kinds
-from flipflow.generator import cost, devices, pack
+from flipflow.generator import cost, devices, pack, rtl
 from flipflow.generator import folding as fold
 from flipflow.generator.folding import LayerConfig
 from flipflow.sim import calibrate_cost, calibrate_timing, resources
@@ -229,9 +229,22 @@ def test_a_centred_sparse_unit_adds_its_window_count_and_row_subtractors():
     # 9 counts of 7 bits (64-channel pixels); PRE + TREE + 1 = 3 stages of 3-input nodes: 9 x 7 bits in,
     # then 3 x 8 and 1 x 10 bits (a node holds at most 64 x 3^l, at most K = 576)
     assert cost.count_group(9, 3) == 3 and centred["mvu.sparse.window_count"].lut == 9 * 7 + 3 * 8 + 10
-    assert centred["mvu.sparse.window_count"].ff == 9 * 7 + 3 * 8 + 10 + 10  # the window's counts, then the levels
+    # the window's counts, then the levels; the last holds N x S in AW bits
+    assert centred["mvu.sparse.window_count"].ff == 9 * 7 + 3 * 8 + 10 + aw
     assert c.apply(centred).lut == pytest.approx(2_110, rel=0.05)  # yosys, python -m flipflow.sim.sparse_units
     assert centred["mvu.sparse.load"].ff == plain["mvu"]["mvu.sparse.load"].ff + 9 * 7
+
+
+def test_a_centred_unit_multiplies_by_n_without_a_dsp48(tmp_path):
+    """N x S with N = 3 is shifts and adds: yosys maps no DSP48 (the model counts none), and
+    the unit stays within 10% of the model's LUT."""
+    layer = calibrate_timing.sparse_conv_layer((3, 8), centred=True)
+    f = LayerConfig(8, 24)
+    unit = rtl.mvu_unit(layer, f, "in", tmp_path)
+    counted = resources.synthesize_module("flipflow_mvu", unit.parameters)
+    model = cost.Coefficients.load().apply(cost.unit_terms(layer, f)["mvu"])
+    assert counted["DSP"] == model.dsp == 0
+    assert model.lut == pytest.approx(counted["LUT"], rel=0.10)
 
 
 @pytest.mark.parametrize("channels", [76, 151])

@@ -221,6 +221,16 @@ module flipflow_mvu #(
             for (i = 1; i < level; i = i + 1) count_at = count_at + count_terms(i) * CW1;
         end
     endfunction
+    /* verilator lint_off UNUSEDSIGNAL */  // CTR only; elsewhere AW may be narrower than a count
+    function [AW-1:0] times_n(input [CW1-1:0] s);  // N x s, a shifted s per one bit of N
+        integer b;
+        begin
+            times_n = {AW{1'b0}};
+            for (b = 0; b < 31; b = b + 1)
+                if (((SPARSE_N >> b) & 1) != 0) times_n = times_n + (AW'(s) << b);
+        end
+    endfunction
+    /* verilator lint_on UNUSEDSIGNAL */
     function integer level_at(input integer level);  // offset of a level in {tree, terms}
         integer i;
         begin
@@ -488,10 +498,12 @@ module flipflow_mvu #(
     wire [AW-1:0] window_term;
     generate
         if (CTR) begin : window_count
-            // the window's counts, taken with it; then levels 1 .. CST, count_terms(l)
-            // values of CW1 bits each, level l at count_at(l) (level 0: the counts)
+            // the window's counts, taken with it; then levels 1 .. CST - 1, count_terms(l)
+            // values of CW1 bits each, level l at count_at(l) (level 0: the counts); the
+            // last level registers N x S, by shifts and adds (a multiplier would take a DSP48)
             reg [COUNTS*COUNT_W-1:0] window_counts;
-            reg [count_at(CST + 1)-1:0] counts;
+            reg [count_at(CST)-1:0]  counts;
+            reg [AW-1:0]             n_times_s;
             for (j = 0; j < COUNTS; j = j + 1) begin : record
                 always @(posedge ap_clk) begin
                     if (take) window_counts[j*COUNT_W +: COUNT_W] <= load_buf[j*(RECW + COUNT_W) + RECW +: COUNT_W];
@@ -514,10 +526,14 @@ module flipflow_mvu #(
                             for (i = 0; i < SIZE; i = i + 1) sum = sum + counts[count_at(l - 1) + (FIRST + i)*CW1 +: CW1];
                         end
                     end
-                    always @(posedge ap_clk) counts[count_at(l) + j*CW1 +: CW1] <= sum;
+                    if (l < CST) begin : partial
+                        always @(posedge ap_clk) counts[count_at(l) + j*CW1 +: CW1] <= sum;
+                    end else begin : last
+                        always @(posedge ap_clk) n_times_s <= times_n(sum);
+                    end
                 end
             end
-            assign window_term = AW'(SPARSE_N) * AW'(counts[count_at(CST) +: CW1]);
+            assign window_term = n_times_s;
         end else begin : no_window_count
             assign window_term = {AW{1'b0}};
         end
