@@ -319,8 +319,8 @@ def emulate_sparse(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> n
     fold and lane the M:1 mux picks element (lane // N) x M + index of the fold's input,
     ANDs it with its kept weight, each PE row's popcount adds the lanes, and the row's bit
     is (acc >= T) XOR invert. A centred layer's fold adds M x that popcount, a row's first
-    fold also - N x S, S the sum of the window's pixel counts (``counts_per_vector``
-    records of K / records elements; padding counts 0): kinds' M P - N S.
+    fold also - N x S, S the sum of the window's pixel counts (``with_counts``), which is its
+    ones (padding counts 0): kinds' M P - N S.
     [N, K] window vectors -> [N, rows] output bits."""
     g = geometry(layer, folding)
     kind = kinds.matrix(layer)
@@ -329,9 +329,8 @@ def emulate_sparse(layer: Layer, folding: LayerConfig, vectors: np.ndarray) -> n
     x = pad_sparse_vectors(layer, np.asarray(vectors, np.int64), g)
     base = np.arange(g.simd) // n * m  # lane s's block within the fold
     thr, inv = thresholds(layer, folding), inverts(layer, folding)
-    if layer.centred:  # the count unit's per-pixel counts, summed per window
-        records = np.asarray(vectors, np.int64).reshape(x.shape[0], kind.counts_per_vector(layer), -1)
-        window_ones = records.sum(-1).sum(-1)[:, None]
+    if layer.centred:  # S: the sum of the window's pixel counts, i.e. its ones
+        window_ones = np.asarray(vectors, np.int64).sum(-1)[:, None]
     out = np.zeros((x.shape[0], g.nf, g.pe), np.int64)
     for nf in range(g.nf):
         acc = np.zeros((x.shape[0], g.pe), np.int64)

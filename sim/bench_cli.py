@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "joined by + (e.g. 2:8,04=1:16+08=1:16,1:4+04=1:16); unnamed layers stay dense (default 1:2,1:4,2:8,1:8)")
     s.add_argument("--centred", action="store_true",
                    help="sparse layers compute with weights b - N/M instead of b (SBNN's {alpha, beta} domain; exact "
-                        "integers, one window popcount per fold shared by the PE rows)")
+                        "integers; in hardware each input pixel's ones are counted once, a count unit per layer)")
     s.add_argument("--train-subset", type=int, default=16384, help="fine-tune on a fixed random subset of N training images (default 16384)")
     s.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (default 2)")
     s.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")

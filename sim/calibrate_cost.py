@@ -217,8 +217,9 @@ def load_set(set_dir: Path = SET_DIR) -> list[tuple[ir.Network, fold.Folding, di
 
 # -- fit and residuals ---------------------------------------------------------------
 
-def unit_samples(calibration_set) -> list[tuple[str, cost.Terms, dict]]:
-    """(layer kind, structural terms, yosys counts) of every layer unit in the set."""
+def unit_samples(calibration_set, by_role: bool = False) -> list[tuple[str, cost.Terms, dict]]:
+    """(layer kind, structural terms, yosys counts) of every layer unit in the set; ``by_role``:
+    the kind with the unit's role ("sparse_conv count"), so residuals split a layer's units."""
     out = []
     for net, folding, units in calibration_set:
         for unit in units.values():
@@ -226,7 +227,7 @@ def unit_samples(calibration_set) -> list[tuple[str, cost.Terms, dict]]:
                 continue
             layer = net.layer(unit["layer"])
             terms = cost.unit_terms(layer, folding.get(layer.name))[unit["role"]]
-            out.append((layer.kind, terms, unit["yosys"]))
+            out.append((f"{layer.kind} {unit['role']}" if by_role else layer.kind, terms, unit["yosys"]))
     return out
 
 
@@ -272,14 +273,17 @@ def fit(samples) -> cost.Coefficients:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--designs", type=int, default=12, help="random networks to add (each synthesized once)")
-    p.add_argument("--zoo", default="tfc,nin_pruned,nin", help="comma-separated zoo models to add at their default folding")
+    p.add_argument("--designs", type=int, default=None,
+                   help="random networks to add (each synthesized once; default 12, with --evaluate 0)")
+    p.add_argument("--zoo", default=None, help="comma-separated zoo models to add at their default folding (default "
+                                               "tfc,nin_pruned,nin, with --evaluate none)")
     p.add_argument("--sparse-designs", type=int, default=0,
                    help="random networks with N:M sparse binary layers to add (named sparse<i>)")
     p.add_argument("--centred-designs", type=int, default=0,
                    help="random networks with centred N:M sparse binary layers to add (named centred<i>)")
     p.add_argument("--evaluate", action="store_true",
-                   help="print the committed model's error on the set (after measuring what is asked) instead of refitting")
+                   help="print the committed model's error per layer kind and unit role on the set (after measuring "
+                        "what is asked) instead of refitting")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set-dir", type=Path, default=SET_DIR, help="where the calibration set is kept")
     p.add_argument("--out", type=Path, default=cost.CALIBRATION_FILE)
@@ -289,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="add only MODEL's first layer at the folding JSON (e.g. the search's pick the model "
                         "underestimated), then refit")
     args = p.parse_args(argv)
+    if args.designs is None:  # --evaluate measures only what is asked for
+        args.designs = 0 if args.evaluate else 12
+    if args.zoo is None:
+        args.zoo = "" if args.evaluate else "tfc,nin_pruned,nin"
     if args.first_layer:
         model, folding_file = args.first_layer
         todo = [(*first_layer_design(model, fold.load(folding_file)), "zoo default layer")]
@@ -304,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 save_design(net, folding, how, units, seconds, args.set_dir)
     calibration_set = load_set(args.set_dir)
     if args.evaluate:
-        _print_residuals(residuals(unit_samples(calibration_set), cost.Coefficients.load()))
+        _print_residuals(residuals(unit_samples(calibration_set, by_role=True), cost.Coefficients.load()))
         return 0
     fitted = fit(unit_samples(calibration_set))
     fitted.calibration.update({

@@ -112,21 +112,27 @@ def sparse_layer(rng: np.random.Generator, out: int, k: int, n: int, m: int) -> 
 
 @settings(max_examples=80, deadline=None)
 @given(out=st.integers(1, 9), k=st.integers(1, 150), log_m=st.integers(1, 6), n_share=st.floats(0, 1),
-       pe=st.integers(1, 9), blocks=st.integers(1, 12), seed=st.integers(0, 2**31))
-def test_sparse_unit_on_indices_equals_golden(out, k, log_m, n_share, pe, blocks, seed):
+       pe=st.integers(1, 9), blocks=st.integers(1, 12), centred=st.booleans(), seed=st.integers(0, 2**31))
+def test_sparse_unit_on_indices_equals_golden(out, k, log_m, n_share, pe, blocks, centred, seed):
     """Partial last blocks (K not a multiple of M, fewer ones there), every M to 64, SIMD of
-    whole blocks with pad slots, pad rows: mux -> AND -> popcount per fold equals golden."""
+    whole blocks with pad slots, pad rows, {0, 1} and centred (M P - N S, signed):
+    mux -> AND -> popcount per fold equals golden."""
     rng = np.random.default_rng(seed)
     m = 1 << log_m
     n = 1 + int(n_share * (m - 1))
     layer = sparse_layer(rng, out, k, n, m)
-    slots = kinds.matrix(layer).synapse_slots(layer)
+    layer.centred = centred
+    kind = kinds.matrix(layer)
+    if centred:
+        lo, hi = kind.accumulator_range(layer)
+        layer.thresholds = rng.integers(lo, hi + 2, out).astype(np.int64)
+    slots = kind.synapse_slots(layer)
     folding = LayerConfig(min(pe, out), n * min(blocks, slots // n))
     x = rng.integers(0, 2, (5, k), dtype=np.uint8)
     expected = golden.run_layer(layer, x.reshape(5, 1, 1, k)).reshape(5, out)
     np.testing.assert_array_equal(pack.emulate(layer, folding, x), expected)
-    acc = kinds.and_popcount(x, layer.weights)  # the accumulators, against a threshold per value
-    for t in range(int(acc.max()) + 2):
+    acc = kind.accumulate(layer, x)  # the accumulators, against a threshold per value
+    for t in range(int(acc.min()) - 1, int(acc.max()) + 2):
         layer.thresholds = np.full(out, t, np.int64)
         np.testing.assert_array_equal(pack.emulate(layer, folding, x), (acc >= t) ^ layer.invert)
 

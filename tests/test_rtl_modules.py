@@ -156,10 +156,14 @@ def test_mvu_sparse(seed, shape, specs, index, pe_simd, tmp_path, monkeypatch):
 
 
 # centred (weights b - N/M: acc = M P - N S, signed; pixels with their ones counts): one count
-# (1x1 conv, dense over one pixel) and nine (dense over a 3x3 map), the count sum's pipeline at one
-# tree stage and at two (SIMD 24 > 16), M from 2 to 64 (a 64-bit group), one fold per window
+# (1x1 conv, dense over one pixel), four and nine (dense over a 2x2 and a 3x3 map), the count sum's
+# pipeline at one tree stage and at two (SIMD 24 > 16), M from 2 to 64 (a 64-bit group), N = 3
+# (N x S by shifts and adds), NF and SF > 1, and one fold per window (the first fold waits for
+# an output credit)
 CENTRED_MVU = [SPARSE_MVU[i] for i in (0, 4, 7)] + [
     ((1, 1, 4), [{"kind": "input_dense", "out": 90}, {"kind": "sparse_dense", "out": 5, "nm": (2, 4)}, {"kind": "output_dense"}], 1, (2, 24)),
+    ((3, 3, 1), [{"kind": "input_conv", "out": 6}, {"kind": "sparse_conv", "out": 2, "nm": (2, 4)}, {"kind": "output_dense"}], 1, (2, 4)),
+    ((2, 2, 1), [{"kind": "input_conv", "out": 24}, {"kind": "sparse_dense", "out": 4, "nm": (3, 8)}, {"kind": "output_dense"}], 1, (2, 12)),
 ]
 
 
@@ -197,6 +201,14 @@ def test_mvu_verilator(tmp_path, monkeypatch):
 @pytest.mark.parametrize("ch", [1, 16, 17, 151, 300])
 def test_count(ch, tmp_path, monkeypatch):
     run_module("flipflow_count", dict(CH=ch), tmp_path, monkeypatch, frames=2)
+
+
+@pytest.mark.parametrize("ch", [16, 300])
+def test_count_takes_a_pixel_a_cycle(ch, tmp_path, monkeypatch):
+    """No idle input, a ready consumer: 8 frames of 12 pixels arrive within 96 + 30 cycles of
+    reset (the testbench's run stops at max_cycles and watches 20 more); at half rate they would
+    need 192."""
+    run_module("flipflow_count", dict(CH=ch), tmp_path, monkeypatch, frames=8, idle=0.0, stall=0.0, max_cycles=106)
 
 
 # CH, K, and the map the windows come from: H, W, stride, padding

@@ -59,10 +59,12 @@ def _design(tmp, name, shape, specs, fold, classes=10):
 
 
 DESIGNS = {
-    # gather, window, pixel conv (DSP pairs and an odd row), binary conv, pool, score conv, sum, 10-class result
+    # gather, window, pixel conv (DSP pairs and an odd row), binary conv, centred sparse conv (count unit),
+    # pool, score conv, sum, 10-class result
     "conv": ((6, 6, 2), [{"kind": "input_conv", "out": 7, "k": 3, "p": 1}, {"kind": "binary_conv", "out": 8},
+                         {"kind": "sparse_conv", "out": 9, "k": 3, "p": 1, "nm": (2, 8), "centred": True},
                          {"kind": "maxpool", "k": 2, "s": 2}, {"kind": "output_conv"}, {"kind": "global_sum"}],
-             [(3, 9), (4, 7), (2, 4)]),
+             [(3, 9), (4, 7), (3, 6), (2, 4)]),
     # a wide popcount: SIMD 256 in one synapse fold; pixel dense at SIMD 16
     "wide": ((4, 4, 1), [{"kind": "input_dense", "out": 256}, {"kind": "binary_dense", "out": 4}, {"kind": "output_dense"}],
              [(2, 16), (2, 256), (2, 4)]),
@@ -72,7 +74,7 @@ DESIGNS = {
 def test_designs_cover_every_module_and_datapath(tmp_path):
     units = [u for name, d in DESIGNS.items() for u in rtl.load_design(_design(tmp_path, name, *d)).units]
     assert {u.module for u in units} == {p.stem for p in rtl.TEMPLATES.glob("flipflow_*.v")}
-    assert {u.parameters["DATAPATH"] for u in units if u.module == "flipflow_mvu"} == {"binary", "pixels", "scores"}
+    assert {u.parameters["DATAPATH"] for u in units if u.module == "flipflow_mvu"} == {"binary", "pixels", "scores", "sparse"}
     assert max(u.parameters["SIMD"] for u in units if u.module == "flipflow_mvu") >= 256
 
 

@@ -214,7 +214,7 @@ module flipflow_mvu #(
     function integer count_terms(input integer level);  // values of the window count at a level
         count_terms = summed(NCNT, CG, level);
     endfunction
-    function integer count_at(input integer level);  // offset of a level (1 .. CST) in `counts`
+    function integer count_at(input integer level);  // offset of a level (1 .. CST - 1) in `counts`
         integer i;
         begin
             count_at = 0;
