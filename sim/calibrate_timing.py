@@ -49,6 +49,9 @@ MVU_CONFIGS = [
 # sparse units: (N, M), PE, SIMD of a 3x3 64 -> 64 sparse_conv (``sparse_conv_layer``): M from 4 to 32
 # (the slot index mux), SIMD 8 .. 64 slots, weights in LUTs and (deep enough) in block RAM
 SPARSE_CONFIGS = [((1, 4), 8, 16), ((2, 8), 8, 16), ((4, 16), 8, 16), ((2, 8), 16, 48), ((8, 32), 4, 16), ((2, 8), 2, 8)]
+# centred units (the window's counts summed, N x S by shifts and adds): the 3x3 conv at 2:8 and 3:8,
+# and a dense layer over a 14 x 14 x 8 map (196 counts: the widest count-sum nodes)
+CENTRED_CONFIGS = [((2, 8), 8, 16), ((3, 8), 8, 24)]
 # and every unit of tfc at this folding, in its design: trained weights give ROM logic that random
 # ones do not (the same flipflow_mvu parameters measured 4.8 ns with random and 6.3 ns with tfc's weights)
 TFC_FOLDING = [(4, 16), (1, 6), (1, 6), (1, 1)]
@@ -112,6 +115,41 @@ def sparse_measurements(timeout: float = 3600) -> list[dict]:
             m = measure("flipflow_mvu", unit.parameters, timeout)
         m["parameters"] = {k: v for k, v in unit.parameters.items() if not k.endswith("_FILE")}
         print(f"flipflow_mvu sparse {nm[0]}:{nm[1]} PE={pe} SIMD={simd}: {m['path_ns']:.2f} ns", file=sys.stderr, flush=True)
+        out.append(m)
+    return out
+
+
+def centred_dense_layer(h: int = 14, c: int = 8, out: int = 16, nm: tuple[int, int] = (3, 8), seed: int = 0) -> ir.Layer:
+    """A centred sparse_dense layer over an h x h x c map with a random N:M mask and inverts."""
+    rng = np.random.default_rng(seed)
+    n, m = nm
+    k = h * h * c
+    layer = ir.Layer("dense", "sparse_dense", (h, h, c), (1, 1, out), nm=nm, centred=True)
+    blocks = np.zeros((out, k // m, m), np.uint8)
+    for row in blocks:
+        for block in row:
+            block[rng.choice(m, n, replace=False)] = 1
+    layer.weights = blocks.reshape(out, k)
+    layer.invert = rng.integers(0, 2, out, dtype=np.uint8)
+    layer.thresholds = rng.integers(-8, 9, out).astype(np.int64)
+    return layer
+
+
+def centred_measurements(timeout: float = 3600) -> list[dict]:
+    """yosys sta of centred matrix-vector units: ``sparse_conv_layer`` at CENTRED_CONFIGS and
+    ``centred_dense_layer`` at PE 2, SIMD 24."""
+    from flipflow.generator.folding import LayerConfig
+
+    cases = [(sparse_conv_layer(nm, centred=True), LayerConfig(pe, simd)) for nm, pe, simd in CENTRED_CONFIGS]
+    cases.append((centred_dense_layer(), LayerConfig(2, 24)))
+    out = []
+    for layer, f in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            unit = rtl.mvu_unit(layer, f, "in", Path(tmp))
+            m = measure("flipflow_mvu", unit.parameters, timeout)
+        m["parameters"] = {k: v for k, v in unit.parameters.items() if not k.endswith("_FILE")}
+        print(f"flipflow_mvu centred {layer.kind} {layer.nm[0]}:{layer.nm[1]} PE={f.pe} SIMD={f.simd}: "
+              f"{m['path_ns']:.2f} ns", file=sys.stderr, flush=True)
         out.append(m)
     return out
 
@@ -225,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 measurements.append(m)
                 print(f"{m['module']} {m['parameters']}: {m['path_ns']:.2f} ns", file=sys.stderr, flush=True)
         if not args.datapaths or "sparse" in args.datapaths.split(","):
-            measurements += sparse_measurements()
+            measurements += sparse_measurements() + centred_measurements()
         measurements += kept + design_measurements()
     atomic.write_json(CALIBRATION, {
         "command": "python -m flipflow.sim.calibrate_timing",
