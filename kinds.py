@@ -321,6 +321,11 @@ class MatrixKind(LayerKind):
         """A thresholded kind's output bits for accumulators (..., out_ch)."""
         return (acc >= layer.thresholds).astype(np.uint8)
 
+    def beat_bits(self, layer: Layer) -> int:
+        """Bits of one input beat of the matrix-vector unit: a conv's k x k window from its window
+        unit (or the pixel itself), a dense layer's pixel (``pixel_bits`` each)."""
+        return (layer.kernel**2 if self.spatial else 1) * self.pixel_bits(layer)
+
     def beats_per_vector(self, layer: Layer) -> int:
         """Input beats the matrix-vector unit loads per vector: one for a conv (the window
         unit delivers the whole window), every input pixel for a dense layer."""

@@ -222,12 +222,17 @@ COUNT_GROUP = 16  # bits (values) one adder node of flipflow_count sums
 COUNT_NODE_LUTS = 1.5
 
 
+def tree_depth(values: int, group: int) -> int:
+    """Levels of an adder tree whose nodes sum ``group`` values: ceil(log_group(values)), at least one."""
+    levels, n = 1, math.ceil(values / group)
+    while n > 1:
+        levels, n = levels + 1, math.ceil(n / group)
+    return levels
+
+
 def count_levels(channels: int) -> int:
     """flipflow_count's LEVELS: ceil(log_16(channels)) adder levels, at least one."""
-    levels, n = 1, math.ceil(channels / COUNT_GROUP)
-    while n > 1:
-        levels, n = levels + 1, math.ceil(n / COUNT_GROUP)
-    return levels
+    return tree_depth(channels, COUNT_GROUP)
 
 
 def count_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Terms:
@@ -238,9 +243,9 @@ def count_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Te
     unit yet; the multipliers are 1.0)."""
     c, cw = kind.window_channels(layer), kind.count_bits(layer)
     levels = count_levels(c)
-    tree = _adder_cost(c, 1, _adder_levels(c, COUNT_GROUP, levels, _count_width(c, COUNT_GROUP, cw)))
-    registered = _adder_levels(c, COUNT_GROUP, levels - 1, _count_width(c, COUNT_GROUP, cw))
-    tree_ff = sum(n * bits for n, bits in registered) + (levels - 1) * c
+    nodes = _adder_levels(c, COUNT_GROUP, levels, _count_width(c, COUNT_GROUP, cw))
+    tree = _adder_cost(c, 1, nodes)
+    tree_ff = sum(n * bits for n, bits in nodes[:-1]) + (levels - 1) * c  # the last level is not registered
     out = c + cw
     return {"count.tree": Cost(lut=COUNT_NODE_LUTS * tree.lut, ff=tree_ff),
             "count.queue": Cost(lut=out * math.ceil((levels + 1) / 4), ff=(levels + 1) * out),
@@ -277,11 +282,7 @@ def mvu_pipeline_stages(datapath: str, simd: int) -> int:
     """Register stages flipflow_mvu puts between its weight read and its accumulator
     (PRE + TREE there): the term stages (``TERM_STAGES``), then ceil(log_TG(SIMD))
     adder-tree stages, at least one."""
-    group = kinds.MVU_TREE_GROUP[datapath]
-    stages, n = 1, math.ceil(simd / group)
-    while n > 1:
-        stages, n = stages + 1, math.ceil(n / group)
-    return stages + TERM_STAGES[datapath]
+    return tree_depth(simd, kinds.MVU_TREE_GROUP[datapath]) + TERM_STAGES[datapath]
 
 
 def mvu_output_depth(datapath: str, simd: int, nf: int, sf: int, early_exit: bool = False) -> int:
@@ -453,9 +454,7 @@ def mvu_unit(layer: Layer, kind: kinds.LayerKind, f: LayerConfig | None) -> Term
     if kind.thresholded:
         terms |= memory_terms("mvu.thresholds", threshold_memory(layer, f), rom=True)
     terms |= {
-        # load buffer (a shift register over the beats; a centred layer's pixels carry their counts)
-        "mvu.load": Cost(ff=layer.fan_in * kind.lane_bits + (kind.counts_per_vector(layer) * kind.count_bits(layer)
-                                                             if kind.count_bits(layer) else 0)),
+        "mvu.load": Cost(ff=positions * kind.beat_bits(layer)),  # load buffer (a shift register over the beats)
         "mvu.fold": Cost(lut=g.sf * xw if g.sf > 1 else 0, ff=g.sf * xw + xw),  # rotating register + slice register
         "mvu.accumulate": Cost(lut=g.pe * aw * (2 if kind.thresholded else 1), ff=g.pe * aw),  # add (+ compare)
         "mvu.results": Cost(ff=(g.nf - 1) * g.pe * res + layer.out_ch * res),  # earlier folds + out_data

@@ -127,7 +127,7 @@ def mvu_unit(layer: Layer, f: LayerConfig, src: str, out_dir: Path) -> Unit:
     wb = kind.weight_bits(layer)
     aw = pack.accumulator_bits(layer)
     positions = kind.beats_per_vector(layer)  # a conv's window unit delivers the whole window in one beat
-    ew = (layer.kernel**2 if kind.spatial else 1) * kind.pixel_bits(layer)
+    ew = kind.beat_bits(layer)
     name = ident(layer.name)
     weight_file = _write_mem(out_dir, f"{name}_weights.mem", pack.words(layer, f), g.pe * g.simd * wb)
     thr_file = ""
@@ -180,10 +180,11 @@ def _window_unit(layer: Layer, src: str, cycles: int) -> Unit:
 
 
 def _count_unit(layer: Layer, src: str, cycles: int) -> Unit:
-    c = kinds.of(layer).window_channels(layer)
+    kind = kinds.of(layer)
+    c = kind.window_channels(layer)
     return Unit(
         name=f"{ident(layer.name)}_count", module="flipflow_count", layer=layer.name, src=src,
-        out_width=kinds.of(layer).pixel_bits(layer),
+        out_width=kind.pixel_bits(layer),
         summary=f"ones count of each {c}-bit pixel, appended above it (centred sparse {layer.name})", cycles=cycles,
         params=dict(levels=cost.count_levels(c)), parameters=dict(CH=c),
     )
