@@ -84,7 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the model the drop and speedup are taken against, in the same forms (default: the start model; "
                         "e.g. nin_pruned when the start is a bit-plane net)")
     s.add_argument("--nm", default="1:2,1:4,2:8,1:8", help="settings, comma-separated: N:M for every binary layer, LAYER=N:M for one (its IR name's number), "
-                        "joined by + (e.g. 2:8,04=1:16+08=1:16,1:4+04=1:16); unnamed layers stay dense (default 1:2,1:4,2:8,1:8)")
+                        "joined by + (e.g. 2:8,04=1:16+08=1:16,1:4+04=1:16); unnamed layers stay dense; LAYER=Cch first narrows "
+                        "a layer to its C channels of largest |latent| (e.g. 04=2:32+00=168ch: the 8-bit first layer, which "
+                        "no sparsity reaches) (default 1:2,1:4,2:8,1:8)")
     s.add_argument("--centred", action="store_true",
                    help="sparse layers compute with weights b - N/M instead of b (SBNN's {alpha, beta} domain; exact "
                         "integers; in hardware each input pixel's ones are counted once, a count unit per layer)")

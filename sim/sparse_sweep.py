@@ -36,7 +36,7 @@ from tqdm import tqdm
 from flipflow import atomic, golden, ir, kinds
 from flipflow.errors import UsageError
 from flipflow.generator import cost, devices, folding, timing_model
-from flipflow.training import checkpoint, datasets, models, reports, rounds
+from flipflow.training import checkpoint, datasets, models, prune, reports, rounds
 from flipflow.training.blocks import BNN
 from flipflow.training.export import export
 from flipflow.training.train import TrainConfig
@@ -73,13 +73,17 @@ class Schedule:
 @dataclass(frozen=True)
 class Setting:
     """One sparsity of the sweep: ``every`` N:M for each binary layer not in ``layers``, and
-    ``layers`` (layer index -> N:M) for the named ones; a layer in neither stays dense. Text
-    form: ``2:8`` (every binary layer), ``04=1:16+08=1:16`` (two layers), ``1:4+04=1:16``.
-    ``centred``: the sparse layers compute with b - N/M (ir.Layer.centred, `--centred`)."""
+    ``layers`` (layer index -> N:M) for the named ones; a layer in neither stays dense.
+    ``widths`` (layer index -> channels) first narrows prunable layers by the zoo's channel rule
+    (|latent| magnitude, training.prune), e.g. the 8-bit first layer, which no sparsity reaches
+    and whose DSP48s can cap the folding. Text form: ``2:8`` (every binary layer),
+    ``04=1:16+08=1:16`` (two layers), ``1:4+04=1:16``, ``04=2:32+00=168ch`` (and layer 00 narrowed
+    to 168 channels). ``centred``: the sparse layers compute with b - N/M (ir.Layer.centred, `--centred`)."""
 
     every: models.NM | None = None
     layers: tuple[tuple[int, models.NM], ...] = ()
     centred: bool = False
+    widths: tuple[tuple[int, int], ...] = ()
 
     def per_layer(self, arch: models.Arch) -> dict[int, models.NM]:
         """Layer index -> N:M over ``arch`` (models.with_sparsity's argument)."""
@@ -88,27 +92,46 @@ class Setting:
             named = {**{i: self.every for i, s in enumerate(arch.layers) if kinds.sparse_of(s.kind)}, **named}
         return named
 
+    def check(self, arch: models.Arch) -> None:
+        """UsageError naming what ``arch`` cannot take, before any training."""
+        for i, channels in self.widths:
+            if i not in prune.widths(arch):
+                raise UsageError(f"setting {self.label!r}: layer {i:02d} of {arch.name} has no channels to prune",
+                                 fix=f"narrow one of layers {', '.join(f'{p:02d}' for p in prune.widths(arch))}")
+            if not 1 <= channels <= arch.layers[i].out_ch:
+                raise UsageError(f"setting {self.label!r}: layer {i:02d} has {arch.layers[i].out_ch} channels, "
+                                 f"cannot keep {channels}", fix=f"give 1..{arch.layers[i].out_ch} channels")
+        if self.every or self.layers:
+            models.with_sparsity(arch, self.per_layer(arch))
+
+    def start(self, model: BNN, images: np.ndarray) -> BNN:
+        """The net this setting fine-tunes: ``model`` narrowed, then made sparse (BatchNorm
+        statistics re-estimated on ``images``)."""
+        if self.widths:
+            model = prune.surgery(model, prune.keep_sets(model, dict(self.widths), "latent", None))
+        return models.sparsified(model, self.per_layer(model.arch), images, self.centred) if self.every or self.layers else model
+
     @property
     def uniform(self) -> models.NM | None:
-        """(N, M) when every binary layer has it."""
-        return None if self.layers else self.every
+        """(N, M) when every binary layer has it and no layer is narrowed."""
+        return None if self.layers or self.widths else self.every
 
-    def _parts(self, every: str, layer: str) -> list[str]:
+    def _parts(self, every: str, layer: str, width: str) -> list[str]:
         parts = [every.format(*self.every)] if self.every else []
-        return parts + [layer.format(i, n, m) for i, (n, m) in self.layers]
+        return parts + [layer.format(i, n, m) for i, (n, m) in self.layers] + [width.format(i, c) for i, c in self.widths]
 
     @property
     def label(self) -> str:
-        return "+".join(self._parts("{}:{}", "{:02d}={}:{}")) + (" centred" if self.centred else "")
+        return "+".join(self._parts("{}:{}", "{:02d}={}:{}", "{:02d}={}ch")) + (" centred" if self.centred else "")
 
     @property
     def folder(self) -> str:
-        return ("cnm" if self.centred else "nm") + "+".join(self._parts("{}_{}", "{:02d}-{}_{}"))
+        return ("cnm" if self.centred else "nm") + "+".join(self._parts("{}_{}", "{:02d}-{}_{}", "{:02d}-{}ch"))
 
     @property
     def suffix(self) -> str:
         """The sparse net's name suffix (an identifier: the name reaches HLS and Verilog)."""
-        return "_".join(self._parts("{}of{}", "l{:02d}_{}of{}")) + ("_centred" if self.centred else "")
+        return "_".join(self._parts("{}of{}", "l{:02d}_{}of{}", "l{:02d}_{}ch")) + ("_centred" if self.centred else "")
 
 
 def parse_nm(text: str, centred: bool = False) -> list[Setting]:
@@ -124,17 +147,24 @@ def parse_nm(text: str, centred: bool = False) -> list[Setting]:
 
 
 def _setting(text: str, item: str) -> Setting:
-    every, layers = None, {}
+    every, layers, widths = None, {}, {}
     for part in item.split("+"):
-        where, named, pair = part.rpartition("=")
+        where, named, value = part.rpartition("=")
         try:
-            n, m = (int(v) for v in pair.split(":"))
             if named and not where.isdigit():
                 raise ValueError(where)
             index = int(where) if named else None
+            channels = int(value[:-2]) if named and value.endswith("ch") else None
+            if channels is None:
+                n, m = (int(v) for v in value.split(":"))
         except ValueError:
-            raise UsageError(f"--nm {text!r}: {part!r} is not N:M or LAYER=N:M",
-                             fix="give comma-separated settings, e.g. --nm 1:4,2:8,04=1:16+08=1:16") from None
+            raise UsageError(f"--nm {text!r}: {part!r} is not N:M, LAYER=N:M or LAYER=<channels>ch",
+                             fix="give comma-separated settings, e.g. --nm 1:4,2:8,04=1:16+08=1:16+00=168ch") from None
+        if channels is not None:
+            if index in widths:
+                raise UsageError(f"--nm {text!r}: {item!r} narrows layer {index} twice", fix="give each layer one width per setting")
+            widths[index] = channels
+            continue
         problem = ir.nm_problem(n, m)
         if problem:
             raise UsageError(f"--nm {text!r}: {problem}", fix="e.g. --nm 1:4,2:8")
@@ -145,7 +175,7 @@ def _setting(text: str, item: str) -> Setting:
             every = (n, m)
         else:
             layers[index] = (n, m)
-    return Setting(every, tuple(sorted(layers.items())))
+    return Setting(every, tuple(sorted(layers.items())), widths=tuple(sorted(widths.items())))
 
 
 def weight_bits(net: ir.Network) -> int:
@@ -265,7 +295,7 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
     other = reports.model_source(reference) if reference else None
     start, _ = checkpoint.load(begin.checkpoint_file)
     for setting in settings:  # a setting the architecture cannot take fails before any training
-        models.with_sparsity(start.arch, setting.per_layer(start.arch))
+        setting.check(start.arch)
     schedule.config(schedule.seed).check()
     _check_start(begin, Path(out))
     out = atomic.make_dir(Path(out))
@@ -285,8 +315,7 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
         label = setting.label if setting else "control"
         jobs.set_postfix(nm=label, seed=seed, refresh=False)
         folder = atomic.make_dir(out / (setting.folder if setting else "dense") / f"seed{seed}")
-        start_model = (models.sparsified(start, setting.per_layer(start.arch), data.train.images[:CALIBRATION_IMAGES],
-                                         setting.centred) if setting else copy.deepcopy(start))
+        start_model = setting.start(start, data.train.images[:CALIBRATION_IMAGES]) if setting else copy.deepcopy(start)
         cfg = schedule.config(seed)
         trained, _ = rounds._trained(folder, start_model, cfg, data, None, seed, f"{label} seed {seed}", {"command": command},
                                      teacher=start if schedule.distill else None)

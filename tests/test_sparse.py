@@ -180,16 +180,23 @@ def test_sweep_reports_each_setting_and_resumes(digits, tmp_path):
 
 def test_centred_sweep_builds_centred_nets(digits, tmp_path):
     """`flipflow sparse --centred`: the setting's nets are centred, named so, in their own
-    folder, and the row says so."""
+    folder, and the row says so; a width in the setting (01=24ch) narrows that layer first,
+    keeping its channels of largest mean |latent| (the zoo's channel rule)."""
     model = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)), 0)
     checkpoint.save(tmp_path / "checkpoint.pt", model)
-    assert cli.main(["sparse", str(tmp_path / "checkpoint.pt"), "--nm", "02=1:8", "--centred", "--train-subset", "256",
+    setting, = sparse_sweep.parse_nm("02=1:8+01=24ch", centred=True)
+    started = setting.start(model, digits.train.images[:64])
+    kept = np.sort(np.argsort(model.blocks[1].op.weight.detach().abs().mean(1).numpy(), kind="stable")[-24:])
+    assert torch.equal(started.blocks[1].op.weight, model.blocks[1].op.weight[torch.as_tensor(kept)])
+    assert started.blocks[2].op.weight.shape == (32, 24) and started.arch.layers[2].nm == (1, 8)
+    assert cli.main(["sparse", str(tmp_path / "checkpoint.pt"), "--nm", "02=1:8+01=24ch", "--centred", "--train-subset", "256",
                      "--epochs", "1", "--batch-size", "64", "--seeds", "1", "--dataset", "digits",
                      "--out", str(tmp_path / "sweep")]) == 0
     _, row = json.loads((tmp_path / "sweep" / "report.json").read_text())["rows"]
-    assert (row["setting"], row["centred"], row["nm_per_layer"]) == ("02=1:8 centred", True, {"02_sparse_dense": "1:8"})
-    net = ir.load(tmp_path / "sweep" / "cnm02-1_8" / ir.FILENAME)
-    assert net.name.endswith("_l02_1of8_centred") and [l.centred for l in net.layers if l.nm] == [True]
+    assert (row["setting"], row["centred"], row["nm_per_layer"]) == ("02=1:8+01=24ch centred", True, {"02_sparse_dense": "1:8"})
+    net = ir.load(tmp_path / "sweep" / "cnm02-1_8+01-24ch" / ir.FILENAME)
+    assert net.name.endswith("_l02_1of8_l01_24ch_centred") and [l.centred for l in net.layers if l.nm] == [True]
+    assert (net.layers[1].out_ch, net.layers[2].in_ch) == (24, 24)
 
 
 def test_kept_hardware_is_priced_again_when_the_pricing_code_changes(tmp_path, monkeypatch):
@@ -215,11 +222,13 @@ def test_kept_hardware_is_priced_again_when_the_pricing_code_changes(tmp_path, m
 
 
 @pytest.mark.parametrize("nm, message", [
-    ("1-4", "'1-4' is not N:M or LAYER=N:M (fix: give comma-separated settings"),
+    ("1-4", "'1-4' is not N:M, LAYER=N:M or LAYER=<channels>ch (fix: give comma-separated settings"),
     ("1:6", "1:6 needs M a power of two in 2..64 and 1 <= N <= M"),
     ("1:128", "1:128 needs M a power of two in 2..64"),
     ("1:2,1:64", "fan-in K=32 is smaller than the block M=64 (fix: choose M <= 32 for it)"),
     ("1:2,03=1:8", "layer 3 is not a binary (XNOR) layer that can be made sparse (fix: name one of layers 01, 02)"),
+    ("1:2+01=40ch", "layer 01 has 32 channels, cannot keep 40 (fix: give 1..32 channels)"),
+    ("1:2+03=8ch", "layer 03 of tfc has no channels to prune (fix: narrow one of layers 00, 01, 02)"),
 ])
 def test_bad_settings_are_one_line(digits, tmp_path, capsys, nm, message):
     model = BNN.initialised(models.tfc(digits.input_shape, digits.classes, widths=(32, 32, 32)), 0)
@@ -261,15 +270,21 @@ def test_settings_parse_every_layer_and_named_layers():
     assert (centred.label, centred.folder, centred.suffix) == ("04=2:32+08=2:32 centred", "cnm04-2_32+08-2_32",
                                                                "l04_2of32_l08_2of32_centred")
     assert all(s.centred for s in models.with_sparsity(arch, centred.per_layer(arch), centred=True).layers if s.nm)
+    narrowed, = sparse_sweep.parse_nm("04=2:32+00=168ch")
+    assert (narrowed.label, narrowed.folder, narrowed.suffix, narrowed.uniform) == (
+        "04=2:32+00=168ch", "nm04-2_32+00-168ch", "l04_2of32_l00_168ch", None)
+    assert narrowed.per_layer(arch) == {4: (2, 32)} and narrowed.widths == ((0, 168),)
 
 
 @pytest.mark.parametrize("text, message", [
-    ("2:8,x", "'x' is not N:M or LAYER=N:M"),
+    ("2:8,x", "'x' is not N:M, LAYER=N:M or LAYER=<channels>ch"),
     ("04=3:6", "3:6 needs M a power of two"),
     ("04=1:8+04=1:4", "sets layer 4 twice"),
     ("1:8+2:8", "sets every layer twice"),
-    ("=1:8", "'=1:8' is not N:M or LAYER=N:M"),
-    ("04_binary_conv=1:8", "is not N:M or LAYER=N:M"),
+    ("=1:8", "'=1:8' is not N:M, LAYER=N:M"),
+    ("04_binary_conv=1:8", "is not N:M, LAYER=N:M"),
+    ("04=1:8+00=16xch", "'00=16xch' is not N:M, LAYER=N:M or LAYER=<channels>ch"),
+    ("04=1:8+00=16ch+00=8ch", "narrows layer 0 twice"),
     ("04=1:8+08=1:8,08=1:8+04=1:8", "'08=1:8+04=1:8' repeats setting 04=1:8+08=1:8"),
 ])
 def test_setting_parse_errors_name_the_item(text, message):
