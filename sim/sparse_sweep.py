@@ -135,11 +135,12 @@ class Setting:
 
 
 def parse_nm(text: str, centred: bool = False) -> list[Setting]:
-    """"1:4,2:8,04=1:16+08=1:16" -> three Settings (``centred`` each); UsageError naming the bad
-    item and the rule."""
+    """"1:4,2:8,04=1:16+08=1:16" -> three Settings (``centred`` each that has sparse layers);
+    UsageError naming the bad item and the rule."""
     settings: list[Setting] = []
     for item in (t.strip() for t in text.split(",")):
-        setting = dataclasses.replace(_setting(text, item), centred=centred)
+        setting = _setting(text, item)
+        setting = dataclasses.replace(setting, centred=centred and bool(setting.every or setting.layers))  # a width cut alone stays dense
         if setting in settings:
             raise UsageError(f"--nm {text!r}: {item!r} repeats setting {setting.label}", fix="give each setting once")
         settings.append(setting)
@@ -348,8 +349,9 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
 
 
 def first_losing(rows: list[dict[str, Any]], drop: str) -> float | None:
-    """The least sparsity whose ``drop`` (points) is over the bar's, or None."""
-    return min((r["sparsity"] for r in rows[1:] if r[drop] > BAR["accuracy_drop_pt"]), default=None)
+    """The least sparsity whose ``drop`` (points) is over the bar's, or None (dense rows, a
+    width cut alone, are not a sparsity)."""
+    return min((r["sparsity"] for r in rows[1:] if r["sparsity"] > 0 and r[drop] > BAR["accuracy_drop_pt"]), default=None)
 
 
 def table(report: dict) -> str:

@@ -274,6 +274,14 @@ def test_settings_parse_every_layer_and_named_layers():
     assert (narrowed.label, narrowed.folder, narrowed.suffix, narrowed.uniform) == (
         "04=2:32+00=168ch", "nm04-2_32+00-168ch", "l04_2of32_l00_168ch", None)
     assert narrowed.per_layer(arch) == {4: (2, 32)} and narrowed.widths == ((0, 168),)
+    cut, = sparse_sweep.parse_nm("00=168ch", centred=True)  # a width cut alone: a dense net, not centred
+    assert (cut.label, cut.folder, cut.centred, cut.per_layer(arch)) == ("00=168ch", "nm00-168ch", False, {})
+    cut.check(arch)
+
+
+def test_the_first_sparsity_losing_over_a_point_skips_dense_rows():
+    rows = [{"sparsity": s, "drop": d} for s, d in [(0.0, 0.0), (0.0, 2.0), (0.9, 3.0), (0.8, 1.5), (0.7, 0.5)]]
+    assert sparse_sweep.first_losing(rows, "drop") == 0.8  # not the width cut alone (0.0, 2.0)
 
 
 @pytest.mark.parametrize("text, message", [
