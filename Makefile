@@ -95,8 +95,8 @@ bitslice: setup  ## 8-bit vs bit-plane input side by side: make bitslice MODEL=n
 margin-sweep: setup  ## top-1 and early-exit skipped work vs margin weight: make margin-sweep MODEL=nin_pruned [WEIGHTS=0,0.5,1,2]
 	$(VENV)/bin/flipflow margin-sweep $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
-sparse: setup  ## N:M sparse binary layers (SBNN) on the zoo's fine-tuning schedule: make sparse MODEL=nin_pruned [NM=2:8,04=2:32+08=2:32] [CENTRED=1]
-	$(VENV)/bin/flipflow sparse $(MODEL) $(if $(NM),--nm $(NM)) $(if $(CENTRED),--centred) --out build/$(MODEL_NAME)-sparse$(if $(CENTRED),-centred)
+sparse: setup  ## N:M sparse binary layers (SBNN) on the zoo's fine-tuning schedule: make sparse MODEL=nin_pruned [NM=2:8,04=2:32+08=2:32+00=168ch] [CENTRED=1] [ZOO=zoo]
+	$(VENV)/bin/flipflow sparse $(MODEL) $(if $(NM),--nm $(NM)) $(if $(CENTRED),--centred) $(if $(ZOO),--zoo $(ZOO)) --out build/$(MODEL_NAME)-sparse$(if $(CENTRED),-centred)
 
 hls: setup  ## HLS project + C simulation + report.json in build/MODEL: make hls MODEL=nin_pruned
 	$(VENV)/bin/flipflow hls $(MODEL) --out build/$(MODEL_NAME)

@@ -87,6 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "joined by + (e.g. 2:8,04=1:16+08=1:16,1:4+04=1:16); unnamed layers stay dense; LAYER=Cch first narrows "
                         "a layer to its C channels of largest |latent| (e.g. 04=2:32+00=168ch: the 8-bit first layer, which "
                         "no sparsity reaches) (default 1:2,1:4,2:8,1:8)")
+    s.add_argument("--zoo", type=Path, help="also write each setting's net (its first seed) and metrics.json to ZOO/<net name>")
     s.add_argument("--centred", action="store_true",
                    help="sparse layers compute with weights b - N/M instead of b (SBNN's {alpha, beta} domain; exact "
                         "integers; in hardware each input pixel's ones are counted once, a count unit per layer)")
@@ -226,7 +227,8 @@ def _sparse(args: argparse.Namespace) -> int:
                                      temperature=args.distill_temperature)
     out = args.out or sparse_sweep.default_out(args.model)
     command = "flipflow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = sparse_sweep.run(args.model, settings, schedule, out, budget_from_args(args), args.dataset, command, args.reference)
+    report = sparse_sweep.run(args.model, settings, schedule, out, budget_from_args(args), args.dataset, command, args.reference,
+                              args.zoo)
     print(sparse_sweep.table(report))
     print(f"flipflow sparse: wrote {out}/report.json, report.png ({report['wall_s']:.0f} s)", file=sys.stderr)
     return 0

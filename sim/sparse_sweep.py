@@ -287,10 +287,12 @@ def _dense_row(source: reports.ModelSource, net: ir.Network, folder: Path, test:
 
 
 def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budget: devices.Budget,
-        dataset: str = "fashion_mnist", command: str = "", reference: str | None = None) -> dict[str, Any]:
+        dataset: str = "fashion_mnist", command: str = "", reference: str | None = None,
+        zoo: Path | None = None) -> dict[str, Any]:
     """The dense row and one row per setting; report.json and report.png in ``out``. The bar's
     drop and speedup are taken against ``reference`` (e.g. the 8-bit-input nin_pruned for a
-    sweep from a bit-plane net), by default the start model."""
+    sweep from a bit-plane net), by default the start model. With ``zoo``, each setting's net
+    (its first seed) goes there too (``to_zoo``)."""
     t0 = time.perf_counter()
     begin = reports.model_source(model)
     other = reports.model_source(reference) if reference else None
@@ -330,6 +332,8 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
         if not (folder / ir.FILENAME).exists() or (folder / ir.FILENAME).stat().st_mtime < (folder / f"seed{seeds[0]}" / ir.FILENAME).stat().st_mtime:
             net.save(folder / ir.FILENAME)  # the first seed's net stands for the setting's hardware
         rows.append({"name": net.name, **row(net, setting, accuracies[setting], hardware(net, folder, budget))})
+        if zoo:
+            to_zoo(net, rows[-1], schedule, model, command, Path(zoo))
     control = {"accuracy": float(np.mean(accuracies[None])), "accuracy_per_seed": accuracies[None]}
     for r in [*rows, compared] if reference else rows:
         r["accuracy_drop_pt"] = 100 * (compared["accuracy"] - r["accuracy"])
@@ -346,6 +350,19 @@ def run(model: str, settings: list[Setting], schedule: Schedule, out: Path, budg
     atomic.write_json(out / "report.json", report, indent=1)
     plot(report, out / "report.png")
     return report
+
+
+def to_zoo(net: ir.Network, r: dict[str, Any], schedule: Schedule, start: str, command: str, zoo: Path) -> Path:
+    """zoo/<net name>/: the setting's first-seed IR and metrics.json (its top-1 and the seeds'
+    mean, zeros, N:M and widths, the schedule and command that made it)."""
+    dest = atomic.make_dir(zoo / net.name)
+    net.save(dest / ir.FILENAME)
+    atomic.write_json(dest / "metrics.json", {
+        "accuracy": net.metrics.get("accuracy"), "test_images": net.metrics.get("test_images"), "binary_ops": net.binary_ops,
+        "nm_per_layer": r["nm_per_layer"], "centred": r["centred"], "widths": {l.name: l.out_ch for l in net.layers},
+        "zero_weights": r["sparsity"], "accuracy_mean_of_seeds": r["accuracy"], "accuracy_per_seed": r["accuracy_per_seed"],
+        "schedule": {**dataclasses.asdict(schedule), "start": start}, "command": command}, indent=2)
+    return dest
 
 
 def first_losing(rows: list[dict[str, Any]], drop: str) -> float | None:

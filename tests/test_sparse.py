@@ -191,12 +191,17 @@ def test_centred_sweep_builds_centred_nets(digits, tmp_path):
     assert started.blocks[2].op.weight.shape == (32, 24) and started.arch.layers[2].nm == (1, 8)
     assert cli.main(["sparse", str(tmp_path / "checkpoint.pt"), "--nm", "02=1:8+01=24ch", "--centred", "--train-subset", "256",
                      "--epochs", "1", "--batch-size", "64", "--seeds", "1", "--dataset", "digits",
-                     "--out", str(tmp_path / "sweep")]) == 0
+                     "--out", str(tmp_path / "sweep"), "--zoo", str(tmp_path / "zoo")]) == 0
     _, row = json.loads((tmp_path / "sweep" / "report.json").read_text())["rows"]
     assert (row["setting"], row["centred"], row["nm_per_layer"]) == ("02=1:8+01=24ch centred", True, {"02_sparse_dense": "1:8"})
     net = ir.load(tmp_path / "sweep" / "cnm02-1_8+01-24ch" / ir.FILENAME)
     assert net.name.endswith("_l02_1of8_l01_24ch_centred") and [l.centred for l in net.layers if l.nm] == [True]
     assert (net.layers[1].out_ch, net.layers[2].in_ch) == (24, 24)
+    zoo = tmp_path / "zoo" / net.name  # --zoo: the setting's net and what made it
+    assert np.array_equal(ir.load(zoo / ir.FILENAME).layers[2].weights, net.layers[2].weights)
+    metrics = json.loads((zoo / "metrics.json").read_text())
+    assert (metrics["accuracy_per_seed"], metrics["zero_weights"]) == (row["accuracy_per_seed"], row["sparsity"])
+    assert metrics["widths"]["01_binary_dense"] == 24 and metrics["schedule"]["start"].endswith("checkpoint.pt")
 
 
 def test_kept_hardware_is_priced_again_when_the_pricing_code_changes(tmp_path, monkeypatch):
