@@ -32,10 +32,13 @@ PLANES     ?=
 TAU        ?= 0
 PLANES_MODELS ?= nin_planes4,nin_pruned_planes4
 # make bench adds these models at their best folding in the same budget
-BENCH_VARIANTS ?= nin_pruned_planes4,nin_pruned_l04_2of32_l08_2of32,nin_pruned_l04_2of32_l08_2of32_centred
+BENCH_VARIANTS ?= nin_pruned_planes4,nin_pruned_l04_2of32_l08_2of32_centred,nin_pruned_l04_2of32_l08_2of32_l00_168ch_centred
+# make sparse settings: N:M for every binary layer, LAYER=N:M for one, LAYER=Cch narrows a layer first (flipflow sparse --help)
 NM         ?=
 # CENTRED=1: the sparse layers compute with weights b - N/M (SBNN's {alpha, beta} domain), in build/<model>-sparse-centred
 CENTRED    ?=
+# ZOO=zoo: make prune / make sparse also write their nets to that zoo folder
+ZOO        ?=
 # build/<name>: a zoo name as is, an IR path without its folder and .ir.npz / .npz
 MODEL_NAME  = $(patsubst %.ir,%,$(basename $(notdir $(MODEL))))
 # build/prune/<MODEL><PRUNE_TAG>: one folder per margin weight, plane set and tau

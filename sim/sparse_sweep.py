@@ -359,7 +359,7 @@ def to_zoo(net: ir.Network, r: dict[str, Any], schedule: Schedule, start: str, c
     net.save(dest / ir.FILENAME)
     atomic.write_json(dest / "metrics.json", {
         "accuracy": net.metrics.get("accuracy"), "test_images": net.metrics.get("test_images"), "binary_ops": net.binary_ops,
-        "nm_per_layer": r["nm_per_layer"], "centred": r["centred"], "widths": {l.name: l.out_ch for l in net.layers},
+        "nm_per_layer": r["nm_per_layer"], "centred": r["centred"], "widths": {l.name: l.out_ch for l in net.layers if l.has_weights},
         "zero_weights": r["sparsity"], "accuracy_mean_of_seeds": r["accuracy"], "accuracy_per_seed": r["accuracy_per_seed"],
         "schedule": {**dataclasses.asdict(schedule), "start": start}, "command": command}, indent=2)
     return dest
