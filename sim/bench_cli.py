@@ -86,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--nm", default="1:2,1:4,2:8,1:8", help="settings, comma-separated: N:M for every binary layer, LAYER=N:M for one (its IR name's number), "
                         "joined by + (e.g. 2:8,04=1:16+08=1:16,1:4+04=1:16); unnamed layers stay dense; LAYER=Cch first narrows "
                         "a layer to its C channels of largest |latent| (e.g. 04=2:32+00=168ch: the 8-bit first layer, which "
-                        "no sparsity reaches) (default 1:2,1:4,2:8,1:8)")
+                        "no sparsity reaches), LAYER=Cch-activity drops its most constant output bits instead "
+                        "(default 1:2,1:4,2:8,1:8)")
     s.add_argument("--zoo", type=Path, help="also write each setting's net (its first seed) and metrics.json to ZOO/<net name>")
     s.add_argument("--centred", action="store_true",
                    help="sparse layers compute with weights b - N/M instead of b (SBNN's {alpha, beta} domain; exact "

@@ -74,16 +74,17 @@ class Schedule:
 class Setting:
     """One sparsity of the sweep: ``every`` N:M for each binary layer not in ``layers``, and
     ``layers`` (layer index -> N:M) for the named ones; a layer in neither stays dense.
-    ``widths`` (layer index -> channels) first narrows prunable layers by the zoo's channel rule
-    (|latent| magnitude, training.prune), e.g. the 8-bit first layer, which no sparsity reaches
-    and whose DSP48s can cap the folding. Text form: ``2:8`` (every binary layer),
-    ``04=1:16+08=1:16`` (two layers), ``1:4+04=1:16``, ``04=2:32+00=168ch`` (and layer 00 narrowed
-    to 168 channels). ``centred``: the sparse layers compute with b - N/M (ir.Layer.centred, `--centred`)."""
+    ``widths`` (layer index, channels, rule) first narrows prunable layers, e.g. the 8-bit first
+    layer, which no sparsity reaches and whose DSP48s can cap the folding; the rule
+    (training.prune.CUT_RULES) chooses the channels: ``latent`` (the zoo's, largest mean |latent|
+    kept) or ``activity`` (the most constant output bits on the calibration images go). Text
+    form: ``2:8`` (every binary layer), ``04=1:16+08=1:16`` (two layers), ``1:4+04=1:16``,
+    ``04=2:32+00=168ch`` (and layer 00 narrowed to 168 channels), ``00=168ch-activity``. ``centred``: the sparse layers compute with b - N/M (ir.Layer.centred, `--centred`)."""
 
     every: models.NM | None = None
     layers: tuple[tuple[int, models.NM], ...] = ()
     centred: bool = False
-    widths: tuple[tuple[int, int], ...] = ()
+    widths: tuple[tuple[int, int, str], ...] = ()
 
     def per_layer(self, arch: models.Arch) -> dict[int, models.NM]:
         """Layer index -> N:M over ``arch`` (models.with_sparsity's argument)."""
@@ -94,7 +95,7 @@ class Setting:
 
     def check(self, arch: models.Arch) -> None:
         """UsageError naming what ``arch`` cannot take, before any training."""
-        for i, channels in self.widths:
+        for i, channels, _ in self.widths:
             if i not in prune.widths(arch):
                 raise UsageError(f"setting {self.label!r}: layer {i:02d} of {arch.name} has no channels to prune",
                                  fix=f"narrow one of layers {', '.join(f'{p:02d}' for p in prune.widths(arch))}")
@@ -105,10 +106,10 @@ class Setting:
             models.with_sparsity(arch, self.per_layer(arch))
 
     def start(self, model: BNN, images: np.ndarray) -> BNN:
-        """The net this setting fine-tunes: ``model`` narrowed, then made sparse (BatchNorm
-        statistics re-estimated on ``images``)."""
-        if self.widths:
-            model = prune.surgery(model, prune.keep_sets(model, dict(self.widths), "latent", None))
+        """The net this setting fine-tunes: ``model`` narrowed (the activity rule looks at
+        ``images``), then made sparse (BatchNorm statistics re-estimated on ``images``)."""
+        for i, channels, rule in self.widths:
+            model = prune.surgery(model, prune.keep_sets(model, {i: channels}, rule, None, images))
         return models.sparsified(model, self.per_layer(model.arch), images, self.centred) if self.every or self.layers else model
 
     @property
@@ -116,22 +117,23 @@ class Setting:
         """(N, M) when every binary layer has it and no layer is narrowed."""
         return None if self.layers or self.widths else self.every
 
-    def _parts(self, every: str, layer: str, width: str) -> list[str]:
+    def _parts(self, every: str, layer: str, width: str, sep: str) -> list[str]:
         parts = [every.format(*self.every)] if self.every else []
-        return parts + [layer.format(i, n, m) for i, (n, m) in self.layers] + [width.format(i, c) for i, c in self.widths]
+        return (parts + [layer.format(i, n, m) for i, (n, m) in self.layers]
+                + [width.format(i, c) + ("" if rule == "latent" else sep + rule) for i, c, rule in self.widths])
 
     @property
     def label(self) -> str:
-        return "+".join(self._parts("{}:{}", "{:02d}={}:{}", "{:02d}={}ch")) + (" centred" if self.centred else "")
+        return "+".join(self._parts("{}:{}", "{:02d}={}:{}", "{:02d}={}ch", "-")) + (" centred" if self.centred else "")
 
     @property
     def folder(self) -> str:
-        return ("cnm" if self.centred else "nm") + "+".join(self._parts("{}_{}", "{:02d}-{}_{}", "{:02d}-{}ch"))
+        return ("cnm" if self.centred else "nm") + "+".join(self._parts("{}_{}", "{:02d}-{}_{}", "{:02d}-{}ch", "-"))
 
     @property
     def suffix(self) -> str:
         """The sparse net's name suffix (an identifier: the name reaches HLS and Verilog)."""
-        return "_".join(self._parts("{}of{}", "l{:02d}_{}of{}", "l{:02d}_{}ch")) + ("_centred" if self.centred else "")
+        return "_".join(self._parts("{}of{}", "l{:02d}_{}of{}", "l{:02d}_{}ch", "_")) + ("_centred" if self.centred else "")
 
 
 def parse_nm(text: str, centred: bool = False) -> list[Setting]:
@@ -155,16 +157,20 @@ def _setting(text: str, item: str) -> Setting:
             if named and not where.isdigit():
                 raise ValueError(where)
             index = int(where) if named else None
-            channels = int(value[:-2]) if named and value.endswith("ch") else None
+            amount, dash, rule = value.partition("-")
+            rule = rule if dash else "latent"
+            channels = int(amount[:-2]) if named and amount.endswith("ch") else None
             if channels is None:
                 n, m = (int(v) for v in value.split(":"))
         except ValueError:
-            raise UsageError(f"--nm {text!r}: {part!r} is not N:M, LAYER=N:M or LAYER=<channels>ch",
+            raise UsageError(f"--nm {text!r}: {part!r} is not N:M, LAYER=N:M or LAYER=<channels>ch[-RULE]",
                              fix="give comma-separated settings, e.g. --nm 1:4,2:8,04=1:16+08=1:16+00=168ch") from None
         if channels is not None:
             if index in widths:
                 raise UsageError(f"--nm {text!r}: {item!r} narrows layer {index} twice", fix="give each layer one width per setting")
-            widths[index] = channels
+            if rule not in prune.CUT_RULES:
+                raise UsageError(f"--nm {text!r}: {part!r} names no channel rule", fix=f"end it in one of -{', -'.join(prune.CUT_RULES)}")
+            widths[index] = (channels, rule)
             continue
         problem = ir.nm_problem(n, m)
         if problem:
@@ -176,7 +182,7 @@ def _setting(text: str, item: str) -> Setting:
             every = (n, m)
         else:
             layers[index] = (n, m)
-    return Setting(every, tuple(sorted(layers.items())), widths=tuple(sorted(widths.items())))
+    return Setting(every, tuple(sorted(layers.items())), widths=tuple((i, *w) for i, w in sorted(widths.items())))
 
 
 def weight_bits(net: ir.Network) -> int:

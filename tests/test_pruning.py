@@ -118,3 +118,18 @@ def test_plans_meet_the_budget_and_rules_pick_channels(fashion_test_images):
         prune.plan(model, "latent")
     with pytest.raises(ValueError, match="flip counts"):
         prune.plan(model, "flip")
+
+
+def test_activity_rule_removes_the_most_constant_channels_first(digits):
+    """A channel whose output bit never changes (a huge BatchNorm bias) goes first by the
+    activity rule, whatever its weights' magnitude; the rule needs images."""
+    images = digits.train.images[:256]
+    model = calibrated_model(models.tfc(digits.input_shape, digits.classes, widths=(16, 16, 16)), images)
+    with torch.no_grad():
+        model.blocks[1].bn.bias[5], model.blocks[1].bn.bias[9] = 100.0, -100.0  # always +1, always -1
+        model.blocks[1].op.weight[[5, 9]] *= 10  # the largest latents: the latent rule keeps them
+    assert set(prune.channel_order(model, 1, "activity", None, images)[:2].tolist()) == {5, 9}
+    assert not {5, 9} & set(prune.keep_sets(model, {1: 14}, "activity", None, images)[1].tolist())
+    assert {5, 9} <= set(prune.keep_sets(model, {1: 14}, "latent", None)[1].tolist())
+    with pytest.raises(prune.PruneError, match="rule 'activity' needs images"):
+        prune.channel_order(model, 1, "activity", None)

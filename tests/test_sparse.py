@@ -227,7 +227,7 @@ def test_kept_hardware_is_priced_again_when_the_pricing_code_changes(tmp_path, m
 
 
 @pytest.mark.parametrize("nm, message", [
-    ("1-4", "'1-4' is not N:M, LAYER=N:M or LAYER=<channels>ch (fix: give comma-separated settings"),
+    ("1-4", "'1-4' is not N:M, LAYER=N:M or LAYER=<channels>ch[-RULE] (fix: give comma-separated settings"),
     ("1:6", "1:6 needs M a power of two in 2..64 and 1 <= N <= M"),
     ("1:128", "1:128 needs M a power of two in 2..64"),
     ("1:2,1:64", "fan-in K=32 is smaller than the block M=64 (fix: choose M <= 32 for it)"),
@@ -278,7 +278,10 @@ def test_settings_parse_every_layer_and_named_layers():
     narrowed, = sparse_sweep.parse_nm("04=2:32+00=168ch")
     assert (narrowed.label, narrowed.folder, narrowed.suffix, narrowed.uniform) == (
         "04=2:32+00=168ch", "nm04-2_32+00-168ch", "l04_2of32_l00_168ch", None)
-    assert narrowed.per_layer(arch) == {4: (2, 32)} and narrowed.widths == ((0, 168),)
+    assert narrowed.per_layer(arch) == {4: (2, 32)} and narrowed.widths == ((0, 168, "latent"),)
+    by_activity, = sparse_sweep.parse_nm("04=2:32+00=168ch-activity")
+    assert (by_activity.label, by_activity.folder, by_activity.suffix, by_activity.widths) == (
+        "04=2:32+00=168ch-activity", "nm04-2_32+00-168ch-activity", "l04_2of32_l00_168ch_activity", ((0, 168, "activity"),))
     cut, = sparse_sweep.parse_nm("00=168ch", centred=True)  # a width cut alone: a dense net, not centred
     assert (cut.label, cut.folder, cut.centred, cut.per_layer(arch)) == ("00=168ch", "nm00-168ch", False, {})
     cut.check(arch)
@@ -298,6 +301,8 @@ def test_the_first_sparsity_losing_over_a_point_skips_dense_rows():
     ("04_binary_conv=1:8", "is not N:M, LAYER=N:M"),
     ("04=1:8+00=16xch", "'00=16xch' is not N:M, LAYER=N:M or LAYER=<channels>ch"),
     ("04=1:8+00=16ch+00=8ch", "narrows layer 0 twice"),
+    ("04=1:8+00=16ch-flip", "'00=16ch-flip' names no channel rule (fix: end it in one of -latent, -activity)"),
+    ("04=1:8+00=16ch-", "'00=16ch-' names no channel rule"),
     ("04=1:8+08=1:8,08=1:8+04=1:8", "'08=1:8+04=1:8' repeats setting 04=1:8+08=1:8"),
 ])
 def test_setting_parse_errors_name_the_item(text, message):

@@ -26,11 +26,13 @@ import torch
 
 from flipflow import kinds
 from flipflow.errors import FlipflowError
-from flipflow.training.blocks import BNN, Arch, arch_layers
+from flipflow.training.blocks import BNN, Arch, arch_layers, images_to_input
 from flipflow.training.flips import channel_flip_scores, insensitive_portion
 
 CRITERIA = ("flip", "latent", "uniform")
 RULES = ("flip", "latent")
+# rules that need no flip tracking (flipflow sparse's width cuts); "activity" also needs images
+CUT_RULES = ("latent", "activity")
 
 
 class PruneError(FlipflowError, ValueError):
@@ -85,8 +87,18 @@ def latent_magnitudes(model: BNN) -> dict[int, np.ndarray]:
     return {i: model.blocks[i].op.weight.detach().abs().cpu().numpy() for i in prunable(model.arch)}
 
 
-def channel_order(model: BNN, layer: int, rule: str, flip_counts: dict[int, np.ndarray] | None) -> np.ndarray:
-    """Channels of ``layer`` from first-to-remove to last-to-remove."""
+def channel_order(model: BNN, layer: int, rule: str, flip_counts: dict[int, np.ndarray] | None,
+                  images: np.ndarray | None = None) -> np.ndarray:
+    """Channels of ``layer`` from first-to-remove to last-to-remove. ``activity``: the channels
+    whose output bit is the most constant over ``images`` first (|mean of the +-1 output|):
+    a near-constant bit carries little information and its consumer's threshold absorbs it,
+    where a latent magnitude says little about a channel that BatchNorm rescales."""
+    if rule == "activity":
+        if images is None:
+            raise PruneError("rule 'activity' needs images", fix="give training images (N, H, W, C uint8)")
+        with torch.no_grad():
+            out = model.eval().forward_layers(images_to_input(images))[layer]
+        return np.argsort(-out.mean(dim=(0, 2, 3)).abs().numpy(), kind="stable")
     if rule == "flip":
         if flip_counts is None:
             raise PruneError("rule 'flip' needs flip counts", fix="prune a checkpoint trained with flip tracking, or use --rule latent")
@@ -95,13 +107,14 @@ def channel_order(model: BNN, layer: int, rule: str, flip_counts: dict[int, np.n
     if rule == "latent":
         w = model.blocks[layer].op.weight.detach().abs().cpu().numpy()
         return np.argsort(w.reshape(len(w), -1).mean(1), kind="stable")
-    raise PruneError(f"unknown channel rule {rule!r}; choose one of {', '.join(RULES)}")
+    raise PruneError(f"unknown channel rule {rule!r}; choose one of {', '.join(dict.fromkeys(RULES + CUT_RULES))}")
 
 
-def keep_sets(model: BNN, new_widths: dict[int, int], rule: str, flip_counts: dict[int, np.ndarray] | None) -> dict[int, np.ndarray]:
+def keep_sets(model: BNN, new_widths: dict[int, int], rule: str, flip_counts: dict[int, np.ndarray] | None,
+              images: np.ndarray | None = None) -> dict[int, np.ndarray]:
     keep = {}
     for i, w in new_widths.items():
-        order = channel_order(model, i, rule, flip_counts)
+        order = channel_order(model, i, rule, flip_counts, images)
         keep[i] = np.sort(order[len(order) - w :])
     return keep
 
