@@ -32,7 +32,7 @@ PLANES     ?=
 TAU        ?= 0
 PLANES_MODELS ?= nin_planes4,nin_pruned_planes4
 # make bench adds these models at their best folding in the same budget
-BENCH_VARIANTS ?= nin_pruned_planes4,nin_pruned_l04_2of32_l08_2of32_centred,nin_pruned_l04_2of32_l08_2of32_l00_168ch_centred
+BENCH_VARIANTS ?= nin_pruned_planes4,nin_pruned_l04_2of32_l08_2of32_centred,nin_pruned_l04_2of32_l08_2of32_l00_168ch_activity_centred
 # make sparse settings: N:M for every binary layer, LAYER=N:M for one, LAYER=Cch narrows a layer first (flipflow sparse --help)
 NM         ?=
 # CENTRED=1: the sparse layers compute with weights b - N/M (SBNN's {alpha, beta} domain), in build/<model>-sparse-centred
