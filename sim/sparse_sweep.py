@@ -79,7 +79,8 @@ class Setting:
     (training.prune.CUT_RULES) chooses the channels: ``latent`` (the zoo's, largest mean |latent|
     kept) or ``activity`` (the most constant output bits on the calibration images go). Text
     form: ``2:8`` (every binary layer), ``04=1:16+08=1:16`` (two layers), ``1:4+04=1:16``,
-    ``04=2:32+00=168ch`` (and layer 00 narrowed to 168 channels), ``00=168ch-activity``. ``centred``: the sparse layers compute with b - N/M (ir.Layer.centred, `--centred`)."""
+    ``04=2:32+00=168ch`` (and layer 00 narrowed to 168 channels), ``00=168ch-activity``.
+    ``centred``: the sparse layers compute with b - N/M (ir.Layer.centred, `--centred`)."""
 
     every: models.NM | None = None
     layers: tuple[tuple[int, models.NM], ...] = ()
@@ -157,7 +158,7 @@ def _setting(text: str, item: str) -> Setting:
             if named and not where.isdigit():
                 raise ValueError(where)
             index = int(where) if named else None
-            amount, dash, rule = value.partition("-")
+            amount, dash, rule = value.partition("-")  # <channels>ch[-RULE]
             rule = rule if dash else "latent"
             channels = int(amount[:-2]) if named and amount.endswith("ch") else None
             if channels is None:
