@@ -94,6 +94,11 @@ class Setting:
             named = {**{i: self.every for i, s in enumerate(arch.layers) if kinds.sparse_of(s.kind)}, **named}
         return named
 
+    @property
+    def sparse(self) -> bool:
+        """Whether the setting makes any layer sparse (a width cut alone does not)."""
+        return bool(self.every or self.layers)
+
     def check(self, arch: models.Arch) -> None:
         """UsageError naming what ``arch`` cannot take, before any training."""
         for i, channels, _ in self.widths:
@@ -103,7 +108,7 @@ class Setting:
             if not 1 <= channels <= arch.layers[i].out_ch:
                 raise UsageError(f"setting {self.label!r}: layer {i:02d} has {arch.layers[i].out_ch} channels, "
                                  f"cannot keep {channels}", fix=f"give 1..{arch.layers[i].out_ch} channels")
-        if self.every or self.layers:
+        if self.sparse:
             models.with_sparsity(arch, self.per_layer(arch))
 
     def start(self, model: BNN, images: np.ndarray) -> BNN:
@@ -111,7 +116,7 @@ class Setting:
         ``images``), then made sparse (BatchNorm statistics re-estimated on ``images``)."""
         for i, channels, rule in self.widths:
             model = prune.surgery(model, prune.keep_sets(model, {i: channels}, rule, None, images))
-        return models.sparsified(model, self.per_layer(model.arch), images, self.centred) if self.every or self.layers else model
+        return models.sparsified(model, self.per_layer(model.arch), images, self.centred) if self.sparse else model
 
     @property
     def uniform(self) -> models.NM | None:
@@ -143,7 +148,7 @@ def parse_nm(text: str, centred: bool = False) -> list[Setting]:
     settings: list[Setting] = []
     for item in (t.strip() for t in text.split(",")):
         setting = _setting(text, item)
-        setting = dataclasses.replace(setting, centred=centred and bool(setting.every or setting.layers))  # a width cut alone stays dense
+        setting = dataclasses.replace(setting, centred=centred and setting.sparse)  # a width cut alone stays dense
         if setting in settings:
             raise UsageError(f"--nm {text!r}: {item!r} repeats setting {setting.label}", fix="give each setting once")
         settings.append(setting)
